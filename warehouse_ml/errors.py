@@ -1,0 +1,79 @@
+"""Errors every SQL function raises: each names the argument, the problem and the fix.
+
+DuckDB shows a Python exception raised inside a UDF as
+``Invalid Input Error: ... while executing the UDF: ClassName: message``, so the class name is part of what
+the analyst reads and each message is written to stand on its own.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest candidate, or a list of what exists when nothing is close."""
+    candidates = [str(c) for c in candidates]
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    if close:
+        return f" Did you mean '{by_lower[close[0]]}'?"
+    if not candidates:
+        return ""
+    shown = ", ".join(f"'{c}'" for c in candidates[:12])
+    more = f" and {len(candidates) - 12} more" if len(candidates) > 12 else ""
+    return f" It has: {shown}{more}."
+
+
+class WmlError(Exception):
+    """Base class of every error warehouse-ml raises on purpose."""
+
+
+class InvalidArgument(WmlError):
+    def __init__(self, argument: str, problem: str, fix: str):
+        self.argument = argument
+        super().__init__(f"argument '{argument}': {problem}. {fix}")
+
+
+class UnknownRelation(WmlError):
+    def __init__(self, name: str, candidates: Iterable[str] = ()):
+        self.name = name
+        super().__init__(
+            f"no table or view named '{name}'.{did_you_mean(name, candidates)} "
+            "Pass the name of a table or view as a string, e.g. 'orders' or 'main.orders'."
+        )
+
+
+class UnknownColumn(WmlError):
+    def __init__(self, relation: str, column: str, candidates: Iterable[str], argument: str | None = None):
+        self.relation, self.column = relation, column
+        arg = f" (argument '{argument}')" if argument else ""
+        super().__init__(f"relation '{relation}' has no column '{column}'{arg}.{did_you_mean(column, candidates)}")
+
+
+class AmbiguousColumn(WmlError):
+    def __init__(self, relation: str, argument: str, role: str, candidates: Iterable[str]):
+        names = ", ".join(f"'{c}'" for c in candidates) or "none"
+        super().__init__(
+            f"cannot tell which column of '{relation}' is the {role} (candidates: {names}). "
+            f"Name it with {argument} := 'column'."
+        )
+
+
+class ModelNotFound(WmlError):
+    def __init__(self, model: str, candidates: Iterable[str] = (), hint: str | None = None):
+        self.model = model
+        hint = hint or f"FROM ml_train('{model}', 'my_table', label := 'my_label')"
+        super().__init__(f"no model named '{model}'.{did_you_mean(model, candidates)} Train one with: {hint}")
+
+
+class TrainingFailed(WmlError):
+    """The data cannot train the requested model; the previous version stays active."""
+
+
+class UnsafeModel(WmlError):
+    """A stored artifact holds types outside the allowlist; it is refused instead of loaded."""
+
+
+class MissingDependency(WmlError):
+    def __init__(self, package: str, feature: str, install: str):
+        super().__init__(f"{feature} needs {package}, which is not importable. Install it with: {install}")

@@ -1,0 +1,7 @@
+"""SQL entry points of each task, registered as Arrow UDFs by ``binding.registry.install``.
+
+Each module here adapts one task's pure kernels (``warehouse_ml.tasks``) to DuckDB: it resolves relation and
+column names, reads Arrow through a second cursor, calls the kernel, and returns Arrow. The matching table
+macros live in ``sql/<module>.sql``.
+"""
+from . import registry_ops  # noqa: F401

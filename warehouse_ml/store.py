@@ -1,0 +1,336 @@
+"""The model store: versioned models in schema ``wml`` of the same DuckDB database.
+
+Tables
+  ``wml.model_versions``  one row per trained version: task, algorithm, label, feature schema, metrics,
+                          parameters, training size and time, and the artifact (bytes) with its format.
+  ``wml.deployments``     an append-only log of which version became active (train, deploy, rollback);
+                          the active version is the top of the stack it replays to.
+
+Artifacts are stored in formats whose loading executes no code from the table: ``skops`` (scikit-learn
+objects, loaded only when every type in them is on an allowlist) and ``npz`` (NumPy arrays, loaded with
+``allow_pickle=False``). A version is written in one transaction after training succeeded, so a failed or
+interrupted run leaves the previous active version as it was.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from .errors import ModelNotFound, InvalidArgument, UnsafeModel
+
+SCHEMA_SQL = [
+    "CREATE SCHEMA IF NOT EXISTS wml",
+    """CREATE TABLE IF NOT EXISTS wml.model_versions (
+        model VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        task VARCHAR NOT NULL,
+        algorithm VARCHAR NOT NULL,
+        label VARCHAR,
+        features JSON,
+        metrics JSON,
+        params JSON,
+        meta JSON,
+        n_rows BIGINT,
+        n_train BIGINT,
+        n_test BIGINT,
+        seconds DOUBLE,
+        created_at TIMESTAMP,
+        format VARCHAR NOT NULL,
+        artifact BLOB NOT NULL,
+        PRIMARY KEY (model, version))""",
+    """CREATE TABLE IF NOT EXISTS wml.deployments (
+        seq BIGINT NOT NULL,
+        model VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        action VARCHAR NOT NULL,
+        deployed_at TIMESTAMP NOT NULL)""",
+]
+
+# Type prefixes a skops artifact may contain. Anything else (a function, a class from elsewhere) is refused.
+SKOPS_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy._lib", "builtins.slice", "builtins.type",
+                          "collections.OrderedDict", "warehouse_ml.tasks.")
+
+_generation: dict[str, int] = {}
+_generation_lock = threading.Lock()
+
+
+def _bump(db_key: str) -> None:
+    with _generation_lock:
+        _generation[db_key] = _generation.get(db_key, 0) + 1
+
+
+def dumps_estimator(obj: Any) -> tuple[str, bytes]:
+    import skops.io as sio
+
+    return "skops", sio.dumps(obj)
+
+
+def dumps_arrays(arrays: dict[str, np.ndarray]) -> tuple[str, bytes]:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return "npz", buf.getvalue()
+
+
+def loads_artifact(fmt: str, data: bytes) -> Any:
+    """Load an artifact without executing code that came from the table."""
+    if fmt == "skops":
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(data=data)
+        refused = [t for t in untrusted if not t.startswith(SKOPS_ALLOWED_PREFIXES)]
+        if refused:
+            raise UnsafeModel(f"the stored model holds types that are not allowed to load: {refused}. "
+                              "Retrain it with warehouse-ml rather than writing artifacts by hand.")
+        return sio.loads(data, trusted=untrusted)
+    if fmt == "npz":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    raise UnsafeModel(f"unknown artifact format '{fmt}'; this version of warehouse-ml loads skops and npz")
+
+
+@dataclass
+class StoredModel:
+    model: str
+    version: int
+    task: str
+    algorithm: str
+    label: str | None
+    features: list[dict]
+    metrics: dict[str, float]
+    params: dict
+    meta: dict
+    n_rows: int | None
+    created_at: datetime | None
+    obj: Any = field(repr=False, default=None)
+
+
+class ModelStore:
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self._cache: dict[tuple[str, int | None], tuple[int, StoredModel]] = {}
+        self._lock = threading.Lock()
+        row = con.execute(
+            "SELECT coalesce(path, '') FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+        self.db_key = row[0] if row and row[0] else f"memory:{id(con)}"
+
+    # -- schema -------------------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        cur = self.con.cursor()
+        try:
+            exists = cur.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'wml' AND table_name IN ('model_versions', 'deployments') "
+                "AND database_name = current_database()"
+            ).fetchone()[0]
+            if exists == 2:
+                return
+            for stmt in SCHEMA_SQL:
+                cur.execute(stmt)
+        except duckdb.Error as e:
+            if "read-only" in str(e).lower():
+                return  # a read-only database can still score with the models it holds
+            raise
+        finally:
+            cur.close()
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def save(self, model: str, *, task: str, algorithm: str, fmt: str, artifact: bytes, label: str | None = None,
+             features: list[dict] | None = None, metrics: dict | None = None, params: dict | None = None,
+             meta: dict | None = None, n_rows: int | None = None, n_train: int | None = None,
+             n_test: int | None = None, seconds: float | None = None, activate: bool = True) -> int:
+        """Write a new version (and make it active) in one transaction; returns the version number."""
+        validate_model_name(model)
+        self.ensure_schema()
+        cur = self.con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            version = cur.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM wml.model_versions WHERE model = $1", [model]
+            ).fetchone()[0]
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            cur.execute(
+                "INSERT INTO wml.model_versions VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+                [model, version, task, algorithm, label, _json(features or []), _json(metrics or {}),
+                 _json(params or {}), _json(meta or {}), n_rows, n_train, n_test, seconds, now, fmt, artifact],
+            )
+            if activate:
+                self._log(cur, model, version, "train", now)
+            cur.execute("COMMIT")
+        except BaseException:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            cur.close()
+        _bump(self.db_key)
+        return version
+
+    def _log(self, cur, model: str, version: int, action: str, now: datetime) -> None:
+        seq = cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM wml.deployments").fetchone()[0]
+        cur.execute("INSERT INTO wml.deployments VALUES ($1, $2, $3, $4, $5)", [seq, model, version, action, now])
+
+    def deploy(self, model: str, version: int) -> int:
+        versions = self.versions(model)
+        if version not in versions:
+            raise InvalidArgument("version", f"model '{model}' has no version {version} (it has {sorted(versions)})",
+                                  f"Pick one listed by: FROM ml_models() WHERE model = '{model}'")
+        self._write_log(model, version, "deploy")
+        return version
+
+    def rollback(self, model: str) -> int:
+        stack = self._stack(model)
+        if len(stack) < 2:
+            raise InvalidArgument("model", f"model '{model}' has no earlier active version to roll back to",
+                                  "Deploy a specific version with FROM ml_deploy(model, version)")
+        self._write_log(model, stack[-2], "rollback")
+        return stack[-2]
+
+    def _write_log(self, model: str, version: int, action: str) -> None:
+        cur = self.con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        _bump(self.db_key)
+
+    def drop(self, model: str) -> list[StoredModel]:
+        removed = [self.describe(model, v) for v in sorted(self.versions(model))]
+        cur = self.con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute("DELETE FROM wml.model_versions WHERE model = $1", [model])
+            cur.execute("DELETE FROM wml.deployments WHERE model = $1", [model])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        _bump(self.db_key)
+        return removed
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT model FROM wml.model_versions ORDER BY 1")]
+
+    def versions(self, model: str) -> set[int]:
+        rows = self._query("SELECT version FROM wml.model_versions WHERE model = $1", [model])
+        if not rows:
+            raise ModelNotFound(model, self.model_names())
+        return {r[0] for r in rows}
+
+    def _stack(self, model: str) -> list[int]:
+        """Replay the deployment log: train and deploy push a version, rollback pops back to the one below."""
+        existing = self.versions(model)
+        stack: list[int] = []
+        for version, action in self._query(
+            "SELECT version, action FROM wml.deployments WHERE model = $1 ORDER BY seq", [model]
+        ):
+            if action == "rollback":
+                while stack and stack[-1] != version:
+                    stack.pop()
+                if not stack:
+                    stack.append(version)
+            else:
+                stack.append(version)
+        return [v for v in stack if v in existing]
+
+    def active_version(self, model: str) -> int:
+        stack = self._stack(model)
+        if not stack:
+            raise ModelNotFound(model, self.model_names(), hint=f"FROM ml_deploy('{model}', 1)")
+        return stack[-1]
+
+    def describe(self, model: str, version: int | None = None, with_object: bool = False) -> StoredModel:
+        if version is None:
+            version = self.active_version(model)
+        cols = "model, version, task, algorithm, label, features, metrics, params, meta, n_rows, created_at"
+        if with_object:
+            cols += ", format, artifact"
+        rows = self._query(f"SELECT {cols} FROM wml.model_versions WHERE model = $1 AND version = $2", [model, version])
+        if not rows:
+            raise ModelNotFound(model, self.model_names())
+        r = rows[0]
+        sm = StoredModel(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), json.loads(r[7]),
+                         json.loads(r[8]), r[9], r[10])
+        if with_object:
+            sm.obj = loads_artifact(r[11], bytes(r[12]))
+        return sm
+
+    def load(self, model: str) -> StoredModel:
+        """The active version with its object, cached until any write to this database's store."""
+        if not isinstance(model, str):
+            raise InvalidArgument("model", f"expected a model name, got {model!r}", "Pass the model's name as a string")
+        gen = _generation.get(self.db_key, 0)
+        with self._lock:
+            hit = self._cache.get((model, None))
+            if hit and hit[0] == gen:
+                return hit[1]
+        sm = self.describe(model, None, with_object=True)
+        with self._lock:
+            self._cache[(model, None)] = (gen, sm)
+        return sm
+
+    def listing(self) -> list[dict]:
+        """Every version with whether it is active, for ml_models()."""
+        out = []
+        for model in self.model_names():
+            active = self._stack(model)
+            for r in self._query(
+                """SELECT model, version, task, algorithm, metrics, features, n_rows, created_at, label, seconds
+                   FROM wml.model_versions WHERE model = $1 ORDER BY version""", [model]):
+                out.append(dict(model=r[0], version=r[1], task=r[2], algorithm=r[3],
+                                is_active=bool(active) and active[-1] == r[1], metrics=_metric_map(json.loads(r[4])),
+                                features=[f["name"] for f in json.loads(r[5])], n_rows=r[6], created_at=r[7],
+                                label=r[8], seconds=r[9]))
+        return out
+
+    def _query(self, sql: str, params: list | None = None) -> list[tuple]:
+        cur = self.con.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        except duckdb.CatalogException:
+            return []  # no store yet (e.g. a read-only database that never trained a model)
+        finally:
+            cur.close()
+
+
+def validate_model_name(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidArgument("model", f"expected a model name, got {model!r}", "Pass a name such as 'churn'")
+    if len(model) > 128:
+        raise InvalidArgument("model", "the name is longer than 128 characters", "Use a shorter name")
+    return model
+
+
+def _metric_map(metrics: dict) -> dict[str, float]:
+    """Numeric metrics only, as the MAP(VARCHAR, DOUBLE) that SQL sees."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def _json_default(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, datetime):
+        return o.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
