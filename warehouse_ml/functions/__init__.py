@@ -4,4 +4,4 @@ Each module here adapts one task's pure kernels (``warehouse_ml.tasks``) to Duck
 column names, reads Arrow through a second cursor, calls the kernel, and returns Arrow. The matching table
 macros live in ``sql/<module>.sql``.
 """
-from . import registry_ops  # noqa: F401
+from . import registry_ops, supervised  # noqa: F401

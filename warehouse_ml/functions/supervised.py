@@ -1,0 +1,262 @@
+"""ml_train, ml_predict, ml_predict_label, ml_evaluate, ml_explain, ml_explain_row: supervised models in SQL.
+
+Training reads the relation in Arrow batches through a second cursor, fits with the pure kernels in
+``tasks.supervised``, and writes one new version through the store only after everything succeeded.
+Prediction receives whole rows as an Arrow struct column (``ml_predict('churn', u) FROM uf u``), matches
+features by name and scores the whole batch at once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..binding.registry import JSON, scalar_udf, table_udf
+from ..errors import InvalidArgument, TrainingFailed
+from ..store import StoredModel, dumps_estimator, validate_model_name
+from ..tasks import supervised as sv
+from ..tasks.features import Featurizer, looks_like_id
+from .base import PREDICTORS, TRAIN_ROW, TRAINERS
+
+log = logging.getLogger("warehouse_ml")
+
+SUPERVISED_TASKS = ("classification", "regression")
+TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params"}
+
+
+def _options(options: dict | None, allowed: set[str]) -> dict:
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
+    return options
+
+
+@table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW)
+def ml_train(ctx, model, relation, options):
+    validate_model_name(model)
+    raw = options or {}
+    task = (raw.get("task") or "auto").lower()
+    if task in TRAINERS:
+        return TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k != "task"})
+    opts = _options(raw, TRAIN_OPTIONS)
+    if task not in ("auto",) + SUPERVISED_TASKS:
+        raise InvalidArgument("task", f"unknown task '{task}'",
+                              f"Use one of: auto, classification, regression, {', '.join(sorted(TRAINERS))}")
+    rel = ctx.relation(relation)
+    if "label" not in opts:
+        raise InvalidArgument("label", "is required to train a supervised model",
+                              f"Name the column to predict, e.g. FROM ml_train('{model}', '{relation}', label := 'churned')")
+    label = rel.column(opts["label"], "label")
+    exclude = opts.get("exclude") or []
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    for c in exclude:
+        rel.column(c, "exclude")
+    algorithm = str(opts.get("algorithm", "auto")).lower()
+    if algorithm not in sv.ALGORITHMS:
+        raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of: {', '.join(sv.ALGORITHMS)}")
+    test_size = opts.get("test_size", 0.2)
+    if not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
+        raise InvalidArgument("test_size", f"must be a number in [0, 1), got {test_size!r}", "Use e.g. test_size := 0.2")
+    params = opts.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidArgument("params", f"expected a struct of estimator parameters, got {params!r}",
+                              "Use e.g. params := {max_iter: 300}")
+
+    started = time.perf_counter()
+    table = read_relation(ctx, rel)
+    n_rows = table.num_rows
+    if n_rows == 0:
+        raise TrainingFailed(f"relation '{relation}' is empty; there is nothing to train on")
+    y_col = table.column(label)
+    notes = []
+    if y_col.null_count:
+        notes.append(f"{y_col.null_count} rows with a NULL label were left out")
+        table = table.filter(pc.is_valid(y_col))
+        y_col = table.column(label)
+    if table.num_rows == 0:
+        raise TrainingFailed(f"every row of '{relation}' has a NULL {label}; there is nothing to learn from")
+    label_type = y_col.type
+    is_text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
+    if pa.types.is_temporal(label_type) or not (is_text or pa.types.is_integer(label_type) or pa.types.is_floating(label_type)
+                                               or pa.types.is_boolean(label_type) or pa.types.is_decimal(label_type)):
+        raise InvalidArgument("label", f"column '{label}' has type {label_type}, which cannot be a label",
+                              "Use a numeric, boolean or text column")
+    distinct = pc.count_distinct(y_col).as_py()
+    if looks_like_id(label, label_type, distinct, table.num_rows) and distinct > 20:
+        raise InvalidArgument("label", f"column '{label}' looks like an identifier ({distinct} distinct values in "
+                              f"{table.num_rows} rows)", "Choose the outcome column to predict, e.g. label := 'churned'")
+    y = _label_array(y_col)
+    if task == "auto":
+        task = sv.infer_task(y, is_text)
+    elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
+        raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
+                              "Use task := 'classification'")
+    featurizer = Featurizer.fit(table, label, exclude)
+    X = featurizer.transform(table, model)
+    log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
+    fit = sv.fit_supervised(X, y, task=task, algorithm=algorithm, categorical=featurizer.categorical_mask,
+                            test_size=float(test_size), params=params, feature_names=featurizer.names,
+                            progress=lambda m: log.info("%s: %s", model, m))
+    notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
+    seconds = time.perf_counter() - started
+    fmt, blob = dumps_estimator(fit.estimator)
+    meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
+            "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type)}
+    version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
+                             features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
+                             n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds)
+    return [train_row(model, version, task, fit.algorithm, fit.n_train, fit.n_test, fit.metrics, seconds,
+                      fit.candidates, notes)]
+
+
+def train_row(model, version, task, algorithm, n_train, n_test, metrics, seconds, candidates=(), notes=()) -> dict:
+    """The row ml_train returns, shared by every task's trainer."""
+    return {"model": model, "version": version, "task": task, "algorithm": algorithm, "n_train": n_train,
+            "n_test": n_test, "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+            "trained_at": datetime.now(timezone.utc).replace(tzinfo=None), "seconds": seconds,
+            "candidates": [{k: c[k] for k in ("algorithm", "cv_score", "metric")} for c in candidates],
+            "notes": list(notes)}
+
+
+def read_relation(ctx, rel, columns: list[str] | None = None, batch_size: int = 500_000) -> pa.Table:
+    cols = ", ".join(rel.q(c) for c in columns) if columns else "*"
+    batches = list(ctx.stream_arrow(f"SELECT {cols} FROM {rel.sql}", batch_size))
+    if not batches:
+        names = columns or list(rel.columns)
+        return ctx.read_arrow(f"SELECT {', '.join(rel.q(c) for c in names)} FROM {rel.sql} LIMIT 0")
+    return pa.Table.from_batches(batches)
+
+
+def _label_array(col: pa.ChunkedArray) -> np.ndarray:
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return np.asarray(col.to_pylist(), dtype=object).astype(str)
+    if pa.types.is_boolean(t):
+        return col.to_numpy().astype(np.int64)
+    if pa.types.is_integer(t):
+        return col.to_numpy().astype(np.int64)
+    return pc.cast(col, pa.float64()).to_numpy()
+
+
+# -- prediction ---------------------------------------------------------------------------------------------
+def _rows_arg(rows) -> pa.StructArray:
+    if not pa.types.is_struct(rows.type):
+        raise InvalidArgument("row", f"expected a whole row, got a single value of type {rows.type}",
+                              "Pass the table or its alias: SELECT ml_predict('model', t) FROM my_table t")
+    return rows
+
+
+def _by_model(models: pa.Array, rows: pa.Array, out_type: pa.DataType, fn) -> pa.Array:
+    """Score each model's rows in one call; nearly always a query uses a single model for the whole batch."""
+    rows = _rows_arg(rows)
+    if models.null_count == len(models):
+        raise InvalidArgument("model", "is NULL", "Pass the model's name, e.g. ml_predict('churn', t)")
+    uniq = pc.unique(models.drop_null())
+    if len(uniq) == 1 and models.null_count == 0:
+        return fn(uniq[0].as_py(), rows)
+    out = pa.nulls(len(models), out_type).to_pylist()
+    for name in uniq.to_pylist():
+        idx = pc.indices_nonzero(pc.equal(models, name))
+        part = fn(name, rows.take(idx)).to_pylist()
+        for i, v in zip(idx.to_pylist(), part):
+            out[i] = v
+    return pa.array(out, out_type)
+
+
+def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Array:
+    sm = ctx.store.load(model)
+    if sm.task not in SUPERVISED_TASKS:
+        if sm.task not in PREDICTORS:
+            raise InvalidArgument("model", f"model '{model}' is a {sm.task} model, which ml_predict does not score",
+                                  "Use the task's own function (e.g. recommend_items, forecast_demand)")
+        return PREDICTORS[sm.task](sm, rows, output)
+    X = Featurizer.from_json(sm.features).transform(rows, model)
+    if output == "label":
+        labels = sv.predict_labels(sm.obj, X, sm.task)
+        return pa.array(labels.astype(str) if sm.task == "classification" else labels.astype(str), pa.string())
+    return pa.array(sv.score(sm.obj, X, sm.task), pa.float64())
+
+
+@scalar_udf("wml_predict", args=None, returns="DOUBLE")
+def ml_predict(ctx, models, rows):
+    return _by_model(models, rows, pa.float64(), lambda m, r: predict_values(ctx, m, r, "value"))
+
+
+@scalar_udf("wml_predict_label", args=None, returns="VARCHAR")
+def ml_predict_label(ctx, models, rows):
+    return _by_model(models, rows, pa.string(), lambda m, r: predict_values(ctx, m, r, "label"))
+
+
+EXPLAIN_ROW = "STRUCT(feature VARCHAR, contribution DOUBLE)[]"
+
+
+@scalar_udf("wml_explain_row", args=None, returns=EXPLAIN_ROW)
+def ml_explain_row(ctx, models, rows, ks):
+    k = pc.max(ks).as_py() if len(ks) else 3
+    if k is None or k < 1:
+        raise InvalidArgument("k", f"must be a positive number of features, got {k}", "Use e.g. k := 3")
+    out_type = registry_type(EXPLAIN_ROW)
+
+    def explain(model, rows):
+        sm = _supervised(ctx, model)
+        X = Featurizer.from_json(sm.features).transform(rows, model)
+        contrib = sv.row_contributions(sm.obj, X, np.asarray(sm.meta["baseline"], dtype=np.float64), sm.task)
+        kk = min(int(k), contrib.shape[1])
+        order = np.argsort(-np.abs(contrib), axis=1)[:, :kk]
+        names = np.asarray([f["name"] for f in sm.features], dtype=object)
+        top = np.take_along_axis(contrib, order, axis=1)
+        feats = pa.array(names[order].ravel(), pa.string())
+        vals = pa.array(top.ravel(), pa.float64())
+        structs = pa.StructArray.from_arrays([feats, vals], names=["feature", "contribution"])
+        offsets = pa.array(np.arange(0, len(rows) * kk + 1, kk, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, structs)
+
+    return _by_model(models, rows, out_type, explain)
+
+
+def registry_type(sql: str) -> pa.DataType:
+    from ..binding.registry import arrow_type
+
+    return arrow_type(sql)
+
+
+def _supervised(ctx, model: str) -> StoredModel:
+    sm = ctx.store.load(model)
+    if sm.task not in SUPERVISED_TASKS:
+        raise InvalidArgument("model", f"model '{model}' is a {sm.task} model; this function explains supervised models",
+                              "Pass a model trained with ml_train(..., label := ...)")
+    return sm
+
+
+# -- evaluation and global explanation ---------------------------------------------------------------------
+@table_udf("wml_evaluate", args=["VARCHAR", "VARCHAR"], returns="STRUCT(metric VARCHAR, value DOUBLE)")
+def ml_evaluate(ctx, model, relation):
+    validate_model_name(model)
+    sm = _supervised(ctx, model)
+    if relation is None:
+        return [{"metric": k, "value": v} for k, v in sm.metrics.items()]
+    rel = ctx.relation(relation)
+    label = rel.column(sm.label, "relation")
+    feats = Featurizer.from_json(sm.features)
+    table = read_relation(ctx, rel, [rel.column(n, "relation") for n in feats.names] + [label])
+    table = table.filter(pc.is_valid(table.column(label)))
+    if table.num_rows == 0:
+        raise InvalidArgument("relation", f"'{relation}' has no rows with a non-NULL {label}",
+                              "Evaluate on labelled rows")
+    X = feats.transform(table, model)
+    y = _label_array(table.column(label))
+    metrics = sv.evaluate(sm.obj, X, y, sm.task)
+    return [{"metric": k, "value": v} for k, v in metrics.items()] + [{"metric": "n_rows", "value": float(len(y))}]
+
+
+@table_udf("wml_explain", args=["VARCHAR"], returns="STRUCT(feature VARCHAR, importance DOUBLE, direction VARCHAR)")
+def ml_explain(ctx, model):
+    validate_model_name(model)
+    sm = _supervised(ctx, model)
+    return sm.meta.get("importance", [])

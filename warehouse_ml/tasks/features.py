@@ -1,0 +1,152 @@
+"""Turning Arrow columns into a numeric feature matrix, the same way at training and at prediction time.
+
+A ``Featurizer`` is fitted on the training table: it decides which columns are features (ID-like, constant,
+all-NULL and temporal columns are excluded, with the reason reported), remembers the categories of each text
+column (the most frequent ones; rarer and unseen categories become missing), and then maps any Arrow table
+or struct column with those fields to a float64 matrix. NULL stays NaN: each estimator pipeline imputes in
+the way it needs. Everything it stores is JSON, so a model's preprocessing travels with it and loads safely.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InvalidArgument, did_you_mean
+
+MAX_CATEGORIES = 64
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|email|phone)$|^id_|_id_", re.IGNORECASE)
+
+
+@dataclass
+class Featurizer:
+    features: list[dict] = field(default_factory=list)  # {"name", "kind": numeric|categorical, "categories"?}
+    excluded: list[dict] = field(default_factory=list)  # {"name", "reason"}
+
+    # -- fitting ----------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, table: pa.Table, label: str | None, exclude: list[str] = ()) -> "Featurizer":
+        self = cls()
+        n = table.num_rows
+        skip = {c.lower() for c in exclude}
+        for name in table.column_names:
+            if name == label:
+                continue
+            if name.lower() in skip:
+                self.excluded.append({"name": name, "reason": "excluded by the exclude argument"})
+                continue
+            col = table.column(name)
+            t = col.type
+            if pa.types.is_temporal(t):
+                self.excluded.append({"name": name, "reason": "date/time column: derive a number from it (e.g. days since) to use it"})
+                continue
+            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+                    or pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+                    or pa.types.is_dictionary(t)):
+                self.excluded.append({"name": name, "reason": f"type {t} is not a usable feature type"})
+                continue
+            non_null = n - col.null_count
+            if non_null == 0:
+                self.excluded.append({"name": name, "reason": "all values are NULL"})
+                continue
+            distinct = pc.count_distinct(col).as_py()
+            if distinct <= 1:
+                self.excluded.append({"name": name, "reason": "constant: a single distinct value"})
+                continue
+            is_text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
+            if looks_like_id(name, t, distinct, non_null):
+                self.excluded.append({"name": name, "reason": "ID-like: a unique identifier carries no signal"})
+                continue
+            if is_text:
+                counts = pc.value_counts(col.drop_null()).to_pylist() if non_null else []
+                counts.sort(key=lambda d: (-d["counts"], str(d["values"])))
+                cats = [str(d["values"]) for d in counts[:MAX_CATEGORIES]]
+                self.features.append({"name": name, "kind": "categorical", "categories": cats})
+            else:
+                self.features.append({"name": name, "kind": "numeric"})
+        if not self.features:
+            reasons = "; ".join(f"{e['name']}: {e['reason']}" for e in self.excluded) or "the relation has no other columns"
+            raise InvalidArgument("relation", f"no usable feature columns ({reasons})",
+                                  "Add numeric or text feature columns besides the label")
+        return self
+
+    @classmethod
+    def from_json(cls, features: list[dict], excluded: list[dict] | None = None) -> "Featurizer":
+        return cls(features=list(features), excluded=list(excluded or []))
+
+    @property
+    def names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    @property
+    def categorical_mask(self) -> np.ndarray:
+        return np.array([f["kind"] == "categorical" for f in self.features], dtype=bool)
+
+    # -- transforming -----------------------------------------------------------------------------------
+    def columns_of(self, data: pa.Table | pa.StructArray, model: str = "model") -> list[pa.Array]:
+        """The feature columns of a table or a row struct, matched by name (case-insensitively)."""
+        if isinstance(data, pa.Table):
+            names = data.column_names
+            get = lambda i: data.column(i).combine_chunks()  # noqa: E731
+        else:
+            names = [data.type.field(i).name for i in range(data.type.num_fields)]
+            get = lambda i: data.field(i)  # noqa: E731
+        lower = {n.lower(): i for i, n in enumerate(names)}
+        out = []
+        for f in self.features:
+            i = lower.get(f["name"].lower())
+            if i is None:
+                raise InvalidArgument(
+                    "row", f"the row has no field '{f['name']}', which model '{model}' uses.{did_you_mean(f['name'], names)}",
+                    f"Pass whole rows of a table holding the model's features: SELECT ml_predict('{model}', t) FROM my_table t",
+                )
+            out.append(get(i))
+        return out
+
+    def transform(self, data: pa.Table | pa.StructArray, model: str = "model") -> np.ndarray:
+        cols = self.columns_of(data, model)
+        n = len(cols[0]) if cols else 0
+        X = np.empty((n, len(cols)), dtype=np.float64)
+        for j, (f, col) in enumerate(zip(self.features, cols)):
+            X[:, j] = encode_column(col, f)
+        return X
+
+
+def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
+    """One feature column as float64: numbers as they are, text as category codes, NULL/unseen as NaN."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if spec["kind"] == "categorical":
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            col = pc.cast(col, pa.string())
+        codes = pc.index_in(col, value_set=pa.array(spec["categories"], pa.string()))
+        return codes.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (missing or unseen) -> NaN
+    t = col.type
+    if pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_integer(t):
+        col = pc.cast(col, pa.float64())
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        raise InvalidArgument("row", f"feature '{spec['name']}' is numeric in the model but text in the row",
+                              f"Cast it back to a number, e.g. CAST({spec['name']} AS DOUBLE)")
+    elif not pa.types.is_floating(t):
+        col = pc.cast(col, pa.float64())
+    arr = col.to_numpy(zero_copy_only=False)
+    return arr.astype(np.float64, copy=False)
+
+
+def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bool:
+    """A column is ID-like when nearly every value is distinct and it is named like a key, or is free text."""
+    ratio = distinct / max(non_null, 1)
+    if non_null < 20:
+        return bool(_ID_NAME.search(name)) and ratio > 0.95
+    if _ID_NAME.search(name) and ratio > 0.5 and (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return True
+    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and ratio > 0.9:
+        return True
+    return pa.types.is_integer(t) and ratio > 0.999 and _is_sequence_like(name)
+
+
+def _is_sequence_like(name: str) -> bool:
+    return bool(re.search(r"(^|_)(id|no|num|number|seq|index|row)$", name, re.IGNORECASE))

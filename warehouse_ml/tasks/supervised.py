@@ -1,0 +1,303 @@
+"""Supervised learning kernels (churn, conversion, click-through, any label): pure NumPy in and out.
+
+``fit_supervised`` takes the numeric matrix a ``Featurizer`` made, the label, and the algorithm name, and
+returns a fitted scikit-learn estimator with hold-out metrics, cross-validated candidates (for ``auto``),
+global importances and baselines for per-row explanations. Nothing here knows about DuckDB, so the same
+kernels run on another engine.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import LinearSVC, LinearSVR
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from ..errors import InvalidArgument, TrainingFailed
+
+ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "svm", "mlp")
+AUTO_CANDIDATES = ("logistic", "random_forest", "gbm")
+CV_SAMPLE = 20_000
+SEED = 0
+
+
+@dataclass
+class FitResult:
+    estimator: object
+    algorithm: str
+    task: str
+    classes: list | None
+    metrics: dict[str, float]
+    candidates: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    n_train: int = 0
+    n_test: int = 0
+    importance: list[dict] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+
+def infer_task(y: np.ndarray, is_text: bool) -> str:
+    """Text, boolean or few-valued integer labels are classes; other numbers are a quantity to regress."""
+    if is_text or y.dtype == bool:
+        return "classification"
+    finite = y[~np.isnan(y)] if y.dtype.kind == "f" else y
+    distinct = np.unique(finite)
+    integral = np.all(np.mod(distinct, 1) == 0)
+    return "classification" if integral and len(distinct) <= 20 else "regression"
+
+
+def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: dict, class_weight):
+    """The scikit-learn pipeline for an algorithm, over a float matrix with NaN for missing values and
+    category codes in the ``categorical`` columns."""
+    num = np.flatnonzero(~categorical).tolist()
+    cat = np.flatnonzero(categorical).tolist()
+    clf = task == "classification"
+    if algorithm in ("logistic", "linear", "svm"):
+        if algorithm == "logistic" and not clf:
+            raise InvalidArgument("algorithm", "'logistic' is for classification labels", "Use algorithm := 'linear' for a numeric label")
+        if algorithm == "linear" and clf:
+            algorithm = "logistic"
+        parts = []
+        if num:
+            parts.append(("num", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                                           ("scale", StandardScaler())]), num))
+        if cat:
+            parts.append(("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=-1)),
+                                           ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), cat))
+        prep = ColumnTransformer(parts)
+        if algorithm == "logistic":
+            model = LogisticRegression(max_iter=2000, class_weight=class_weight)
+        elif clf:
+            model = CalibratedClassifierCV(LinearSVC(class_weight=class_weight), method="sigmoid", cv=3)
+        else:
+            model = LinearSVR(max_iter=5000)
+        if algorithm == "linear" and not clf:
+            model = Ridge(alpha=1.0)
+        est = Pipeline([("prep", prep), ("model", model)])
+    elif algorithm == "decision_tree":
+        est = (DecisionTreeClassifier(max_depth=8, min_samples_leaf=20, class_weight=class_weight, random_state=SEED)
+               if clf else DecisionTreeRegressor(max_depth=8, min_samples_leaf=20, random_state=SEED))
+    elif algorithm == "random_forest":
+        est = (RandomForestClassifier(n_estimators=150, min_samples_leaf=3, n_jobs=-1, class_weight=class_weight,
+                                      random_state=SEED)
+               if clf else RandomForestRegressor(n_estimators=150, min_samples_leaf=3, n_jobs=-1, random_state=SEED))
+    elif algorithm == "gbm":
+        cats = categorical if categorical.any() else None
+        est = (HistGradientBoostingClassifier(max_iter=200, learning_rate=0.08, categorical_features=cats,
+                                              class_weight=class_weight, random_state=SEED)
+               if clf else HistGradientBoostingRegressor(max_iter=200, learning_rate=0.08, categorical_features=cats,
+                                                         random_state=SEED))
+    elif algorithm == "mlp":
+        raise InvalidArgument("algorithm", "'mlp' trains with TensorFlow, which this version does not ship yet",
+                              "Use 'gbm', 'random_forest', 'logistic', 'decision_tree' or 'svm'")
+    else:
+        raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of {', '.join(ALGORITHMS)}")
+    if params:
+        target = est.steps[-1][1] if isinstance(est, Pipeline) else est
+        valid = target.get_params(deep=False)
+        unknown = [k for k in params if k not in valid]
+        if unknown:
+            raise InvalidArgument("params", f"{algorithm} has no parameter(s) {unknown}",
+                                  f"Use any of: {', '.join(sorted(valid))}")
+        try:
+            target.set_params(**params)
+        except (ValueError, TypeError) as e:
+            raise InvalidArgument("params", str(e), "Check the value's type and range") from None
+    return est
+
+
+def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, categorical: np.ndarray,
+                   test_size: float = 0.2, params: dict | None = None, feature_names: list[str] | None = None,
+                   progress=None) -> FitResult:
+    """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs."""
+    params = dict(params or {})
+    progress = progress or (lambda msg: None)
+    notes: list[str] = []
+    n = len(y)
+    if n < 10:
+        raise TrainingFailed(f"only {n} labelled rows; at least 10 are needed to train and evaluate a model")
+    if not 0.0 <= test_size < 1.0:
+        raise InvalidArgument("test_size", f"must be in [0, 1), got {test_size}", "Use e.g. test_size := 0.2")
+    classes = None
+    class_weight = params.pop("class_weight", "auto")
+    if task == "classification":
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) < 2:
+            raise TrainingFailed(f"the label has a single class ({classes[0]!r}); a classifier needs at least two. "
+                                 "Check the label's definition or the rows selected")
+        if counts.min() < 2:
+            raise TrainingFailed(f"class {classes[counts.argmin()]!r} has only {counts.min()} row; each class needs at least 2")
+        minority = counts.min() / n
+        if class_weight == "auto":
+            class_weight = "balanced" if minority < 0.2 else None
+            if class_weight:
+                notes.append(f"imbalanced classes (smallest {minority:.1%}): trained with balanced class weights; "
+                             "pass params := {class_weight: 'none'} to turn this off")
+        elif class_weight == "none":
+            class_weight = None
+    else:
+        class_weight = None
+    if test_size > 0:
+        strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
+        n_test = max(int(round(n * test_size)), len(classes) if classes is not None else 1)
+        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=n_test, random_state=SEED, stratify=strat)
+    else:
+        X_tr, X_te, y_tr, y_te = X, X, y, y
+        notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
+
+    candidates = []
+    if algorithm == "auto":
+        progress("choosing an algorithm by 3-fold cross-validation")
+        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight)
+        algorithm = candidates[0]["algorithm"]
+        notes.append(f"auto chose {algorithm} by cross-validated {candidates[0]['metric']}")
+    progress(f"fitting {algorithm} on {len(y_tr):,} rows")
+    est = make_estimator(algorithm, task, categorical, params, class_weight)
+    t0 = time.perf_counter()
+    est.fit(X_tr, y_tr)
+    notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
+    metrics = evaluate(est, X_te, y_te, task)
+    importance, baseline = global_explanation(est, X_te, y_te, task, categorical, feature_names or [], X_tr)
+    used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
+    if class_weight:
+        used["class_weight"] = class_weight
+    return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
+                     len(y_tr), len(y_te), importance, baseline, used)
+
+
+def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
+    if len(y) > CV_SAMPLE:
+        idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
+        X, y = X[idx], y[idx]
+    if task == "classification":
+        binary = len(np.unique(y)) == 2
+        scoring, metric = ("roc_auc", "roc_auc") if binary else ("f1_macro", "f1_macro")
+        cv = StratifiedKFold(3, shuffle=True, random_state=SEED)
+    else:
+        scoring, metric = "neg_root_mean_squared_error", "rmse"
+        cv = KFold(3, shuffle=True, random_state=SEED)
+    out = []
+    for algo in AUTO_CANDIDATES:
+        a = "linear" if algo == "logistic" and task == "regression" else algo
+        scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, cv=cv, scoring=scoring)
+        mean = float(np.mean(scores))
+        out.append({"algorithm": a, "cv_score": -mean if metric == "rmse" else mean, "metric": metric})
+    out.sort(key=lambda c: c["cv_score"] if metric == "rmse" else -c["cv_score"])  # best first
+    return out
+
+
+def evaluate(est, X, y, task: str) -> dict[str, float]:
+    """Hold-out metrics: classification gets accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss."""
+    if len(y) == 0:
+        return {}
+    if task == "regression":
+        pred = est.predict(X)
+        nz = y != 0
+        out = {"mae": skm.mean_absolute_error(y, pred), "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
+               "r2": skm.r2_score(y, pred) if len(y) > 1 else float("nan")}
+        out["mape"] = float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz]))) if nz.any() else float("nan")
+        return {k: float(v) for k, v in out.items()}
+    proba = est.predict_proba(X)
+    classes = est.classes_
+    pred = classes[np.argmax(proba, axis=1)]
+    out = {"accuracy": skm.accuracy_score(y, pred)}
+    present = np.unique(y)
+    if len(classes) == 2:
+        pos = classes[1]
+        out.update(precision=skm.precision_score(y, pred, pos_label=pos, zero_division=0),
+                   recall=skm.recall_score(y, pred, pos_label=pos, zero_division=0),
+                   f1=skm.f1_score(y, pred, pos_label=pos, zero_division=0))
+        if len(present) == 2:
+            out["roc_auc"] = skm.roc_auc_score(y == pos, proba[:, 1])
+            out["pr_auc"] = skm.average_precision_score(y == pos, proba[:, 1])
+    else:
+        out.update(precision=skm.precision_score(y, pred, average="macro", zero_division=0),
+                   recall=skm.recall_score(y, pred, average="macro", zero_division=0),
+                   f1=skm.f1_score(y, pred, average="macro", zero_division=0))
+        if len(present) == len(classes):
+            out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+    out["log_loss"] = skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)
+    return {k: float(v) for k, v in out.items()}
+
+
+def score(est, X: np.ndarray, task: str) -> np.ndarray:
+    """The number ml_predict returns: P(positive class) for binary, the value for regression, and the
+    probability of the predicted class for multiclass."""
+    if task == "regression":
+        return np.asarray(est.predict(X), dtype=np.float64)
+    proba = est.predict_proba(X)
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+
+
+def predict_labels(est, X: np.ndarray, task: str) -> np.ndarray:
+    if task == "regression":
+        return np.asarray(est.predict(X), dtype=np.float64)
+    proba = est.predict_proba(X)
+    return est.classes_[np.argmax(proba, axis=1)]
+
+
+def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, max_rows: int = 2000, seed: int = SEED):
+    """Permutation importance on the hold-out (per original column), a direction per numeric feature, and the
+    baseline row (medians / most frequent codes) that ``row_contributions`` compares against."""
+    rng = np.random.default_rng(seed)
+    baseline = []
+    for j in range(X_tr.shape[1]):
+        col = X_tr[:, j]
+        col = col[~np.isnan(col)]
+        if categorical[j]:
+            vals, counts = np.unique(col, return_counts=True)
+            baseline.append(float(vals[counts.argmax()]) if len(vals) else float("nan"))
+        else:
+            baseline.append(float(np.median(col)) if len(col) else float("nan"))
+    if len(y_te) > max_rows:
+        idx = rng.choice(len(y_te), max_rows, replace=False)
+        X_te, y_te = X_te[idx], y_te[idx]
+    base_pred = score(est, X_te, task)
+    if task == "regression":
+        loss = lambda p: float(np.sqrt(np.mean((y_te - p) ** 2)))  # noqa: E731
+    else:
+        loss = lambda p: float(skm.log_loss(y_te, np.clip(est.predict_proba(p), 1e-15, 1), labels=est.classes_))  # noqa: E731
+    ref = loss(base_pred if task == "regression" else X_te)
+    out = []
+    for j in range(X_te.shape[1]):
+        drops = []
+        for _ in range(3):
+            Xp = X_te.copy()
+            Xp[:, j] = rng.permutation(Xp[:, j])
+            drops.append(loss(score(est, Xp, task) if task == "regression" else Xp) - ref)
+        direction = "categorical"
+        if not categorical[j]:
+            col = X_te[:, j]
+            sd = np.nanstd(col)
+            if sd > 0:
+                Xs = X_te.copy()
+                Xs[:, j] = col + sd
+                delta = float(np.nanmean(score(est, Xs, task) - base_pred))
+                direction = "increases" if delta > 1e-9 else "decreases" if delta < -1e-9 else "flat"
+        out.append({"feature": names[j] if j < len(names) else f"x{j}", "importance": float(np.mean(drops)),
+                    "direction": direction})
+    out.sort(key=lambda r: -r["importance"])
+    return out, baseline
+
+
+def row_contributions(est, X: np.ndarray, baseline: np.ndarray, task: str) -> np.ndarray:
+    """(n, d) contributions: how much each feature moves the score away from the baseline row's value,
+    measured by replacing that feature with its baseline (one stacked predict call for all features)."""
+    n, d = X.shape
+    stacked = np.repeat(X[None, :, :], d + 1, axis=0)  # (d+1, n, d)
+    for j in range(d):
+        stacked[j + 1, :, j] = baseline[j]
+    scores = score(est, stacked.reshape(-1, d), task).reshape(d + 1, n)
+    return (scores[0][None, :] - scores[1:]).T
