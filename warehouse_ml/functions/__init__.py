@@ -5,3 +5,4 @@ column names, reads Arrow through a second cursor, calls the kernel, and returns
 macros live in ``sql/<module>.sql``.
 """
 from . import registry_ops, supervised  # noqa: F401
+from . import segment, abtest, pricing  # noqa: F401

@@ -1,0 +1,207 @@
+"""price_elasticity and optimal_price: per-item demand curves in SQL over the kernels in ``tasks.pricing``.
+
+Each row of the relation is one observation of an item's units sold at a price (e.g. an item-day). Column
+roles are inferred when unambiguous: the item (named like sku/item/product, else the only text column; none
+means the whole relation is one item), the price (named like price), the units (named like units/quantity/qty)
+and, for optimal_price, the date that decides the current price (the only DATE/TIMESTAMP column).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..binding.catalog import is_numeric_type
+from ..binding.registry import JSON, table_udf
+from ..errors import AmbiguousColumn, InvalidArgument
+from ..tasks import pricing as pr
+
+ELASTICITY_OPTIONS = {"item", "price", "units", "alpha", "min_rows", "min_price_variation"}
+OPTIMAL_OPTIONS = ELASTICITY_OPTIONS | {"cost", "date", "min_price", "max_price", "within_observed"}
+ELASTICITY_ROW = ("STRUCT(item VARCHAR, elasticity DOUBLE, ci_low DOUBLE, ci_high DOUBLE, r2 DOUBLE, n BIGINT, "
+                  "n_excluded BIGINT, note VARCHAR)")
+OPTIMAL_ROW = ("STRUCT(item VARCHAR, current_price DOUBLE, optimal_price DOUBLE, expected_units DOUBLE, "
+               "expected_profit DOUBLE, current_units DOUBLE, current_profit DOUBLE, unit_cost DOUBLE, "
+               "elasticity DOUBLE, note VARCHAR)")
+
+_ITEM = re.compile(r"(^|_)(sku|item|product|article|asset)(_?(id|code|key|name))?$", re.IGNORECASE)
+_PRICE = re.compile(r"price", re.IGNORECASE)
+_UNITS = re.compile(r"(^|_)(units?|qty|quantity|quantities|demand|sold|volume)(_sold|_count|_total)?$", re.IGNORECASE)
+_TEXT = re.compile(r"^(VARCHAR|TEXT|STRING|CHAR.*|ENUM.*)$", re.IGNORECASE)
+
+
+def _options(options: dict | None, allowed: set[str], fn: str) -> dict:
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidArgument(sorted(unknown)[0], f"is not an option of {fn}", f"Use: {', '.join(sorted(allowed))}")
+    return options
+
+
+def _numeric(rel, col: str, argument: str) -> str:
+    t = rel.columns[col]
+    if not is_numeric_type(t):
+        raise InvalidArgument(argument, f"column '{col}' is {t}, not a number",
+                              f"Pass a numeric column, or cast it in a view (e.g. CAST({col} AS DOUBLE))")
+    return col
+
+
+def _infer(rel, given, argument: str, role: str, pattern, type_ok, taken=(), required=True) -> str | None:
+    if given is not None:
+        return rel.column(given, argument)
+    by_name = [c for c in rel.columns if pattern.search(c) and type_ok(rel.columns[c]) and c not in taken]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise AmbiguousColumn(rel.name, argument, role, by_name)
+    if required:
+        raise AmbiguousColumn(rel.name, argument, role, [c for c in rel.columns if type_ok(rel.columns[c])])
+    return None
+
+
+def _number(opts: dict, key: str, default, lo=None, fix="") -> float:
+    v = opts.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or (lo is not None and v < lo):
+        raise InvalidArgument(key, f"expected a number{'' if lo is None else f' >= {lo}'}, got {v!r}", fix or f"Pass e.g. {key} := {default}")
+    return float(v)
+
+
+def _resolve(rel, opts: dict):
+    cost = opts.get("cost")
+    cost = (rel.column(cost, "cost"),) if isinstance(cost, str) else ()
+    price = _numeric(rel, _infer(rel, opts.get("price"), "price", "price", _PRICE, is_numeric_type, taken=cost),
+                     "price")
+    units = _numeric(rel, _infer(rel, opts.get("units"), "units", "units sold", _UNITS, is_numeric_type,
+                                 taken=(price, *cost)), "units")
+    if opts.get("item") is not None:
+        item = rel.column(opts["item"], "item")
+    else:
+        item = _infer(rel, None, "item", "item", _ITEM, lambda t: True, taken=(price, units), required=False)
+        if item is None:
+            text = [c for c, t in rel.columns.items() if _TEXT.match(t)]
+            if len(text) > 1:
+                raise AmbiguousColumn(rel.name, "item", "item", text)
+            item = text[0] if text else None
+    return item, price, units
+
+
+def _read(ctx, rel, item, price, units, extra: list[str] = ()) -> pa.Table:
+    cols = [f"CAST({rel.q(item)} AS VARCHAR) AS item" if item else "'all' AS item",
+            f"CAST({rel.q(price)} AS DOUBLE) AS price", f"CAST({rel.q(units)} AS DOUBLE) AS units", *extra]
+    return ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
+
+
+def _fit(table: pa.Table, opts: dict):
+    items = table.column("item").combine_chunks()
+    enc = pc.dictionary_encode(items)
+    labels = enc.dictionary
+    codes = pc.fill_null(enc.indices, len(labels)).to_numpy(zero_copy_only=False).astype(np.int64)
+    has_null = items.null_count > 0
+    k = len(labels) + (1 if has_null else 0)
+    item_out = labels.to_pylist() + ([None] if has_null else [])
+    price = pc.fill_null(table.column("price"), np.nan).to_numpy()
+    units = pc.fill_null(table.column("units"), np.nan).to_numpy()
+    alpha = opts.get("alpha", 0.05)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise InvalidArgument("alpha", f"must lie strictly between 0 and 1, got {alpha!r}", "Pass e.g. alpha := 0.05")
+    min_rows = opts.get("min_rows", 5)
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 3:
+        raise InvalidArgument("min_rows", f"expected a whole number >= 3, got {min_rows!r}", "Pass e.g. min_rows := 5")
+    mpv = _number(opts, "min_price_variation", 0.02, lo=0)
+    fit = pr.fit_elasticity(codes, k, price, units, alpha=float(alpha), min_rows=min_rows, min_price_variation=mpv)
+    return fit, codes, item_out, price, units
+
+
+def _nan_to_none(a) -> list:
+    return [None if v is None or (isinstance(v, float) and not np.isfinite(v)) else v for v in np.asarray(a, dtype=float).tolist()]
+
+
+@table_udf("wml_price_elasticity", args=["VARCHAR", JSON], returns=ELASTICITY_ROW)
+def price_elasticity(ctx, relation, options):
+    opts = _options(options, ELASTICITY_OPTIONS, "price_elasticity")
+    rel = ctx.relation(relation)
+    item, price, units = _resolve(rel, opts)
+    fit, _, items, _, _ = _fit(_read(ctx, rel, item, price, units), opts)
+    return pa.table({
+        "item": pa.array(items, pa.string()),
+        "elasticity": pa.array(_nan_to_none(fit.elasticity), pa.float64()),
+        "ci_low": pa.array(_nan_to_none(fit.ci_low), pa.float64()),
+        "ci_high": pa.array(_nan_to_none(fit.ci_high), pa.float64()),
+        "r2": pa.array(_nan_to_none(fit.r2), pa.float64()),
+        "n": pa.array(fit.n, pa.int64()),
+        "n_excluded": pa.array(fit.n_excluded, pa.int64()),
+        "note": pa.array(fit.notes, pa.string()),
+    })
+
+
+@table_udf("wml_optimal_price", args=["VARCHAR", JSON], returns=OPTIMAL_ROW)
+def optimal_price(ctx, relation, options):
+    opts = _options(options, OPTIMAL_OPTIONS, "optimal_price")
+    rel = ctx.relation(relation)
+    item, price, units = _resolve(rel, opts)
+    extra = []
+    cost = opts.get("cost")
+    cost_const = None
+    if isinstance(cost, str):
+        extra.append(f"CAST({rel.q(_numeric(rel, rel.column(cost, 'cost'), 'cost'))} AS DOUBLE) AS cost")
+    elif cost is not None:
+        cost_const = _number(opts, "cost", 0.0, lo=0, fix="Pass a cost column name or a number >= 0")
+    date = opts.get("date")
+    if date is not None:
+        date = rel.column(date, "date")
+        if not re.match(r"^(DATE|TIMESTAMP.*)$", rel.columns[date], re.IGNORECASE):
+            raise InvalidArgument("date", f"column '{date}' is {rel.columns[date]}, not a date",
+                                  "Pass a DATE or TIMESTAMP column")
+    else:
+        dates = [c for c, t in rel.columns.items() if re.match(r"^(DATE|TIMESTAMP.*)$", t, re.IGNORECASE)]
+        date = dates[0] if len(dates) == 1 else None
+    if date:
+        extra.append(f"epoch_us(CAST({rel.q(date)} AS TIMESTAMP)) AS t")
+    within = opts.get("within_observed", True)
+    if not isinstance(within, bool):
+        raise InvalidArgument("within_observed", f"expected true or false, got {within!r}", "Pass within_observed := false to search beyond the observed prices")
+    min_price = _number(opts, "min_price", None, lo=0)
+    max_price = _number(opts, "max_price", None, lo=0)
+    if max_price is not None and max_price <= 0:
+        raise InvalidArgument("max_price", "must be above 0", "Pass e.g. max_price := 20")
+    table = _read(ctx, rel, item, price, units, extra)
+    fit, codes, items, p, q = _fit(table, opts)
+    k = len(items)
+    ok = np.isfinite(p) & np.isfinite(q) & (p > 0) & (q > 0)
+    if date:
+        never = np.iinfo(np.int64).min
+        t = pc.fill_null(table.column("t"), never).to_numpy().astype(np.int64)
+        has_t = ok & (t != never)
+        current = pr.group_latest_mean(codes[has_t], p[has_t], t[has_t], k)
+        basis = f"price on the latest '{date}'"
+    else:
+        current = pr.group_median(codes[ok], p[ok], k)
+        basis = "median observed price (no date column; name one with date := ...)"
+    if cost_const is not None:
+        unit_cost = np.full(k, cost_const)
+    elif "cost" in table.column_names:
+        c = pc.fill_null(table.column("cost"), np.nan).to_numpy()
+        has_c = ok & np.isfinite(c)
+        s = np.bincount(codes[has_c], weights=c[has_c], minlength=k)
+        m = np.bincount(codes[has_c], minlength=k)
+        unit_cost = np.where(m > 0, s / np.maximum(m, 1), np.nan)
+    else:
+        unit_cost = np.full(k, np.nan)
+    res = pr.optimal_prices(fit, unit_cost, current, min_price=min_price, max_price=max_price, within_observed=within)
+    notes = [("current price: " + basis) if n is None else f"{n}; current price: {basis}" for n in res["notes"]]
+    return pa.table({
+        "item": pa.array(items, pa.string()),
+        "current_price": pa.array(_nan_to_none(current), pa.float64()),
+        "optimal_price": pa.array(_nan_to_none(res["optimal_price"]), pa.float64()),
+        "expected_units": pa.array(_nan_to_none(res["expected_units"]), pa.float64()),
+        "expected_profit": pa.array(_nan_to_none(res["expected_profit"]), pa.float64()),
+        "current_units": pa.array(_nan_to_none(res["current_units"]), pa.float64()),
+        "current_profit": pa.array(_nan_to_none(res["current_profit"]), pa.float64()),
+        "unit_cost": pa.array(_nan_to_none(unit_cost), pa.float64()),
+        "elasticity": pa.array(_nan_to_none(fit.elasticity), pa.float64()),
+        "note": pa.array(notes, pa.string()),
+    })
