@@ -248,7 +248,7 @@ def predict_labels(est, X: np.ndarray, task: str) -> np.ndarray:
     return est.classes_[np.argmax(proba, axis=1)]
 
 
-def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, max_rows: int = 2000, seed: int = SEED):
+def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, max_rows: int = 1000, seed: int = SEED):
     """Permutation importance on the hold-out (per original column), a direction per numeric feature, and the
     baseline row (medians / most frequent codes) that ``row_contributions`` compares against."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,45 @@
+"""Shared fixtures: real DuckDB files in a temporary folder, with every warehouse-ml function installed."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import warehouse_ml as wml
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "shop.duckdb")
+
+
+@pytest.fixture
+def con(db_path):
+    c = wml.connect(db_path)
+    yield c
+    c.close()
+
+
+def churn_frame(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Users whose churn depends on recency (up), frequency (down) and support tickets (up), plus noise,
+    an ID column, a categorical channel and a few NULLs."""
+    rng = np.random.default_rng(seed)
+    recency = rng.exponential(40, n)
+    frequency = rng.poisson(4, n)
+    tickets = rng.poisson(0.5, n)
+    channel = rng.choice(["organic", "paid", "email"], n, p=[0.5, 0.3, 0.2])
+    logit = 0.04 * recency - 0.5 * frequency + 0.8 * tickets + np.where(channel == "paid", 0.7, 0.0) - 0.5
+    churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    monetary = np.round(frequency * rng.gamma(3, 20, n), 2)
+    monetary[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame({"user_id": np.arange(1, n + 1), "recency_days": recency, "frequency": frequency,
+                         "monetary": monetary, "support_tickets": tickets, "channel": channel, "churned": churned})
+
+
+@pytest.fixture
+def churn_table(con):
+    df = churn_frame()
+    con.register("churn_df", df)
+    con.execute("CREATE TABLE uf AS SELECT * FROM churn_df")
+    con.unregister("churn_df")
+    return "uf"

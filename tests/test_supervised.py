@@ -1,0 +1,174 @@
+"""Supervised models from SQL on real DuckDB files: training, prediction, evaluation, explanation, registry."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+import warehouse_ml as wml
+
+from .conftest import churn_frame
+
+
+def scores(con, model="churn", table="uf"):
+    return np.array([r[0] for r in con.execute(f"SELECT ml_predict('{model}', t) FROM {table} t ORDER BY user_id").fetchall()])
+
+
+def test_train_churn_stores_version_one_with_holdout_metrics(con, churn_table):
+    row = con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchone()
+    cols = [d[0] for d in con.description]
+    r = dict(zip(cols, row))
+    assert r["model"] == "churn" and r["version"] == 1 and r["task"] == "classification"
+    assert r["algorithm"] == "logistic" and r["n_train"] == 1200 and r["n_test"] == 300
+    assert set(r["metrics"]) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"}
+    assert r["metrics"]["roc_auc"] > 0.75
+    assert any("user_id" in n and "ID-like" in n for n in r["notes"])
+
+
+def test_predictions_are_probabilities_that_rank_churners_first(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'gbm')").fetchall()
+    p = scores(con)
+    y = churn_frame()["churned"].to_numpy()
+    assert p.shape == (1500,) and np.all((p >= 0) & (p <= 1))
+    assert p[y == 1].mean() > p[y == 0].mean() + 0.2
+    same = con.execute("SELECT predict_churn(u) FROM uf u ORDER BY user_id").fetchall()
+    assert np.allclose([s[0] for s in same], p)
+    labels = {r[0] for r in con.execute("SELECT DISTINCT ml_predict_label('churn', u) FROM uf u").fetchall()}
+    assert labels == {"0", "1"}
+
+
+@pytest.mark.parametrize("algorithm", ["logistic", "decision_tree", "random_forest", "gbm", "svm"])
+def test_every_algorithm_trains_and_scores(con, churn_table, algorithm):
+    r = con.execute(f"FROM ml_train('m_{algorithm}', 'uf', label := 'churned', algorithm := '{algorithm}')").fetchone()
+    assert r[3] == algorithm
+    p = scores(con, f"m_{algorithm}")
+    assert np.all((p >= 0) & (p <= 1)) and p.std() > 0.05
+
+
+def test_auto_reports_every_candidate_and_picks_the_best(con, churn_table):
+    row = con.execute("SELECT algorithm, candidates FROM ml_train('churn', 'uf', label := 'churned')").fetchone()
+    cands = row[1]
+    assert [c["algorithm"] for c in cands] and {c["algorithm"] for c in cands} == {"logistic", "random_forest", "gbm"}
+    assert row[0] == max(cands, key=lambda c: c["cv_score"])["algorithm"]
+    assert all(c["metric"] == "roc_auc" for c in cands)
+
+
+def test_regression_and_multiclass(con):
+    rng = np.random.default_rng(1)
+    n = 800
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    seg = rng.choice(["a", "b", "c"], n)
+    spend = 3 * x1 - 2 * x2 + np.where(seg == "b", 4, 0) + rng.normal(0, 0.5, n)
+    cls = np.where(x1 > 0.5, "high", np.where(x1 < -0.5, "low", "mid"))
+    import pandas as pd
+    df = pd.DataFrame({"x1": x1, "x2": x2, "seg": seg, "spend": spend, "tier": cls})
+    con.execute("CREATE TABLE r AS SELECT * FROM df")
+    row = con.execute("SELECT task, algorithm, metrics FROM ml_train('spend', 'r', label := 'spend', exclude := ['tier'], algorithm := 'linear')").fetchone()
+    assert row[0] == "regression" and row[2]["r2"] > 0.9 and set(row[2]) >= {"mae", "rmse", "r2", "mape"}
+    row = con.execute("SELECT task, metrics FROM ml_train('tier', 'r', label := 'tier', exclude := ['spend'], algorithm := 'gbm')").fetchone()
+    assert row[0] == "classification" and row[1]["accuracy"] > 0.85
+    labels = {r[0] for r in con.execute("SELECT ml_predict_label('tier', t) FROM r t").fetchall()}
+    assert labels == {"high", "low", "mid"}
+
+
+def test_persistence_across_reconnects(db_path):
+    con = wml.connect(db_path)
+    df = churn_frame()
+    con.execute("CREATE TABLE uf AS SELECT * FROM df")
+    con.execute("FROM train_churn('uf', algorithm := 'random_forest')").fetchall()
+    before = scores(con)
+    con.close()
+    con2 = wml.connect(db_path)
+    assert np.allclose(scores(con2), before)
+    assert con2.execute("SELECT model, version, is_active FROM ml_models()").fetchall() == [("churn", 1, True)]
+    con2.close()
+
+
+def test_versions_deploy_rollback_drop(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
+    p1 = scores(con)
+    con.execute("FROM train_churn('uf', algorithm := 'decision_tree')").fetchall()
+    assert con.execute("SELECT version, is_active FROM ml_models() ORDER BY version").fetchall() == [(1, False), (2, True)]
+    assert not np.allclose(scores(con), p1)
+    assert con.execute("SELECT version FROM ml_rollback('churn')").fetchall() == [(1,)]
+    assert np.allclose(scores(con), p1)  # the cache saw the change of active version
+    assert con.execute("SELECT version, algorithm FROM ml_deploy('churn', 2)").fetchall() == [(2, "decision_tree")]
+    with pytest.raises(duckdb.Error, match="has no version 7"):
+        con.execute("FROM ml_deploy('churn', 7)").fetchall()
+    assert len(con.execute("FROM ml_drop('churn')").fetchall()) == 2
+    assert con.execute("FROM ml_models()").fetchall() == []
+    with pytest.raises(duckdb.Error, match="ModelNotFound: no model named 'churn'"):
+        con.execute("SELECT predict_churn(u) FROM uf u").fetchall()
+
+
+def test_failed_training_leaves_the_active_version_intact(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
+    p1 = scores(con)
+    con.execute("CREATE TABLE one_class AS SELECT * REPLACE (0 AS churned) FROM uf")
+    with pytest.raises(duckdb.Error, match="single class"):
+        con.execute("FROM train_churn('one_class')").fetchall()
+    with pytest.raises(duckdb.Error, match="argument 'algorithm'"):
+        con.execute("FROM train_churn('uf', algorithm := 'xgboost')").fetchall()
+    assert con.execute("SELECT version, is_active FROM ml_models()").fetchall() == [(1, True)]
+    assert np.allclose(scores(con), p1)
+
+
+def test_evaluate_and_explain(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
+    ev = dict(con.execute("FROM ml_evaluate('churn', 'uf')").fetchall())
+    assert ev["n_rows"] == 1500 and 0.75 < ev["roc_auc"] <= 1
+    expl = {r[0]: (r[1], r[2]) for r in con.execute("FROM ml_explain('churn')").fetchall()}
+    assert set(expl) == {"recency_days", "frequency", "monetary", "support_tickets", "channel"}
+    assert expl["recency_days"][1] == "increases" and expl["frequency"][1] == "decreases"
+    assert expl["recency_days"][0] > expl["monetary"][0]
+    rows = con.execute("SELECT ml_explain_row('churn', u, k := 2) FROM uf u LIMIT 4").fetchall()
+    assert all(len(r[0]) == 2 and {"feature", "contribution"} == set(r[0][0]) for r in rows)
+    assert all(abs(r[0][0]["contribution"]) >= abs(r[0][1]["contribution"]) for r in rows)
+
+
+def test_front_door_star_spelling(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
+    via_star = wml.sql(con, "SELECT user_id, predict_churn(*) AS p FROM uf ORDER BY user_id").fetchall()
+    assert np.allclose([r[1] for r in via_star], scores(con))
+    via_alias = wml.sql(con, "SELECT ml_predict('churn', *) FROM uf u ORDER BY user_id").fetchall()
+    assert np.allclose([r[0] for r in via_alias], scores(con))
+    with pytest.raises(wml.WmlError, match="ambiguous"):
+        wml.sql(con, "SELECT predict_churn(*) FROM uf a JOIN uf b USING (user_id)")
+
+
+def test_null_features_and_unseen_categories_still_score(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'gbm')").fetchall()
+    con.execute("""CREATE TABLE new_users AS SELECT * REPLACE (NULL::DOUBLE AS recency_days, 'tiktok' AS channel)
+                   FROM uf LIMIT 5""")
+    p = [r[0] for r in con.execute("SELECT predict_churn(n) FROM new_users n").fetchall()]
+    assert len(p) == 5 and all(v is not None and 0 <= v <= 1 for v in p)
+
+
+@pytest.mark.parametrize("sql,match", [
+    ("FROM train_churn('uf', label := 'churnd')", "has no column 'churnd'.*Did you mean 'churned'"),
+    ("FROM ml_train('m', 'uf')", "argument 'label': is required"),
+    ("FROM ml_train('m', 'uf', label := 'user_id')", "argument 'label'.*looks like an identifier"),
+    ("FROM ml_train('m', 'uf', label := 'churned', test_size := 1.5)", "argument 'test_size'"),
+    ("FROM ml_train('m', 'uf', label := 'churned', params := {'nope': 1}, algorithm := 'logistic')", "argument 'params'"),
+    ("FROM ml_train('m', 'empty', label := 'churned')", "is empty"),
+    ("FROM ml_train('m', 'uf', label := 'churned', exclude := ['nope'])", "no column 'nope'"),
+    ("FROM ml_train('m', 'uf', label := 'churned', task := 'regression', algorithm := 'logistic')", "argument 'algorithm'"),
+    ("FROM ml_train('m', 'dated', label := 'd')", "argument 'label'.*cannot be a label"),
+    ("SELECT ml_predict('chrun', u) FROM uf u", "no model named 'chrun'"),
+])
+def test_bad_input_gets_a_clear_error(con, churn_table, sql, match):
+    con.execute("CREATE TABLE empty AS SELECT * FROM uf LIMIT 0")
+    con.execute("CREATE TABLE dated AS SELECT recency_days, DATE '2024-01-01' + (user_id % 30)::INT AS d FROM uf")
+    con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
+    with pytest.raises(duckdb.Error, match=match):
+        con.execute(sql).fetchall()
+    assert con.execute("SELECT count(*) FROM uf").fetchone() == (1500,)
+    assert con.execute("SELECT count(*) FROM ml_models()").fetchone() == (1,)
+
+
+def test_predict_needs_a_whole_row(con, churn_table):
+    con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
+    with pytest.raises(duckdb.Error, match="argument 'row': expected a whole row"):
+        con.execute("SELECT predict_churn(recency_days) FROM uf").fetchall()
+    with pytest.raises(duckdb.Error, match="argument 'row': the row has no field 'support_tickets'"):
+        con.execute("SELECT predict_churn(x) FROM (SELECT recency_days, frequency, monetary, channel FROM uf) x").fetchall()

@@ -1,0 +1,140 @@
+"""The ``warehouse-ml`` command: the demo, a SQL shell through the front door, and the integrations."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+import duckdb
+
+
+def format_result(cursor, max_rows: int = 50) -> str:
+    """A plain-text table of a DuckDB result, for the shell and the demo."""
+    if cursor.description is None:
+        return "OK"
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchmany(max_rows + 1)
+    more = len(rows) > max_rows
+    rows = rows[:max_rows]
+    cells = [[_cell(v) for v in r] for r in rows]
+    widths = [min(max([len(n)] + [len(r[i]) for r in cells]), 60) for i, n in enumerate(names)]
+    line = lambda vals: " | ".join(v[:w].ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    out = [line(names), "-+-".join("-" * w for w in widths)] + [line(r) for r in cells]
+    if more:
+        out.append(f"... (more than {max_rows} rows)")
+    return "\n".join(out)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_cell(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_cell(x) for x in v) + "]"
+    return "NULL" if v is None else str(v)
+
+
+def split_sql(text: str) -> list[str]:
+    """Split a script into statements on semicolons outside quotes."""
+    out, buf, quote = [], [], None
+    for ch in text:
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in ("'", '"'):
+            quote = ch
+        if ch == ";":
+            stmt = "".join(buf).strip()
+            if stmt:
+                out.append(stmt)
+            buf = []
+            continue
+        buf.append(ch)
+    stmt = "".join(buf).strip()
+    if stmt:
+        out.append(stmt)
+    return out
+
+
+def cmd_sql(args) -> int:
+    import warehouse_ml as wml
+
+    con = wml.connect(args.db, read_only=args.read_only)
+
+    def run(stmt: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = wml.sql(con, stmt)
+            print(format_result(result))
+        except (duckdb.Error, wml.WmlError) as e:
+            print(f"Error: {e}", file=sys.stderr)
+            raise
+        finally:
+            if args.timer:
+                print(f"({time.perf_counter() - t0:.2f}s)", file=sys.stderr)
+
+    if args.command:
+        try:
+            for stmt in split_sql(args.command):
+                run(stmt)
+        except (duckdb.Error, Exception):
+            return 1
+        return 0
+    print(f"warehouse-ml SQL shell on {args.db}. End statements with ';'. Ctrl-D quits.")
+    buf = ""
+    while True:
+        try:
+            line = input("wml> " if not buf else "...> ")
+        except EOFError:
+            print()
+            return 0
+        buf += line + "\n"
+        if buf.rstrip().endswith(";"):
+            for stmt in split_sql(buf):
+                try:
+                    run(stmt)
+                except Exception:  # the shell keeps going after an error, which it has printed
+                    pass
+            buf = ""
+
+
+def cmd_demo(args) -> int:
+    from .demo.run import run_demo
+
+    run_demo(args.db, users=args.users, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warehouse-ml", description="Machine learning inside DuckDB, from SQL.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress of long steps")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("demo", help="build a realistic shop in a DuckDB file and run the whole loop in SQL")
+    d.add_argument("--db", default="shop.duckdb", help="DuckDB file to create (default: shop.duckdb)")
+    d.add_argument("--users", type=int, default=5000, help="number of shop users (default: 5000)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("sql", help="a SQL shell on a DuckDB file with every function installed")
+    s.add_argument("db")
+    s.add_argument("-c", "--command", help="run these statements and exit")
+    s.add_argument("--read-only", action="store_true")
+    s.add_argument("--timer", action="store_true", help="print each statement's time")
+    s.set_defaults(func=cmd_sql)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
