@@ -80,9 +80,6 @@ def choose_log(X: np.ndarray, threshold: float = 2.0) -> np.ndarray:
 
 def fit_segments(X: np.ndarray, names: list[str], k="auto", max_k: int = 8, seed: int = 0,
                  fit_rows: int = 50_000, silhouette_rows: int = 3_000) -> SegmentModel:
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-
     X = np.asarray(X, dtype=float)
     n, p = X.shape
     log_mask = choose_log(X)
@@ -101,8 +98,26 @@ def fit_segments(X: np.ndarray, names: list[str], k="auto", max_k: int = 8, seed
     else:
         candidates = [int(k)]
     sil_idx = rng.choice(len(Zfit), min(silhouette_rows, len(Zfit)), replace=False)
-    best = None
-    scores = {}
+    # small fits are far faster single-threaded: OpenMP start-up dominates and oversubscribes a busy machine
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1 if len(Zfit) <= 20_000 else None):
+        best, scores = _search(Zfit, candidates, sil_idx, seed)
+    km = best[1]
+    sizes = np.bincount(km.labels_, minlength=km.n_clusters)
+    order = np.argsort(-sizes, kind="stable")
+    model.centers = km.cluster_centers_[order]
+    model.scores = scores
+    model.silhouette = scores[km.n_clusters]
+    model.inertia = float(km.inertia_)
+    return model
+
+
+def _search(Zfit: np.ndarray, candidates: list[int], sil_idx: np.ndarray, seed: int):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    best, scores = None, {}
     for kk in candidates:  # a handful of k values, each fitted on whole arrays
         km = KMeans(n_clusters=kk, n_init=4, random_state=seed).fit(Zfit)
         labels = km.labels_[sil_idx]
@@ -113,14 +128,7 @@ def fit_segments(X: np.ndarray, names: list[str], k="auto", max_k: int = 8, seed
         score = scores[kk] if not np.isnan(scores[kk]) else -np.inf
         if best is None or score > best[0]:
             best = (score, km)
-    km = best[1]
-    sizes = np.bincount(km.labels_, minlength=km.n_clusters)
-    order = np.argsort(-sizes, kind="stable")
-    model.centers = km.cluster_centers_[order]
-    model.scores = scores
-    model.silhouette = scores[km.n_clusters]
-    model.inertia = float(km.inertia_)
-    return model
+    return best, scores
 
 
 def _level(z: float) -> str:
