@@ -254,6 +254,11 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
     it_user = ord_user[it_order]
     it_prod = sampler.draw(it_user)
     it_qty = 1 + rng.poisson(np.where(product_cat[it_prod] == 0, 0.05, 0.3))
+    # a product drawn twice for one order becomes one line with the quantities added
+    line_key, inverse = np.unique(it_order * N_PRODUCTS + it_prod, return_inverse=True)
+    it_qty = np.bincount(inverse, weights=it_qty).astype(np.int64)
+    it_order, it_prod = line_key // N_PRODUCTS, line_key % N_PRODUCTS
+    it_user = ord_user[it_order]
     it_price = base_price[it_prod]
     gross = np.bincount(it_order, weights=it_qty * it_price, minlength=n_orders)
     units = np.bincount(it_order, weights=it_qty, minlength=n_orders).astype(np.int32)
