@@ -1,0 +1,20 @@
+-- Demand forecasting and inventory (SQL_SURFACE.md section 4). Python kernels: warehouse_ml/functions/forecast.py.
+-- item/date/value name the columns (inferred when unambiguous); horizon and lead_time are in periods of the
+-- data's inferred frequency (days for daily data).
+CREATE OR REPLACE TEMP MACRO forecast_demand(relation, horizon, item := NULL, date := NULL, value := NULL,
+        method := 'auto', level := 0.95) AS TABLE
+    SELECT unnest(wml_forecast_demand(relation, horizon, json_object('item', item, 'date', date, 'value', value,
+        'method', method, 'level', level)), recursive := true);
+
+CREATE OR REPLACE TEMP MACRO backtest_demand(relation, horizon, folds := 3, item := NULL, date := NULL,
+        value := NULL, method := NULL, level := 0.95) AS TABLE
+    SELECT unnest(wml_backtest_demand(relation, horizon, json_object('folds', folds, 'item', item, 'date', date,
+        'value', value, 'method', method, 'level', level)), recursive := true);
+
+CREATE OR REPLACE TEMP MACRO reorder_plan(relation, lead_time := 7, service_level := 0.95, on_hand := NULL,
+        item := NULL, date := NULL, value := NULL, method := 'auto', review_period := 0, on_hand_item := NULL,
+        on_hand_qty := NULL) AS TABLE
+    SELECT unnest(wml_reorder_plan(relation, json_object('lead_time', lead_time, 'service_level', service_level,
+        'on_hand', on_hand, 'item', item, 'date', date, 'value', value, 'method', method,
+        'review_period', review_period, 'on_hand_item', on_hand_item, 'on_hand_qty', on_hand_qty)),
+        recursive := true);

@@ -1,0 +1,402 @@
+"""forecast_demand, backtest_demand, reorder_plan: demand forecasting from SQL (SQL_SURFACE.md section 4).
+
+Each is a table UDF ``wml_<name>(relation, <number>, options JSON)`` wrapped by a TEMP table macro in
+``sql/forecast.sql``. The UDF resolves the relation and its column roles against the catalog, aggregates one row
+per (item, date) in SQL on a second cursor (quoted catalog names only; duplicate rows are summed and said so
+in ``method``), reads Arrow, runs the vectorised kernels of ``warehouse_ml.tasks.forecast`` on all series at
+once and returns the rows. Nothing is written to the database.
+
+``plot_forecast(con, relation, item, horizon, out_png, ...)`` draws history, forecast and bands to a PNG.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..binding.catalog import Relation, is_numeric_type
+from ..binding.registry import JSON, table_udf
+from ..errors import AmbiguousColumn, InvalidArgument
+from ..tasks import forecast as K
+
+FORECAST_ROW = "STRUCT(item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, method VARCHAR)"
+BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE, rmse DOUBLE, coverage DOUBLE, "
+                "folds INTEGER)")
+REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
+               "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
+
+BACKTEST_METHODS = ("seasonal_naive", "ets", "theta", "croston", "auto")
+_ID_LIKE = re.compile(r"(^|_)(id|key|sku|code|item|product|store|article|ean|upc)s?$", re.I)
+
+
+def _is_date_type(t: str) -> bool:
+    t = t.upper()
+    return t == "DATE" or t.startswith("TIMESTAMP")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Arguments and roles
+# --------------------------------------------------------------------------------------------------------
+def _opt_str(opts: dict, key: str, argument: str | None = None) -> str | None:
+    v = opts.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    raise InvalidArgument(argument or key, f"expected a column name as a string, got {v!r}",
+                          f"Pass it quoted, e.g. {argument or key} := 'my_column'")
+
+
+def _opt_number(opts: dict, key: str, default, problem_fix: tuple[str, str]):
+    v = opts.get(key, default)
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidArgument(key, f"{problem_fix[0]}, got {v!r}", problem_fix[1])
+    return v
+
+
+def _kernel_error(e: K.ForecastInputError) -> InvalidArgument:
+    return InvalidArgument(e.argument, e.problem, e.fix)
+
+
+@dataclass
+class Roles:
+    item: str | None
+    date: str
+    value: str
+
+
+def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | None) -> Roles:
+    """Column roles: the named ones, else the only column that fits (one date, one numeric measure, one key)."""
+    cols = rel.columns
+    if date is not None:
+        d = rel.column(date, "date")
+        if not _is_date_type(cols[d]):
+            raise InvalidArgument("date", f"column '{d}' of '{rel.name}' has type {cols[d]}, not DATE or TIMESTAMP",
+                                  f"Name a DATE or TIMESTAMP column, or convert it in a view, e.g. CREATE VIEW "
+                                  f"v AS SELECT *, CAST({d} AS DATE) AS day FROM {rel.table}")
+    else:
+        cands = [c for c, t in cols.items() if _is_date_type(t)]
+        if not cands:
+            raise InvalidArgument("date", f"relation '{rel.name}' has no DATE or TIMESTAMP column",
+                                  f"Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
+        if len(cands) > 1:
+            raise AmbiguousColumn(rel.name, "date", "date column", cands)
+        d = cands[0]
+    it = rel.column(item, "item") if item is not None else None
+    if it is not None and it == d:
+        raise InvalidArgument("item", f"'{it}' is already the date column", "Name a different column as the item key")
+    if value is not None:
+        v = rel.column(value, "value")
+        if not is_numeric_type(cols[v]):
+            raise InvalidArgument("value", f"column '{v}' of '{rel.name}' has type {cols[v]}, not a number",
+                                  "Name a numeric column holding the demand (units sold)")
+        if v in (d, it):
+            raise InvalidArgument("value", f"'{v}' is already used as the {'date' if v == d else 'item'} column",
+                                  "Name the column holding the demand (units sold)")
+    else:
+        cands = [c for c, t in cols.items() if c not in (d, it) and is_numeric_type(t) and not _ID_LIKE.search(c)]
+        if len(cands) != 1:
+            raise AmbiguousColumn(rel.name, "value", "demand measure (a numeric column)", cands)
+        v = cands[0]
+    if it is None:
+        rest = [c for c in cols if c not in (d, v)]
+        cands = [c for c in rest if not is_numeric_type(cols[c]) and not _is_date_type(cols[c])]
+        if not cands:
+            cands = [c for c in rest if is_numeric_type(cols[c]) and _ID_LIKE.search(c)]
+        if len(cands) > 1:
+            raise AmbiguousColumn(rel.name, "item", "item key", cands)
+        it = cands[0] if cands else None  # no key column: the whole relation is one series
+    return Roles(it, d, v)
+
+
+@dataclass
+class SeriesData:
+    names: pa.Array  # item per series code (VARCHAR, may hold one NULL)
+    panel: K.Panel
+    duplicates: np.ndarray  # per series: dates that had more than one row
+
+
+def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> SeriesData:
+    """Resolve, aggregate per (item, date) in SQL, and build the panel."""
+    rel = ctx.relation(relation)
+    roles = infer_roles(rel, _opt_str(opts, "item"), _opt_str(opts, "date"), _opt_str(opts, "value"))
+    item_sql = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
+    d = rel.q(roles.date)
+    query = (f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, sum(CAST({rel.q(roles.value)} AS DOUBLE)) AS v, "
+             f"count(*) AS n FROM {rel.sql} WHERE {d} IS NOT NULL GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2")
+    tbl = ctx.read_arrow(query)
+    enc = tbl.column("item").combine_chunks().dictionary_encode() if tbl.num_rows else \
+        pa.array([], pa.string()).dictionary_encode()
+    names = enc.dictionary
+    codes = enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False).astype(np.int64)
+    n_series = len(names) + int(enc.null_count > 0)
+    if enc.null_count:
+        names = pa.concat_arrays([names, pa.array([None], pa.string())])
+    day = tbl.column("d").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    val = tbl.column("v").combine_chunks().cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+    dup = np.bincount(codes[tbl.column("n").to_numpy() > 1], minlength=n_series) if n_series else np.zeros(0, int)
+    panel = K.build_panel(codes, day, val, n_series, freq)
+    return SeriesData(names, panel, dup)
+
+
+def _labels(data: SeriesData, labels: list[str]) -> list[str]:
+    out = list(labels)
+    for i in np.nonzero(data.duplicates > 0)[0]:
+        k = int(data.duplicates[i])
+        out[i] = f"{out[i]} [{k} date{'s' if k > 1 else ''} with duplicate rows summed]"
+    return out
+
+
+def _method(opts: dict) -> str:
+    m = opts.get("method", "auto")
+    if m is None:
+        m = "auto"
+    if not isinstance(m, str):
+        raise InvalidArgument("method", f"expected a method name, got {m!r}", f"Use one of {', '.join(K.METHODS)}")
+    m = m.strip().lower()
+    if m == "nn":
+        raise InvalidArgument("method", "'nn' (the global neural forecaster) is not available in this version",
+                              "Use method := 'auto' (or 'ets', 'theta', 'arima', 'seasonal_naive', 'croston')")
+    if m not in K.METHODS:
+        raise InvalidArgument("method", f"unknown method '{m}'", f"Use one of {', '.join(K.METHODS)}")
+    return m
+
+
+def _horizon(h, argument="horizon") -> int:
+    try:
+        return K.validate_horizon(h)
+    except K.ForecastInputError as e:
+        raise InvalidArgument(argument, e.problem, e.fix.replace("periods to forecast", f"periods ({argument})")) from None
+
+
+def _level(opts, key="level", default=0.95) -> float:
+    v = opts.get(key, default)
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+        raise InvalidArgument(key, f"must be a probability strictly between 0 and 1, got {v!r}",
+                              f"Pass e.g. {key} := 0.95")
+    return float(v)
+
+
+# --------------------------------------------------------------------------------------------------------
+# forecast_demand
+# --------------------------------------------------------------------------------------------------------
+def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, SeriesData, K.PanelResult]:
+    opts = opts or {}
+    h = _horizon(horizon)
+    method = _method(opts)
+    level = _level(opts)
+    data = load_series(ctx, relation, opts)
+    try:
+        res = K.forecast_panel(data.panel, h, method, level)
+    except K.ForecastInputError as e:
+        raise _kernel_error(e) from None
+    labels = np.asarray(_labels(data, res.method), dtype=object)
+    sidx = pa.array(res.series, pa.int64())
+    tbl = pa.table({
+        "item": data.names.take(sidx) if len(data.names) else pa.array([], pa.string()),
+        "date": pa.array(res.day.astype("datetime64[D]"), pa.date32()),
+        "forecast": pa.array(res.forecast, pa.float64(), from_pandas=True),
+        "lower": pa.array(res.lower, pa.float64(), from_pandas=True),
+        "upper": pa.array(res.upper, pa.float64(), from_pandas=True),
+        "method": pa.array(labels[res.series] if len(res.series) else [], pa.string()),
+    })
+    return tbl, data, res
+
+
+@table_udf("wml_forecast_demand", args=["VARCHAR", "BIGINT", JSON], returns=FORECAST_ROW)
+def forecast_demand(ctx, relation, horizon, opts):
+    return forecast_table(ctx, relation, horizon, opts)[0]
+
+
+# --------------------------------------------------------------------------------------------------------
+# backtest_demand
+# --------------------------------------------------------------------------------------------------------
+@table_udf("wml_backtest_demand", args=["VARCHAR", "BIGINT", JSON], returns=BACKTEST_ROW)
+def backtest_demand(ctx, relation, horizon, opts):
+    opts = opts or {}
+    h = _horizon(horizon)
+    folds = opts.get("folds", 3)
+    if folds is None or isinstance(folds, bool) or not isinstance(folds, int) or not 1 <= folds <= 100:
+        raise InvalidArgument("folds", f"must be a whole number from 1 to 100, got {folds!r}", "Pass e.g. folds := 3")
+    level = _level(opts)
+    m = opts.get("method")
+    methods = BACKTEST_METHODS if m is None or m == "all" else (_method(opts),)
+    data = load_series(ctx, relation, opts)
+    try:
+        res = K.backtest_panel(data.panel, h, folds, methods, level)
+    except K.ForecastInputError as e:
+        raise _kernel_error(e) from None
+    N = len(data.panel.lens)
+    keep = np.nonzero(data.panel.n_obs > 0)[0]
+    items, meth, cols = [], [], {k: [] for k in ("mase", "smape", "rmse", "coverage", "folds")}
+    for name in methods:
+        r = res[name]
+        items.append(keep)
+        meth.append(np.full(len(keep), name, dtype=object))
+        for k in ("mase", "smape", "rmse", "coverage"):
+            cols[k].append(r[k][keep])
+        cols["folds"].append(r["n_folds"][keep].astype(np.int32))
+    order = np.argsort(np.concatenate(items), kind="stable") if N else np.zeros(0, int)
+    cat = {k: np.concatenate(v)[order] if v else np.zeros(0) for k, v in cols.items()}
+    sidx = np.concatenate(items)[order] if items else np.zeros(0, int)
+    return pa.table({
+        "item": data.names.take(pa.array(sidx, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "method": pa.array(np.concatenate(meth)[order] if meth else [], pa.string()),
+        "mase": pa.array(cat["mase"], pa.float64(), from_pandas=True),
+        "smape": pa.array(cat["smape"], pa.float64(), from_pandas=True),
+        "rmse": pa.array(cat["rmse"], pa.float64(), from_pandas=True),
+        "coverage": pa.array(cat["coverage"], pa.float64(), from_pandas=True),
+        "folds": pa.array(cat["folds"], pa.int32()),
+    })
+
+
+# --------------------------------------------------------------------------------------------------------
+# reorder_plan
+# --------------------------------------------------------------------------------------------------------
+def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array) -> np.ndarray:
+    """Stock per item from the on_hand relation: its latest row per item when it has a date column, else the
+    sum over rows. Items missing from it have 0 on hand."""
+    rel = ctx.relation(name, "on_hand")
+    cols = rel.columns
+    it = _opt_str(opts, "on_hand_item")
+    if it is not None:
+        it = rel.column(it, "on_hand_item")
+    elif item_hint is not None and item_hint.lower() in {c.lower() for c in cols}:
+        it = rel.column(item_hint, "on_hand_item")
+    else:
+        cands = [c for c, t in cols.items() if not is_numeric_type(t) and not _is_date_type(t)]
+        if len(cands) != 1:
+            cands = cands or [c for c, t in cols.items() if is_numeric_type(t) and _ID_LIKE.search(c)]
+        if len(cands) != 1:
+            raise AmbiguousColumn(rel.name, "on_hand_item", "item key", cands)
+        it = cands[0]
+    qty = _opt_str(opts, "on_hand_qty")
+    if qty is not None:
+        qty = rel.column(qty, "on_hand_qty")
+        if not is_numeric_type(cols[qty]):
+            raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
+                                  "Name the numeric column holding the stock on hand")
+    else:
+        cands = [c for c, t in cols.items() if c != it and is_numeric_type(t) and not _ID_LIKE.search(c)]
+        if len(cands) != 1:
+            raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
+        qty = cands[0]
+    dates = [c for c, t in cols.items() if _is_date_type(t)]
+    q = rel.q
+    if len(dates) == 1:
+        query = (f"SELECT CAST({q(it)} AS VARCHAR) AS item, arg_max(CAST({q(qty)} AS DOUBLE), {q(dates[0])}) AS qty "
+                 f"FROM {rel.sql} WHERE {q(dates[0])} IS NOT NULL GROUP BY 1")
+    else:
+        query = f"SELECT CAST({q(it)} AS VARCHAR) AS item, sum(CAST({q(qty)} AS DOUBLE)) AS qty FROM {rel.sql} GROUP BY 1"
+    tbl = ctx.read_arrow(query)
+    pos = pc.index_in(items, value_set=tbl.column("item").combine_chunks())
+    vals = tbl.column("qty").combine_chunks().fill_null(0.0).to_numpy(zero_copy_only=False)
+    p = pos.to_numpy(zero_copy_only=False)
+    p = np.where(np.isnan(p.astype(float)), -1, p).astype(np.int64) if pos.null_count else p.astype(np.int64)
+    return np.where(p >= 0, vals[np.clip(p, 0, max(len(vals) - 1, 0))] if len(vals) else 0.0, 0.0)
+
+
+@table_udf("wml_reorder_plan", args=["VARCHAR", JSON], returns=REORDER_ROW)
+def reorder_plan(ctx, relation, opts):
+    opts = opts or {}
+    lt = opts.get("lead_time", 7)
+    if lt is None or isinstance(lt, bool) or not isinstance(lt, int) or not 1 <= lt <= K.MAX_HORIZON:
+        raise InvalidArgument("lead_time", f"must be a whole number of periods from 1 to {K.MAX_HORIZON:,}, got {lt!r}",
+                              "Pass the replenishment lead time in periods of the data (days for daily sales), "
+                              "e.g. lead_time := 7")
+    rp = opts.get("review_period", 0)
+    if rp is None or isinstance(rp, bool) or not isinstance(rp, int) or not 0 <= rp <= K.MAX_HORIZON - lt:
+        raise InvalidArgument("review_period", f"must be a whole number of periods, 0 or more, got {rp!r}",
+                              "Pass how often stock is reviewed, e.g. review_period := 7 (0: continuous review)")
+    sl = _level(opts, "service_level")
+    method = _method(opts)
+    data = load_series(ctx, relation, opts)
+    try:
+        res = K.forecast_panel(data.panel, lt + rp, method, 0.95)
+    except K.ForecastInputError as e:
+        raise _kernel_error(e) from None
+    N = len(data.panel.lens)
+    keep = np.nonzero(data.panel.n_obs > 0)[0]
+    items = data.names.take(pa.array(keep, pa.int64())) if N else pa.array([], pa.string())
+    oh_name = opts.get("on_hand")
+    if oh_name is not None and not isinstance(oh_name, str):
+        raise InvalidArgument("on_hand", f"expected the name of a table or view, got {oh_name!r}",
+                              "Pass e.g. on_hand := 'inventory' (a relation with item and quantity columns)")
+    roles_item = _opt_str(opts, "item")
+    if oh_name:
+        if roles_item is None:
+            roles_item = infer_roles(ctx.relation(relation), None, _opt_str(opts, "date"), _opt_str(opts, "value")).item
+        on_hand = _on_hand(ctx, oh_name, roles_item, opts, items)
+    else:
+        on_hand = np.zeros(len(keep))
+    fc = res.fc.take(keep)
+    q = K.reorder_quantities(fc, lt, sl, on_hand, rp)
+    labels = _labels(data, res.method)
+    return pa.table({
+        "item": items,
+        "lead_time_demand": pa.array(q["lead_time_demand"], pa.float64(), from_pandas=True),
+        "safety_stock": pa.array(q["safety_stock"], pa.float64(), from_pandas=True),
+        "reorder_point": pa.array(q["reorder_point"], pa.float64(), from_pandas=True),
+        "on_hand": pa.array(on_hand, pa.float64()),
+        "order_qty": pa.array(q["order_qty"], pa.float64(), from_pandas=True),
+        "method": pa.array([labels[i] for i in keep], pa.string()),
+    })
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------------------------------------
+def plot_forecast(con, relation: str, item, horizon: int, out_png: str, *, item_col: str | None = None,
+                  date: str | None = None, value: str | None = None, method: str = "auto", level: float = 0.95,
+                  history: int = 180) -> str:
+    """Write a PNG of one item's recent history (last ``history`` periods), forecast and ``level`` band.
+
+    ``con`` is a connection with warehouse-ml installed (``wml.connect``); ``item`` is the item key as it
+    appears in the item column (compared as text). Returns ``out_png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..binding.catalog import resolve
+    from ..binding.registry import install
+
+    install(con)
+    rel = resolve(con, relation)
+    roles = infer_roles(rel, item_col, date, value)
+    opts = {"item": roles.item, "date": roles.date, "value": roles.value}
+    if roles.item is None:
+        where, params = "TRUE", []
+    else:
+        where, params = f"CAST({rel.q(roles.item)} AS VARCHAR) = $1", [str(item)]
+    hist = con.execute(
+        f"SELECT CAST({rel.q(roles.date)} AS DATE) AS d, sum(CAST({rel.q(roles.value)} AS DOUBLE)) AS v "
+        f"FROM {rel.sql} WHERE {where} AND {rel.q(roles.date)} IS NOT NULL GROUP BY 1 ORDER BY 1", params).fetchall()
+    if not hist:
+        raise InvalidArgument("item", f"no rows of '{relation}' have item {item!r}",
+                              f"Pick an item from: SELECT DISTINCT {roles.item} FROM {rel.table}")
+    item_filter = "item IS NULL" if roles.item is None else "item = $item"
+    fc = con.execute(
+        f"SELECT date, forecast, lower, upper, method FROM forecast_demand($rel, $h, item := $ic, date := $dc, "
+        f"value := $vc, method := $m, level := $lv) WHERE {item_filter} ORDER BY date",
+        {"rel": relation, "h": int(horizon), "ic": opts["item"], "dc": opts["date"], "vc": opts["value"],
+         "m": method, "lv": float(level), **({} if roles.item is None else {"item": str(item)})}).fetchall()
+    hist = hist[-history:]
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    ax.plot([r[0] for r in hist], [r[1] for r in hist], color="#333333", lw=1, label="history")
+    if fc:
+        d = [r[0] for r in fc]
+        ax.fill_between(d, [r[2] for r in fc], [r[3] for r in fc], color="#4C72B0", alpha=0.25,
+                        label=f"{int(round(level * 100))}% interval")
+        ax.plot(d, [r[1] for r in fc], color="#4C72B0", lw=1.8, label=f"forecast ({fc[0][4]})")
+    ax.set_title(f"{relation}: {item}" if roles.item else relation)
+    ax.set_ylabel(roles.value)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+    return out_png
