@@ -7,4 +7,3 @@ macros live in ``sql/<module>.sql``.
 from . import registry_ops, supervised  # noqa: F401
 from . import segment, abtest, pricing  # noqa: F401
 from . import prep  # noqa: F401
-from . import forecast  # noqa: F401
