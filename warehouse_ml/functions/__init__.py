@@ -7,3 +7,4 @@ macros live in ``sql/<module>.sql``.
 from . import registry_ops, supervised  # noqa: F401
 from . import segment, abtest, pricing  # noqa: F401
 from . import prep  # noqa: F401
+from . import forecast  # noqa: F401
