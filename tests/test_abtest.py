@@ -110,7 +110,10 @@ def test_null_metrics_are_excluded_and_counted(con):
     con.execute("""CREATE OR REPLACE TABLE holes AS
                    SELECT variant, CASE WHEN row_number() OVER () % 10 = 0 THEN NULL ELSE converted END AS converted
                    FROM experiment""")
+    con.execute("INSERT INTO holes VALUES (NULL, 1), (NULL, 0)")
     rows = _rows(con, "FROM ab_test('holes', variant := 'variant', metric := 'converted')")
+    assert "2 rows with a NULL variant excluded" in rows["A"]["notes"]
+    con.execute("DELETE FROM holes WHERE variant IS NULL")
     total = con.execute("SELECT count(*), count(converted) FROM holes").fetchall()[0]
     assert rows["A"]["n"] + rows["B"]["n"] == total[1]
     assert rows["A"]["n_excluded"] + rows["B"]["n_excluded"] == total[0] - total[1] > 0

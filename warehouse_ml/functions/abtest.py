@@ -60,10 +60,11 @@ def ab_test(ctx, relation, options):
     if covariate:
         cols.append(f"CAST({rel.q(covariate)} AS DOUBLE) AS c")
     table = ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
-    variants = np.asarray(table.column("v").to_pylist(), dtype=object)
+    enc = pc.dictionary_encode(table.column("v").combine_chunks())
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
     y = pc.fill_null(table.column("m"), np.nan).to_numpy()
     x = pc.fill_null(table.column("c"), np.nan).to_numpy() if covariate else None
-    result = ab.ab_test(variants, y, control=opts.get("control"), covariate=x, alpha=alpha, split=opts.get("split"),
+    result = ab.ab_test(codes, y, labels=enc.dictionary.to_pylist(), control=opts.get("control"), covariate=x, alpha=alpha, split=opts.get("split"),
                         test=str(opts.get("test", "auto")).lower())
     notes = "; ".join(result.notes) or None
     return [dict(r, notes=notes) for r in result.rows]

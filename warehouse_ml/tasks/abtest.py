@@ -48,29 +48,46 @@ class AbResult:
     notes: list[str]
 
 
+def encode_variants(variants, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, sorted labels): ``variants`` is an array of labels with None for missing, or, with ``labels``
+    given, integer codes into ``labels`` with -1 for missing (as a dictionary-encoded column arrives)."""
+    if labels is None:
+        arr = np.asarray(variants, dtype=object)
+        missing = np.equal(arr, None)
+        levels, inv = np.unique(arr[~missing].astype(str), return_inverse=True)
+        codes = np.full(len(arr), -1, dtype=np.int64)
+        codes[~missing] = inv
+        return codes, levels
+    levels = np.asarray([str(v) for v in labels], dtype=str)  # distinct values only
+    codes = np.asarray(variants, dtype=np.int64)
+    order = np.argsort(levels, kind="stable")
+    rank = np.empty(len(levels), dtype=np.int64)
+    rank[order] = np.arange(len(levels))
+    return np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(levels) else -1, -1), levels[order]
+
+
 def ab_test(variants: np.ndarray, metric: np.ndarray, control=None, covariate: np.ndarray | None = None,
-            alpha: float = 0.05, split: dict | list | None = None, test: str = "auto") -> AbResult:
+            alpha: float = 0.05, split: dict | list | None = None, test: str = "auto", labels=None) -> AbResult:
     """Compare each variant with ``control``.
 
-    ``variants``: array of labels (None/NaN for a missing variant: excluded and counted); ``metric``: float
-    array with NaN for NULL; ``covariate``: float array with NaN for NULL, or None; ``split``: intended share
-    per variant as ``{label: share}`` or a list in the order control first, then the others sorted.
+    ``variants``: array of labels (None for a missing variant: excluded and counted), or integer codes into
+    ``labels`` (-1 for missing); ``metric``: float array with NaN for NULL; ``covariate``: float array with NaN
+    for NULL, or None; ``split``: intended share per variant as ``{label: share}`` or a list in the order
+    control first, then the others sorted.
     """
     alpha = check_probability("alpha", alpha, "Pass e.g. alpha := 0.05")
-    variants = np.asarray(variants, dtype=object)
+    all_codes, levels = encode_variants(variants, labels)
     metric = np.asarray(metric, dtype=float)
-    if len(variants) != len(metric):
+    if len(all_codes) != len(metric):
         raise ValueError("variants and metric differ in length")
-    has_variant = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in variants.tolist()],
-                           dtype=bool) if len(variants) else np.zeros(0, bool)
+    has_variant = all_codes >= 0
     notes: list[str] = []
     n_no_variant = int((~has_variant).sum())
     if n_no_variant:
         notes.append(f"{n_no_variant} rows with a NULL variant excluded")
-    labels_all = variants[has_variant].astype(str)
+    codes = all_codes[has_variant]
     metric = metric[has_variant]
     cov = None if covariate is None else np.asarray(covariate, dtype=float)[has_variant]
-    levels, codes = np.unique(labels_all, return_inverse=True)
     if len(levels) < 2:
         found = f"only '{levels[0]}'" if len(levels) else "no values"
         raise InvalidArgument("variant", f"the variant column has {found}; an A/B test needs at least two variants",

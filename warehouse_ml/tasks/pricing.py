@@ -67,10 +67,12 @@ def fit_elasticity(codes: np.ndarray, n_items: int, price: np.ndarray, units: np
     xbar, ybar = _bincount(g, x, k) / nn, _bincount(g, y, k) / nn
     dx, dy = x - xbar[g], y - ybar[g]
     sxx, sxy, syy = _bincount(g, dx * dx, k), _bincount(g, dx * dy, k), _bincount(g, dy * dy, k)
-    n_prices = np.zeros(k)
+    pmin = np.full(k, np.nan)
+    pmax = np.full(k, np.nan)
     if len(g):
-        pairs = np.unique(np.stack([g.astype(float), price[ok]]), axis=1)
-        n_prices = np.bincount(pairs[0].astype(np.int64), minlength=k).astype(float)
+        np.fmin.at(pmin, g, price[ok])
+        np.fmax.at(pmax, g, price[ok])
+    n_prices = np.where(pmax > pmin, 2, np.where(n > 0, 1, 0))  # one price, or more than one
     sd_x = np.sqrt(sxx / np.maximum(n - 1, 1))
     fit = (n >= min_rows) & (n_prices >= 2) & (sd_x >= min_price_variation) & (sxx > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -83,11 +85,6 @@ def fit_elasticity(codes: np.ndarray, n_items: int, price: np.ndarray, units: np
         tq = stats.t.ppf(1 - alpha / 2, np.maximum(df, 1))
         r2 = np.where(fit & (syy > 0), 1 - ssr / syy, np.nan)
         smear = np.where(fit, _bincount(g, np.where(fit[g], np.exp(resid), 0.0), k) / nn, np.nan)
-    pmin = np.full(k, np.nan)
-    pmax = np.full(k, np.nan)
-    if len(g):
-        np.fmin.at(pmin, g, price[ok])
-        np.fmax.at(pmax, g, price[ok])
     notes: list[str | None] = []
     for i in range(k):  # one short message per item, not per row
         parts = []

@@ -3,9 +3,10 @@
 Preprocessing, stored with the model so that new users are assigned exactly like the training rows:
 non-negative columns with strong right skew (skewness > 2, e.g. spend) are ``log1p``-transformed, NULLs are
 filled with the training mean, and every column is standardised (mean 0, sd 1; constant columns are dropped
-by the caller). k-means (scikit-learn, ``n_init=4``, fixed seed) runs on at most ``fit_rows`` sampled rows;
-with ``k='auto'`` each k in 2..max_k is scored by the silhouette on at most ``silhouette_rows`` rows and the best
-is kept. Segments are numbered 1..k from the largest to the smallest.
+by the caller). k-means (scikit-learn, ``n_init=4``, fixed seed) runs on at most ``search_rows`` sampled rows;
+with ``k='auto'`` each k in 2..max_k is scored by the silhouette on at most ``silhouette_rows`` of them and the
+best is kept. When there are more rows, the chosen solution is refined on up to ``fit_rows`` of them, starting
+from its centres; every row is then assigned to the nearest centre. Segments are numbered 1..k from the largest to the smallest.
 
 A segment's profile is the mean of each standardised feature over its members: the description names the
 (up to three) features furthest from the population, e.g. "high frequency, low recency days, very high
@@ -79,7 +80,8 @@ def choose_log(X: np.ndarray, threshold: float = 2.0) -> np.ndarray:
 
 
 def fit_segments(X: np.ndarray, names: list[str], k="auto", max_k: int = 8, seed: int = 0,
-                 fit_rows: int = 50_000, silhouette_rows: int = 3_000) -> SegmentModel:
+                 fit_rows: int = 100_000, silhouette_rows: int = 3_000,
+                 search_rows: int = 10_000) -> SegmentModel:
     X = np.asarray(X, dtype=float)
     n, p = X.shape
     log_mask = choose_log(X)
@@ -97,13 +99,19 @@ def fit_segments(X: np.ndarray, names: list[str], k="auto", max_k: int = 8, seed
         candidates = list(range(2, min(max_k, len(Zfit) - 1) + 1))
     else:
         candidates = [int(k)]
-    sil_idx = rng.choice(len(Zfit), min(silhouette_rows, len(Zfit)), replace=False)
+    # k is chosen on at most search_rows rows; the chosen k is then refitted on all of Zfit
+    Zsearch = Zfit[rng.choice(len(Zfit), search_rows, replace=False)] if len(Zfit) > search_rows else Zfit
+    sil_idx = rng.choice(len(Zsearch), min(silhouette_rows, len(Zsearch)), replace=False)
     # small fits are far faster single-threaded: OpenMP start-up dominates and oversubscribes a busy machine
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1 if len(Zfit) <= 20_000 else None):
-        best, scores = _search(Zfit, candidates, sil_idx, seed)
+    with threadpool_limits(1):
+        best, scores = _search(Zsearch, candidates, sil_idx, seed)
     km = best[1]
+    if Zsearch is not Zfit:
+        from sklearn.cluster import KMeans
+
+        km = KMeans(n_clusters=km.n_clusters, n_init=1, init=km.cluster_centers_, random_state=seed).fit(Zfit)
     sizes = np.bincount(km.labels_, minlength=km.n_clusters)
     order = np.argsort(-sizes, kind="stable")
     model.centers = km.cluster_centers_[order]
