@@ -22,7 +22,7 @@ from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
 from ..tasks.features import looks_like_id
-from .base import TRAIN_ROW, predictor, trainer
+from .base import predictor, trainer
 
 OPTIONS = {"k", "model", "user", "features", "exclude", "max_k", "seed"}
 SEGMENT_ROW = "STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE)"
