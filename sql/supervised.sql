@@ -39,3 +39,7 @@ CREATE OR REPLACE TEMP MACRO train_ctr(relation, label := 'clicked', algorithm :
     FROM ml_train('ctr', relation, label := label, task := 'classification', algorithm := algorithm,
                   exclude := exclude, test_size := test_size, params := params);
 CREATE OR REPLACE TEMP MACRO predict_ctr(row) AS wml_predict('ctr', row);
+
+-- A linear model as a plain SQL macro definition: scoring with no Python, by any DuckDB client.
+CREATE OR REPLACE TEMP MACRO ml_export_sql(model) AS TABLE
+    SELECT unnest(wml_export_sql(model), recursive := true);

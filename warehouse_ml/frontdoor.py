@@ -2,8 +2,11 @@
 
 DuckDB binds ``f(*)`` as ``f()``, so ``SELECT predict_churn(*) FROM users`` would lose the row. Here every
 ``predict_*(*)``, ``ml_predict(m, *)``, ``ml_predict_label(m, *)`` and ``ml_explain_row(m, *)`` is rewritten to
-pass the row as a struct (``predict_churn(users)``), the native spelling. Statements that need no rewriting
-run exactly as written.
+pass the row as a struct (``predict_churn(users)``), the native spelling.
+
+When the active version of a model is linear, ``predict_m(t)`` / ``ml_predict('m', t)`` is also replaced by
+the model's exact SQL expression, so DuckDB scores it in parallel without calling Python at all. Statements
+that need neither run exactly as written.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from .errors import InvalidArgument
 
 ROW_FUNCTIONS = re.compile(r"^(predict_\w+|ml_predict|ml_predict_label|ml_explain_row)$", re.IGNORECASE)
 _QUICK = re.compile(r"(predict_\w+|ml_predict\w*|ml_explain_row)\s*\([^()]*\*", re.IGNORECASE)
+_PREDICT = re.compile(r"(predict_\w+|ml_predict)\s*\(", re.IGNORECASE)
 _EXTENSIONS: list = []  # (matches(statement_text) -> bool, run(con, statement_text, params)) from integrations
 
 
@@ -25,13 +29,15 @@ def register_statement_handler(matches, run) -> None:
     _EXTENSIONS.append((matches, run))
 
 
-def needs_rewrite(query: str) -> bool:
-    return bool(_QUICK.search(query))
+def needs_rewrite(query: str, compile_models: bool = False) -> bool:
+    return bool(_QUICK.search(query) or (compile_models and _PREDICT.search(query)))
 
 
-def rewrite(query: str) -> str:
-    """Rewrite star arguments of row functions; return the query unchanged when there are none."""
-    if not needs_rewrite(query):
+def rewrite(query: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """Rewrite star arguments of row functions, and (given the connection) inline linear models as SQL.
+    Returns the query unchanged when there is nothing to rewrite."""
+    compiler = _linear_compiler(con)
+    if not needs_rewrite(query, compiler is not None):
         return query
     try:
         statements = sqlglot.parse(query, read="duckdb")
@@ -54,8 +60,43 @@ def rewrite(query: str) -> str:
             row = _row_reference(select, name)
             for i in stars:
                 args[i].replace(exp.column(row))
+        if compiler is not None:
+            for call in list(stmt.find_all(exp.Anonymous)):
+                compiled = compiler(call)
+                if compiled is not None:
+                    call.replace(compiled)
         out.append(stmt.sql(dialect="duckdb"))
     return ";\n".join(out)
+
+
+def _linear_compiler(con):
+    """call -> SQL expression for predict calls on linear models, or None if that does not apply."""
+    from .binding.registry import runtime_for
+    from .errors import WmlError
+    from .functions.supervised import linear_sql_for
+
+    runtime = runtime_for(con) if con is not None else None
+    if runtime is None:
+        return None
+
+    def compile_call(call: exp.Anonymous):
+        name, args = (call.name or "").lower(), call.expressions
+        if name == "ml_predict" and len(args) == 2 and isinstance(args[0], exp.Literal) and args[0].is_string:
+            model, row = args[0].this, args[1]
+        elif name.startswith("predict_") and len(args) == 1:
+            model, row = name[len("predict_"):], args[0]
+        else:
+            return None
+        if not isinstance(row, exp.Column) or row.table:
+            return None
+        try:
+            sm = runtime.store.load(model)
+        except WmlError:
+            return None  # unknown model: leave the call, whose UDF raises the usual clear error
+        expr = linear_sql_for(sm, row.sql(dialect="duckdb"))
+        return None if expr is None else sqlglot.parse_one(expr, read="duckdb")
+
+    return compile_call
 
 
 def _row_reference(select: exp.Select | None, fname: str) -> exp.Identifier:
@@ -80,5 +121,5 @@ def run(con: duckdb.DuckDBPyConnection, query: str, params=None):
     for matches, handler in _EXTENSIONS:
         if matches(query):
             return handler(con, query, params)
-    sql = rewrite(query)
+    sql = rewrite(query, con)
     return con.execute(sql, params) if params is not None else con.execute(sql)

@@ -110,6 +110,7 @@ class StoredModel:
     n_rows: int | None
     created_at: datetime | None
     obj: Any = field(repr=False, default=None)
+    derived: dict = field(repr=False, default_factory=dict)  # built on first use and cached with the model
 
 
 class ModelStore:

@@ -190,7 +190,10 @@ def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         }
         for spec in _UDFS.values():
             if spec.name in registered:
-                con.remove_function(spec.name)
+                try:
+                    con.remove_function(spec.name)
+                except duckdb.Error:
+                    continue  # a cursor sees the UDFs of the connection it came from: keep those
             wrapper = (_make_table_wrapper if spec.kind == "table" else _make_scalar_wrapper)(spec, runtime)
             if spec.args is not None:  # DuckDB checks the Python signature against the declared arity
                 wrapper.__signature__ = inspect.Signature(

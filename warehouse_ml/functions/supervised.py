@@ -19,6 +19,7 @@ from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, TrainingFailed
 from ..store import StoredModel, dumps_estimator, validate_model_name
 from ..tasks import supervised as sv
+from ..tasks.compiled import fast_scorer, linear_form, linear_sql
 from ..tasks.features import Featurizer, looks_like_id
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 
@@ -42,7 +43,8 @@ def ml_train(ctx, model, relation, options):
     raw = options or {}
     task = (raw.get("task") or "auto").lower()
     if task in TRAINERS:
-        return TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k != "task"})
+        row = TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k != "task"})
+        return [row] if isinstance(row, dict) else row
     opts = _options(raw, TRAIN_OPTIONS)
     if task not in ("auto",) + SUPERVISED_TASKS:
         raise InvalidArgument("task", f"unknown task '{task}'",
@@ -176,11 +178,42 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
             raise InvalidArgument("model", f"model '{model}' is a {sm.task} model, which ml_predict does not score",
                                   "Use the task's own function (e.g. recommend_items, forecast_demand)")
         return PREDICTORS[sm.task](sm, rows, output)
-    X = Featurizer.from_json(sm.features).transform(rows, model)
+    featurizer, scorer = _prepared(sm)
+    X = featurizer.transform(rows, model)
     if output == "label":
         labels = sv.predict_labels(sm.obj, X, sm.task)
         return pa.array(labels.astype(str) if sm.task == "classification" else labels.astype(str), pa.string())
-    return pa.array(sv.score(sm.obj, X, sm.task), pa.float64())
+    return pa.array(scorer(X), pa.float64())
+
+
+def linear_sql_for(sm: StoredModel, row: str) -> str | None:
+    """The active version as a plain SQL expression over ``row`` when it is a linear model, else None."""
+    if sm.task not in SUPERVISED_TASKS:
+        return None
+    if "linear_form" not in sm.derived:
+        sm.derived["linear_form"] = linear_form(sm.obj, sm.features)
+    form = sm.derived["linear_form"]
+    return None if form is None else linear_sql(form, row)
+
+
+@table_udf("wml_export_sql", args=["VARCHAR"], returns="STRUCT(model VARCHAR, version INTEGER, macro_sql VARCHAR)")
+def ml_export_sql(ctx, model):
+    validate_model_name(model)
+    sm = ctx.store.load(model)
+    expr = linear_sql_for(sm, "row")
+    if expr is None:
+        raise InvalidArgument("model", f"model '{model}' is {sm.algorithm}; only linear models (logistic, linear) "
+                              "compile exactly to SQL", f"Train one with algorithm := 'logistic', or score with ml_predict('{model}', t)")
+    name = "predict_" + "".join(ch if ch.isalnum() else "_" for ch in model) + "_sql"
+    return [{"model": model, "version": sm.version, "macro_sql": f"CREATE OR REPLACE MACRO {name}(row) AS {expr};"}]
+
+
+def _prepared(sm: StoredModel):
+    """The model's featurizer and its leanest exact scorer, built once per loaded version."""
+    if "scorer" not in sm.derived:
+        sm.derived["featurizer"] = Featurizer.from_json(sm.features)
+        sm.derived["scorer"] = fast_scorer(sm.obj, sm.task, sm.features) or (lambda X: sv.score(sm.obj, X, sm.task))
+    return sm.derived["featurizer"], sm.derived["scorer"]
 
 
 @scalar_udf("wml_predict", args=None, returns="DOUBLE")
