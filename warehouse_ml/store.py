@@ -8,8 +8,9 @@ Tables
 
 Artifacts are stored in formats whose loading executes no code from the table: ``skops`` (scikit-learn
 objects, loaded only when every type in them is on an allowlist) and ``npz`` (NumPy arrays, loaded with
-``allow_pickle=False``). A version is written in one transaction after training succeeded, so a failed or
-interrupted run leaves the previous active version as it was.
+``allow_pickle=False``), and ``keras`` (deep models: Keras' own ``.keras`` zip, checked against a class
+allowlist and loaded with ``safe_mode=True``, plus preprocessing arrays in an npz). A version is written in one
+transaction after training succeeded, so a failed or interrupted run leaves the previous active version as it was.
 """
 from __future__ import annotations
 
@@ -73,6 +74,13 @@ def dumps_estimator(obj: Any) -> tuple[str, bytes]:
     return "skops", sio.dumps(obj)
 
 
+def dumps_keras(est: Any) -> tuple[str, bytes]:
+    """A Keras model with its preprocessing (``tasks.deep``): the .keras zip and arrays inside an npz."""
+    from .tasks.deep import dumps_keras as dumps
+
+    return "keras", dumps(est)
+
+
 def dumps_arrays(arrays: dict[str, np.ndarray]) -> tuple[str, bytes]:
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -93,7 +101,11 @@ def loads_artifact(fmt: str, data: bytes) -> Any:
     if fmt == "npz":
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    raise UnsafeModel(f"unknown artifact format '{fmt}'; this version of warehouse-ml loads skops and npz")
+    if fmt == "keras":  # npz without pickles + allowlisted .keras config loaded with safe_mode=True
+        from .tasks.deep import loads_keras
+
+        return loads_keras(data)
+    raise UnsafeModel(f"unknown artifact format '{fmt}'; this version of warehouse-ml loads skops, npz and keras")
 
 
 @dataclass

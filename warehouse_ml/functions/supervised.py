@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, TrainingFailed
-from ..store import StoredModel, dumps_estimator, validate_model_name
+from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import supervised as sv
 from ..tasks.compiled import fast_scorer, linear_form, linear_sql
 from ..tasks.features import Featurizer, looks_like_id
@@ -107,7 +107,7 @@ def ml_train(ctx, model, relation, options):
                             progress=lambda m: log.info("%s: %s", model, m))
     notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
     seconds = time.perf_counter() - started
-    fmt, blob = dumps_estimator(fit.estimator)
+    fmt, blob = (dumps_keras if fit.algorithm == "mlp" else dumps_estimator)(fit.estimator)  # Keras models: .keras format
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
             "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type)}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,

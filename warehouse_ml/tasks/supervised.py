@@ -29,6 +29,9 @@ from ..errors import InvalidArgument, TrainingFailed
 ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "svm", "mlp")
 AUTO_CANDIDATES = ("logistic", "random_forest", "gbm")
 CV_SAMPLE = 10_000
+# auto adds 'mlp' to AUTO_CANDIDATES only from this many training rows (where a network can beat the trees and
+# is worth its training time), and only when TensorFlow is installed
+MLP_AUTO_MIN_ROWS = 50_000
 SEED = 0
 
 
@@ -101,8 +104,9 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
         est = (HistGradientBoostingClassifier(class_weight=class_weight, **common)
                if clf else HistGradientBoostingRegressor(**common))
     elif algorithm == "mlp":
-        raise InvalidArgument("algorithm", "'mlp' trains with TensorFlow, which this version does not ship yet",
-                              "Use 'gbm', 'random_forest', 'logistic', 'decision_tree' or 'svm'")
+        from .deep import make_mlp  # TensorFlow is imported only here (MissingDependency when it is absent)
+
+        est = make_mlp(task, categorical, class_weight)
     else:
         raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of {', '.join(ALGORITHMS)}")
     if params:
@@ -169,6 +173,7 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     t0 = time.perf_counter()
     est.fit(X_tr, y_tr)
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
+    notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
     metrics = evaluate(est, X_te, y_te, task)
     importance, baseline = global_explanation(est, X_te, y_te, task, categorical, feature_names or [], X_tr)
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
@@ -179,6 +184,12 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
 
 
 def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
+    candidates = AUTO_CANDIDATES
+    if len(y) >= MLP_AUTO_MIN_ROWS:
+        from .deep import tensorflow_available
+
+        if tensorflow_available():
+            candidates = AUTO_CANDIDATES + ("mlp",)
     if len(y) > CV_SAMPLE:
         idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
         X, y = X[idx], y[idx]
@@ -190,7 +201,7 @@ def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
         scoring, metric = "neg_root_mean_squared_error", "rmse"
         cv = KFold(3, shuffle=True, random_state=SEED)
     out = []
-    for algo in AUTO_CANDIDATES:
+    for algo in candidates:
         a = "linear" if algo == "logistic" and task == "regression" else algo
         scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, cv=cv, scoring=scoring)
         mean = float(np.mean(scores))
