@@ -8,4 +8,5 @@ from . import registry_ops, supervised  # noqa: F401
 from . import segment, abtest, pricing  # noqa: F401
 from . import prep  # noqa: F401
 from . import forecast  # noqa: F401
+from . import deep  # noqa: F401
 from . import recommend  # noqa: F401
