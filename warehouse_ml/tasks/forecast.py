@@ -166,12 +166,13 @@ def is_intermittent(y: np.ndarray, lens: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------
 # Exponential smoothing core: one pass over time for (series x candidate parameter sets)
 # --------------------------------------------------------------------------------------------------------
-def _ets_run(Y0, M, lens, m, A, B, G, P, l0, b0, s0):
+def _ets_run(Y0, M, lens, m, A, B, G, P, l0, b0, s0, Mu=None):
     """Additive-error ETS recursion for all series and K candidates each.
 
     A, B, G, P: (N, K) smoothing alpha, beta, gamma and damping phi; l0, b0: (N,) or (N, K); s0: (N, m) or
     (m, N, K), phase-aligned with column index (t % m). Returns sse (N, K), level and trend right after each
     series' last observation, and the seasonal buffer (m, N, K) (unchanged after a series ends).
+    Mu: (K,) 1 for candidates with a multiplicative season (factors around 1), 0 for additive; None: all additive.
     """
     N, K = A.shape
     T = int(lens.max()) if len(lens) else 0
@@ -189,20 +190,36 @@ def _ets_run(Y0, M, lens, m, A, B, G, P, l0, b0, s0):
     ends = {t: np.asarray(ix) for t, ix in ends.items()}
     yt = np.empty((N, 1))
     mt = np.empty((N, 1))
+    mult = Mu is not None and bool(np.any(Mu))
+    if mult:
+        Mu = np.broadcast_to(np.asarray(Mu, dtype=float), (N, K))
+        nMu = 1.0 - Mu
     for t in range(T):
         s = S[t % m]
         pb = P * b
-        yhat = l + pb
-        yhat += s
         yt[:, 0] = Y0[:, t]
         mt[:, 0] = M[:, t]
-        e = yt - yhat
-        e *= mt
-        sse += e * e
-        l = yhat - s
-        l += A * e
-        b = pb + B * e
-        s += G * e
+        if mult:
+            base = l + pb
+            sf = np.maximum(1.0 + Mu * (s - 1.0), 0.05)
+            yhat = base * sf + nMu * s
+            e = yt - yhat
+            e *= mt
+            sse += e * e
+            es = e / sf
+            l = base + A * es
+            b = pb + B * es
+            s += G * e / (nMu + Mu * np.maximum(base, 0.05))
+        else:
+            yhat = l + pb
+            yhat += s
+            e = yt - yhat
+            e *= mt
+            sse += e * e
+            l = yhat - s
+            l += A * e
+            b = pb + B * e
+            s += G * e
         ix = ends.get(t)
         if ix is not None:
             l_end[ix] = l[ix]
@@ -210,9 +227,19 @@ def _ets_run(Y0, M, lens, m, A, B, G, P, l0, b0, s0):
     return sse, l_end, b_end, S
 
 
-def _ets_init(Y0, lens, m, trend: bool, seasonal: bool):
+def _ets_init(Y0, lens, m, trend: bool, seasonal: bool, mult: bool = False):
     """Heuristic initial states from the first one or two seasons (classical decomposition)."""
     N, T = Y0.shape
+    if seasonal and mult and m > 1 and T >= 2 * m:
+        c1 = Y0[:, :m].mean(axis=1)
+        c2 = Y0[:, m:2 * m].mean(axis=1)
+        b0 = (c2 - c1) / m if trend else np.zeros(N)
+        ok = (c1 > 0) & (c2 > 0)
+        s0 = (Y0[:, :m] / np.where(ok, c1, 1)[:, None] + Y0[:, m:2 * m] / np.where(ok, c2, 1)[:, None]) / 2.0
+        s0 = np.clip(s0, 0.05, None)
+        s0 /= s0.mean(axis=1, keepdims=True)
+        s0 = np.where(ok[:, None], s0, 1.0)
+        return c1 - b0 * (m + 1) / 2.0, b0, s0
     if seasonal and m > 1 and T >= 2 * m:
         c1 = Y0[:, :m].mean(axis=1)
         c2 = Y0[:, m:2 * m].mean(axis=1)
@@ -265,23 +292,25 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
     trendless ones a zero trend): a starting grid, then ``rounds`` rounds of per-series pattern search.
     """
     N = Y0.shape[0]
+    families = [tuple(f) + (False,) * (3 - len(f)) for f in families]
     F = len(families)
     inits = []
-    for tr, se in families:
-        l0, b0, s0 = _ets_init(Y0, lens, m if se else 1, tr, se)
+    for tr, se, mu in families:
+        l0, b0, s0 = _ets_init(Y0, lens, m if se else 1, tr, se, mu)
         if s0.shape[1] != m:
             s0 = np.zeros((N, m))
         inits.append((l0, b0, s0))
-    active = [[0] + ([1, 2] if tr else []) + ([3] if se else []) for tr, se in families]
+    active = [[0] + ([1, 2] if tr else []) + ([3] if se else []) for tr, se, _ in families]
 
     def evaluate(U, fam):
         tr = np.array([families[f][0] for f in fam], dtype=float)
         se = np.array([families[f][1] for f in fam], dtype=float)
+        mu = np.array([families[f][2] for f in fam], dtype=float)
         a, b, g, p = _params(U, tr, se)
         l0 = np.stack([inits[f][0] for f in fam], axis=1)
         b0 = np.stack([inits[f][1] for f in fam], axis=1)
         s0 = np.stack([inits[f][2].T for f in fam], axis=2)  # (m, N, K)
-        return _ets_run(Y0, M, lens, m, a, b, g, p, l0, b0, s0)
+        return _ets_run(Y0, M, lens, m, a, b, g, p, l0, b0, s0, mu if mu.any() else None)
 
     # starting grid
     blocks, fam = [], []
@@ -326,7 +355,8 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
     se = np.array([f[1] for f in families], dtype=float)
     a, b, g, p = _params(u, tr, se)
     return [dict(alpha=a[:, f], beta=b[:, f], gamma=g[:, f], phi=p[:, f], sse=sse[:, f], l=l[:, f], b=bb[:, f],
-                 S=S[:, :, f].T.copy(), m=m, trend=families[f][0], seasonal=families[f][1]) for f in range(F)]
+                 S=S[:, :, f].T.copy(), m=m, trend=families[f][0], seasonal=families[f][1], mult=families[f][2])
+            for f in range(F)]
 
 
 def _fit_ets_family(Y0, M, lens, m, trend, seasonal, rounds=5):
@@ -345,7 +375,10 @@ def _ets_forecast(fit: dict, lens, h):
     mm = fit["m"]
     phase = (lens[:, None] + steps[None, :] - 1) % mm
     seas = np.take_along_axis(fit["S"], phase, axis=1)
-    mean = fit["l"][:, None] + phih * fit["b"][:, None] + seas
+    if fit.get("mult"):
+        mean = (fit["l"][:, None] + phih * fit["b"][:, None]) * seas
+    else:
+        mean = fit["l"][:, None] + phih * fit["b"][:, None] + seas
     psi = np.empty((N, h))
     psi[:, 0] = 1.0
     if h > 1:
@@ -449,9 +482,11 @@ class ETS(_Model):
 
     name = "ets"
 
-    def __init__(self, season_length: int = 7, trend="auto", seasonal="auto", rounds: int = 5):
+    def __init__(self, season_length: int = 7, trend="auto", seasonal="auto", rounds: int = 5,
+                 multiplicative: bool = False):
         self.m = int(season_length)
         self.trend, self.seasonal, self.rounds = trend, seasonal, rounds
+        self.multiplicative = multiplicative
 
     def fit(self, y, lens=None):
         Y0, M, lens = _check_panel(y, lens)
@@ -462,7 +497,11 @@ class ETS(_Model):
         seasons = ([False, True] if self.seasonal == "auto" else [bool(self.seasonal)]) if can_season else [False]
         best_score = np.full(N, np.inf)
         chosen = np.zeros(N, dtype=int)
-        families = [(tr, se) for tr in trends for se in seasons]
+        families = [(tr, se, False) for tr in trends for se in seasons]
+        if self.multiplicative and can_season and True in seasons:
+            families += [(tr, True, True) for tr in trends]
+            # a multiplicative season needs a clearly positive level: at least 90% of periods with demand
+            positive = (np.sum((Y0 > 0) * M, axis=1) >= 0.9 * lens) & (lens >= 2 * self.m)
         fits = _fit_ets_all(Y0, M, lens, self.m if can_season else 1, families, self.rounds)
         for i, f in enumerate(fits):
             tr, se = f["trend"], f["seasonal"]
@@ -472,6 +511,8 @@ class ETS(_Model):
                 score = np.where(lens >= 2 * self.m, score, np.inf)
             if tr:
                 score = np.where(lens >= 6, score, np.inf)
+            if f["mult"]:
+                score = np.where(positive & np.isfinite(f["sse"]), score, np.inf)
             f["k"] = k
             take = score < best_score
             chosen = np.where(take, i, chosen)
@@ -496,7 +537,7 @@ class ETS(_Model):
                 continue
             mu, ps = _ets_forecast(f, self.lens, h)
             mean[sel], psi[sel] = mu[sel], ps[sel]
-            label = "ets(A,%s,%s)" % ("Ad" if f["trend"] else "N", "A" if f["seasonal"] else "N")
+            label = "ets(A,%s,%s)" % ("Ad" if f["trend"] else "N", ("M" if f["mult"] else "A") if f["seasonal"] else "N")
             for j in np.nonzero(sel)[0]:
                 names[j] = label
         self.labels = names
@@ -629,10 +670,11 @@ class Croston(_Model):
 
 
 class ARIMA(_Model):
-    """Seasonal ARIMA per series with statsmodels (SARIMAX), order chosen by AIC among a few candidates.
+    """Seasonal ARIMA per series with statsmodels: (1,0,1)(0,1,1)m where two seasons fit, else (1,1,1).
 
-    This is a loop of per-series maximum-likelihood fits (about 0.1-1 s each): use it for a few hundred series,
-    not thousands. A series whose fit fails is reported and falls back to ETS by the caller.
+    This is a loop of per-series maximum-likelihood fits (about 0.3-1 s each on one core, BLAS held to one
+    thread): use it for tens or hundreds of series, not thousands. A series whose fit fails falls back to ETS
+    (said in ``method``) by the caller.
     """
 
     name = "arima"
@@ -641,31 +683,34 @@ class ARIMA(_Model):
         self.m = int(season_length)
 
     def fit(self, y, lens=None):
+        import contextlib
         import warnings
 
+        from statsmodels.tsa.arima.model import ARIMA as _SMARIMA
+
+        try:
+            from threadpoolctl import threadpool_limits
+            limit = threadpool_limits(1)
+        except Exception:  # noqa: BLE001 - optional: only avoids BLAS oversubscription
+            limit = contextlib.nullcontext()
         Y0, M, lens = _check_panel(y, lens)
         N = len(lens)
         self.lens = lens
         self.results: list = [None] * N
         self.errors: list = [None] * N
-        from statsmodels.tsa.statespace.sarimax import SARIMAX
-
-        for i in range(N):  # per-series maximum likelihood: unavoidable for ARIMA
-            yi = Y0[i, : lens[i]]
-            seasonal = self.m > 1 and lens[i] >= 3 * self.m
-            cands = [((1, 0, 1), (0, 1, 1, self.m), "c"), ((0, 1, 1), (0, 1, 1, self.m), "n")] if seasonal else \
-                [((1, 1, 1), (0, 0, 0, 0), "n"), ((0, 1, 1), (0, 0, 0, 0), "n"), ((1, 0, 0), (0, 0, 0, 0), "c")]
-            best, best_aic = None, np.inf
-            for order, sorder, trend in cands:
+        with limit, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(N):  # per-series maximum likelihood: unavoidable for ARIMA
+                yi = Y0[i, : lens[i]]
+                seasonal = self.m > 1 and lens[i] >= 2 * self.m + 3
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        r = SARIMAX(yi, order=order, seasonal_order=sorder, trend=trend).fit(disp=False, maxiter=50)
-                    if np.isfinite(r.aic) and r.aic < best_aic:
-                        best, best_aic = r, r.aic
+                    if seasonal:
+                        r = _SMARIMA(yi, order=(1, 0, 1), seasonal_order=(0, 1, 1, self.m)).fit()
+                    else:
+                        r = _SMARIMA(yi, order=(1, 1, 1)).fit()
+                    self.results[i] = r if np.isfinite(r.llf) else None
                 except Exception as e:  # noqa: BLE001 - one bad series must not fail the rest
-                    self.errors[i] = f"{type(e).__name__}"
-            self.results[i] = best
+                    self.errors[i] = type(e).__name__
         return self
 
     def predict(self, h):
@@ -779,19 +824,23 @@ _YEARLY_AWARE = ("ets", "theta", "arima", "ets+theta")
 
 
 class AutoForecaster(_Model):
-    """Per series, the candidate with the lowest mean absolute error on a rolling-origin holdout.
+    """Per series, a method chosen on a rolling-origin holdout (``origins`` origins spaced by the horizon at
+    the end of each series; every candidate is refitted on the data before each origin).
 
-    Candidates: seasonal naive, ETS, Theta, the mean of ETS and Theta (a combination is often more accurate
-    than either), and Croston/TSB for intermittent series. The holdout uses ``origins`` origins spaced by
-    ``horizon`` at the end of each series; series too short for it get ETS without selection.
+    Candidates: seasonal naive, ETS, Theta, the mean of ETS and Theta (a combination is usually more accurate
+    than either) and, for intermittent series, Croston/TSB. The default is ETS+Theta for smooth series and ETS
+    for intermittent ones; another candidate replaces it only when its holdout mean absolute error is below
+    ``switch_margin`` times the default's (a short holdout's argmin is mostly noise). Series too short for the
+    holdout get ETS without selection, said in ``method``.
     """
 
     name = "auto"
     CANDIDATES = ("seasonal_naive", "ets", "theta", "ets+theta", "croston")
 
-    def __init__(self, season_length: int = 7, origins: int = 2, candidates=None):
+    def __init__(self, season_length: int = 7, origins: int = 2, candidates=None, switch_margin: float = 0.75):
         self.m = int(season_length)
         self.origins = origins
+        self.switch_margin = switch_margin
         self.candidates = tuple(candidates or self.CANDIDATES)
 
     def _all(self, Y0, lens, h, inter, yearly, candidates=None):
@@ -838,15 +887,24 @@ class AutoForecaster(_Model):
                 actual = _gather(Ys, cut[:, None] + np.arange(bt_h)[None, :])
                 for name, fc in fcs.items():
                     err = np.mean(np.abs(np.maximum(fc.mean, 0) - actual), axis=1)
-                    if name == "croston":
+                    if name == "croston":  # intermittent-demand method for intermittent series only
                         err = np.where(inter[idx], err, np.inf)
-                    scores[name] = scores.get(name, 0.0) + np.nan_to_num(err, nan=np.inf)
+                    elif name in ("theta", "ets+theta"):  # Theta's drift and indices misfit sparse demand
+                        err = np.where(inter[idx], np.inf, err)
+                    scores[name] = scores.get(name, 0.0) + np.where(np.isnan(err), np.inf, err)
         names = list(scores)
         choice = np.full(N, "ets", dtype=object)
         if names:
+            # The default (ETS+Theta for smooth demand, ETS for intermittent) stays unless another candidate's
+            # holdout error is clearly lower: picking the argmin of a short holdout mostly picks noise.
             S = np.stack([scores[n] for n in names], axis=1)
+            rows = np.arange(len(idx))
+            dflt_name = np.where(inter[idx], "ets", "ets+theta" if "ets+theta" in names else "ets")
+            pos = {n: i for i, n in enumerate(names)}
+            dflt = np.array([pos.get(d, pos.get("ets", 0)) for d in dflt_name])
             pick = np.argmin(S, axis=1)
-            choice[idx] = np.asarray(names, dtype=object)[pick]
+            switch = S[rows, pick] < self.switch_margin * S[rows, dflt]
+            choice[idx] = np.asarray(names, dtype=object)[np.where(switch, pick, dflt)]
         parts = []
         for name in sorted(set(choice)):
             sel = np.nonzero(choice == name)[0]
