@@ -19,7 +19,7 @@ from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, TrainingFailed
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import supervised as sv
-from ..tasks.compiled import fast_scorer, linear_form, linear_sql
+from ..tasks.compiled import linear_form, linear_sql
 from ..tasks.features import Featurizer, looks_like_id
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 
@@ -103,7 +103,7 @@ def ml_train(ctx, model, relation, options):
     X = featurizer.transform(table, model)
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
     fit = sv.fit_supervised(X, y, task=task, algorithm=algorithm, categorical=featurizer.categorical_mask,
-                            test_size=float(test_size), params=params, feature_names=featurizer.names,
+                            test_size=float(test_size), params=params, features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m))
     notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
     seconds = time.perf_counter() - started
@@ -212,7 +212,7 @@ def _prepared(sm: StoredModel):
     """The model's featurizer and its leanest exact scorer, built once per loaded version."""
     if "scorer" not in sm.derived:
         sm.derived["featurizer"] = Featurizer.from_json(sm.features)
-        sm.derived["scorer"] = fast_scorer(sm.obj, sm.task, sm.features) or (lambda X: sv.score(sm.obj, X, sm.task))
+        sm.derived["scorer"] = sv.predict_fn(sm.obj, sm.task, sm.features)
     return sm.derived["featurizer"], sm.derived["scorer"]
 
 

@@ -25,6 +25,7 @@ from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import InvalidArgument, TrainingFailed
+from .compiled import fast_scorer
 
 ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "svm", "mlp")
 AUTO_CANDIDATES = ("logistic", "random_forest", "gbm")
@@ -124,7 +125,7 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
 
 
 def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, categorical: np.ndarray,
-                   test_size: float = 0.2, params: dict | None = None, feature_names: list[str] | None = None,
+                   test_size: float = 0.2, params: dict | None = None, features: list[dict] | None = None,
                    progress=None) -> FitResult:
     """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs."""
     params = dict(params or {})
@@ -175,7 +176,8 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
     notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
     metrics = evaluate(est, X_te, y_te, task)
-    importance, baseline = global_explanation(est, X_te, y_te, task, categorical, feature_names or [], X_tr)
+    importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
+                                              predict=predict_fn(est, task, features) if features else None)
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
     if class_weight:
         used["class_weight"] = class_weight
@@ -244,6 +246,11 @@ def evaluate(est, X, y, task: str) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+def predict_fn(est, task: str, features: list[dict]):
+    """The leanest exact scoring function for a fitted estimator (see ``compiled``)."""
+    return fast_scorer(est, task, features) or (lambda X: score(est, X, task))
+
+
 def score(est, X: np.ndarray, task: str) -> np.ndarray:
     """The number ml_predict returns: P(positive class) for binary, the value for regression, and the
     probability of the predicted class for multiclass."""
@@ -260,10 +267,15 @@ def predict_labels(est, X: np.ndarray, task: str) -> np.ndarray:
     return est.classes_[np.argmax(proba, axis=1)]
 
 
-def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, max_rows: int = 1000, seed: int = SEED):
+def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, predict=None, max_rows: int = 1000,
+                       repeats: int = 2, seed: int = SEED):
     """Permutation importance on the hold-out (per original column), a direction per numeric feature, and the
-    baseline row (medians / most frequent codes) that ``row_contributions`` compares against."""
+    baseline row (medians / most frequent codes) that ``row_contributions`` compares against.
+
+    ``predict`` maps a matrix to scores (the lean scorer when there is one); the loss is RMSE for regression,
+    log loss of the positive class for binary labels and 1 - accuracy for several classes."""
     rng = np.random.default_rng(seed)
+    predict = predict or (lambda X: score(est, X, task))
     baseline = []
     for j in range(X_tr.shape[1]):
         col = X_tr[:, j]
@@ -276,19 +288,22 @@ def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, max_rows
     if len(y_te) > max_rows:
         idx = rng.choice(len(y_te), max_rows, replace=False)
         X_te, y_te = X_te[idx], y_te[idx]
-    base_pred = score(est, X_te, task)
     if task == "regression":
-        loss = lambda p: float(np.sqrt(np.mean((y_te - p) ** 2)))  # noqa: E731
+        loss = lambda X: float(np.sqrt(np.mean((y_te - predict(X)) ** 2)))  # noqa: E731
+    elif len(est.classes_) == 2:
+        positive = y_te == est.classes_[1]
+        loss = lambda X: float(skm.log_loss(positive, np.clip(predict(X), 1e-15, 1 - 1e-15), labels=[False, True]))  # noqa: E731
     else:
-        loss = lambda p: float(skm.log_loss(y_te, np.clip(est.predict_proba(p), 1e-15, 1), labels=est.classes_))  # noqa: E731
-    ref = loss(base_pred if task == "regression" else X_te)
+        loss = lambda X: float(np.mean(predict_labels(est, X, task) != y_te))  # noqa: E731
+    ref = loss(X_te)
+    base_pred = predict(X_te)
     out = []
     for j in range(X_te.shape[1]):
         drops = []
-        for _ in range(3):
+        for _ in range(repeats):
             Xp = X_te.copy()
             Xp[:, j] = rng.permutation(Xp[:, j])
-            drops.append(loss(score(est, Xp, task) if task == "regression" else Xp) - ref)
+            drops.append(loss(Xp) - ref)
         direction = "categorical"
         if not categorical[j]:
             col = X_te[:, j]
@@ -296,7 +311,7 @@ def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, max_rows
             if sd > 0:
                 Xs = X_te.copy()
                 Xs[:, j] = col + sd
-                delta = float(np.nanmean(score(est, Xs, task) - base_pred))
+                delta = float(np.nanmean(predict(Xs) - base_pred))
                 direction = "increases" if delta > 1e-9 else "decreases" if delta < -1e-9 else "flat"
         out.append({"feature": names[j] if j < len(names) else f"x{j}", "importance": float(np.mean(drops)),
                     "direction": direction})
