@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -109,6 +110,31 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .integrations.server import ServerError, serve
+
+    try:
+        serve(args.db, host=args.host, port=args.port, allow_writes=args.allow_writes,
+              password=args.password if args.password is not None else os.environ.get("WML_SERVER_PASSWORD"))
+    except ServerError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .errors import WmlError
+    from .integrations.report import write_report
+
+    try:
+        path = write_report(args.db, args.out, forecast_items=args.forecast_items, horizon=args.horizon)
+    except (WmlError, duckdb.Error, OSError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warehouse-ml", description="Machine learning inside DuckDB, from SQL.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress of long steps")
@@ -126,6 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--read-only", action="store_true")
     s.add_argument("--timer", action="store_true", help="print each statement's time")
     s.set_defaults(func=cmd_sql)
+
+    v = sub.add_parser("serve", help="serve a DuckDB file over the PostgreSQL protocol (psql, BI tools) on 127.0.0.1")
+    v.add_argument("db")
+    v.add_argument("--port", type=int, default=5433, help="TCP port (default: 5433)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; others need --password)")
+    v.add_argument("--allow-writes", action="store_true", help="open the file read-write and permit training")
+    v.add_argument("--password", default=None,
+                   help="require this password from clients (or set WML_SERVER_PASSWORD)")
+    v.set_defaults(func=cmd_serve)
+
+    r = sub.add_parser("report", help="write one self-contained HTML page of charts for the models in a DuckDB file")
+    r.add_argument("db")
+    r.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    r.add_argument("--forecast-items", type=int, default=3, help="series to forecast and plot (default: 3)")
+    r.add_argument("--horizon", type=int, default=28, help="forecast horizon in periods (default: 28)")
+    r.set_defaults(func=cmd_report)
     return p
 
 
