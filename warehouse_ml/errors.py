@@ -39,7 +39,8 @@ class UnknownRelation(WmlError):
         self.name = name
         super().__init__(
             f"no table or view named '{name}'.{did_you_mean(name, candidates)} "
-            "Pass the name of a table or view as a string, e.g. 'orders' or 'main.orders'."
+            "Pass the name of a table or view as a string, e.g. 'orders' or 'main.orders' "
+            "(TEMP tables of your own connection are not visible to warehouse-ml functions: use a regular table)."
         )
 
 

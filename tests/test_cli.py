@@ -1,0 +1,53 @@
+"""The warehouse-ml command: the SQL shell through the front door, and the demo (the main job)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import warehouse_ml as wml
+from warehouse_ml.demo.run import run_demo
+
+from .conftest import churn_frame
+
+
+def cli(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "warehouse_ml.cli", *args], capture_output=True, text=True,
+                          input=input, timeout=300)
+
+
+def test_sql_shell_runs_the_star_spelling(db_path):
+    con = wml.connect(db_path)
+    df = churn_frame(400)
+    con.execute("CREATE TABLE users AS SELECT * FROM df")
+    con.execute("FROM train_churn('users', algorithm := 'logistic')").fetchall()
+    con.close()
+    r = cli("sql", db_path, "-c", "SELECT user_id, predict_churn(*) AS p FROM users ORDER BY user_id LIMIT 3; FROM ml_models()")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split("|")[0].strip() == "user_id" and len(lines) > 5
+    assert "churn" in r.stdout and "logistic" in r.stdout
+    r = cli("sql", db_path, input="SELECT count(*) AS n\nFROM users;\nFROM nope;\n")
+    assert "400" in r.stdout and "nope does not exist" in r.stderr and r.returncode == 0  # the shell goes on
+
+
+def test_sql_shell_reports_errors_with_a_nonzero_exit(db_path):
+    wml.connect(db_path).close()
+    r = cli("sql", db_path, "-c", "FROM train_churn('missing_table')")
+    assert r.returncode == 1 and "UnknownRelation" in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop(tmp_path):
+    out = tmp_path / "demo.txt"
+    db = str(tmp_path / "shop.duckdb")
+    with open(out, "w") as f:
+        run_demo(db, users=600, seed=1, out=f)
+    text = out.read_text()
+    for step in ["Data quality", "Train the churn model", "most at risk", "Why they are at risk", "model registry"]:
+        assert step in text
+    con = wml.connect(db)
+    models = dict(con.execute("SELECT model, metrics['roc_auc'] FROM ml_models() WHERE is_active").fetchall())
+    assert models["churn"] > 0.75 and models["conversion"] > 0.6
+    con.close()

@@ -1,0 +1,62 @@
+"""The model store: versions, atomic writes, and loading that never runs code from the table."""
+from __future__ import annotations
+
+import duckdb
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+import warehouse_ml as wml
+from warehouse_ml.binding.registry import runtime_for
+from warehouse_ml.errors import UnsafeModel
+from warehouse_ml.store import dumps_arrays, loads_artifact
+
+
+def test_a_write_that_fails_midway_leaves_nothing(con):
+    store = runtime_for(con).store
+    fmt, blob = dumps_arrays({"w": [1.0, 2.0]})
+    assert store.save("m", task="classification", algorithm="logistic", fmt=fmt, artifact=blob) == 1
+    with pytest.raises(duckdb.Error):
+        store.save("m", task="classification", algorithm="logistic", fmt=fmt, artifact=None)  # NOT NULL
+    assert con.execute("SELECT version FROM wml.model_versions").fetchall() == [(1,)]
+    assert con.execute("SELECT count(*) FROM wml.deployments").fetchone() == (1,)
+    assert store.active_version("m") == 1
+
+
+def test_artifacts_with_functions_are_refused_not_executed(con, tmp_path):
+    marker = tmp_path / "ran"
+    # A transformer that would call os.system on load-and-use: skops records the function as a type to trust.
+    evil = FunctionTransformer(func=eval)
+    blob = sio.dumps(evil)
+    with pytest.raises(UnsafeModel, match="builtins.eval"):
+        loads_artifact("skops", blob)
+    con.execute("""INSERT INTO wml.model_versions (model, version, task, algorithm, features, metrics, params, meta,
+                   format, artifact) VALUES ('evil', 1, 'classification', 'logistic', '[]', '{}', '{}', '{}', 'skops', $1)""", [blob])
+    con.execute("INSERT INTO wml.deployments VALUES (1, 'evil', 1, 'train', now())")
+    con.execute("CREATE TABLE x AS SELECT 1 AS a")
+    with pytest.raises(duckdb.Error, match="UnsafeModel"):
+        con.execute("SELECT ml_predict('evil', x) FROM x").fetchall()
+    assert not marker.exists()
+
+
+def test_unknown_formats_are_refused(con):
+    with pytest.raises(UnsafeModel, match="unknown artifact format 'pickle'"):
+        loads_artifact("pickle", b"\x80\x04K\x01.")
+
+
+def test_arrays_round_trip_without_pickle():
+    fmt, blob = dumps_arrays({"a": [1, 2, 3], "b": [[0.5]]})
+    out = loads_artifact(fmt, blob)
+    assert fmt == "npz" and out["a"].tolist() == [1, 2, 3] and out["b"].tolist() == [[0.5]]
+
+
+def test_a_read_only_database_still_scores(db_path):
+    con = wml.connect(db_path)
+    con.execute("CREATE TABLE t AS SELECT range AS x, (range % 2) AS y, random() AS z FROM range(200)")
+    con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'decision_tree')").fetchall()
+    con.close()
+    ro = wml.connect(db_path, read_only=True)
+    assert len(ro.execute("SELECT ml_predict('m', t) FROM t t").fetchall()) == 200
+    with pytest.raises(duckdb.Error, match="read-only"):
+        ro.execute("FROM ml_train('m', 't', label := 'y')").fetchall()
+    ro.close()
