@@ -308,3 +308,14 @@ def test_no_interactions_and_ambiguous_columns(tmp_path):
         assert con.execute("SELECT count(*) FROM recommend_items('t2', 2, method := 'popular', exclude_seen := false)").fetchone()[0] == 4
     finally:
         con.close()
+
+
+def test_a_model_of_another_task_is_not_a_recommender(tmp_path):
+    con = wml.connect(str(tmp_path / "mixed.duckdb"))
+    try:
+        con.execute("CREATE TABLE tiny AS SELECT range AS x, range % 2 = 0 AS y FROM range(40)")
+        con.execute("FROM ml_train('churny', 'tiny', label := 'y', algorithm := 'logistic')").fetchall()
+        msg = _err(con, "FROM recommend_items('churny', 3)")
+        assert "not a recommender" in msg and "task := 'recommend'" in msg
+    finally:
+        con.close()

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
 from ..binding.registry import JSON, table_udf
-from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed
+from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import recommend as rk
 from .base import trainer
@@ -209,6 +209,7 @@ def _select_list(rel: Relation, roles: Roles) -> str:
 
 
 def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -> Interactions:
+    started = _time.perf_counter()
     rel = ctx.relation(relation, "relation")
     roles = infer_roles(rel, opts, need_time)
     mapping, explicit = _event_weights(opts) if roles.event else ({}, False)
@@ -276,6 +277,8 @@ def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -
                  n_events=int(pc.sum(table.column("n")).as_py()))
     for n in notes:
         log.info("%s: %s", relation, n)
+    log.info("%s: read %d interactions as %d user-item pairs in %.2f s", relation, stats["n_events"],
+             stats["n_pairs"], _time.perf_counter() - started)
     return inter
 
 
@@ -478,7 +481,10 @@ def fit_model(ctx, inter: Interactions, opts: dict, k: int = 10, always_evaluate
                          + ", ".join(f"{r['method']} {r['ndcg_at_k']:.4f}" for r in rows))
     candidates = [{"algorithm": r["method"], "cv_score": r["ndcg_at_k"], "metric": f"ndcg_at_{k}"} for r in rows]
     params = _method_params(opts, method, strict=requested != "auto")
+    t0 = _time.perf_counter()
     rec = rk.make_recommender(method, params).fit(inter.matrix())
+    log.info("%s: fitted %s on %d users x %d items (%d pairs) in %.2f s", inter.relation, method, inter.n_users,
+             inter.n_items, len(inter.users), _time.perf_counter() - t0)
     meta = {"method": method, "params": rec.params, "relation": inter.relation, "roles": inter.roles.as_dict(),
             "event_weights": inter.event_weights, "stats": inter.stats, "notes": notes, "candidates": candidates}
     model = RecModel(rec, inter.user_ids, inter.item_ids, inter.matrix(), meta)
@@ -514,7 +520,18 @@ def _is_model(ctx, source) -> bool:
     if not isinstance(source, str) or not source.strip():
         raise InvalidArgument("relation", f"expected the name of a table, view or recommender model, got {source!r}",
                               "Pass it as a string, e.g. 'events' or 'recs'")
-    return source in ctx.store.model_names()
+    if source not in ctx.store.model_names():
+        return False
+    task = ctx.store.describe(source).task
+    if task == TASK:
+        return True
+    try:  # a model of another task with the same name as a table: the table is meant
+        ctx.relation(source, "relation")
+        return False
+    except UnknownRelation:
+        raise InvalidArgument("relation", f"model '{source}' is a {task} model, not a recommender",
+                              f"Train one with FROM ml_train('{source}_recs', 'events', task := 'recommend'), or "
+                              "pass the name of a table of interactions") from None
 
 
 def load_model(ctx, name: str, opts: dict) -> RecModel:
@@ -628,8 +645,13 @@ def _cold_start(model: RecModel, k: int, seg_codes: np.ndarray) -> tuple[np.ndar
 def recommend_items(ctx, source, k, options):
     opts = _options(options)
     rk.check_k(k)
+    t0 = _time.perf_counter()
     model = _source_model(ctx, source, opts, k)
-    return recommend_table(ctx, model, k, opts)
+    t1 = _time.perf_counter()
+    out = recommend_table(ctx, model, k, opts)
+    log.info("recommend_items(%s): model ready in %.2f s, %d recommendations in %.2f s", source, t1 - t0,
+             out.num_rows, _time.perf_counter() - t1)
+    return out
 
 
 @table_udf("wml_similar_items", args=["VARCHAR", "BIGINT", JSON], returns=SIM_ROW)
