@@ -52,7 +52,11 @@ class Featurizer:
             if non_null == 0:
                 self.excluded.append({"name": name, "reason": "all values are NULL"})
                 continue
-            distinct = pc.count_distinct(col).as_py()
+            if pa.types.is_floating(t) or pa.types.is_decimal(t):
+                lo_hi = pc.min_max(col).as_py()  # cheaper than counting distinct floats; IDs are never floats
+                distinct = 1 if lo_hi["min"] == lo_hi["max"] else non_null
+            else:
+                distinct = pc.count_distinct(col).as_py()
             if distinct <= 1:
                 self.excluded.append({"name": name, "reason": "constant: a single distinct value"})
                 continue
