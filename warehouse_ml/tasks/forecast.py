@@ -750,7 +750,18 @@ class YearlyAdjust:
     def __init__(self, K: int = 3, alpha: float = 0.001):
         self.K, self.alpha = K, alpha
 
-    def fit(self, Y0, M, lens, day0, step_days):
+    def fit(self, Y0, M, lens, day0, step_days, chunk: int = 500):
+        """Per series least squares, in chunks of series so memory stays at chunk x T x (2K + 2) floats."""
+        N = Y0.shape[0]
+        parts = [self._fit(Y0[i:i + chunk], M[i:i + chunk], lens[i:i + chunk], day0[i:i + chunk], step_days)
+                 for i in range(0, max(N, 1), chunk)]
+        self.active = np.concatenate([p[0] for p in parts])
+        self.coef = np.concatenate([p[1] for p in parts])
+        self.pattern = np.concatenate([p[2] for p in parts])
+        self.day0, self.step = day0, step_days
+        return self
+
+    def _fit(self, Y0, M, lens, day0, step_days):
         N, T = Y0.shape
         t = np.arange(T)
         days = day0[:, None] + t[None, :] * step_days  # (N, T)
@@ -773,11 +784,9 @@ class YearlyAdjust:
         x = q * Fstat
         z = ((x / q) ** (1 / 3) - (1 - 2 / (9 * q))) / math.sqrt(2 / (9 * q))
         thresh = NormalDist().inv_cdf(1 - self.alpha)
-        self.active = (lens * step_days >= 700) & (z > thresh) & np.isfinite(z)
-        self.coef = np.where(self.active[:, None], coef[:, 2:], 0.0)
-        self.day0, self.step = day0, step_days
-        self.pattern = np.einsum("ntp,np->nt", F, self.coef) * M
-        return self
+        active = (lens * step_days >= 700) & (z > thresh) & np.isfinite(z)
+        coef = np.where(active[:, None], coef[:, 2:], 0.0)
+        return active, coef, np.einsum("ntp,np->nt", F, coef) * M
 
     def adjusted(self, Y0):
         return Y0 - self.pattern
