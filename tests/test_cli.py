@@ -32,6 +32,19 @@ def test_sql_shell_runs_the_star_spelling(db_path):
     assert "400" in r.stdout and "nope does not exist" in r.stderr and r.returncode == 0  # the shell goes on
 
 
+def test_plot_forecast_command_writes_a_png(db_path, tmp_path):
+    con = wml.connect(db_path)
+    con.execute("""CREATE TABLE sales AS SELECT 'a' AS sku, DATE '2024-01-01' + i::INT AS day,
+                   10 + 3 * sin(i / 7 * 2 * pi()) + (i % 5) AS units FROM range(120) r(i)""")
+    con.close()
+    out = tmp_path / "a.png"
+    r = cli("plot-forecast", db_path, "--relation", "sales", "--item", "a", "--horizon", "14", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    r = cli("plot-forecast", db_path, "--relation", "sale", "--item", "a")
+    assert r.returncode == 1 and "Did you mean 'sales'" in r.stderr
+
+
 def test_sql_shell_reports_errors_with_a_nonzero_exit(db_path):
     wml.connect(db_path).close()
     r = cli("sql", db_path, "-c", "FROM train_churn('missing_table')")
@@ -45,9 +58,12 @@ def test_demo_runs_the_whole_loop(tmp_path):
     with open(out, "w") as f:
         run_demo(db, users=600, seed=1, out=f)
     text = out.read_text()
-    for step in ["Data quality", "Train the churn model", "most at risk", "Why they are at risk", "model registry"]:
+    for step in ["Data quality", "Train the churn model", "most at risk", "Why they are at risk", "A/B test on conversion",
+                 "7-day demand forecast", "Reorder plan", "Price elasticity", "model registry"]:
         assert step in text
     con = wml.connect(db)
     models = dict(con.execute("SELECT model, metrics['roc_auc'] FROM ml_models() WHERE is_active").fetchall())
     assert models["churn"] > 0.75 and models["conversion"] > 0.6
+    pngs = list(tmp_path.glob("shop_forecast_*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Forecast chart of" in text
     con.close()

@@ -168,7 +168,35 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--forecast-items", type=int, default=3, help="series to forecast and plot (default: 3)")
     r.add_argument("--horizon", type=int, default=28, help="forecast horizon in periods (default: 28)")
     r.set_defaults(func=cmd_report)
+    f = sub.add_parser("plot-forecast", help="write a PNG of an item's history, forecast and band")
+    f.add_argument("db")
+    f.add_argument("--relation", default="daily_sales", help="table of sales (default: daily_sales)")
+    f.add_argument("--item", required=True, help="the item key, e.g. SKU-0001")
+    f.add_argument("--horizon", type=int, default=28)
+    f.add_argument("--item-col", dest="item_col")
+    f.add_argument("--date")
+    f.add_argument("--value")
+    f.add_argument("--method", default="auto")
+    f.add_argument("--level", type=float, default=0.95)
+    f.add_argument("--out", help="PNG path (default: forecast_<item>.png)")
+    f.set_defaults(func=cmd_plot_forecast)
     return p
+
+
+def cmd_plot_forecast(args) -> int:
+    import warehouse_ml as wml
+    from .functions.forecast import plot_forecast
+
+    con = wml.connect(args.db, read_only=True)
+    out = args.out or f"forecast_{args.item}.png"
+    try:
+        plot_forecast(con, args.relation, args.item, args.horizon, out, item_col=args.item_col, date=args.date,
+                      value=args.value, method=args.method, level=args.level)
+    except (duckdb.Error, wml.WmlError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import time
 import warehouse_ml as wml
 
 from ..cli import format_result
+from ..functions.forecast import plot_forecast
 from .shop import generate_shop
 
 AS_OF = "DATE '2024-06-30'"
@@ -45,6 +46,39 @@ STEPS: list[tuple[str, str]] = [
     ("Conversion by traffic source: observed vs predicted",
      "SELECT traffic_source, round(avg(purchased::INT), 4) AS observed, round(avg(predict_conversion(s)), 4) AS predicted "
      "FROM session_features s GROUP BY ALL ORDER BY observed DESC"),
+    ("Customer segments (k chosen by silhouette), described in words",
+     "SELECT segment, n, round(share, 3) AS share, description FROM segment_profiles('churn_features', exclude := ['churned'])"),
+    ("7-day demand forecast for the three best sellers (method chosen per series by backtest)",
+     "SELECT item, date, round(forecast, 1) AS forecast, round(lower, 1) AS lower, round(upper, 1) AS upper, method "
+     "FROM forecast_demand('daily_sales', 7, item := 'sku', date := 'day', value := 'units') "
+     "WHERE item IN (SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC LIMIT 3) ORDER BY item, date"),
+    ("Which forecasting method is right for which item (rolling-origin backtest, 2 folds)",
+     "SELECT method, count(*) AS items, round(avg(mase), 3) AS mase, round(avg(coverage), 3) AS coverage "
+     "FROM backtest_demand('daily_sales', 7, folds := 2, item := 'sku', date := 'day', value := 'units') "
+     "GROUP BY method ORDER BY mase"),
+    ("Reorder plan: 7-day lead time, 95% service level, against on-hand inventory",
+     "SELECT item, round(lead_time_demand, 1) AS lead_time_demand, round(safety_stock, 1) AS safety_stock, "
+     "round(reorder_point, 1) AS reorder_point, on_hand, round(order_qty, 1) AS order_qty "
+     "FROM reorder_plan('daily_sales', lead_time := 7, service_level := 0.95, on_hand := 'inventory', "
+     "item := 'sku', date := 'day', value := 'units') ORDER BY order_qty DESC LIMIT 10"),
+    ("A/B test on conversion (the simulation's true lift is +2.0 points)",
+     "SELECT variant, n, round(mean, 4) AS mean, round(lift, 4) AS lift, round(ci_low, 4) AS ci_low, "
+     "round(ci_high, 4) AS ci_high, round(p_value, 4) AS p_value, significant, test, round(srm_p_value, 3) AS srm_p "
+     "FROM ab_test('experiment', variant := 'variant', metric := 'converted', control := 'A')"),
+    ("A/B test on revenue per user, with CUPED on pre-period revenue",
+     "SELECT variant, n, round(lift, 3) AS lift, round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high, "
+     "round(p_value, 4) AS p_value, test, (SELECT round(value, 3) FROM demo_truth WHERE name = 'experiment.lift_revenue_per_user') AS true_lift "
+     "FROM ab_test('experiment', variant := 'variant', metric := 'revenue', control := 'A', covariate := 'pre_revenue')"),
+    ("Users per arm to detect +1 point on a 5% conversion rate", "SELECT ab_sample_size(0.05, 0.01) AS users_per_arm"),
+    ("Price elasticity per product: estimates against the simulation's truth",
+     "SELECT count(*) AS items_estimated, round(avg((t.elasticity BETWEEN e.ci_low AND e.ci_high)::INT), 3) AS ci_coverage, "
+     "round(corr(e.elasticity, t.elasticity), 3) AS correlation_with_truth "
+     "FROM price_elasticity('daily_sales', item := 'sku', price := 'price', units := 'units') e "
+     "JOIN demo_truth_elasticity t ON t.sku = e.item WHERE e.elasticity IS NOT NULL"),
+    ("Profit-maximising prices (within each product's observed range)",
+     "SELECT item, round(current_price, 2) AS current_price, round(optimal_price, 2) AS optimal_price, "
+     "round(expected_profit - current_profit, 2) AS profit_gain_per_day FROM optimal_price('daily_sales', cost := 'unit_cost') "
+     "WHERE optimal_price IS NOT NULL ORDER BY profit_gain_per_day DESC LIMIT 8"),
     ("The model registry", "SELECT model, version, task, algorithm, is_active, n_rows, round(seconds, 2) AS seconds FROM ml_models()"),
 ]
 
@@ -71,7 +105,11 @@ def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.
         say("   " + " ".join(sql.split())[:400])
         result = wml.sql(con, sql)
         say(format_result(result, max_rows=15))
-    say(f"\nDone in {_elapsed(started)}. Open the database with: warehouse-ml sql {db}")
+    top = con.execute("SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC LIMIT 1").fetchone()[0]
+    png = os.path.splitext(db)[0] + f"_forecast_{top}.png"
+    plot_forecast(con, "daily_sales", top, 28, png, item_col="sku", date="day", value="units")
+    say(f"\nForecast chart of {top}: {png}")
+    say(f"Done in {_elapsed(started)}. Open the database with: warehouse-ml sql {db}")
     con.close()
 
 
