@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -162,9 +163,7 @@ class ModelStore:
         """Write a new version (and make it active) in one transaction; returns the version number."""
         validate_model_name(model)
         self.ensure_schema()
-        cur = self.con.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self._transaction() as cur:
             version = cur.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM wml.model_versions WHERE model = $1", [model]
             ).fetchone()[0]
@@ -176,15 +175,6 @@ class ModelStore:
             )
             if activate:
                 self._log(cur, model, version, "train", now)
-            cur.execute("COMMIT")
-        except BaseException:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            cur.close()
         _bump(self.db_key)
         return version
 
@@ -209,13 +199,23 @@ class ModelStore:
         return stack[-2]
 
     def _write_log(self, model: str, version: int, action: str) -> None:
+        with self._transaction() as cur:
+            self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None))
+
+    @contextmanager
+    def _transaction(self):
+        """A fresh cursor in one transaction: committed when the block succeeds, rolled back on any exit
+        otherwise (an exception or an interrupt), and the model cache invalidated after a commit."""
         cur = self.con.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
-            self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None))
+            yield cur
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
             raise
         finally:
             cur.close()
@@ -223,18 +223,9 @@ class ModelStore:
 
     def drop(self, model: str) -> list[StoredModel]:
         removed = [self.describe(model, v) for v in sorted(self.versions(model))]
-        cur = self.con.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self._transaction() as cur:
             cur.execute("DELETE FROM wml.model_versions WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.deployments WHERE model = $1", [model])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            cur.close()
-        _bump(self.db_key)
         return removed
 
     # -- reading -------------------------------------------------------------------------------------------
