@@ -32,6 +32,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -192,8 +193,10 @@ class WmlSession(DuckDBSession):
             return ArrowResult(status="COMMIT" if word in ("COMMIT", "END") else "ROLLBACK")
         if self.read_only and _TRAINING.search(sql):
             raise PermissionError(f"training and model changes are refused: {_READ_ONLY_HINT}")
+        started = time.perf_counter()
         try:
             cur = run(self._cursor, sql, list(params) if params else None)
+            log.info("server: ran in %.2fs: %s", time.perf_counter() - started, " ".join(sql.split())[:200])
         except duckdb.Error as e:
             if self.read_only and "read-only" in str(e):
                 raise PermissionError(f"{str(e).split(': ', 1)[-1]} ({_READ_ONLY_HINT})") from None
