@@ -59,11 +59,13 @@ def test_demo_runs_the_whole_loop(tmp_path):
         run_demo(db, users=600, seed=1, out=f)
     text = out.read_text()
     for step in ["Data quality", "Train the churn model", "most at risk", "Why they are at risk", "A/B test on conversion",
-                 "7-day demand forecast", "Reorder plan", "Price elasticity", "model registry"]:
+                 "7-day demand forecast", "Reorder plan", "Price elasticity", "Recommendations for three customers",
+                 "model registry"]:
         assert step in text
     con = wml.connect(db)
     models = dict(con.execute("SELECT model, metrics['roc_auc'] FROM ml_models() WHERE is_active").fetchall())
     assert models["churn"] > 0.75 and models["conversion"] > 0.6
+    assert set(models) == {"churn", "conversion", "recs", "segments"}
     pngs = list(tmp_path.glob("shop_forecast_*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Forecast chart of" in text
     con.close()
