@@ -178,6 +178,11 @@ def runtime_for(con) -> Runtime | None:
     return _RUNTIMES.get(id(con))
 
 
+def forget(con) -> None:
+    """Drop the state install() keeps for a connection or cursor (its model cache), e.g. when a session ends."""
+    _RUNTIMES.pop(id(con), None)
+
+
 def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Register every UDF on ``con`` (once) and create the TEMP macros (every call). Returns ``con``."""
     _load_function_modules()

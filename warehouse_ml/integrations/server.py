@@ -165,7 +165,7 @@ class WmlSession(DuckDBSession):
         super().__init__(cursor)
 
     def close(self):
-        registry._RUNTIMES.pop(id(self._cursor), None)  # the per-cursor runtime install() made
+        registry.forget(self._cursor)  # the per-cursor runtime install() made
         try:
             self._cursor.close()
         except duckdb.Error:
