@@ -155,9 +155,6 @@ def _method(opts: dict) -> str:
     if not isinstance(m, str):
         raise InvalidArgument("method", f"expected a method name, got {m!r}", f"Use one of {', '.join(K.METHODS)}")
     m = m.strip().lower()
-    if m == "nn":
-        raise InvalidArgument("method", "'nn' (the global neural forecaster) is not available in this version",
-                              "Use method := 'auto' (or 'ets', 'theta', 'arima', 'seasonal_naive', 'croston')")
     if m not in K.METHODS:
         raise InvalidArgument("method", f"unknown method '{m}'", f"Use one of {', '.join(K.METHODS)}")
     return m
@@ -222,6 +219,8 @@ def backtest_demand(ctx, relation, horizon, opts):
     level = _level(opts)
     m = opts.get("method")
     methods = BACKTEST_METHODS if m is None or m == "all" else (_method(opts),)
+    if methods == ("nn",):  # the network (slower: one training per fold) is compared with the classical methods
+        methods = BACKTEST_METHODS + ("nn",)
     data = load_series(ctx, relation, opts)
     try:
         res = K.backtest_panel(data.panel, h, folds, methods, level)

@@ -30,7 +30,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-METHODS = ("auto", "ets", "arima", "theta", "seasonal_naive", "croston", "naive")
+METHODS = ("auto", "ets", "arima", "theta", "seasonal_naive", "croston", "naive", "nn")  # nn: tasks.forecast_nn
 MAX_HORIZON = 10_000
 
 # Frequencies: name -> (step in days for day-based ones, or months for month-based ones, month-based?, season)
@@ -1042,13 +1042,19 @@ def build_panel(series: np.ndarray, day: np.ndarray, value: np.ndarray, n_series
 
 
 def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: float = 0.95,
-                   clip: bool = True) -> PanelResult:
+                   clip: bool = True, nn_config=None) -> PanelResult:
     """Forecast every series of a panel; short or empty series fall back (said in ``method``), and a series
-    whose forecast fails falls back to the naive forecast instead of failing the others."""
+    whose forecast fails falls back to the naive forecast instead of failing the others.
+    ``method='nn'`` trains one network over all series (``tasks.forecast_nn``; ``nn_config`` its NNConfig)."""
     validate_horizon(horizon)
     validate_level(level)
     if method not in METHODS:
         raise ForecastInputError("method", f"unknown method {method!r}", f"Use one of {', '.join(METHODS)}")
+    if method == "nn":
+        from . import forecast_nn as NN
+
+        NN.require_tensorflow()  # a missing TensorFlow is an error, not a silent fallback
+    explicit_bands = []  # (series index, lower, upper) of methods with their own (quantile) bands
     y, lens, m = panel.y, panel.lens, panel.season
     N = len(lens)
     h = int(horizon)
@@ -1086,6 +1092,9 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
         elif method == "seasonal_naive":
             groups = [(ix[seasonal_ok[ix] | (lens[ix] >= m)], "seasonal_naive"),
                       (ix[~(lens[ix] >= m)], "naive")]
+        elif method == "nn":  # series shorter than the network's lookback fall back to ETS
+            long = lens[ix] >= NN.lookback_for(panel.freq, lens[ix], h, nn_config)
+            groups = [(ix[long], "nn"), (ix[~long], "ets")]
         else:
             groups = [(ix, method)]
         for gix, meth in groups:
@@ -1095,12 +1104,18 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
                 if meth == "auto":
                     fc = AutoForecaster(m).fit(np.where(np.isnan(y[gix]), np.nan, y[gix]), lens[gix],
                                                sub_yearly(gix)).predict(h)
+                elif meth == "nn":
+                    fc, lo, hi = NN.panel_forecast(Y0[gix], lens[gix], panel.start[gix], panel.freq, m, h, level,
+                                                   nn_config)
+                    explicit_bands.append((gix, lo, hi))
                 else:
                     fc = _fit_predict(meth, Y0[gix], lens[gix], m, h, sub_yearly(gix))
                     if meth == "naive":
                         fc.method = [f"{method}->naive (short)"] * len(gix)
                     elif meth in ("ets", "theta") and m > 1:
                         fc.method = [meth if lens[i] >= 2 * m else f"{meth}->non-seasonal {meth} (short)" for i in gix]
+                    if method == "nn":
+                        fc.method = [f"nn->{lab} (short: {n} periods)" for lab, n in zip(fc.method, lens[gix])]
             except Exception as e:  # noqa: BLE001 - never fail every series for one method's failure
                 fc = _fit_predict("naive", Y0[gix], lens[gix], m, h)
                 fc.method = [f"{meth}->naive (failed: {type(e).__name__})"] * len(gix)
@@ -1122,6 +1137,9 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
     for i in np.nonzero(empty)[0]:
         fc.method[i] = "none (no non-NULL values)"
     lower, upper = fc.interval(level)
+    for gix, lo, hi in explicit_bands:
+        ok = ~bad[gix]
+        lower[gix[ok]], upper[gix[ok]] = lo[ok], hi[ok]
     mean = fc.mean
     if clip:
         mean, lower, upper = np.maximum(mean, 0), np.maximum(lower, 0), np.maximum(upper, 0)
