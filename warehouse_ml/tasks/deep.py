@@ -34,6 +34,8 @@ import time
 import warnings
 import zipfile
 
+import logging
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
@@ -46,6 +48,7 @@ FORWARD_CHUNK = 4096  # rows per block of the NumPy forward pass
 TRANSFORM_CHUNK = 32768  # rows per block of the preprocessing
 
 _tf_state: dict = {}
+log = logging.getLogger("warehouse_ml")
 
 
 # -- TensorFlow, lazily ------------------------------------------------------------------------------------
@@ -229,24 +232,31 @@ def model_inputs(prep: TabularPrep, Z: np.ndarray, ids: np.ndarray) -> dict[str,
 def make_dataset(tf, inputs: dict, y: np.ndarray, w: np.ndarray | None, batch_size: int, shuffle: bool, seed: int):
     """A tf.data pipeline over in-memory arrays, vectorised like Keras' own path for NumPy input: each epoch
     one permutation of the row indices (seeded, different every epoch), cut into whole batches with
-    ``from_tensor_slices``, and each batch gathered from the tensors in one op, in parallel, prefetched."""
+    ``from_tensor_slices``, and each batch gathered from the tensors in one op, prefetched while the model trains."""
     n = len(y)
     data = ({k: tf.convert_to_tensor(v) for k, v in inputs.items()}, tf.convert_to_tensor(y))
     if w is not None:
         data = data + (tf.convert_to_tensor(w),)
     full = n // batch_size
     rest = n - full * batch_size
+    plain = tf.autograph.experimental.do_not_convert  # TF ops only: no AutoGraph (nor source inspection) needed
+
+    @plain
+    def permutation(s):
+        return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                        seed=tf.stack([s, tf.constant(seed, tf.int64)]))
+
     if shuffle:
-        perms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).map(
-            lambda s: tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                               seed=tf.stack([s, tf.constant(seed, tf.int64)])))
+        perms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).map(permutation)
     else:
         perms = tf.data.Dataset.from_tensors(tf.range(n, dtype=tf.int64))
 
+    @plain
     def batches(idx):
         out = tf.data.Dataset.from_tensor_slices(tf.reshape(idx[: full * batch_size], [full, batch_size]))
         return out.concatenate(tf.data.Dataset.from_tensors(idx[full * batch_size:])) if rest else out
 
+    @plain
     def gather(i, tensors):
         return tf.nest.map_structure(lambda t: tf.gather(t, i, axis=0), tensors)
 
@@ -323,47 +333,51 @@ class _KerasMLP(BaseEstimator):
         # auto: about 100 steps per epoch, between 32 and 2048 rows per batch
         bs = self.batch_size if self.batch_size != "auto" else int(np.clip(2 ** round(np.log2(max(len(tr), 1) / 100)), 32, 2048))
         bs = int(min(bs, max(len(tr), 1)))
-        gpus = tf.config.list_physical_devices("GPU")
-        plan = [("/GPU:0", max(bs // d, min(bs, MIN_BATCH)), True) for d in (1, 2, 4)] if gpus else []
+        if not n_val:
+            tr = slice(None)  # train on every row as it is (no copy): the dataset shuffles
+        # where to train: the GPU (if any) with the batch size, then half and a quarter of it when it runs out of
+        # memory, and last the CPU
+        plan = []
+        if tf.config.list_physical_devices("GPU"):
+            for b in (bs, bs // 2, bs // 4):
+                if b >= min(bs, MIN_BATCH) and ("/GPU:0", b, True) not in plan:
+                    plan.append(("/GPU:0", b, True))
         plan.append(("/CPU:0", bs, False))
-        dedup, seen = [], set()
-        for p in plan:
-            if p[:2] not in seen:
-                seen.add(p[:2])
-                dedup.append(p)
-        sub = lambda a, rows: None if a is None else a[rows]  # noqa: E731
         inputs = model_inputs(self.prep_, Z, ids)
+        train_in = {k: v[tr] for k, v in inputs.items()}
+        val_in = {k: v[val] for k, v in inputs.items()}
+        t_w = (t[tr], None if w is None else w[tr])
+        v_w = (t[val], None if w is None else w[val])
         t0 = time.perf_counter()
-        for attempt, (device, batch, on_gpu) in enumerate(dedup):
+        for attempt, (device, batch, on_gpu) in enumerate(plan):
             _seed_everything(tf, keras, int(self.random_state), deterministic=not on_gpu)
+            # the input pipeline stays on the CPU; the model (and its steps) on the device
+            train = make_dataset(tf, train_in, *t_w, batch, True, int(self.random_state))
+            valid = make_dataset(tf, val_in, *v_w, batch, False, 0) if n_val else None
+            callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(self.patience),
+                                                       restore_best_weights=True)] if n_val else []
             try:
                 with tf.device(device):
                     model = self._build(keras, mixed_precision=on_gpu)
-                    train = make_dataset(tf, {k: v[tr] for k, v in inputs.items()}, t[tr], sub(w, tr), batch, True,
-                                         int(self.random_state))
-                    valid, callbacks = None, []
-                    if n_val:
-                        valid = make_dataset(tf, {k: v[val] for k, v in inputs.items()}, t[val], sub(w, val), batch,
-                                             False, 0)
-                        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(self.patience),
-                                                                       restore_best_weights=True))
                     history = model.fit(train, validation_data=valid, epochs=int(self.epochs), callbacks=callbacks,
                                         shuffle=False, verbose=int(self.verbose))  # the dataset shuffles
                 break
             except tf.errors.ResourceExhaustedError as e:
-                if attempt == len(dedup) - 1:
-                    raise TrainingFailed(f"the MLP ran out of memory on {device} with batch_size {batch} ({e.message[:200]}). "
-                                         "Use params := {batch_size: 128, hidden_units: [64, 32]} or fewer rows") from None
-                nxt = dedup[attempt + 1]
-                msg = (f"GPU out of memory with batch_size {batch}: retrying with "
-                       + (f"batch_size {nxt[1]}" if nxt[2] else f"batch_size {nxt[1]} on the CPU"))
-                warnings.warn(msg, ResourceWarning, stacklevel=2)
+                if attempt == len(plan) - 1:
+                    raise TrainingFailed(f"the MLP ran out of memory on {device.strip('/')} with batch_size {batch} "
+                                         f"({e.message[:200]}). Use a smaller network or batch, e.g. "
+                                         "params := {batch_size: 128, hidden_units: [64, 32]}, or fewer rows") from None
+                nxt = plan[attempt + 1]
+                msg = (f"the GPU ran out of memory with batch_size {batch}: retrying with batch_size {nxt[1]}"
+                       + ("" if nxt[2] else " on the CPU"))
+                warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                log.warning(msg)
                 self.notes_.append(msg)
         self.train_seconds_ = time.perf_counter() - t0
         self.device_ = device.strip("/")
         self.batch_size_ = batch
         self.n_epochs_ = len(history.epoch)
-        self.samples_seen_ = len(tr) * self.n_epochs_
+        self.samples_seen_ = (n - n_val) * self.n_epochs_
         self.model_ = model
         self._weights = None
         stopped = f", early stopping kept epoch {int(np.argmin(history.history['val_loss'])) + 1}" if n_val else ""
