@@ -118,8 +118,8 @@ def test_parameter_validation():
         rk.ItemKNNRecommender(neighbors=0)
     with pytest.raises(InvalidArgument, match="'weighting'"):
         rk.ItemKNNRecommender(weighting="jaccard")
-    with pytest.raises(InvalidArgument, match="two_tower"):
-        rk.make_recommender("two_tower")
+    with pytest.raises(InvalidArgument, match="'dim' of method 'two_tower'"):
+        rk.make_recommender("two_tower", {"dim": 0})
     with pytest.raises(InvalidArgument, match="argument 'k'"):
         rk.check_k(0)
     with pytest.raises(InvalidArgument, match="only 7"):
@@ -280,7 +280,8 @@ def test_bad_input(shop):
     assert "UnknownColumn" in msg and "Did you mean 'sku'" in msg
     assert "Did you mean 'als'" in _err(con, "FROM recommend_items('events', 3, method := 'alss')") or \
         "did you mean 'als'" in _err(con, "FROM recommend_items('events', 3, method := 'alss')")
-    assert "deep-models" in _err(con, "FROM recommend_items('events', 3, method := 'two_tower')")
+    assert "'dim' of method 'two_tower'" in _err(
+        con, "FROM recommend_items('events', 3, method := 'two_tower', params := {'dim': 0})")
     assert "did you mean 'neighbors'" in _err(
         con, "FROM recommend_items('events', 3, method := 'item_knn', params := {'neighbours': 3})")
     n = con.execute("SELECT count(*) FROM events").fetchone()[0]

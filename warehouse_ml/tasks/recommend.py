@@ -491,17 +491,19 @@ class ALSRecommender(Recommender):
         self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
 
 
-# method name -> class; the deep-models module adds 'two_tower' here
+# method name -> class. 'two_tower' (tasks.recommend_nn) imports TensorFlow only when it is fitted.
 METHODS: dict[str, type[Recommender]] = {
     "popular": PopularRecommender,
     "item_knn": ItemKNNRecommender,
     "als": ALSRecommender,
 }
-PLANNED = {"two_tower": "the deep-models module (TensorFlow)"}
+PLANNED: dict[str, str] = {}
+ON_REQUEST = ("two_tower",)  # trained by auto / evaluate_recommender only when named (it takes far longer)
 
 
 def available_methods() -> list[str]:
-    return [m for m in METHODS if m != "als" or _implicit_available()]
+    """Methods 'auto' and evaluate_recommender compare by default: the fast ones (two_tower only on request)."""
+    return [m for m in METHODS if m not in ON_REQUEST and (m != "als" or _implicit_available())]
 
 
 def make_recommender(method: str, params: dict | None = None) -> Recommender:
@@ -512,7 +514,7 @@ def make_recommender(method: str, params: dict | None = None) -> Recommender:
         close = difflib.get_close_matches(str(method), list(METHODS) + ["auto"], n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise InvalidArgument("method", f"unknown method {method!r}{hint}",
-                              "Use 'auto', 'popular', 'item_knn' or 'als'")
+                              "Use 'auto', 'popular', 'item_knn', 'als' or 'two_tower'")
     return METHODS[method](**(params or {}))
 
 
@@ -521,7 +523,7 @@ def similar_items(rec: Recommender, history: sp.csr_matrix, k: int) -> tuple[np.
     factors for an ALS model, of log-weighted co-occurrence otherwise."""
     n = history.shape[1]
     k = min(int(k), max(n - 1, 1))
-    if isinstance(rec, ALSRecommender):
+    if getattr(rec, "item_factors", None) is not None:  # factor models (als, two_tower): cosine of item vectors
         V = rec.item_factors
         norms = np.linalg.norm(V, axis=1)
         norms[norms == 0] = 1
@@ -680,3 +682,8 @@ def synthetic_interactions(n_users: int = 2000, n_items: int = 500, n_interactio
     event = rng.choice(np.array(["view", "cart", "purchase"]), n_interactions, p=[0.7, 0.2, 0.1])
     qty = np.where(event == "purchase", rng.integers(1, 4, n_interactions), 1)
     return {"user": user, "item": item, "time": time, "event": event, "qty": qty}
+
+
+from .recommend_nn import TwoTowerRecommender  # noqa: E402  (subclasses Recommender, defined above)
+
+METHODS["two_tower"] = TwoTowerRecommender
