@@ -3,7 +3,15 @@
 Each row of the relation is one observation of an item's units sold at a price (e.g. an item-day). Column
 roles are inferred when unambiguous: the item (named like sku/item/product, else the only text column; none
 means the whole relation is one item), the price (named like price), the units (named like units/quantity/qty)
-and, for optimal_price, the date that decides the current price (the only DATE/TIMESTAMP column).
+and the date (the only DATE/TIMESTAMP column; ``date := ...`` names one).
+
+The demand model is the one in ``tasks.pricing``: by default a per-item Poisson GLM (log link) of units on log
+price, with controls for time (trend, weekday, yearly terms) built from the date, robust standard errors, and
+zero-unit days used as observations. ``controls := 'none'``, or a relation without a date, fits units on log
+price alone; ``model := 'loglog'`` fits OLS of log units instead (``controls := 'none', model := 'loglog'`` is
+the classic log-log regression). The ``method`` column says per item what was fitted. In optimal_price the date
+also decides the current price (the latest date's) and the recent conditions (the last 28 days) at which the
+fitted curve predicts units.
 """
 from __future__ import annotations
 
@@ -18,10 +26,10 @@ from ..binding.registry import JSON, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import pricing as pr
 
-ELASTICITY_OPTIONS = {"item", "price", "units", "alpha", "min_rows", "min_price_variation"}
-OPTIMAL_OPTIONS = ELASTICITY_OPTIONS | {"cost", "date", "min_price", "max_price", "within_observed"}
+ELASTICITY_OPTIONS = {"item", "price", "units", "date", "controls", "model", "alpha", "min_rows", "min_price_variation"}
+OPTIMAL_OPTIONS = ELASTICITY_OPTIONS | {"cost", "min_price", "max_price", "within_observed"}
 ELASTICITY_ROW = ("STRUCT(item VARCHAR, elasticity DOUBLE, ci_low DOUBLE, ci_high DOUBLE, r2 DOUBLE, n BIGINT, "
-                  "n_excluded BIGINT, note VARCHAR)")
+                  "n_excluded BIGINT, method VARCHAR, note VARCHAR)")
 OPTIMAL_ROW = ("STRUCT(item VARCHAR, current_price DOUBLE, optimal_price DOUBLE, expected_units DOUBLE, "
                "expected_profit DOUBLE, current_units DOUBLE, current_profit DOUBLE, unit_cost DOUBLE, "
                "elasticity DOUBLE, note VARCHAR)")
@@ -89,13 +97,35 @@ def _resolve(rel, opts: dict):
     return item, price, units
 
 
+_DATE = re.compile(r"^(DATE|TIMESTAMP.*)$", re.IGNORECASE)
+
+
+def _date(rel, opts: dict) -> str | None:
+    date = opts.get("date")
+    if date is not None:
+        date = rel.column(date, "date")
+        if not _DATE.match(rel.columns[date]):
+            raise InvalidArgument("date", f"column '{date}' is {rel.columns[date]}, not a date",
+                                  "Pass a DATE or TIMESTAMP column")
+        return date
+    dates = [c for c, t in rel.columns.items() if _DATE.match(t)]
+    return dates[0] if len(dates) == 1 else None
+
+
+def _choice(opts: dict, key: str, allowed: tuple, default: str, fix: str) -> str:
+    v = opts.get(key, default)
+    if not isinstance(v, str) or v.lower() not in allowed:
+        raise InvalidArgument(key, f"must be one of {', '.join(repr(a) for a in allowed)}, got {v!r}", fix)
+    return v.lower()
+
+
 def _read(ctx, rel, item, price, units, extra: list[str] = ()) -> pa.Table:
     cols = [f"CAST({rel.q(item)} AS VARCHAR) AS item" if item else "'all' AS item",
             f"CAST({rel.q(price)} AS DOUBLE) AS price", f"CAST({rel.q(units)} AS DOUBLE) AS units", *extra]
     return ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
 
 
-def _fit(table: pa.Table, opts: dict):
+def _fit(table: pa.Table, opts: dict, has_date: bool):
     items = table.column("item").combine_chunks()
     enc = pc.dictionary_encode(items)
     labels = enc.dictionary
@@ -112,7 +142,15 @@ def _fit(table: pa.Table, opts: dict):
     if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 3:
         raise InvalidArgument("min_rows", f"expected a whole number >= 3, got {min_rows!r}", "Pass e.g. min_rows := 5")
     mpv = _number(opts, "min_price_variation", 0.02, lo=0)
-    fit = pr.fit_elasticity(codes, k, price, units, alpha=float(alpha), min_rows=min_rows, min_price_variation=mpv)
+    controls = _choice(opts, "controls", ("auto", "none"), "auto",
+                       "Pass controls := 'auto' (trend, weekday and yearly terms from the date) or controls := 'none'")
+    model = _choice(opts, "model", ("poisson", "loglog"), "poisson",
+                    "Pass model := 'poisson' (GLM with a log link; uses zero-unit days) or model := 'loglog'")
+    day = None
+    if has_date and controls == "auto":
+        day = pc.fill_null(pc.cast(table.column("t"), pa.float64()), np.nan).to_numpy() / 86_400_000_000
+    fit = pr.fit_elasticity(codes, k, price, units, alpha=float(alpha), min_rows=min_rows, min_price_variation=mpv,
+                            day=day, controls=controls, model=model)
     return fit, codes, item_out, price, units
 
 
@@ -125,7 +163,9 @@ def price_elasticity(ctx, relation, options):
     opts = _options(options, ELASTICITY_OPTIONS, "price_elasticity")
     rel = ctx.relation(relation)
     item, price, units = _resolve(rel, opts)
-    fit, _, items, _, _ = _fit(_read(ctx, rel, item, price, units), opts)
+    date = _date(rel, opts)
+    extra = [f"epoch_us(CAST({rel.q(date)} AS TIMESTAMP)) AS t"] if date else []
+    fit, _, items, _, _ = _fit(_read(ctx, rel, item, price, units, extra), opts, bool(date))
     return pa.table({
         "item": pa.array(items, pa.string()),
         "elasticity": pa.array(_nan_to_none(fit.elasticity), pa.float64()),
@@ -134,6 +174,7 @@ def price_elasticity(ctx, relation, options):
         "r2": pa.array(_nan_to_none(fit.r2), pa.float64()),
         "n": pa.array(fit.n, pa.int64()),
         "n_excluded": pa.array(fit.n_excluded, pa.int64()),
+        "method": pa.array(fit.methods, pa.string()),
         "note": pa.array(fit.notes, pa.string()),
     })
 
@@ -150,15 +191,7 @@ def optimal_price(ctx, relation, options):
         extra.append(f"CAST({rel.q(_numeric(rel, rel.column(cost, 'cost'), 'cost'))} AS DOUBLE) AS cost")
     elif cost is not None:
         cost_const = _number(opts, "cost", 0.0, lo=0, fix="Pass a cost column name or a number >= 0")
-    date = opts.get("date")
-    if date is not None:
-        date = rel.column(date, "date")
-        if not re.match(r"^(DATE|TIMESTAMP.*)$", rel.columns[date], re.IGNORECASE):
-            raise InvalidArgument("date", f"column '{date}' is {rel.columns[date]}, not a date",
-                                  "Pass a DATE or TIMESTAMP column")
-    else:
-        dates = [c for c, t in rel.columns.items() if re.match(r"^(DATE|TIMESTAMP.*)$", t, re.IGNORECASE)]
-        date = dates[0] if len(dates) == 1 else None
+    date = _date(rel, opts)
     if date:
         extra.append(f"epoch_us(CAST({rel.q(date)} AS TIMESTAMP)) AS t")
     within = opts.get("within_observed", True)
@@ -169,9 +202,9 @@ def optimal_price(ctx, relation, options):
     if max_price is not None and max_price <= 0:
         raise InvalidArgument("max_price", "must be above 0", "Pass e.g. max_price := 20")
     table = _read(ctx, rel, item, price, units, extra)
-    fit, codes, items, p, q = _fit(table, opts)
+    fit, codes, items, p, q = _fit(table, opts, bool(date))
     k = len(items)
-    ok = np.isfinite(p) & np.isfinite(q) & (p > 0) & (q > 0)
+    ok = np.isfinite(p) & np.isfinite(q) & (p > 0) & (q >= 0)
     if date:
         never = np.iinfo(np.int64).min
         t = pc.fill_null(table.column("t"), never).to_numpy().astype(np.int64)
