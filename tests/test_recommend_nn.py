@@ -119,6 +119,7 @@ def test_ml_train_two_tower_then_lookup_in_a_process_without_tensorflow(tmp_path
     row = con.execute("FROM ml_train('tt', 'baskets', task := 'recommend', method := 'two_tower', weight := 'qty', "
                       "params := {'epochs': 6, 'dim': 32})").df().iloc[0]
     assert row["algorithm"] == "two_tower"
+    assert any(n.startswith("two_tower trained 6 epochs") for n in row["notes"]), row["notes"]
     assert row["metrics"]["ndcg_at_k"] > 1.5 * row["metrics"]["popular_ndcg_at_k"]
     assert con.execute("SELECT format FROM wml.model_versions WHERE model = 'tt'").fetchone()[0] == "npz"
     before = con.execute("FROM recommend_items('tt', 3) ORDER BY \"user\", rank").fetchall()

@@ -485,6 +485,7 @@ def fit_model(ctx, inter: Interactions, opts: dict, k: int = 10, always_evaluate
     rec = rk.make_recommender(method, params).fit(inter.matrix())
     log.info("%s: fitted %s on %d users x %d items (%d pairs) in %.2f s", inter.relation, method, inter.n_users,
              inter.n_items, len(inter.users), _time.perf_counter() - t0)
+    notes.extend(getattr(rec, "notes", []))  # e.g. two_tower: epochs, device, seconds, loss
     meta = {"method": method, "params": rec.params, "relation": inter.relation, "roles": inter.roles.as_dict(),
             "event_weights": inter.event_weights, "stats": inter.stats, "notes": notes, "candidates": candidates}
     model = RecModel(rec, inter.user_ids, inter.item_ids, inter.matrix(), meta)
