@@ -27,7 +27,7 @@ series x 2 years in about 10 s on two busy CPU cores, after TensorFlow's import 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -252,11 +252,6 @@ def fit_predict(Y0: np.ndarray, lens: np.ndarray, start: np.ndarray, freq: str, 
     notes.append(f"nn trained {config.epochs} epochs on {len(y):,} windows of {N} series (lookback {L}) on "
                  f"{device.strip('/')} in {seconds:.1f} s")
     return NNResult(med * s, lo * s, hi * s, notes, seconds, device.strip("/"), len(y))
-
-
-def config_from(params: dict | None) -> NNConfig:
-    """An NNConfig from user parameters (names as the dataclass fields); unknown names are refused by the caller."""
-    return replace(NNConfig(), **(params or {}))
 
 
 def panel_forecast(Y0: np.ndarray, lens: np.ndarray, start: np.ndarray, freq: str, m: int, horizon: int,
