@@ -66,6 +66,8 @@ def test_mlp_trains_predicts_and_persists_through_sql(con, churn_table, db_path)
     assert metrics["roc_auc"] > 0.75 and metrics["n_rows"] == 1500
     top = con.execute("FROM ml_explain('conversion')").fetchall()
     assert top[0][0] in ("recency_days", "frequency")
+    why = con.execute("SELECT ml_explain_row('conversion', u, k := 2) FROM uf u ORDER BY user_id LIMIT 3").fetchall()
+    assert all(len(w[0]) == 2 and {"feature", "contribution"} <= set(w[0][0]) for w in why)
     fmt = con.execute("SELECT format FROM wml.model_versions WHERE model = 'conversion'").fetchone()[0]
     assert fmt == "keras"
 

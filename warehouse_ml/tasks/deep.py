@@ -531,6 +531,10 @@ def _one_blas_thread():
     return _tf_state["blas"].limit(limits=1, user_api="blas")
 
 
+def _values(layer) -> list[np.ndarray]:
+    return [np.asarray(v.numpy()) for v in layer.weights]  # (get_weights warns under NumPy 2)
+
+
 def _extract_weights(model) -> dict:
     out = {"hidden": []}
     i = 0
@@ -539,13 +543,13 @@ def _extract_weights(model) -> dict:
             layer = model.get_layer(f"hidden_{i}")
         except ValueError:
             break
-        W, b = layer.get_weights()
+        W, b = _values(layer)
         out["hidden"].append((W.astype(np.float32), b.astype(np.float32)))
         i += 1
-    W, b = model.get_layer("output").get_weights()
+    W, b = _values(model.get_layer("output"))
     out["output"] = (W.astype(np.float32), b.astype(np.float32))
     try:
-        out["embedding"] = model.get_layer("embedding").get_weights()[0].astype(np.float32)
+        out["embedding"] = _values(model.get_layer("embedding"))[0].astype(np.float32)
     except ValueError:
         pass
     return out
@@ -565,7 +569,7 @@ def dumps_keras(est: _KerasMLP) -> bytes:
     """The artifact of a fitted MLP: an npz with the ``.keras`` zip, the preprocessing arrays and a JSON config."""
     _, keras = import_tf()
     inference = est._build(keras, compile=False)  # float32 and uncompiled: no optimizer in the artifact
-    inference.set_weights([np.asarray(w, dtype=np.float32) for w in est.model_.get_weights()])
+    inference.set_weights([np.asarray(v.numpy(), dtype=np.float32) for v in est.model_.weights])
     with tempfile.TemporaryDirectory(prefix="wml_keras_") as d:
         path = os.path.join(d, "model.keras")
         inference.save(path)
