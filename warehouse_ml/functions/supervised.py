@@ -73,6 +73,7 @@ def ml_train(ctx, model, relation, options):
     started = time.perf_counter()
     table = read_relation(ctx, rel)
     n_rows = table.num_rows
+    log.info("%s: read %s rows from %s in %.2fs", model, f"{n_rows:,}", relation, time.perf_counter() - started)
     if n_rows == 0:
         raise TrainingFailed(f"relation '{relation}' is empty; there is nothing to train on")
     y_col = table.column(label)
@@ -106,6 +107,7 @@ def ml_train(ctx, model, relation, options):
                             test_size=float(test_size), params=params, features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m))
     notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
+    log.info("%s: fitted and evaluated after %.2fs; storing", model, time.perf_counter() - started)
     seconds = time.perf_counter() - started
     fmt, blob = (dumps_keras if fit.algorithm == "mlp" else dumps_estimator)(fit.estimator)  # Keras models: .keras format
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,

@@ -100,7 +100,7 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
     elif algorithm == "gbm":
         cats = categorical if categorical.any() else None
         # early stopping on an internal 10% split keeps the number of trees (and the fit time) as small as the data needs
-        common = dict(max_iter=300, learning_rate=0.08, categorical_features=cats, early_stopping=True,
+        common = dict(max_iter=200, learning_rate=0.1, categorical_features=cats, early_stopping=True,
                       n_iter_no_change=15, random_state=SEED)
         est = (HistGradientBoostingClassifier(class_weight=class_weight, **common)
                if clf else HistGradientBoostingRegressor(**common))
@@ -155,12 +155,8 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
             class_weight = None
     else:
         class_weight = None
-    if test_size > 0:
-        strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
-        n_test = max(int(round(n * test_size)), len(classes) if classes is not None else 1)
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=n_test, random_state=SEED, stratify=strat)
-    else:
-        X_tr, X_te, y_tr, y_te = X, X, y, y
+    X_tr, X_te, y_tr, y_te = split_holdout(X, y, task, test_size)
+    if test_size == 0:
         notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
 
     candidates = []
@@ -175,6 +171,7 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     est.fit(X_tr, y_tr)
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
     notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
+    progress(f"evaluating on {len(y_te):,} hold-out rows and explaining")
     metrics = evaluate(est, X_te, y_te, task)
     importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
                                               predict=predict_fn(est, task, features) if features else None)
@@ -183,6 +180,16 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         used["class_weight"] = class_weight
     return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
                      len(y_tr), len(y_te), importance, baseline, used)
+
+
+def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float):
+    """The seeded (stratified, for classes) train/hold-out split every supervised fit uses."""
+    if test_size == 0:
+        return X, X, y, y
+    n_classes = len(np.unique(y)) if task == "classification" else 1
+    strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
+    n_test = max(int(round(len(y) * test_size)), n_classes)
+    return train_test_split(X, y, test_size=n_test, random_state=SEED, stratify=strat)
 
 
 def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
