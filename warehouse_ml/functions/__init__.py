@@ -9,4 +9,4 @@ from . import segment, abtest, pricing  # noqa: F401
 from . import prep  # noqa: F401
 from . import forecast  # noqa: F401
 from . import deep  # noqa: F401
-from . import recommend  # noqa: F401
+from . import recommend, sequence  # noqa: F401
