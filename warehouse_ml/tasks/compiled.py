@@ -4,19 +4,23 @@
   columns: ``b + sum_j w_j * (coalesce(x_j, median_j) - mean_j) / scale_j + ... + W_c[category]``. That form
   scores a NumPy matrix without scikit-learn's per-call overhead, and compiles to a plain SQL expression that
   DuckDB runs in parallel with no Python at all (also usable by clients without this package).
-* Histogram gradient boosting is scored tree by tree with its compiled predictors, one thread, skipping the
-  per-call validation that dominates on DuckDB's 2048-row batches.
+* Histogram gradient boosting is scored tree by tree with its compiled predictors, skipping the per-call
+  validation and (on DuckDB's 2048-row batches) the thread start-up that dominate small calls.
 
 Everything else falls back to the estimator's own ``predict_proba``/``predict``.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
+
+
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def linear_form(est, features: list[dict]) -> dict | None:
@@ -130,8 +134,10 @@ class HgbScorer:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X = self._encode(X)
         raw = np.full(X.shape[0], self.baseline)
+        # one thread for DuckDB's 2048-row batches (thread start-up would dominate); all cores for big matrices
+        threads = 1 if X.shape[0] <= 8192 else _CORES
         for tree in self.trees:
-            raw += tree.predict(X, self.bitsets, self.f_idx_map, 1)
+            raw += tree.predict(X, self.bitsets, self.f_idx_map, threads)
         return 1.0 / (1.0 + np.exp(-raw)) if self.classifier else raw
 
 

@@ -172,9 +172,10 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
     notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
     progress(f"evaluating on {len(y_te):,} hold-out rows and explaining")
-    metrics = evaluate(est, X_te, y_te, task)
+    predict = predict_fn(est, task, features) if features else None
+    metrics = evaluate(est, X_te, y_te, task, predict)
     importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
-                                              predict=predict_fn(est, task, features) if features else None)
+                                              predict=predict)
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
     if class_weight:
         used["class_weight"] = class_weight
@@ -219,19 +220,24 @@ def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
     return out
 
 
-def evaluate(est, X, y, task: str) -> dict[str, float]:
-    """Hold-out metrics: classification gets accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss."""
+def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
+    """Hold-out metrics: classification gets accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss.
+    ``predict`` (the lean scorer from ``predict_fn``) scores regression and binary labels when given."""
     if len(y) == 0:
         return {}
     if task == "regression":
-        pred = est.predict(X)
+        pred = predict(X) if predict is not None else est.predict(X)
         nz = y != 0
         out = {"mae": skm.mean_absolute_error(y, pred), "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
                "r2": skm.r2_score(y, pred) if len(y) > 1 else float("nan")}
         out["mape"] = float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz]))) if nz.any() else float("nan")
         return {k: float(v) for k, v in out.items()}
-    proba = est.predict_proba(X)
     classes = est.classes_
+    if predict is not None and len(classes) == 2:
+        p1 = predict(X)
+        proba = np.column_stack([1.0 - p1, p1])
+    else:
+        proba = est.predict_proba(X)
     pred = classes[np.argmax(proba, axis=1)]
     out = {"accuracy": skm.accuracy_score(y, pred)}
     present = np.unique(y)
@@ -295,33 +301,41 @@ def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, predict=
     if len(y_te) > max_rows:
         idx = rng.choice(len(y_te), max_rows, replace=False)
         X_te, y_te = X_te[idx], y_te[idx]
-    if task == "regression":
-        loss = lambda X: float(np.sqrt(np.mean((y_te - predict(X)) ** 2)))  # noqa: E731
-    elif len(est.classes_) == 2:
-        positive = y_te == est.classes_[1]
-        loss = lambda X: float(skm.log_loss(positive, np.clip(predict(X), 1e-15, 1 - 1e-15), labels=[False, True]))  # noqa: E731
-    else:
-        loss = lambda X: float(np.mean(predict_labels(est, X, task) != y_te))  # noqa: E731
-    ref = loss(X_te)
-    base_pred = predict(X_te)
-    out = []
-    for j in range(X_te.shape[1]):
-        drops = []
+    # Every perturbed copy of the hold-out sample is scored in one call (one pass over the trees, not 3d).
+    d = X_te.shape[1]
+    variants = [X_te]
+    for j in range(d):
         for _ in range(repeats):
             Xp = X_te.copy()
             Xp[:, j] = rng.permutation(Xp[:, j])
-            drops.append(loss(Xp) - ref)
+            variants.append(Xp)
+        Xs = X_te.copy()
+        if not categorical[j]:
+            Xs[:, j] = X_te[:, j] + np.nanstd(X_te[:, j])
+        variants.append(Xs)
+    stacked = np.vstack(variants)
+    n = len(y_te)
+    if task == "classification" and len(est.classes_) > 2:
+        labels = predict_labels(est, stacked, task).reshape(len(variants), n)
+        losses = (labels != y_te[None, :]).mean(axis=1)
+        scores = score(est, stacked, task).reshape(len(variants), n)
+    else:
+        scores = predict(stacked).reshape(len(variants), n)
+        if task == "regression":
+            losses = np.sqrt(np.mean((scores - y_te[None, :]) ** 2, axis=1))
+        else:
+            positive = (y_te == est.classes_[1])[None, :]
+            p = np.clip(scores, 1e-15, 1 - 1e-15)
+            losses = -np.mean(np.where(positive, np.log(p), np.log(1 - p)), axis=1)  # log loss per variant
+    out = []
+    for j in range(d):
+        first = 1 + j * (repeats + 1)
         direction = "categorical"
         if not categorical[j]:
-            col = X_te[:, j]
-            sd = np.nanstd(col)
-            if sd > 0:
-                Xs = X_te.copy()
-                Xs[:, j] = col + sd
-                delta = float(np.nanmean(predict(Xs) - base_pred))
-                direction = "increases" if delta > 1e-9 else "decreases" if delta < -1e-9 else "flat"
-        out.append({"feature": names[j] if j < len(names) else f"x{j}", "importance": float(np.mean(drops)),
-                    "direction": direction})
+            delta = float(np.nanmean(scores[first + repeats] - scores[0]))
+            direction = "increases" if delta > 1e-9 else "decreases" if delta < -1e-9 else "flat"
+        out.append({"feature": names[j] if j < len(names) else f"x{j}",
+                    "importance": float(np.mean(losses[first:first + repeats]) - losses[0]), "direction": direction})
     out.sort(key=lambda r: -r["importance"])
     return out, baseline
 
