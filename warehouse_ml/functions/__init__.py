@@ -4,9 +4,6 @@ Each module here adapts one task's pure kernels (``warehouse_ml.tasks``) to Duck
 column names, reads Arrow through a second cursor, calls the kernel, and returns Arrow. The matching table
 macros live in ``sql/<module>.sql``.
 """
-from . import registry_ops, supervised  # noqa: F401
-from . import segment, abtest, pricing  # noqa: F401
-from . import prep  # noqa: F401
-from . import forecast  # noqa: F401
-from . import deep  # noqa: F401
-from . import recommend, sequence  # noqa: F401
+from . import (  # noqa: F401  (importing a module registers its UDFs)
+    abtest, deep, forecast, prep, pricing, recommend, registry_ops, segment, sequence, supervised,
+)
