@@ -1,6 +1,10 @@
 """Shared fixtures: real DuckDB files in a temporary folder, with every warehouse-ml function installed."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,3 +47,10 @@ def churn_table(con):
     con.execute("CREATE TABLE uf AS SELECT * FROM churn_df")
     con.unregister("churn_df")
     return "uf"
+
+
+def run_without_tensorflow(body: str, cwd=None) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh interpreter where ``import tensorflow`` fails: exactly the state of a user
+    who has not installed it (no mock of anything the user runs)."""
+    script = "import sys\nsys.modules['tensorflow'] = None\n" + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd)

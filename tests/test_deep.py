@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from warehouse_ml.store import loads_artifact
 from warehouse_ml.tasks import supervised as sv
 from warehouse_ml.tasks.deep import KerasMLPClassifier, KerasMLPRegressor, loads_keras
 
-from .conftest import churn_frame
+from .conftest import churn_frame, run_without_tensorflow
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = "params := {epochs: 8, hidden_units: [32, 16]}"
@@ -206,9 +203,7 @@ def test_auto_considers_mlp_only_on_large_data(monkeypatch):
 
 
 def test_missing_tensorflow_gives_install_command_and_classical_still_work(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["tensorflow"] = None  # exactly what a user without TensorFlow has: the import fails
+    out = run_without_tensorflow(f"""
         sys.path.insert(0, {str(REPO)!r})
         import numpy as np, pandas as pd
         import warehouse_ml as wml
@@ -225,8 +220,7 @@ def test_missing_tensorflow_gives_install_command_and_classical_still_work(tmp_p
             except Exception as e:
                 print("error:", e)
         assert "tensorflow" not in [m for m in sys.modules if sys.modules[m] is not None]
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    """, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert "logistic: logistic" in lines

@@ -4,9 +4,6 @@ forecast_demand / backtest_demand / reorder_plan run it through SQL on a DuckDB 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,8 @@ import pytest
 import warehouse_ml as wml
 from warehouse_ml.tasks import forecast as K
 from warehouse_ml.tasks import forecast_nn as NN
+
+from .conftest import run_without_tensorflow
 
 pytest.importorskip("tensorflow")
 
@@ -72,7 +71,6 @@ def test_nn_repeats_exactly_with_fixed_seed_on_cpu():
 def test_windows_are_cut_without_looking_past_the_origin():
     y = np.arange(1, 401, dtype=float)[None, :].repeat(2, axis=0)
     y[1] *= 10
-    lens = np.array([400, 400])
     Yp = np.zeros((2, 420))
     Yp[:, :400] = y
     csum = np.concatenate([np.zeros((2, 1)), np.cumsum(Yp, axis=1)], axis=1)
@@ -137,9 +135,7 @@ def test_backtest_demand_compares_nn_with_the_classical_methods(sales):
 
 
 def test_missing_tensorflow_is_a_clear_error_and_classical_methods_still_work(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["tensorflow"] = None  # what a user without TensorFlow has: the import fails
+    out = run_without_tensorflow(f"""
         sys.path.insert(0, {str(REPO)!r})
         import warehouse_ml as wml
         con = wml.connect({str(tmp_path / 't.duckdb')!r})
@@ -152,8 +148,7 @@ def test_missing_tensorflow_is_a_clear_error_and_classical_methods_still_work(tm
                 print("no error")
             except Exception as e:
                 print("error:", e)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    """, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert "ets rows: 7" in lines

@@ -4,9 +4,6 @@ similar_items on a DuckDB file. TensorFlow must be installed (CI installs it); t
 separate interpreter where the import fails."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,8 @@ import scipy.sparse as sp
 import warehouse_ml as wml
 from warehouse_ml.tasks import recommend as rk
 from warehouse_ml.tasks.recommend_nn import TwoTowerRecommender
+
+from .conftest import run_without_tensorflow
 
 pytest.importorskip("tensorflow")
 
@@ -128,24 +127,19 @@ def test_ml_train_two_tower_then_lookup_in_a_process_without_tensorflow(tmp_path
     assert len(sim) == 3 and all(-1 - 1e-6 <= s[3] <= 1 + 1e-6 for s in sim)  # cosine of the item vectors
     con.close()
     # the stored towers are plain arrays: looking them up needs neither TensorFlow nor pickles
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["tensorflow"] = None
+    out = run_without_tensorflow(f"""
         sys.path.insert(0, {str(REPO)!r})
         import warehouse_ml as wml
         con = wml.connect({path!r})
         for r in con.execute('FROM recommend_items(\\'tt\\', 3) ORDER BY "user", rank').fetchall():
             print(repr(r))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    """, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == [repr(r) for r in before]
 
 
 def test_missing_tensorflow_is_a_clear_error_and_classical_methods_still_work(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["tensorflow"] = None  # what a user without TensorFlow has: the import fails
+    out = run_without_tensorflow(f"""
         sys.path.insert(0, {str(REPO)!r})
         import warehouse_ml as wml
         con = wml.connect({str(tmp_path / 't.duckdb')!r})
@@ -159,8 +153,7 @@ def test_missing_tensorflow_is_a_clear_error_and_classical_methods_still_work(tm
                 print("no error")
             except Exception as e:
                 print("error:", e)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    """, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert "item_knn rows: 150" in lines

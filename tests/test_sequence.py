@@ -3,9 +3,6 @@ order carries the signal, the NumPy forward pass against Keras, SQL on a DuckDB 
 score without TensorFlow) and bad input that changes nothing."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,8 @@ import pytest
 
 import warehouse_ml as wml
 from warehouse_ml.tasks import sequence as sq
+
+from .conftest import run_without_tensorflow
 
 pytest.importorskip("tensorflow")
 
@@ -138,16 +137,13 @@ def test_scores_persist_across_reconnect_and_need_no_tensorflow(trained):
         assert con.execute("SELECT task, is_active FROM ml_models() WHERE model = 'np'").fetchall() == [("sequence", True)]
     finally:
         con.close()
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["tensorflow"] = None  # scoring is a NumPy forward pass over stored arrays
+    out = run_without_tensorflow(f"""
         sys.path.insert(0, {str(REPO)!r})
         import warehouse_ml as wml
         con = wml.connect({path!r})
         for r in con.execute('FROM ml_predict_sequence(\\'np\\', \\'events\\') ORDER BY "user"').fetchall():
             print(repr(r))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == [repr(r) for r in scores]
 

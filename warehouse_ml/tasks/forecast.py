@@ -1061,7 +1061,6 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
     Y0 = np.nan_to_num(y, nan=0.0)
     empty = panel.n_obs == 0
     parts = []
-    labels = [""] * N
 
     # Buckets by what each series' length allows.
     one = (~empty) & (lens < 3)

@@ -161,7 +161,6 @@ def _batched_glm(g, X, y, mask, k, poisson: bool, max_iter: int = 100, tol: floa
     order = np.argsort(g, kind="stable")
     gs = g[order]
     counts = np.bincount(gs, minlength=k)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     items = np.flatnonzero(counts > 0)
     i0 = 0
     while i0 < len(items):  # batches of items whose padded arrays stay within _BATCH_CELLS
@@ -310,7 +309,7 @@ def fit_elasticity(codes: np.ndarray, n_items: int, price: np.ndarray, units: np
             ctrl = (Z[keep] * beta[gk, 2:]).sum(axis=1)
         ybar = sold / nn if poisson else _bincount(g, y, k) / nn
         if poisson:
-            yk, mu = y[keep], np.exp(eta)
+            yk = y[keep]
             null = 2 * _bincount(gk, np.where(yk > 0, yk * np.log(yk / ybar[gk]), 0.0) - (yk - ybar[gk]), k)
             r2 = np.where(fit & (null > 0), 1 - dev / null, np.nan)
             smear = np.ones(k)
