@@ -172,3 +172,16 @@ def test_predict_needs_a_whole_row(con, churn_table):
         con.execute("SELECT predict_churn(recency_days) FROM uf").fetchall()
     with pytest.raises(duckdb.Error, match="argument 'row': the row has no field 'support_tickets'"):
         con.execute("SELECT predict_churn(x) FROM (SELECT recency_days, frequency, monetary, channel FROM uf) x").fetchall()
+
+
+def test_one_query_can_score_rows_with_different_models(con, churn_table):
+    con.execute("FROM ml_train('a', 'uf', label := 'churned', algorithm := 'logistic')").fetchall()
+    con.execute("FROM ml_train('b', 'uf', label := 'churned', algorithm := 'decision_tree')").fetchall()
+    pa_, pb = scores(con, "a"), scores(con, "b")
+    mixed = con.execute("""SELECT ml_predict(CASE WHEN user_id % 3 = 0 THEN 'a' WHEN user_id % 3 = 1 THEN 'b' END, t)
+                           FROM uf t ORDER BY user_id""").fetchall()
+    got = [r[0] for r in mixed]
+    uid = np.arange(1, 1501)
+    assert np.allclose([g for g, u in zip(got, uid) if u % 3 == 0], pa_[uid % 3 == 0])
+    assert np.allclose([g for g, u in zip(got, uid) if u % 3 == 1], pb[uid % 3 == 1])
+    assert all(g is None for g, u in zip(got, uid) if u % 3 == 2)

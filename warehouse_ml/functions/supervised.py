@@ -164,13 +164,17 @@ def _by_model(models: pa.Array, rows: pa.Array, out_type: pa.DataType, fn) -> pa
     uniq = pc.unique(models.drop_null())
     if len(uniq) == 1 and models.null_count == 0:
         return fn(uniq[0].as_py(), rows)
-    out = pa.nulls(len(models), out_type).to_pylist()
+    # Several models in one batch: score each model's rows, then put the parts back in row order, column-wise.
+    positions, parts = [], []
     for name in uniq.to_pylist():
         idx = pc.indices_nonzero(pc.equal(models, name))
-        part = fn(name, rows.take(idx)).to_pylist()
-        for i, v in zip(idx.to_pylist(), part):
-            out[i] = v
-    return pa.array(out, out_type)
+        positions.append(idx.to_numpy())
+        parts.append(fn(name, rows.take(idx)).cast(out_type))
+    missing = np.flatnonzero(pc.is_null(models).to_numpy(zero_copy_only=False))
+    positions.append(missing)
+    parts.append(pa.nulls(len(missing), out_type))  # a NULL model name scores NULL
+    order = np.argsort(np.concatenate(positions), kind="stable")
+    return pa.concat_arrays(parts).take(pa.array(order))
 
 
 def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Array:
