@@ -103,7 +103,7 @@ STEPS: list[tuple[str, str]] = [
      CONVERSION_DRIVERS),
     ("The key drivers, most important first",
      "SELECT rank, segment, round(control_value, 3) AS before, round(test_value, 3) AS after, "
-     "round(share_of_change, 2) AS share_of_change, round(p_value, 4) AS p_value, significant, covered_by "
+     "round(share_of_change, 2) AS share_of_change, round(p_value, 4) AS p_value, significant, explained_by "
      "FROM conversion_drivers ORDER BY rank LIMIT 6"),
     ("Price elasticity per product against the simulation's truth (sparse items get wide intervals, so the "
      "correlation is shown for items whose 95% interval is narrower than 1)",

@@ -19,7 +19,7 @@ OPTIONS = {"metric", "dimensions", "period", "test", "control", "denominator", "
 DRIVER_ROW = ("STRUCT(rank INTEGER, segment VARCHAR, depth INTEGER, dimensions MAP(VARCHAR, VARCHAR), "
               "control_value DOUBLE, test_value DOUBLE, difference DOUBLE, relative_change DOUBLE, contribution DOUBLE, "
               "share_of_change DOUBLE, rate_effect DOUBLE, mix_effect DOUBLE, share_of_rows DOUBLE, n_control BIGINT, "
-              "n_test BIGINT, p_value DOUBLE, p_value_raw DOUBLE, significant BOOLEAN, covered_by VARCHAR, "
+              "n_test BIGINT, p_value DOUBLE, p_value_raw DOUBLE, significant BOOLEAN, explained_by VARCHAR, "
               "description VARCHAR, notes VARCHAR)")
 ROWS = "*"  # metric := '*' counts rows; denominator := '*' divides by the row count (a mean per row)
 _NESTED = ("[]", "STRUCT", "MAP", "UNION")

@@ -28,11 +28,19 @@ metric the difference of the two ratios with the delta-method variance sum((y - 
 p-values are corrected for the number of segments tested (Holm by default; ``correction`` takes any
 ``statsmodels.stats.multitest.multipletests`` method).
 
-**Covering and ranking.** A segment is ``covered_by`` a more specific child when the child is significant,
-moves the same way with at least half of the parent's contribution, and the rest of the parent (the parent
-minus the child, whose sums are differences) shows no change at the Bonferroni level ``alpha / segments``:
-"paid search moved" is then explained by "paid search on mobile". Rows are ranked significant and uncovered
-first, then significant and covered, then the rest, each by the size of the contribution.
+**Explained segments and ranking.** Between a significant segment (the parent) and a significant segment inside it
+(the child: more dimension values fixed) that moves the same way, the rest of the parent (parent minus child:
+their sums are differences) decides which explains which. With z_rest the rest's change over its standard error and z_split the difference between
+the child's change and the rest's over its standard error (relative changes of sums, changes of ratios):
+
+* z_split > z_rest (the child differs from the rest more than the rest moved) and the child carries at least half
+  of the parent's contribution: the parent is ``explained_by`` the child ("paid search moved" because "paid
+  search on mobile" did);
+* otherwise the child is ``explained_by`` the parent: it is a slice of a wider change ("paid search on mobile in
+  the south" moved because all of "paid search on mobile" did).
+
+A significant segment explained by no other is a primary driver. Rows are ranked primary drivers first, then the
+other significant segments, then the rest, each by the size of the contribution.
 """
 from __future__ import annotations
 
@@ -216,6 +224,20 @@ def search_segments(cells: CellTable, max_depth: int, min_support: float, max_se
 
 
 # -- statistics ----------------------------------------------------------------------------------------------------
+def adjust_p_values(p: np.ndarray, method: str) -> np.ndarray:
+    """Multiple-testing adjusted p-values. Holm's step-down is written out (it equals statsmodels' to rounding)
+    because statsmodels' holm branch calls gc.collect(), which costs ~0.2 s per query in a large process."""
+    if method != "holm":
+        from statsmodels.stats.multitest import multipletests
+
+        return multipletests(p, method=method)[1]
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1)), 1.0)
+    out = np.empty(len(p))
+    out[order] = stepped
+    return out
+
+
 def _p_values(diff: np.ndarray, var: np.ndarray) -> np.ndarray:
     """Two-sided normal p-values; an exact (zero-variance) difference is certain either way."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,44 +278,54 @@ def segment_statistics(sums: np.ndarray, totals: np.ndarray, ratio: bool) -> dic
     return dict(control=r[:, 0], test=r[:, 1], difference=diff, contribution=rate + mix, rate=rate, mix=mix, p=p)
 
 
-def _remainder_p(parent: np.ndarray, child: np.ndarray, ratio: bool) -> np.ndarray:
-    """p-value of the change of the rows in each parent segment but not in its child (sums subtract)."""
-    rest = parent - child
-    if not ratio:
-        return _p_values(rest[:, 1, 1] - rest[:, 0, 1], rest[:, 0, 2] + rest[:, 1, 2])
-    r, var = _ratio_parts(rest)
-    diff = r[:, 1] - r[:, 0]
-    p = np.ones(len(diff))  # a remainder absent from a period has no rate change to test
-    ok = ~np.isnan(diff)
-    p[ok] = _p_values(diff[ok], (var[:, 0] + var[:, 1])[ok])
-    return p
+def _change(sums: np.ndarray, ratio: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's change and its standard error: the relative change of a sum, or the change of a ratio
+    (NaN where a period has nothing to compare)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if ratio:
+            r, var = _ratio_parts(sums)
+            return r[:, 1] - r[:, 0], np.sqrt(var[:, 0] + var[:, 1])
+        s0, s1 = sums[:, 0, 1], sums[:, 1, 1]
+        growth = np.where(s0 != 0, s1 / s0, np.nan)
+        return growth - 1, np.sqrt(sums[:, 1, 2] + growth ** 2 * sums[:, 0, 2]) / np.abs(s0)
 
 
-def _covered_by(codes: np.ndarray, sums: np.ndarray, contribution: np.ndarray, significant: np.ndarray,
-                level: float, ratio: bool) -> np.ndarray:
-    """Index of the child that explains each segment (-1 for none): see the module docstring."""
+def _explained_by(codes: np.ndarray, sums: np.ndarray, contribution: np.ndarray, significant: np.ndarray,
+                  ratio: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For each segment, the index of the segment that explains it (-1 for none) and whether that one is a more
+    specific segment carrying its change (True) or a wider one whose change it shares (False); see the module
+    docstring. Pairs are every significant segment with each significant segment that contains it."""
     index = {row.tobytes(): i for i, row in enumerate(codes)}
     child_idx, parent_idx = [], []
     for j in np.flatnonzero(significant & ((codes >= 0).sum(axis=1) > 1)):
-        for d in np.flatnonzero(codes[j] >= 0):
-            parent = codes[j].copy()
-            parent[d] = -1
-            i = index.get(parent.tobytes())
-            if i is not None:
-                child_idx.append(j)
-                parent_idx.append(i)
-    covered = np.full(len(codes), -1)
+        fixed = np.flatnonzero(codes[j] >= 0)
+        for k in range(1, len(fixed)):
+            for dropped in itertools.combinations(fixed, k):
+                parent = codes[j].copy()
+                parent[list(dropped)] = -1
+                i = index.get(parent.tobytes())
+                if i is not None and significant[i] and np.sign(contribution[i]) == np.sign(contribution[j]):
+                    child_idx.append(j)
+                    parent_idx.append(i)
+    explained = np.full(len(codes), -1)
+    by_child = np.zeros(len(codes), dtype=bool)
     if not child_idx:
-        return covered
+        return explained, by_child
     ch, pa_ = np.array(child_idx), np.array(parent_idx)
-    ok = ((np.sign(contribution[ch]) == np.sign(contribution[pa_])) & (contribution[pa_] != 0)
-          & (np.abs(contribution[ch]) >= 0.5 * np.abs(contribution[pa_])))
-    ch, pa_ = ch[ok], pa_[ok]
-    ok = _remainder_p(sums[pa_], sums[ch], ratio) >= level
-    ch, pa_ = ch[ok], pa_[ok]
-    order = np.argsort(np.abs(contribution[ch]))  # the largest explaining child is written last, so it wins
-    covered[pa_[order]] = ch[order]
-    return covered
+    child_change, child_se = _change(sums[ch], ratio)
+    rest_change, rest_se = _change(sums[pa_] - sums[ch], ratio)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_rest = np.abs(rest_change) / rest_se  # did the rest of the parent move at all?
+        z_split = np.abs(child_change - rest_change) / np.hypot(child_se, rest_se)  # does the child differ from it?
+    comparable = np.isfinite(z_rest) & np.isfinite(z_split)
+    carries = comparable & (z_split > z_rest) & (np.abs(contribution[ch]) >= 0.5 * np.abs(contribution[pa_]))
+    shares = comparable & (z_split <= z_rest)
+    for keep, target, source, is_child in ((shares, ch, pa_, False), (carries, pa_, ch, True)):
+        t, src = target[keep], source[keep]
+        order = np.argsort(np.abs(contribution[src]))  # the largest explaining segment is written last, so it wins
+        explained[t[order]] = src[order]
+        by_child[t[order]] = is_child
+    return explained, by_child
 
 
 # -- words ---------------------------------------------------------------------------------------------------------
@@ -314,7 +346,7 @@ def _number(v: float) -> str:
 
 def _describe(words: str, contribution: float, share: float, control: float, test: float, total_change: float,
               metric_name: str, ratio: bool, rate: float | None, mix: float | None, p: float, significant: bool,
-              covered: str | None) -> str:
+              explained: str | None, by_child: bool) -> str:
     direction = "drop" if total_change < 0 else "rise"
     if total_change == 0 or not np.isfinite(share):
         head = f"{words}: {metric_name} moved by {_number(contribution)} while the total did not change"
@@ -328,8 +360,8 @@ def _describe(words: str, contribution: float, share: float, control: float, tes
     if ratio:
         values += f"; rate effect {rate:+.3g}, mix effect {mix:+.3g}"
     tail = "" if significant else f"; not significant (p = {p:.2g})" if np.isfinite(p) else "; not tested"
-    if covered:
-        tail += f"; mostly through {covered}"
+    if explained:
+        tail += f"; mostly through {explained}" if by_child else f"; part of the change of {explained}"
     return f"{head} ({values}){tail}"
 
 
@@ -338,8 +370,6 @@ def key_drivers(cells: CellTable, dimensions: list[str], metric_name: str, max_d
                 min_support: float = 0.01, alpha: float = 0.05, correction: str = "holm",
                 max_segments: int = 10_000) -> DriversResult:
     """Rank the segments that explain the change from control to test (see the module docstring)."""
-    from statsmodels.stats.multitest import multipletests
-
     depth, support, alpha, method, limit = check_options(max_depth, min_support, alpha, correction, max_segments,
                                                          len(dimensions))
     names = RATIO_STATS if cells.ratio else SUM_STATS
@@ -365,13 +395,13 @@ def key_drivers(cells: CellTable, dimensions: list[str], metric_name: str, max_d
     tested = ~np.isnan(p)
     p_adj = np.full(len(p), np.nan)
     if tested.any():
-        p_adj[tested] = multipletests(p[tested], alpha=alpha, method=method)[1]
+        p_adj[tested] = adjust_p_values(p[tested], method)
     significant = tested & (np.nan_to_num(p_adj, nan=1.0) < alpha)
     n_tested = int(tested.sum())
     notes.append(f"{metric_name}: {_number(total_control)} → {_number(total_test)}; {len(codes)} segments with at "
                  f"least {support:.2%} of the rows, {n_tested} tested, p-values corrected ({method})")
-    covered = _covered_by(codes, sums, st["contribution"], significant, alpha / max(n_tested, 1), cells.ratio)
-    group = np.where(significant & (covered < 0), 0, np.where(significant, 1, 2))
+    explained, by_child = _explained_by(codes, sums, st["contribution"], significant, cells.ratio)
+    group = np.where(significant & (explained < 0), 0, np.where(significant, 1, 2))
     order = np.lexsort((-np.abs(st["contribution"]), group))
     segments = []
     for row in codes:
@@ -381,17 +411,17 @@ def key_drivers(cells: CellTable, dimensions: list[str], metric_name: str, max_d
         share = st["contribution"] / total_change if total_change != 0 else np.full(len(codes), np.nan)
         relative = np.where(st["control"] != 0, st["difference"] / np.abs(st["control"]), np.nan)
     n_all = totals[:, 0].sum()
-    out = {k: [] for k in ("segment", "description", "covered_by", "dimensions")}
+    out = {k: [] for k in ("segment", "description", "explained_by", "dimensions")}
     for i in order:
-        cov = text[covered[i]] if covered[i] >= 0 else None
+        cov = text[explained[i]] if explained[i] >= 0 else None
         words = " and ".join(_condition(n, v) for n, v in segments[i])
         out["segment"].append(text[i])
-        out["covered_by"].append(cov)
+        out["explained_by"].append(cov)
         out["dimensions"].append([(n, None if v is None else str(v)) for n, v in segments[i]])
         out["description"].append(_describe(
             words, st["contribution"][i], share[i], st["control"][i], st["test"][i], total_change, metric_name,
             cells.ratio, None if st["rate"] is None else st["rate"][i], None if st["mix"] is None else st["mix"][i],
-            p_adj[i], bool(significant[i]), cov))
+            p_adj[i], bool(significant[i]), cov, bool(by_child[i])))
 
     def col(a, typ=pa.float64()):
         a = np.asarray(a)[order]
@@ -413,7 +443,7 @@ def key_drivers(cells: CellTable, dimensions: list[str], metric_name: str, max_d
         "n_test": col(sums[:, 1, 0].astype(np.int64), pa.int64()),
         "p_value": col(p_adj), "p_value_raw": col(p),
         "significant": pa.array(significant[order], pa.bool_(), mask=~tested[order]),
-        "covered_by": pa.array(out["covered_by"], pa.string()),
+        "explained_by": pa.array(out["explained_by"], pa.string()),
         "description": pa.array(out["description"], pa.string()),
     })
     return DriversResult(table, notes)
