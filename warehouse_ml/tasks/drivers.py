@@ -130,36 +130,25 @@ def _radix(cards: list[int]) -> np.ndarray:
     return np.concatenate([[1], np.cumprod(cards[:0:-1])])[::-1].astype(np.int64)
 
 
-def _cell_keys(cells: CellTable, dims: tuple[int, ...], cards: list[int], rows: np.ndarray) -> np.ndarray:
-    radix = _radix([cards[d] for d in dims])
-    key = np.zeros(len(rows), dtype=np.int64)
-    for d, r in zip(dims, radix):
-        key += cells.codes[d][rows].astype(np.int64) * r
-    return key
-
-
 def _aggregate(key: np.ndarray, is_test: np.ndarray, values: np.ndarray, space: int):
-    """Per cell: (cell keys, sums of shape (cells, 2 periods, stats), each row's cell index, whether that index is
-    the key itself (dense) or a position in the cell keys)."""
-    dense = space <= min(_DENSE_CELLS, 2 * len(key) + 4096)
-    if dense:
-        cell_of_row = key
-        n_cells = space
+    """Per occupied cell: (cell keys, sums of shape (cells, 2 periods, stats))."""
+    if space <= min(_DENSE_CELLS, 2 * len(key) + 4096):
+        cell_of_row, n_cells, present = key, space, None
     else:
         present, cell_of_row = np.unique(key, return_inverse=True)
         n_cells = len(present)
     slot = cell_of_row * 2 + is_test
     sums = np.stack([np.bincount(slot, weights=values[:, s], minlength=2 * n_cells) for s in range(values.shape[1])],
                     axis=-1).reshape(n_cells, 2, values.shape[1])
-    if dense:
-        occupied = np.flatnonzero(sums[:, :, 0].sum(axis=1) > 0)
-        return occupied, sums[occupied], cell_of_row, True
-    return present, sums, cell_of_row, False
+    if present is None:
+        present = np.flatnonzero(sums[:, :, 0].sum(axis=1) > 0)
+        sums = sums[present]
+    return present, sums
 
 
 def _decode(keys: np.ndarray, dims: tuple[int, ...], cards: list[int], n_dims: int) -> np.ndarray:
     """Cell keys back to a (cells, n_dims) code matrix with -1 for dimensions the segment leaves free."""
-    out = np.full((len(keys), n_dims), -1, dtype=np.int32)
+    out = np.full((len(keys), n_dims), -1, dtype=np.int64)
     radix = _radix([cards[d] for d in dims])
     for d, r in zip(dims, radix):
         out[:, d] = (keys // r) % cards[d]
@@ -169,57 +158,62 @@ def _decode(keys: np.ndarray, dims: tuple[int, ...], cards: list[int], n_dims: i
 def search_segments(cells: CellTable, max_depth: int, min_support: float, max_segments: int):
     """Apriori search of the segments with support >= min_support: (codes (m, dims), sums (m, 2, stats)).
 
-    Raises InvalidArgument naming what to change when the search would exceed ``max_segments`` segments or
-    ``MAX_CUBOIDS`` combinations of dimensions."""
+    Depth 1 keeps the frequent values of each dimension and recodes the rest to one "other" code that never forms a
+    segment; a combination of dimensions is only scanned when each of its parent combinations kept a segment, and
+    a cell is only kept when it is frequent itself (then so are all its parents). Raises InvalidArgument naming what
+    to change when the search would exceed ``max_segments`` segments or ``MAX_CUBOIDS`` combinations."""
     names = RATIO_STATS if cells.ratio else SUM_STATS
     values = np.stack([np.asarray(cells.stats[s], dtype=np.float64) for s in names], axis=1)
     is_test = np.asarray(cells.is_test, dtype=np.int64)
     n_dims = len(cells.codes)
-    cards = [max(len(lab), 1) for lab in cells.labels]
     n_cuboids = sum(math.comb(n_dims, k) for k in range(1, max_depth + 1))
     if n_cuboids > MAX_CUBOIDS:
         raise InvalidArgument("dimensions", f"{n_dims} dimensions up to max_depth := {max_depth} make {n_cuboids:,} "
                               f"combinations of dimensions to scan (the limit is {MAX_CUBOIDS:,})",
                               "Pass fewer dimensions or lower max_depth")
     threshold = min_support * values[:, 0].sum()
-    all_rows = np.arange(len(is_test))
-    found_codes, found_sums = [], []
-    kept_rows: dict[tuple[int, ...], np.ndarray] = {(): np.ones(len(is_test), dtype=bool)}
-    total = 0
+    codes, cards, frequent_values = [], [], []
+    for j, c in enumerate(cells.codes):  # depth 1: frequent values first, everything else is "other"
+        c = np.asarray(c, dtype=np.int64)
+        support = np.bincount(c, weights=values[:, 0], minlength=len(cells.labels[j]))
+        keep = np.flatnonzero(support >= threshold)
+        recode = np.full(len(support), len(keep), dtype=np.int64)
+        recode[keep] = np.arange(len(keep))
+        codes.append(recode[c])
+        cards.append(len(keep) + 1)
+        frequent_values.append(keep)
+    found_codes, found_sums, kept = [], [], {()}
     for depth in range(1, max_depth + 1):
-        next_kept = {}
+        next_kept = set()
         for dims in itertools.combinations(range(n_dims), depth):
-            parents = [dims[:i] + dims[i + 1:] for i in range(depth)]
-            if any(p not in kept_rows for p in parents):
-                continue  # a parent with no frequent cell: Apriori prunes the whole cuboid
-            mask = np.logical_and.reduce([kept_rows[p] for p in parents])
-            rows = all_rows[mask]
-            if not len(rows):
-                continue
-            space = int(np.prod([cards[d] for d in dims], dtype=np.float64))
-            key = _cell_keys(cells, dims, cards, rows)
-            cell_keys, sums, cell_of_row, dense = _aggregate(key, is_test[rows], values[rows], space)
+            if any(dims[:i] + dims[i + 1:] not in kept for i in range(depth)):
+                continue  # a parent combination kept no segment: Apriori prunes this one whole
+            radix = _radix([cards[d] for d in dims])
+            key = codes[dims[0]] * radix[0]
+            for d, r in zip(dims[1:], radix[1:]):
+                key = key + codes[d] * r
+            cell_keys, sums = _aggregate(key, is_test, values, int(np.prod([cards[d] for d in dims], dtype=np.float64)))
+            found = _decode(cell_keys, dims, cards, n_dims)
             frequent = sums[:, :, 0].sum(axis=1) >= threshold
+            for d in dims:
+                frequent &= found[:, d] < cards[d] - 1  # the "other" code is no segment
             if not frequent.any():
                 continue
-            total += int(frequent.sum())
-            if total > max_segments:
+            next_kept.add(dims)
+            found = found[frequent]
+            for d in dims:
+                found[:, d] = frequent_values[d][found[:, d]]
+            found_codes.append(found)
+            found_sums.append(sums[frequent])
+            if sum(len(f) for f in found_codes) > max_segments:
                 raise InvalidArgument("max_segments", f"the search reached more than {max_segments:,} segments at depth "
                                       f"{depth} (min_support := {min_support:g}, max_depth := {max_depth})",
                                       "Raise min_support, lower max_depth, pass fewer dimensions, or raise max_segments")
-            found_codes.append(_decode(cell_keys[frequent], dims, cards, n_dims))
-            found_sums.append(sums[frequent])
-            if depth < max_depth:
-                keep_cell = np.zeros(space if dense else len(cell_keys), dtype=bool)
-                keep_cell[cell_keys[frequent] if dense else np.flatnonzero(frequent)] = True
-                row_kept = np.zeros(len(is_test), dtype=bool)
-                row_kept[rows] = keep_cell[cell_of_row]
-                next_kept[dims] = row_kept
-        kept_rows = next_kept
-        if not kept_rows:
+        kept = next_kept
+        if not kept:
             break
     if not found_codes:
-        return np.zeros((0, n_dims), dtype=np.int32), np.zeros((0, 2, len(names)))
+        return np.zeros((0, n_dims), dtype=np.int64), np.zeros((0, 2, len(names)))
     return np.concatenate(found_codes), np.concatenate(found_sums)
 
 
