@@ -211,3 +211,17 @@ def test_demo_shop_planted_driver_is_found(tmp_path):
     section = page.split("<h2>Key drivers: conversion_drivers</h2>")[1].split("</section>")[0]
     assert "data:image/png;base64," in section and "traffic_source=paid_search AND device=mobile" in section
     con.close()
+
+
+def test_too_many_combinations_are_refused_before_reading_the_data(con):
+    cols = ", ".join(f"i % 2 AS c{j}" for j in range(32))
+    con.execute(f"CREATE OR REPLACE TABLE wide AS SELECT {cols}, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END AS period, "
+                "1.0 AS revenue FROM range(10) t(i)")
+    dims = ", ".join(f"'c{j}'" for j in range(32))
+    with pytest.raises(Exception, match=r"argument 'dimensions': 32 dimensions up to max_depth := 3 make 5,488 "
+                                        r"combinations.*Pass fewer dimensions or lower max_depth"):
+        con.sql(f"FROM key_drivers('wide', metric := 'revenue', dimensions := [{dims}], period := 'period', "
+                "test := 'a', control := 'b')").fetchall()
+    ok = con.sql(f"FROM key_drivers('wide', metric := 'revenue', dimensions := [{dims}], period := 'period', "
+                 "test := 'a', control := 'b', max_depth := 2)").fetchall()
+    assert len(ok) > 0

@@ -79,7 +79,8 @@ def _period_value(value) -> str:
 
 def _positive_int(opts: dict, name: str, default: int, fix: str) -> int:
     value = opts.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value != int(value) \
+            or value < 1:
         raise InvalidArgument(name, f"expected a positive whole number, got {value!r}", fix)
     return int(value)
 
@@ -101,6 +102,9 @@ def key_drivers(ctx, relation, options):
         raise InvalidArgument("metric", f"'{metric}' is the period column", "Pass the measure to explain as metric")
     dims = _dimensions(rel, opts["dimensions"], roles)
     max_values = _positive_int(opts, "max_values", 1000, "Pass e.g. max_values := 1000")
+    depth, support, alpha, correction, max_segments = kd.check_options(  # before the heavy query
+        opts.get("max_depth", 3), opts.get("min_support", 0.01), opts.get("alpha", 0.05), opts.get("correction", "holm"),
+        opts.get("max_segments", 10_000), len(dims))
     boolean_period = rel.columns[period].upper() == "BOOLEAN"
     test = _period_value(opts.get("test", True if boolean_period else None)) if "test" in opts or boolean_period else None
     control = _period_value(opts.get("control", False if boolean_period else None)) if "control" in opts or boolean_period else None
@@ -154,10 +158,8 @@ def key_drivers(ctx, relation, options):
     stats = {name: pc.fill_null(table.column(name), 0).to_numpy() for name in table.column_names[len(dims) + 1:]}
     cells = kd.CellTable(codes, labels, table.column("is_test").to_numpy(zero_copy_only=False), stats)
     name = (metric or "rows") if denominator is False else f"{metric or 'rows'} per {denominator or 'row'}"
-    result = kd.key_drivers(cells, dims, name, max_depth=opts.get("max_depth", 3),
-                            min_support=opts.get("min_support", 0.01), alpha=opts.get("alpha", 0.05),
-                            correction=opts.get("correction", "holm"),
-                            max_segments=_positive_int(opts, "max_segments", 10_000, "Pass e.g. max_segments := 10000"))
+    result = kd.key_drivers(cells, dims, name, max_depth=depth, min_support=support, alpha=alpha,
+                            correction=correction, max_segments=max_segments)
     notes = result.notes
     if n_all - n_test - n_control:
         notes.append(f"{n_all - n_test - n_control:,} rows outside both periods ignored")

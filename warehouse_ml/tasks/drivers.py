@@ -91,22 +91,27 @@ def check_options(max_depth, min_support, alpha, correction, max_segments, n_dim
     """Validated (max_depth, min_support, alpha, multipletests method, max_segments)."""
     try:
         depth = int(max_depth)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         depth = None
     if depth is None or depth != max_depth or isinstance(max_depth, bool) or not 1 <= depth <= 6:
         raise InvalidArgument("max_depth", f"expected a whole number from 1 to 6, got {max_depth!r}",
                               "Pass e.g. max_depth := 3 (segments of up to three dimension values)")
     depth = min(depth, n_dimensions)  # deeper than the dimensions given finds nothing more
+    n_cuboids = sum(math.comb(n_dimensions, k) for k in range(1, depth + 1))
+    if n_cuboids > MAX_CUBOIDS:
+        raise InvalidArgument("dimensions", f"{n_dimensions} dimensions up to max_depth := {depth} make {n_cuboids:,} "
+                              f"combinations of dimensions to scan (the limit is {MAX_CUBOIDS:,})",
+                              "Pass fewer dimensions or lower max_depth")
     try:
         support = float(min_support)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         support = math.nan
     if not 0 < support < 1:
         raise InvalidArgument("min_support", f"expected a share of rows strictly between 0 and 1, got {min_support!r}",
                               "Pass e.g. min_support := 0.01 (segments with at least 1% of the rows)")
     try:
         a = float(alpha)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         a = math.nan
     if not 0 < a < 1:
         raise InvalidArgument("alpha", f"expected a number strictly between 0 and 1, got {alpha!r}", "Pass e.g. alpha := 0.05")
@@ -116,7 +121,7 @@ def check_options(max_depth, min_support, alpha, correction, max_segments, n_dim
                               "Use 'holm' (family-wise error), 'bh' (false discovery rate) or 'bonferroni'")
     try:
         limit = int(max_segments)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         limit = 0
     if limit != max_segments or limit < 1:
         raise InvalidArgument("max_segments", f"expected a positive whole number, got {max_segments!r}",
@@ -161,16 +166,11 @@ def search_segments(cells: CellTable, max_depth: int, min_support: float, max_se
     Depth 1 keeps the frequent values of each dimension and recodes the rest to one "other" code that never forms a
     segment; a combination of dimensions is only scanned when each of its parent combinations kept a segment, and
     a cell is only kept when it is frequent itself (then so are all its parents). Raises InvalidArgument naming what
-    to change when the search would exceed ``max_segments`` segments or ``MAX_CUBOIDS`` combinations."""
+    to change when the search would exceed ``max_segments`` segments (``check_options`` bounds the combinations)."""
     names = RATIO_STATS if cells.ratio else SUM_STATS
     values = np.stack([np.asarray(cells.stats[s], dtype=np.float64) for s in names], axis=1)
     is_test = np.asarray(cells.is_test, dtype=np.int64)
     n_dims = len(cells.codes)
-    n_cuboids = sum(math.comb(n_dims, k) for k in range(1, max_depth + 1))
-    if n_cuboids > MAX_CUBOIDS:
-        raise InvalidArgument("dimensions", f"{n_dims} dimensions up to max_depth := {max_depth} make {n_cuboids:,} "
-                              f"combinations of dimensions to scan (the limit is {MAX_CUBOIDS:,})",
-                              "Pass fewer dimensions or lower max_depth")
     threshold = min_support * values[:, 0].sum()
     codes, cards, frequent_values = [], [], []
     for j, c in enumerate(cells.codes):  # depth 1: frequent values first, everything else is "other"
@@ -305,16 +305,16 @@ def _explained_by(codes: np.ndarray, sums: np.ndarray, contribution: np.ndarray,
     by_child = np.zeros(len(codes), dtype=bool)
     if not child_idx:
         return explained, by_child
-    ch, pa_ = np.array(child_idx), np.array(parent_idx)
-    child_change, child_se = _change(sums[ch], ratio)
-    rest_change, rest_se = _change(sums[pa_] - sums[ch], ratio)
+    narrow, wide = np.array(child_idx), np.array(parent_idx)
+    child_change, child_se = _change(sums[narrow], ratio)
+    rest_change, rest_se = _change(sums[wide] - sums[narrow], ratio)
     with np.errstate(divide="ignore", invalid="ignore"):
         z_rest = np.abs(rest_change) / rest_se  # did the rest of the parent move at all?
         z_split = np.abs(child_change - rest_change) / np.hypot(child_se, rest_se)  # does the child differ from it?
     comparable = np.isfinite(z_rest) & np.isfinite(z_split)
-    carries = comparable & (z_split > z_rest) & (np.abs(contribution[ch]) >= 0.5 * np.abs(contribution[pa_]))
+    carries = comparable & (z_split > z_rest) & (np.abs(contribution[narrow]) >= 0.5 * np.abs(contribution[wide]))
     shares = comparable & (z_split <= z_rest)
-    for keep, target, source, is_child in ((shares, ch, pa_, False), (carries, pa_, ch, True)):
+    for keep, target, source, is_child in ((shares, narrow, wide, False), (carries, wide, narrow, True)):
         t, src = target[keep], source[keep]
         order = np.argsort(np.abs(contribution[src]))  # the largest explaining segment is written last, so it wins
         explained[t[order]] = src[order]
@@ -407,15 +407,15 @@ def key_drivers(cells: CellTable, dimensions: list[str], metric_name: str, max_d
     n_all = totals[:, 0].sum()
     out = {k: [] for k in ("segment", "description", "explained_by", "dimensions")}
     for i in order:
-        cov = text[explained[i]] if explained[i] >= 0 else None
+        by = text[explained[i]] if explained[i] >= 0 else None
         words = " and ".join(_condition(n, v) for n, v in segments[i])
         out["segment"].append(text[i])
-        out["explained_by"].append(cov)
+        out["explained_by"].append(by)
         out["dimensions"].append([(n, None if v is None else str(v)) for n, v in segments[i]])
         out["description"].append(_describe(
             words, st["contribution"][i], share[i], st["control"][i], st["test"][i], total_change, metric_name,
             cells.ratio, None if st["rate"] is None else st["rate"][i], None if st["mix"] is None else st["mix"][i],
-            p_adj[i], bool(significant[i]), cov, bool(by_child[i])))
+            p_adj[i], bool(significant[i]), by, bool(by_child[i])))
 
     def col(a, typ=pa.float64()):
         a = np.asarray(a)[order]
@@ -443,7 +443,7 @@ def key_drivers(cells: CellTable, dimensions: list[str], metric_name: str, max_d
     return DriversResult(table, notes)
 
 
-# -- simulation (tests, the benchmark) -----------------------------------------------------------------------------
+# -- simulation (tests) ---------------------------------------------------------------------------------------------
 def simulate_sales(n: int = 20_000, seed: int = 0, drivers: dict | None = None, ratio: bool = False) -> dict:
     """Rows of a shop in two periods ('control', 'test') over four dimensions, with known planted drivers.
 
