@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats import proportion
 
@@ -68,8 +69,6 @@ def test_summable_values_and_tests_equal_direct_computation(con):
     assert (row.n_control, row.n_test) == (len(c), len(t))
     assert row.share_of_change == pytest.approx((t.sum() - c.sum()) / total)
     z = (t.sum() - c.sum()) / np.sqrt((c ** 2).sum() + (t ** 2).sum())
-    from scipy import stats
-
     assert row.p_value_raw == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-9)
     assert df.p_value.to_numpy() == pytest.approx(multipletests(df.p_value_raw, method="holm")[1], rel=1e-9)
 
@@ -109,9 +108,9 @@ def _cells(data: dict, metric: str) -> kd.CellTable:
     key = np.stack([inv for _, inv in codes] + [data["period"] == "test"], axis=1)
     cells, inverse = np.unique(key, axis=0, return_inverse=True)
     y = data[metric].astype(float)
-    stats = {"n": np.bincount(inverse), "y": np.bincount(inverse, y), "yy": np.bincount(inverse, y * y)}
+    sums = {"n": np.bincount(inverse), "y": np.bincount(inverse, y), "yy": np.bincount(inverse, y * y)}
     return kd.CellTable([cells[:, j] for j in range(len(DIMS))], [list(lab) for lab, _ in codes],
-                        cells[:, -1].astype(bool), stats)
+                        cells[:, -1].astype(bool), sums)
 
 
 def test_two_planted_drivers_of_different_depths_rank_first_over_seeds():

@@ -105,14 +105,16 @@ def key_drivers(ctx, relation, options):
     depth, support, alpha, correction, max_segments = kd.check_options(  # before the heavy query
         opts.get("max_depth", 3), opts.get("min_support", 0.01), opts.get("alpha", 0.05), opts.get("correction", "holm"),
         opts.get("max_segments", 10_000), len(dims))
-    boolean_period = rel.columns[period].upper() == "BOOLEAN"
-    test = _period_value(opts.get("test", True if boolean_period else None)) if "test" in opts or boolean_period else None
-    control = _period_value(opts.get("control", False if boolean_period else None)) if "control" in opts or boolean_period else None
-    for argument, value in (("test", test), ("control", control)):
+    defaults = {"test": True, "control": False} if rel.columns[period].upper() == "BOOLEAN" else {}
+    periods = {}
+    for argument, example_value in (("test", "this_week"), ("control", "last_week")):
+        value = opts.get(argument, defaults.get(argument))
         if value is None:
             raise InvalidArgument(argument, f"is required: which value of '{period}' marks the {argument} period",
-                                  f"Name it, e.g. {argument} := '{'this_week' if argument == 'test' else 'last_week'}', "
-                                  "or pass a BOOLEAN period column (true is the test period)")
+                                  f"Name it, e.g. {argument} := '{example_value}', or pass a BOOLEAN period column "
+                                  "(true is the test period)")
+        periods[argument] = _period_value(value)
+    test, control = periods["test"], periods["control"]
     if test == control:
         raise InvalidArgument("control", f"is the same value as test ('{test}')", "Pass two different periods")
 
@@ -138,7 +140,7 @@ def key_drivers(ctx, relation, options):
                                   f"{max_values:,}); a segment needs min_support of the rows, so an identifier-like column "
                                   "finds nothing", f"Drop '{col}' from dimensions, bucket it in a view, or raise max_values")
 
-    sums = [f"count(*) AS n", f"sum({y}) AS y", f"sum({y} * {y}) AS yy"]
+    sums = ["count(*) AS n", f"sum({y}) AS y", f"sum({y} * {y}) AS yy"]
     if denominator is not False:
         sums += [f"sum({d}) AS d", f"sum({d} * {d}) AS dd", f"sum({y} * {d}) AS yd"]
     keys = ", ".join(f"{q(c)} AS k{i}" for i, c in enumerate(dims))
