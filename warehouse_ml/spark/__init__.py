@@ -1,0 +1,36 @@
+"""warehouse-ml on Apache Spark: the same SQL functions, kernels and stored models on a SparkSession.
+
+    import warehouse_ml.spark as wml_spark
+    wml_spark.install(spark, models="shop.duckdb")   # or models="exported/" written by export_models
+    spark.sql("SELECT user_id, ml_predict('churn', struct(*)) AS p FROM users")
+    spark.sql("SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 28, 'ets')")
+
+Models are trained in DuckDB; their active versions travel as the same safe artifacts (skops / npz bytes,
+loaded through the allowlist on each executor), never as pickles. Needs ``pip install 'warehouse-ml[spark]'``
+(pyspark 4.1 or later, Java 17) and Spark's Python workers on the same environment (``PYSPARK_PYTHON``).
+"""
+from __future__ import annotations
+
+from .forecast import forecast_demand, forecast_udtf
+from .models import ModelBundle, export_models
+from .scoring import function_name, scoring_udfs
+
+__all__ = ["install", "export_models", "forecast_demand", "ModelBundle"]
+
+
+def install(spark, models=None, only: list[str] | None = None) -> list[str]:
+    """Register warehouse-ml's functions on ``spark``; returns their names.
+
+    ``models``: a DuckDB database file or connection, or a folder / Parquet file from ``export_models``; the
+    active versions (of ``only``, default all) are read once here and broadcast to the executors. Without it
+    only the table functions (``forecast_demand``) are registered."""
+    names = []
+    if models is not None:
+        bundle = ModelBundle.open(models, only)
+        broadcast = spark.sparkContext.broadcast(bundle.records)
+        for name, udf in scoring_udfs(broadcast).items():
+            spark.udf.register(name, udf)
+            names.append(name)
+    spark.udtf.register("forecast_demand", forecast_udtf())
+    names.append("forecast_demand")
+    return names

@@ -1,0 +1,150 @@
+"""Stored models carried from a DuckDB model store to Spark, as safe artifact bytes (skops / npz, never pickle).
+
+A ``ModelBundle`` holds, per model, the active version's metadata and artifact bytes. It is read once on the
+driver, either straight from the DuckDB file the user trains in (``from_duckdb``) or from a Parquet file written
+by ``export_models`` (one row per model: metadata as JSON and the artifact as BINARY), which any engine that
+reads Parquet can carry. Executors receive the bytes and load them with ``store.loads_artifact``, the same
+allowlisted loader DuckDB uses, so a model table can never execute code on the cluster.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import InvalidArgument, ModelNotFound
+from ..store import ModelStore, StoredModel, loads_artifact
+
+EXPORT_SCHEMA = pa.schema([
+    ("model", pa.string()), ("version", pa.int32()), ("task", pa.string()), ("algorithm", pa.string()),
+    ("label", pa.string()), ("features", pa.string()), ("metrics", pa.string()), ("params", pa.string()),
+    ("meta", pa.string()), ("n_rows", pa.int64()), ("format", pa.string()), ("artifact", pa.binary()),
+])
+EXPORT_FILE = "models.parquet"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One model's active version: plain data (JSON text and bytes), cheap to broadcast."""
+    model: str
+    version: int
+    task: str
+    algorithm: str
+    label: str | None
+    features: str
+    metrics: str
+    params: str
+    meta: str
+    n_rows: int | None
+    format: str
+    artifact: bytes
+
+    def load(self) -> StoredModel:
+        sm = StoredModel(self.model, self.version, self.task, self.algorithm, self.label, json.loads(self.features),
+                         json.loads(self.metrics), json.loads(self.params), json.loads(self.meta), self.n_rows, None)
+        sm.obj = loads_artifact(self.format, self.artifact)
+        return sm
+
+
+class ModelBundle:
+    """The active versions of some models, keyed by name."""
+
+    def __init__(self, records: list[ModelRecord]):
+        self.records = {r.model: r for r in records}
+
+    @classmethod
+    def from_duckdb(cls, source: str | duckdb.DuckDBPyConnection, models: list[str] | None = None) -> "ModelBundle":
+        """Read the active versions from a DuckDB database file (opened read-only) or an open connection."""
+        con = duckdb.connect(source, read_only=True) if isinstance(source, str) else source
+        try:
+            store = ModelStore(con)
+            names = store.model_names()
+            if not names:
+                raise InvalidArgument("models", f"the DuckDB database {source!r} holds no trained models",
+                                      "Train one first: FROM ml_train('churn', 'users', label := 'churned')")
+            chosen = names if models is None else list(models)
+            records = []
+            for name in chosen:
+                sm = store.describe(name)  # active version; raises ModelNotFound naming the models there are
+                fmt, blob, metrics, params = con.execute(
+                    "SELECT format, artifact, metrics, params FROM wml.model_versions WHERE model = $1 AND version = $2",
+                    [name, sm.version]).fetchone()
+                records.append(ModelRecord(name, sm.version, sm.task, sm.algorithm, sm.label, json.dumps(sm.features),
+                                           metrics, params, json.dumps(sm.meta), sm.n_rows, fmt, bytes(blob)))
+            return cls(records)
+        finally:
+            if isinstance(source, str):
+                con.close()
+
+    @classmethod
+    def from_parquet(cls, path: str) -> "ModelBundle":
+        """Read a bundle written by ``export_models`` (a Parquet file, or the folder holding models.parquet)."""
+        file = os.path.join(path, EXPORT_FILE) if os.path.isdir(path) else path
+        if not os.path.exists(file):
+            raise InvalidArgument("models", f"no exported models at {path!r}",
+                                  "Export them first: warehouse_ml.spark.export_models('shop.duckdb', 'models/')")
+        table = pq.read_table(file)
+        missing = set(EXPORT_SCHEMA.names) - set(table.column_names)
+        if missing:
+            raise InvalidArgument("models", f"{file!r} is not a warehouse-ml model export (no {sorted(missing)})",
+                                  "Write it with warehouse_ml.spark.export_models")
+        return cls([ModelRecord(**r) for r in table.select(EXPORT_SCHEMA.names).to_pylist()])
+
+    @classmethod
+    def open(cls, source: Any, models: list[str] | None = None) -> "ModelBundle":
+        """A bundle from a DuckDB file or connection, or from a Parquet export (path ending .parquet or a folder)."""
+        if isinstance(source, ModelBundle):
+            return source
+        if isinstance(source, duckdb.DuckDBPyConnection):
+            return cls.from_duckdb(source, models)
+        if not isinstance(source, (str, os.PathLike)):
+            raise InvalidArgument("models", f"expected a DuckDB file, a connection or an export folder, got {source!r}",
+                                  "Pass e.g. models='shop.duckdb' or models='exported_models/'")
+        source = os.fspath(source)
+        if os.path.isdir(source) or source.endswith(".parquet"):
+            bundle = cls.from_parquet(source)
+            if models is not None:
+                unknown = [m for m in models if m not in bundle.records]
+                if unknown:
+                    raise ModelNotFound(unknown[0], sorted(bundle.records))
+                bundle = cls([bundle.records[m] for m in models])
+            return bundle
+        if not os.path.exists(source):
+            raise InvalidArgument("models", f"no such DuckDB file: {source!r}",
+                                  "Pass the path of the database you trained in, e.g. models='shop.duckdb'")
+        return cls.from_duckdb(source, models)
+
+    def to_arrow(self) -> pa.Table:
+        rows = [r.__dict__ for r in self.records.values()]
+        return pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+
+
+def export_models(source: str | duckdb.DuckDBPyConnection, path: str, models: list[str] | None = None) -> str:
+    """Write the active versions of ``models`` (default: all) to ``path/models.parquet``; returns the file."""
+    bundle = ModelBundle.open(source, models)
+    os.makedirs(path, exist_ok=True)
+    file = os.path.join(path, EXPORT_FILE)
+    pq.write_table(bundle.to_arrow(), file)
+    return file
+
+
+class BundleStore:
+    """The part of ``ModelStore`` that scoring uses (``load``), served from a bundle; loads each model once."""
+
+    def __init__(self, records: dict[str, ModelRecord]):
+        self.records = records
+        self._loaded: dict[str, StoredModel] = {}
+
+    def load(self, model: str) -> StoredModel:
+        if not isinstance(model, str):
+            raise InvalidArgument("model", f"expected a model name, got {model!r}", "Pass the model's name as a string")
+        if model not in self._loaded:
+            if model not in self.records:
+                raise ModelNotFound(model, sorted(self.records))
+            self._loaded[model] = self.records[model].load()
+        return self._loaded[model]
