@@ -66,7 +66,7 @@ def trained(tmp_path_factory):
     expected = con.execute("""SELECT user_id, ml_predict('churn', r) AS p, ml_predict_label('churn', r) AS label,
                                      ml_predict('spend', r) AS spend, ml_explain_row('churn', r, 2) AS why
                               FROM score_rows r ORDER BY user_id""").df()
-    rows = con.execute("FROM score_rows ORDER BY user_id").to_arrow_table()
+    rows = con.sql("FROM score_rows ORDER BY user_id").to_arrow_table()
     con.close()
     return path, rows, expected
 
@@ -143,7 +143,7 @@ def test_forecasts_match_duckdb(spark, method):
     con.register("sales_df", sales)
     con.execute("CREATE TABLE sales AS SELECT item, CAST(day AS DATE) AS day, units FROM sales_df")
     want = con.execute(f"FROM forecast_demand('sales', 14, method := '{method}') ORDER BY item, date").df()
-    table = con.execute("FROM sales").to_arrow_table()
+    table = con.sql("FROM sales").to_arrow_table()
     con.close()
     wml_spark.install(spark)
     df = spark.createDataFrame(table)
