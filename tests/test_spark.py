@@ -170,3 +170,15 @@ def test_forecast_arguments_are_validated(spark):
         wml_spark.forecast_demand(df, 0)
     with pytest.raises(wml.errors.InvalidArgument, match="value"):
         wml_spark.forecast_demand(df, 7, value="item")
+
+
+def test_export_then_import_moves_a_model_between_duckdb_files(trained, tmp_path):
+    path, rows, expected = trained
+    wml_spark.export_models(path, str(tmp_path / "models"))
+    con = wml.connect(str(tmp_path / "other.duckdb"))
+    assert sorted(wml_spark.import_models(con, str(tmp_path / "models"), ["churn"])) == [("churn", 1)]
+    con.register("rows_arrow", rows)
+    got = con.execute("SELECT ml_predict('churn', r) AS p FROM rows_arrow r ORDER BY user_id").df()
+    assert_same_numbers(got["p"], expected["p"])
+    assert con.execute("SELECT count(*) FROM ml_models() WHERE model = 'spend'").fetchone()[0] == 0
+    con.close()

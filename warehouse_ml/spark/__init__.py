@@ -12,10 +12,10 @@ loaded through the allowlist on each executor), never as pickles. Needs ``pip in
 from __future__ import annotations
 
 from .forecast import forecast_demand, forecast_udtf
-from .models import ModelBundle, export_models
+from .models import ModelBundle, export_models, import_models
 from .scoring import function_name, scoring_udfs
 
-__all__ = ["install", "export_models", "forecast_demand", "ModelBundle"]
+__all__ = ["install", "export_models", "import_models", "forecast_demand", "ModelBundle"]
 
 
 def install(spark, models=None, only: list[str] | None = None) -> list[str]:

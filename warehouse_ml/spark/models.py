@@ -107,17 +107,20 @@ class ModelBundle:
                                   "Pass e.g. models='shop.duckdb' or models='exported_models/'")
         source = os.fspath(source)
         if os.path.isdir(source) or source.endswith(".parquet"):
-            bundle = cls.from_parquet(source)
-            if models is not None:
-                unknown = [m for m in models if m not in bundle.records]
-                if unknown:
-                    raise ModelNotFound(unknown[0], sorted(bundle.records))
-                bundle = cls([bundle.records[m] for m in models])
-            return bundle
+            return cls.from_parquet(source).select(models)
         if not os.path.exists(source):
             raise InvalidArgument("models", f"no such DuckDB file: {source!r}",
                                   "Pass the path of the database you trained in, e.g. models='shop.duckdb'")
         return cls.from_duckdb(source, models)
+
+    def select(self, models: list[str] | None) -> "ModelBundle":
+        """Only ``models`` (all when None); a name the bundle lacks is an error naming those it has."""
+        if models is None:
+            return self
+        unknown = [m for m in models if m not in self.records]
+        if unknown:
+            raise ModelNotFound(unknown[0], sorted(self.records))
+        return ModelBundle([self.records[m] for m in models])
 
     def to_arrow(self) -> pa.Table:
         rows = [r.__dict__ for r in self.records.values()]
@@ -148,3 +151,21 @@ class BundleStore:
                 raise ModelNotFound(model, sorted(self.records))
             self._loaded[model] = self.records[model].load()
         return self._loaded[model]
+
+
+def import_models(con: duckdb.DuckDBPyConnection, path: str, models: list[str] | None = None) -> list[tuple[str, int]]:
+    """Store the models of a Parquet export in ``con``'s model store as new active versions; returns
+    (model, version) pairs. Each artifact is loaded through the allowlist first, so an unsafe one is refused
+    before anything is written."""
+    bundle = ModelBundle.from_parquet(os.fspath(path)).select(models)
+    for record in bundle.records.values():
+        record.load()
+    cur = con.cursor()  # a connection with a result still open refuses new work in DuckDB 2
+    try:
+        store = ModelStore(cur)
+        return [(r.model, store.save(r.model, task=r.task, algorithm=r.algorithm, fmt=r.format, artifact=r.artifact,
+                                     label=r.label, features=json.loads(r.features), metrics=json.loads(r.metrics),
+                                     params=json.loads(r.params), meta=json.loads(r.meta), n_rows=r.n_rows))
+                for r in bundle.records.values()]
+    finally:
+        cur.close()
