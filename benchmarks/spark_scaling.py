@@ -10,7 +10,8 @@ A gradient-boosted churn model is trained in DuckDB (50,000 rows). Then, in this
   generates the same number of rows from the same formula in Spark, scores them with the same model read from
   the DuckDB file, and forecasts the same series (read from Parquet) with ``warehouse_ml.spark.forecast_demand``.
 It prints rows/s and series/s, the local[2] / local[1] speed-up and Spark / DuckDB ratios. Spark's work is
-timed after a small warm-up query (Python workers started, model loaded), DuckDB's likewise.
+timed after a small warm-up query over as many partitions (every Python worker started, model loaded), DuckDB's
+likewise.
 """
 from __future__ import annotations
 
@@ -82,9 +83,10 @@ def run_spark(cores: int, db: str, sales: str, rows: int, method: str) -> dict:
 
     install_s, _ = timed(lambda: wml_spark.install(spark, models=db))
     parts = 4 * cores  # a few tasks per core, so both cores stay busy to the end
-    spark.range(0, rows, numPartitions=parts).createOrReplaceTempView("ids")
-    spark.sql(rows_sql("ids", "rand(42 + {0})")).createOrReplaceTempView("t")
-    spark.sql("SELECT avg(ml_predict('churn', struct(*))) FROM (SELECT * FROM t LIMIT 1000)").collect()  # warm-up
+    for view, n in (("warm", 1000 * parts), ("t", rows)):  # warm-up: every Python worker started, model loaded
+        spark.range(0, n, numPartitions=parts).createOrReplaceTempView(f"{view}_ids")
+        spark.sql(rows_sql(f"{view}_ids", "rand(42 + {0})")).createOrReplaceTempView(view)
+    spark.sql("SELECT avg(ml_predict('churn', struct(*))) FROM warm").collect()
     score_s, _ = timed(lambda: spark.sql("SELECT avg(ml_predict('churn', struct(*))) FROM t").collect())
     df = spark.read.parquet(sales)
     fc_s, n = timed(lambda: wml_spark.forecast_demand(df, 28, method=method).count())

@@ -80,7 +80,9 @@ def assert_same_numbers(got, want, tol=1e-9):
 
 def test_models_trained_in_duckdb_score_the_same_in_spark(spark, trained):
     path, rows, expected = trained
+    open_here = wml.connect(path)  # the user's own connection to the file stays open in this process
     names = wml_spark.install(spark, models=path)
+    open_here.close()
     assert {"ml_predict", "ml_predict_label", "ml_explain_row", "predict_churn", "predict_spend"} <= set(names)
     spark.createDataFrame(rows).createOrReplaceTempView("users")
     got = spark.sql("""SELECT user_id, ml_predict('churn', struct(*)) AS p, predict_churn(struct(*)) AS p2,

@@ -25,21 +25,14 @@ from ..tasks import forecast as K
 FORECAST_DDL = "item string, date date, forecast double, lower double, upper double, method string"
 
 
+_SQL_TYPES = ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"), (pa.types.is_integer, "BIGINT"),
+              (pa.types.is_floating, "DOUBLE"), (pa.types.is_decimal, "DECIMAL(38,10)"),
+              (pa.types.is_boolean, "BOOLEAN"))
+
+
 def _sql_type(t: pa.DataType) -> str:
     """The DuckDB type name of an Arrow column, for the role rules shared with ``functions.forecast``."""
-    if pa.types.is_date(t):
-        return "DATE"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP"
-    if pa.types.is_integer(t):
-        return "BIGINT"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_decimal(t):
-        return "DECIMAL(38,10)"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    return "VARCHAR"
+    return next((name for test, name in _SQL_TYPES if test(t)), "VARCHAR")
 
 
 def roles_of(schema: pa.Schema, item: str | None, date: str | None, value: str | None, name: str = "table") -> Roles:

@@ -60,7 +60,7 @@ class ModelBundle:
     @classmethod
     def from_duckdb(cls, source: str | duckdb.DuckDBPyConnection, models: list[str] | None = None) -> "ModelBundle":
         """Read the active versions from a DuckDB database file (opened read-only) or an open connection."""
-        con = duckdb.connect(source, read_only=True) if isinstance(source, str) else source
+        con = _open_read_only(source) if isinstance(source, str) else source
         try:
             store = ModelStore(con)
             names = store.model_names()
@@ -125,6 +125,15 @@ class ModelBundle:
     def to_arrow(self) -> pa.Table:
         rows = [r.__dict__ for r in self.records.values()]
         return pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+
+
+def _open_read_only(path: str) -> duckdb.DuckDBPyConnection:
+    """The file read-only; when this process already has it open (e.g. ``wml.connect`` in the same notebook),
+    DuckDB allows only the same configuration, so share that open database instead."""
+    try:
+        return duckdb.connect(path, read_only=True)
+    except duckdb.ConnectionException:
+        return duckdb.connect(path)
 
 
 def export_models(source: str | duckdb.DuckDBPyConnection, path: str, models: list[str] | None = None) -> str:
