@@ -504,3 +504,64 @@ def hash_categories(values, salt: str):
     digests = pa.array([hashlib.sha256((salt + str(v)).encode("utf-8")).hexdigest()[:16]
                         for v in enc.dictionary.to_pylist()], pa.string())
     return digests.take(enc.indices)
+
+
+def dp_ab_test(variants, metric: np.ndarray, epsilon: float, bounds: tuple[float, float] | None = None, control=None,
+               alpha: float = 0.05, labels=None, split=None, rng: np.random.Generator | None = None):
+    """``tasks.abtest.ab_test`` released with differential privacy: per variant, a noisy count, clamped sum and
+    (for non-0/1 metrics) sum of squares; lifts, intervals and p-values come from a parametric bootstrap over
+    sampling error and privacy noise together, so the intervals widen by exactly what the noise adds.
+    Each privacy unit is one row in one variant; the variant labels are treated as public (the design)."""
+    from scipy import stats
+
+    from . import abtest as ab
+
+    rng = rng or np.random.default_rng()
+    alpha = ab.check_probability("alpha", alpha, "Pass e.g. alpha := 0.05")
+    codes, levels = ab.encode_variants(variants, labels)
+    y = np.asarray(metric, dtype=float)
+    if len(levels) < 2:
+        raise InvalidArgument("variant", "an A/B test needs at least two variants",
+                              "Pass the column that holds the assignment (e.g. variant := 'variant')")
+    control_label = ab._pick_control(levels, control)
+    c_idx = int(np.where(levels == control_label)[0][0])
+    others = [i for i in range(len(levels)) if i != c_idx]
+    valid = (codes >= 0) & ~np.isnan(y)
+    codes, y = codes[valid], y[valid]
+    binary = bounds is None and bool(np.all((y == 0) | (y == 1)))
+    if bounds is None and not binary:
+        raise InvalidArgument("bounds", "a private A/B test of a non-0/1 metric needs public bounds for the metric",
+                              "Pass e.g. bounds := [0, 500]; values outside are clamped")
+    lo, hi = (0.0, 1.0) if bounds is None else bounds
+    st = dp_arm_statistics(codes, y, len(levels), lo, hi, binary, epsilon)
+    m = len(others)
+    level = 1 - alpha / m if m > 1 else 1 - alpha
+    comps = dp_ab_compare(st, c_idx, others, level, binary, rng)
+    p_raw = np.array([c["p"] for c in comps])
+    if m > 1:
+        from statsmodels.stats.multitest import multipletests
+
+        p_adj = multipletests(p_raw, alpha=alpha, method="holm")[1]
+    else:
+        p_adj = p_raw
+    n = np.round(st["n"]).astype(np.int64)
+    shares = ab._split_shares(split, levels, [c_idx] + others)
+    srm_p = float(stats.chisquare(n.astype(float), f_exp=shares * n.sum()).pvalue)
+    means = st["s"] / st["n"] + st["mid"]
+    name = f"differentially private (epsilon {epsilon:g}): bootstrap over sampling and Laplace noise"
+    base = dict(test=name, srm_p_value=srm_p, n_excluded=None)
+    rows = [dict(base, variant=str(levels[c_idx]), is_control=True, n=int(n[c_idx]), mean=float(means[c_idx]),
+                 lift=None, ci_low=None, ci_high=None, relative_lift=None, relative_ci_low=None, relative_ci_high=None,
+                 p_value=None, p_value_raw=None, significant=None)]
+    for c, pa_, pr in zip(comps, p_adj, p_raw):
+        i = c["variant"]
+        rows.append(dict(base, variant=str(levels[i]), is_control=False, n=int(n[i]), mean=float(means[i]),
+                         lift=c["lift"], ci_low=c["ci_low"], ci_high=c["ci_high"], relative_lift=c["relative_lift"],
+                         relative_ci_low=c["relative_ci_low"], relative_ci_high=c["relative_ci_high"],
+                         p_value=float(pa_), p_value_raw=float(pr), significant=bool(pa_ < alpha)))
+    notes = [f"differential privacy: counts, sums{'' if binary else ' and sums of squares'} per variant with Laplace "
+             f"noise (epsilon {st['epsilon']:.6g} in all; values clamped to [{lo:g}, {hi:g}]); n and mean are noisy, "
+             "intervals and p-values include the noise; SRM uses the noisy counts"]
+    if m > 1:
+        notes.append(f"{m} comparisons with the control: p-values Holm-adjusted, intervals at {100 * level:.4g}% (Bonferroni)")
+    return rows, notes, st["epsilon"]
