@@ -338,3 +338,66 @@ def personal_in_table(table: pa.Table, columns: list[str] | None = None) -> dict
         if kind:
             found[c] = kind
     return found
+
+
+# -- segment_profiles(..., epsilon := e) ---------------------------------------------------------------------
+def _model_bounds(m) -> list[tuple[float, float]]:
+    """Per feature, the stored model's mean +/- 3 standard deviations mapped back to raw units (log features
+    through expm1): the default public bounds when the analyst gives none."""
+    out = []
+    for j in range(len(m.names)):
+        lo, hi = m.mean[j] - 3 * m.scale[j], m.mean[j] + 3 * m.scale[j]
+        if m.log_mask[j]:
+            lo, hi = np.expm1(max(lo, 0.0)), np.expm1(hi)
+        out.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+    return out
+
+
+def private_profiles(ctx, relation: str, model: str, opts: dict, load_model, read) -> list[dict]:
+    """Segment sizes and feature means released with Laplace noise under the stored segment model, which is
+    treated as public (fitted on data that may be published, or accepted as exact)."""
+    from ..errors import ModelNotFound
+    from ..tasks import segment as sg
+
+    epsilon = pv.check_epsilon(opts["epsilon"])
+    if opts.get("k") is not None or opts.get("features") is not None:
+        raise InvalidArgument("epsilon", "a private profile does not fit a segment model (its centres would be exact)",
+                              f"Fit the model first with FROM segment_users('{relation}', model := '{model}'), then profile it")
+    try:
+        sm, m = load_model(ctx, model)
+    except ModelNotFound:
+        raise InvalidArgument("model", f"no segment model named '{model}' to profile privately",
+                              f"Fit one first: FROM segment_users('{relation}', model := '{model}')") from None
+    rel = ctx.relation(relation)
+    bounds = _model_bounds(m)
+    given = opts.get("bounds") or {}
+    if not isinstance(given, dict):
+        raise InvalidArgument("bounds", f"expected a struct of feature bounds, got {given!r}",
+                              "Write bounds := {'monetary': [0, 5000]}")
+    lower = {c.lower(): i for i, c in enumerate(m.names)}
+    for c, b in given.items():
+        if c.lower() not in lower:
+            raise InvalidArgument("bounds", f"'{c}' is not a feature of model '{model}'", f"Its features: {', '.join(m.names)}")
+        bounds[lower[c.lower()]] = pv.check_bounds(b, f"bounds.{c}")
+    _, X = read(ctx, rel, None, [rel.column(c, "relation") for c in m.names])
+    seg, _ = m.assign(X)
+    rel_st = pv.dp_segment_sums(seg, X, m.k, bounds, epsilon, np.random.default_rng())
+    spend(ctx, rel, rel_st["epsilon"], 0.0, "segment_profiles", None,
+          {"model": model, "version": sm.version, "epsilon": epsilon, "bounds": dict(zip(m.names, bounds))})
+    n = rel_st["n"]
+    total = max(float(n.sum()), 1.0)
+    z = m.transform(rel_st["means"])
+    notes = (f"differential privacy: sizes and feature means with Laplace noise (epsilon {rel_st['epsilon']:.6g}); "
+             f"features clamped to " + ", ".join(f"{c} [{lo:g}, {hi:g}]" for c, (lo, hi) in zip(m.names, bounds))
+             + f"; segments of model '{model}' version {sm.version}, whose centres are treated as public; "
+             "feature_z from the noisy means; intervals are 95% noise intervals")
+    rows = []
+    for s in range(m.k):
+        intervals = {"n": [float(rel_st["n_low"][s]), float(rel_st["n_high"][s])]}
+        intervals.update({c: [float(rel_st["lows"][s, j]), float(rel_st["highs"][s, j])] for j, c in enumerate(m.names)})
+        rows.append(dict(segment=s + 1, n=int(round(n[s])), share=float(n[s] / total),
+                         description=sg.describe(z[s], m.names),
+                         feature_means={c: float(rel_st["means"][s, j]) for j, c in enumerate(m.names)},
+                         feature_z={c: float(z[s, j]) for j, c in enumerate(m.names)}, model=model, version=sm.version,
+                         notes=notes, intervals=intervals, epsilon=rel_st["epsilon"]))
+    return rows
