@@ -162,3 +162,65 @@ def test_pseudonymize_is_keyed_hmac_and_joins(con):
     assert joined == [(1,)]
     with pytest.raises(duckdb.Error, match="argument 'key'"):
         con.sql("FROM pseudonymize('users', columns := ['email'], key := 'short')").fetchall()
+
+
+def _people(con, n=600, seed=0):
+    """Users with a churn label and personal columns: names (by column name), e-mails under a neutral name (by
+    value), phones, birth dates, and a plain category."""
+    from tests.conftest import churn_frame
+
+    df = churn_frame(n, seed)
+    rng = np.random.default_rng(seed)
+    first = ["Ann", "Bob", "Cleo", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo"]
+    last = ["Lee", "Smith", "Ng", "Diaz", "Khan", "Berg"]
+    df["full_name"] = [f"{rng.choice(first)} {rng.choice(last)}" for _ in range(n)]
+    df["contact"] = [f"user{i}@mail.example.com" for i in df.user_id]
+    surnames = [a + b for a in ("Har", "Mor", "Ben", "Cal", "Dun", "Fel", "Gar", "Hol") for b in ("ton", "ley", "ris", "wood", "ford")]
+    df["holder"] = [f"{a} {b}" for a, b in zip(rng.choice(first, n), rng.choice(surnames, n))]  # 400 distinct
+    df["phone_no"] = [f"+1 555 {rng.integers(100, 999)} {rng.integers(1000, 9999)}" for _ in range(n)]
+    df["birth_date"] = pd.to_datetime("1980-01-01") + pd.to_timedelta(rng.integers(0, 10000, n), unit="D")
+    con.execute("CREATE OR REPLACE TABLE people AS SELECT * FROM df")
+    return df
+
+
+def _stored_bytes(con) -> bytes:
+    """Every byte of the model store, with zipped artifacts (skops, npz) also decompressed."""
+    import io
+    import zipfile
+
+    out = []
+    for (table,) in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'wml'").fetchall():
+        for row in con.sql(f"SELECT * FROM wml.{table}").fetchall():
+            for v in row:
+                b = bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else str(v).encode()
+                out.append(b)
+                if b[:2] == b"PK":
+                    with zipfile.ZipFile(io.BytesIO(b)) as z:
+                        out += [z.read(name) for name in z.namelist()]
+    return b"\n".join(out)
+
+
+def test_data_quality_flags_personal_columns(con):
+    _people(con)
+    issues = dict(con.sql("SELECT \"column\", issues FROM data_quality('people')").fetchall())
+    kinds = {c: next((i for i in v if i.startswith("looks personal")), None) for c, v in issues.items()}
+    assert "person's name" in kinds["full_name"] and "person's name" in kinds["holder"]
+    assert "email address" in kinds["contact"] and "phone number" in kinds["phone_no"]
+    assert "birth date" in kinds["birth_date"]
+    assert kinds["channel"] is None and kinds["monetary"] is None and kinds["churned"] is None
+
+
+@pytest.mark.parametrize("personal", ["exclude", "hash"])
+def test_models_never_store_raw_personal_values(con, personal):
+    df = _people(con)
+    out = con.sql(f"FROM ml_train('churn', 'people', label := 'churned', algorithm := 'gbm', personal := '{personal}')").df()
+    notes = " | ".join(out.notes[0])
+    assert "looks personal (birth date)" in notes and "full_name: looks personal" in notes
+    features = {f for (f,) in con.sql("SELECT unnest(features) FROM ml_models()").fetchall()}
+    assert ("full_name" in features) == (personal == "hash") and "contact" not in features
+    stored = _stored_bytes(con)
+    raw = set(df.full_name) | set(df.contact) | set(df.holder) | set(df.phone_no)
+    assert not [v for v in raw if v.encode() in stored]
+    assert b"organic" in stored  # the search does see category values that are not personal
+    p = con.sql("SELECT ml_predict('churn', p) FROM people p").fetchnumpy()
+    assert np.isfinite(p[next(iter(p))]).all()

@@ -401,3 +401,46 @@ def private_profiles(ctx, relation: str, model: str, opts: dict, load_model, rea
                          feature_z={c: float(z[s, j]) for j, c in enumerate(m.names)}, model=model, version=sm.version,
                          notes=notes, intervals=intervals, epsilon=rel_st["epsilon"]))
     return rows
+
+
+# -- personal data in trainers -------------------------------------------------------------------------------
+PERSONAL_MODES = ("exclude", "hash")
+
+
+class PersonalPlan:
+    """What ml_train does with columns that look personal: leave them out (default), or keep text ones with their
+    categories stored as salted digests (``personal := 'hash'``); never raw values in a stored model."""
+
+    def __init__(self, kinds: dict[str, str], mode: str):
+        self.kinds = kinds
+        text = {c for c, k in kinds.items() if k.startswith("text:")}
+        self.hashed = {c: os.urandom(16).hex() for c in text} if mode == "hash" else {}
+        self.excluded = [c for c in kinds if c not in self.hashed]
+
+    def explain(self, featurizer) -> None:
+        """Say why each personal column was left out or hashed (in ml_train's notes)."""
+        for e in featurizer.excluded:
+            if e["name"] in self.excluded:
+                kind = self.kinds[e["name"]].removeprefix("text:")
+                e["reason"] = (f"looks personal ({kind}): left out of the model by default"
+                               + ("; personal := 'hash' keeps a text column with hashed categories"
+                                  if self.kinds[e["name"]].startswith("text:") else ""))
+        for f in featurizer.features:
+            if f["name"] in self.hashed:
+                featurizer.excluded.append({"name": f["name"], "reason": f"looks personal ({self.kinds[f['name']][5:]}): "
+                                            "kept with its categories stored as salted hashes (personal := 'hash')"})
+
+
+def personal_plan(table: pa.Table, label: str, exclude: list[str], mode) -> PersonalPlan:
+    if mode is None:
+        mode = "exclude"
+    if mode not in PERSONAL_MODES:
+        raise InvalidArgument("personal", f"expected 'exclude' or 'hash', got {mode!r}",
+                              "Leave it out to drop personal columns, or pass personal := 'hash' to keep text ones hashed")
+    skip = {c.lower() for c in exclude} | {label.lower()}
+    cols = [c for c in table.column_names if c.lower() not in skip]
+    kinds = {}
+    for c, kind in personal_in_table(table, cols).items():
+        t = table.column(c).type
+        kinds[c] = ("text:" if pa.types.is_string(t) or pa.types.is_large_string(t) else "") + kind
+    return PersonalPlan(kinds, mode)
