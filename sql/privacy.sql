@@ -19,12 +19,10 @@ WITH released AS (
         'privacy_unit', privacy_unit, 'max_groups_per_unit', max_groups_per_unit,
         'max_rows_per_unit', max_rows_per_unit) AS VARCHAR)))
 ), keys AS (
-    SELECT DISTINCT COLUMNS(lambda c: c = '__wml_one'
-            OR list_contains(list_transform(coalesce(CAST(group_by AS VARCHAR[]), []), lambda x: lower(x)), lower(c))),
-        CAST(row(*COLUMNS(lambda c: c = '__wml_one'
-            OR list_contains(list_transform(coalesce(CAST(group_by AS VARCHAR[]), []), lambda x: lower(x)), lower(c))))
-            AS VARCHAR) AS __wml_key
-    FROM src
+    SELECT *, CAST(row(*COLUMNS(*)) AS VARCHAR) AS __wml_key
+    FROM (SELECT DISTINCT COLUMNS(lambda c: c = '__wml_one'
+            OR list_contains(list_transform(coalesce(CAST(group_by AS VARCHAR[]), []), lambda x: lower(x)), lower(c)))
+          FROM src)
 )
 SELECT keys.* EXCLUDE (__wml_one, __wml_key), released.* EXCLUDE (group_key)
 FROM released JOIN keys ON released.group_key = keys.__wml_key

@@ -204,21 +204,20 @@ def parse_request(rel: Relation, opts: dict) -> dict:
                 max_rows=pv.check_count(opts.get("max_rows_per_unit"), "max_rows_per_unit", 1))
 
 
-def group_key_sql(rel: Relation, groups: list[str]) -> str:
-    """The text key of a group: the group columns in table order plus a constant (so no groups still works),
-    spelled exactly like the macro's ``row(*COLUMNS(...), __wml_one)``."""
-    ordered = [c for c in rel.columns if c in set(groups)]
-    return "CAST(row(" + "".join(f"{rel.q(c)}, " for c in ordered) + "1) AS VARCHAR)"
-
-
 def bounded_aggregates(ctx, rel: Relation, req: dict) -> tuple[list[str], pv.GroupAggregates]:
-    """One SQL pass: bound each unit's contribution, then aggregate per group (clamped sums, counts, lists)."""
+    """One SQL pass: bound each unit's contribution, then aggregate per group (clamped sums, counts, lists).
+
+    A group's key is its text ``CAST(row(<group columns in table order>, 1) AS VARCHAR)``, spelled exactly like the
+    macro's ``row(*COLUMNS(...))`` so the released groups join back to their typed keys; it is built per group,
+    after aggregating, never per row."""
     cols = sorted({m.column for m in req["metrics"] if m.column is not None})
+    groups = [f"__g{j}" for j, _ in enumerate(c for c in rel.columns if c in set(req["groups"]))]
     unit = rel.q(req["unit"]) if req["unit"] else None
-    select = [f"{unit} AS __u" if unit else "NULL AS __u", f"{group_key_sql(rel, req['groups'])} AS __k", "random() AS __r"]
+    select = [f"{rel.q(c)} AS __g{j}" for j, c in enumerate(c for c in rel.columns if c in set(req["groups"]))]
     select += [f"CAST({rel.q(c)} AS DOUBLE) AS __v{i}" for i, c in enumerate(cols)]
-    salt = os.urandom(8).hex()  # hex digits only: safe as a literal
-    aggs = ["__k", "count(DISTINCT __u) AS units" if unit else "count(*) AS units", "count(*) AS n"]
+    one_row = req["max_rows"] == 1 or not unit  # then a group's rows are its units
+    aggs = [f"CAST(row({''.join(g + ', ' for g in groups)}1) AS VARCHAR) AS __k",
+            "count(*) AS units" if one_row else "count(DISTINCT __u) AS units", "count(*) AS n"]
     want_list = {m.column for m in req["metrics"] if m.kind == "quantile"}
     for i, c in enumerate(cols):
         lo, hi = req["bounds"][c]  # validated finite floats, written as DOUBLE literals
@@ -227,13 +226,20 @@ def bounded_aggregates(ctx, rel: Relation, req: dict) -> tuple[list[str], pv.Gro
         if c in want_list:
             aggs.append(f"list({clamped}) FILTER (WHERE __v{i} IS NOT NULL) AS l{i}")
     if unit:
-        capped = ("SELECT * FROM src QUALIFY dense_rank() OVER (PARTITION BY __u ORDER BY hash(__u, __k, '{salt}'), __k) <= "
-                  f"{req['max_groups']} AND row_number() OVER (PARTITION BY __u, __k ORDER BY __r) <= {req['max_rows']}")
+        salt = os.urandom(8).hex()  # hex digits only: safe as a literal
+        select = [f"{unit} AS __u", "random() AS __r"] + select
+        if req["max_groups"] == 1 and req["max_rows"] == 1:  # one random row per unit: a single window
+            capped = "SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY __u ORDER BY __r) = 1"
+        else:  # a unit's groups ranked by a salted hash of unit and key, its rows in a group at random
+            rank = ", ".join([f"hash(__u, {', '.join(groups)}, '{salt}')"] + groups) if groups else "1"
+            capped = (f"SELECT * FROM src QUALIFY dense_rank() OVER (PARTITION BY __u ORDER BY {rank}) <= {req['max_groups']} "
+                      f"AND row_number() OVER (PARTITION BY __u{''.join(', ' + g for g in groups)} ORDER BY __r) <= {req['max_rows']}")
         where = f"WHERE {unit} IS NOT NULL"
     else:
         capped, where = "SELECT * FROM src", ""
-    sql = (f"WITH src AS (SELECT {', '.join(select)} FROM {rel.sql} {where}), capped AS ({capped}) "
-           f"SELECT {', '.join(aggs)} FROM capped GROUP BY __k ORDER BY __k")
+    group_by = f"GROUP BY {', '.join(groups)}" if groups else ""
+    sql = (f"WITH src AS (SELECT {', '.join(select) or '1 AS __one'} FROM {rel.sql} {where}), capped AS ({capped}) "
+           f"SELECT {', '.join(aggs)} FROM capped {group_by} ORDER BY 1")
     t = ctx.read_arrow(sql)
     agg = pv.GroupAggregates(units=t.column("units").to_numpy(), rows=t.column("n").to_numpy())
     for i, c in enumerate(cols):
