@@ -25,7 +25,7 @@ WITH released AS (
           FROM src)
 )
 SELECT keys.* EXCLUDE (__wml_one, __wml_key), released.* EXCLUDE (group_key)
-FROM released JOIN keys ON released.group_key = keys.__wml_key
+FROM released LEFT JOIN keys ON released.group_key = keys.__wml_key
 ORDER BY ALL;
 
 -- The privacy budget of a relation: what may be spent in total, what was spent, what is left.

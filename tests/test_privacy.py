@@ -13,6 +13,7 @@ import pytest
 import warehouse_ml as wml
 from warehouse_ml.tasks import abtest as ab
 from warehouse_ml.tasks import privacy as pv
+from warehouse_ml.tasks.segment import simulate_users
 
 
 def _orders(con, n_users=400, seed=0):
@@ -62,7 +63,7 @@ def test_dp_aggregate_releases_vary_at_the_stated_scale(con):
 
 
 def test_rare_groups_are_suppressed_and_units_bounded(con):
-    _orders(con)
+    df = _orders(con)
     seen = set()
     for _ in range(10):
         out = con.sql("FROM dp_aggregate('orders', group_by := ['channel', 'store_id'], metrics := ['count', "
@@ -77,6 +78,13 @@ def test_rare_groups_are_suppressed_and_units_bounded(con):
     row = out[(out.metric == "avg(revenue)") & (out.channel == "web")].iloc[0]
     assert row.ci_low < row.value < row.ci_high and row.noise_scale > 0
     assert "suppressed" in row.notes
+    # several rows and groups per unit: each user gives at most 2 of their 1-3 orders; the count's noise is
+    # calibrated to 3 groups x 2 rows (L1 sensitivity 6) with half of epsilon 2
+    wide = con.sql("FROM dp_aggregate('orders', group_by := ['channel'], epsilon := 2, privacy_unit := 'user_id', "
+                   "max_groups_per_unit := 3, max_rows_per_unit := 2)").df().set_index("channel")
+    n_exact = df[df.channel != "whale"].groupby(["channel", "user_id"]).size().clip(upper=2).groupby("channel").sum()
+    assert set(wide.index) == {"web", "app", "store"} and (wide.noise_scale == 6.0).all()
+    assert ((wide.value - n_exact[wide.index]).abs() < 6.0 * np.log(1e4)).all()
 
 
 def test_budget_refusal_persists_across_reopen(db_path):
@@ -115,6 +123,9 @@ def test_bigquery_differential_privacy_statement(con):
 
 def test_dp_aggregate_argument_errors(con):
     _orders(con)
+    con.execute("CREATE TABLE no_orders AS SELECT * FROM orders LIMIT 0")
+    (metric, value, scale), = con.sql("SELECT metric, value, noise_scale FROM dp_aggregate('no_orders')").fetchall()
+    assert metric == "count" and scale == 1.0 and value < 30  # an empty table still releases its global count
     for call, message in [
         ("metrics := ['avg(revenue)']", "needs public bounds for 'revenue'"),
         ("metrics := ['mode(revenue)']", "cannot read the metric"),
@@ -145,7 +156,7 @@ def test_dp_ab_intervals_cover_truth_at_nominal_rate():
 
 
 def test_dp_segment_profiles(con):
-    data, _ = __import__("warehouse_ml.tasks.segment", fromlist=["x"]).simulate_users(n=1500)
+    data, _ = simulate_users(n=1500)
     df = pd.DataFrame(data)
     con.execute("CREATE TABLE users AS SELECT * FROM df")
     exact = con.sql("FROM segment_users('users', k := 3)").df()

@@ -259,14 +259,8 @@ def dp_aggregate(ctx, relation, options):
     rel = ctx.relation(relation)
     req = parse_request(rel, opts)
     keys, agg = bounded_aggregates(ctx, rel, req)
-    grouped = bool(req["groups"])
-    if not grouped and not keys:  # no rows at all: the one global group still exists (its key is public)
-        keys, agg = ["(1)"], pv.GroupAggregates(np.zeros(1, np.int64), np.zeros(1, np.int64),
-                                                {c: np.zeros(1) for c in req["bounds"]},
-                                                {c: np.zeros(1, np.int64) for c in req["bounds"]},
-                                                {c: [np.zeros(0)] for c in req["bounds"]})
     release = pv.dp_aggregate(agg, req["metrics"], req["bounds"], req["epsilon"], req["delta"], req["max_groups"],
-                              req["max_rows"], grouped)
+                              req["max_rows"], grouped=bool(req["groups"]))
     notes = list(release.notes)
     if req["unit"] is None:
         notes.insert(0, "no privacy_unit: each row is protected as if it were one person (name the person column "
@@ -433,7 +427,7 @@ class PersonalPlan:
                                   if self.kinds[e["name"]].startswith("text:") else ""))
         for f in featurizer.features:
             if f["name"] in self.hashed:
-                featurizer.excluded.append({"name": f["name"], "reason": f"looks personal ({self.kinds[f['name']][5:]}): "
+                featurizer.excluded.append({"name": f["name"], "reason": f"looks personal ({self.kinds[f['name']].removeprefix('text:')}): "
                                             "kept with its categories stored as salted hashes (personal := 'hash')"})
 
 

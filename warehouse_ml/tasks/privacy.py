@@ -24,7 +24,6 @@ Also here: the A/B test and segment profiles released with noise, the personal-d
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import re
 from dataclasses import dataclass, field
@@ -33,7 +32,6 @@ import numpy as np
 
 from ..errors import InvalidArgument
 
-Z95 = 1.959963984540054
 LAPLACE_95 = math.log(20.0)  # P(|Laplace(b)| > b ln 20) = 0.05
 QUANTILE_CANDIDATES = 201
 
@@ -266,8 +264,9 @@ def dp_aggregate(agg: GroupAggregates, metrics: list[MetricSpec], bounds: dict[s
     rows: list[dict] = []
 
     def emit(spec: MetricSpec, values, scale, eps, lows, highs, mechanism):
+        scales = np.broadcast_to(np.asarray(scale, dtype=float), (len(keep),))  # one scale, or one per group
         for j, g in enumerate(keep):
-            rows.append(dict(group=int(g), metric=spec.name, value=float(values[j]), noise_scale=scale,
+            rows.append(dict(group=int(g), metric=spec.name, value=float(values[j]), noise_scale=float(scales[j]),
                              ci_low=None if lows is None else float(lows[j]),
                              ci_high=None if highs is None else float(highs[j]), epsilon=eps, mechanism=mechanism))
 
@@ -299,9 +298,8 @@ def dp_aggregate(agg: GroupAggregates, metrics: list[MetricSpec], bounds: dict[s
             noisy_s = laplace(centred, l1_rows * rad, share / 2)
             spent_eps += noisy_n.epsilon + noisy_s.epsilon
             value, low, high, sd = ratio_release(noisy_s.values, noisy_n.values, noisy_s.scale, noisy_n.scale, mid, lo, hi, rng)
-            emit(spec, value, float("nan"), noisy_n.epsilon + noisy_s.epsilon, low, high, "laplace (sum / count)")
-            for r, s in zip(rows[-len(keep):] if len(keep) else [], sd):
-                r["noise_scale"] = float(s)  # per group: the ratio's noise depends on the group's size
+            # the ratio's noise depends on the group's size: its simulated standard deviation per group
+            emit(spec, value, sd, noisy_n.epsilon + noisy_s.epsilon, low, high, "laplace (sum / count)")
         else:  # quantile: one exponential mechanism per group; a unit sits in up to max_groups groups
             lo, hi = bounds[spec.column]
             eps_group = share / max_groups
@@ -324,7 +322,7 @@ def ratio_release(noisy_sum: np.ndarray, noisy_n: np.ndarray, sum_scale: float, 
     n = np.maximum(noisy_n, 1.0)
     value = np.clip(mid + noisy_sum / n, lo, hi)
     if not len(n):
-        return value, value, value, np.zeros(0)
+        return value, value, value, np.zeros(0, dtype=float)
     ls = rng.laplace(0.0, sum_scale, (draws, len(n)))
     ln = rng.laplace(0.0, n_scale, (draws, len(n)))
     sim = np.clip(mid + (noisy_sum[None, :] + ls) / np.maximum(n[None, :] + ln, 1.0), lo, hi)
@@ -372,6 +370,8 @@ def dp_ab_compare(st: dict, control: int, treatments: list[int], level: float, b
         nn = np.maximum(n[i] + rng.laplace(0, st["n_scale"], draws), 1.0)
         return np.clip(mid + (xbar * n[i] + rng.laplace(0, st["s_scale"], draws)) / nn, mid - rad, mid + rad)
 
+    from scipy import stats
+
     sim_c = simulate(control)
     a = 1 - level
     out = []
@@ -381,8 +381,6 @@ def dp_ab_compare(st: dict, control: int, treatments: list[int], level: float, b
         err = (sim_t - sim_c) - diff
         e_lo, e_hi = np.quantile(err, [a / 2, 1 - a / 2])
         sd = float(err.std())
-        from scipy import stats
-
         p = float(2 * stats.norm.sf(abs(diff) / sd)) if sd > 0 else (1.0 if diff == 0 else 0.0)
         rel = rel_lo = rel_hi = None
         if abs(means[control]) > 1e-12:
@@ -407,7 +405,6 @@ def dp_segment_sums(seg: np.ndarray, X: np.ndarray, k: int, bounds: list[tuple[f
     idx = seg - 1
     parts = 1 + X.shape[1]
     noisy_n = laplace(np.bincount(idx, minlength=k), 1, epsilon / parts, integer=True)
-    n = np.maximum(noisy_n.values, 1.0)
     means, lows, highs, spent = [], [], [], noisy_n.epsilon
     for j, (lo, hi) in enumerate(bounds):
         mid, rad = (lo + hi) / 2, (hi - lo) / 2
@@ -485,11 +482,6 @@ def keyed_hash_pads(key: str) -> tuple[bytes, bytes]:
         k = hashlib.sha256(k).digest()
     k = k.ljust(64, b"\0")
     return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
-
-
-def hmac_hex(key: str, value: str) -> str:
-    """HMAC-SHA256 of one value (the reference the SQL pseudonyms are checked against)."""
-    return hmac.new(key.encode("utf-8"), value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def hash_categories(values, salt: str):
