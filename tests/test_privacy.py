@@ -77,7 +77,7 @@ def test_rare_groups_are_suppressed_and_units_bounded(con):
     assert str(out.store_id.dtype) == "int64"  # keys keep their type
     row = out[(out.metric == "avg(revenue)") & (out.channel == "web")].iloc[0]
     assert row.ci_low < row.value < row.ci_high and row.noise_scale > 0
-    assert "suppressed" in row.notes
+    assert "suppressed" in row.notes and " of 4 groups" not in row.notes  # how many exist is not released
     # several rows and groups per unit: each user gives at most 2 of their 1-3 orders; the count's noise is
     # calibrated to 3 groups x 2 rows (L1 sensitivity 6) with half of epsilon 2
     wide = con.sql("FROM dp_aggregate('orders', group_by := ['channel'], epsilon := 2, privacy_unit := 'user_id', "
@@ -135,6 +135,8 @@ def test_dp_aggregate_argument_errors(con):
     ]:
         with pytest.raises(duckdb.Error, match=message):
             con.sql(f"FROM dp_aggregate('orders', {call})").fetchall()
+    with pytest.raises(duckdb.Error, match="argument 'bounds': a private A/B test of the DOUBLE metric 'revenue'"):
+        con.sql("FROM ab_test('orders', variant := 'channel', metric := 'revenue', control := 'web', epsilon := 1)").fetchall()
 
 
 def test_dp_ab_intervals_cover_truth_at_nominal_rate():

@@ -83,6 +83,11 @@ def private_ab_test(ctx, rel, opts: dict, codes: np.ndarray, y: np.ndarray, labe
                               "Leave covariate out for a private test, or drop epsilon for an exact one")
     epsilon = pv.check_epsilon(opts["epsilon"])
     bounds = pv.check_bounds(opts["bounds"], "bounds") if "bounds" in opts else None
+    metric_type = rel.columns[rel.column(opts["metric"], "metric")].upper()
+    if bounds is None and not re.fullmatch(r"BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?", metric_type):
+        raise InvalidArgument("bounds", f"a private A/B test of the {metric_type} metric '{opts['metric']}' needs public "
+                              "bounds (only 0/1 metrics, stored as BOOLEAN or integers, default to [0, 1])",
+                              "Pass e.g. bounds := [0, 500]; values outside are clamped")
     rows, notes, spent = pv.dp_ab_test(codes, y, epsilon, bounds, control=opts.get("control"), alpha=alpha,
                                        labels=labels, split=opts.get("split"))
     spend(ctx, rel, spent, 0.0, "ab_test", None, {"metric": opts.get("metric"), "variant": opts.get("variant"),

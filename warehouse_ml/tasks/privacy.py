@@ -256,8 +256,9 @@ def dp_aggregate(agg: GroupAggregates, metrics: list[MetricSpec], bounds: dict[s
     if grouped:
         sel = select_groups(agg.units, max_groups, share, delta)
         keep = sel.keep
-        notes.append(f"{n_groups - len(keep)} of {n_groups} groups suppressed: a group is shown only when its noisy "
-                     f"count of privacy units reaches {sel.threshold:g} (Laplace scale {sel.scale:g}, delta {sel.delta:.3g})")
+        # never say how many groups were suppressed: the exact number of groups in the data is not private
+        notes.append(f"rare groups suppressed: a group is shown only when its noisy count of privacy units reaches "
+                     f"{sel.threshold:g} (Laplace scale {sel.scale:g}, delta {sel.delta:.3g})")
         spent_eps, spent_delta = sel.epsilon, sel.delta
     else:
         sel, keep, spent_eps, spent_delta = None, np.arange(n_groups), 0.0, 0.0
@@ -501,9 +502,12 @@ def hash_categories(values, salt: str):
 def dp_ab_test(variants, metric: np.ndarray, epsilon: float, bounds: tuple[float, float] | None = None, control=None,
                alpha: float = 0.05, labels=None, split=None, rng: np.random.Generator | None = None):
     """``tasks.abtest.ab_test`` released with differential privacy: per variant, a noisy count, clamped sum and
-    (for non-0/1 metrics) sum of squares; lifts, intervals and p-values come from a parametric bootstrap over
+    (with ``bounds``) sum of squares; lifts, intervals and p-values come from a parametric bootstrap over
     sampling error and privacy noise together, so the intervals widen by exactly what the noise adds.
-    Each privacy unit is one row in one variant; the variant labels are treated as public (the design)."""
+
+    Without ``bounds`` the metric is taken as a rate in [0, 1] (clamped, never inspected: whether the data holds
+    other values would itself leak) and its variance as p(1 - p), an upper bound for any [0, 1] metric. Each
+    privacy unit is one row in one variant; the variant labels are treated as public (the design)."""
     from scipy import stats
 
     from . import abtest as ab
@@ -520,10 +524,7 @@ def dp_ab_test(variants, metric: np.ndarray, epsilon: float, bounds: tuple[float
     others = [i for i in range(len(levels)) if i != c_idx]
     valid = (codes >= 0) & ~np.isnan(y)
     codes, y = codes[valid], y[valid]
-    binary = bounds is None and bool(np.all((y == 0) | (y == 1)))
-    if bounds is None and not binary:
-        raise InvalidArgument("bounds", "a private A/B test of a non-0/1 metric needs public bounds for the metric",
-                              "Pass e.g. bounds := [0, 500]; values outside are clamped")
+    binary = bounds is None
     lo, hi = (0.0, 1.0) if bounds is None else bounds
     st = dp_arm_statistics(codes, y, len(levels), lo, hi, binary, epsilon)
     m = len(others)
