@@ -477,7 +477,7 @@ def keyed_hash_pads(key: str) -> tuple[bytes, bytes]:
     sha256(opad || sha256(ipad || message)) column-wise."""
     if not isinstance(key, str) or len(key) < 16:
         raise InvalidArgument("key", "expected a secret text of at least 16 characters",
-                              "Pass a long random secret, e.g. key := getenv('PSEUDONYM_KEY'), and keep it out of the data")
+                              "Pass a long random secret, best bound as a query parameter (key := $key), and keep it out of the data")
     k = key.encode("utf-8")
     if len(k) > 64:
         k = hashlib.sha256(k).digest()
