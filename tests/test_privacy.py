@@ -104,6 +104,10 @@ def test_budget_refusal_persists_across_reopen(db_path):
     con.sql("FROM dp_aggregate('orders', epsilon := 0.5)").fetchall()
     assert con.sql("SELECT count(*), sum(epsilon) FROM wml.dp_ledger").fetchall() == [(2, 1.5)]
     con.close()
+    con = wml.connect(db_path, read_only=True)  # a release that cannot be recorded is not made
+    with pytest.raises(duckdb.Error, match="PrivacyLedgerUnavailable: this release of .orders. cannot be recorded in the privacy ledger because the database is open read-only"):
+        con.sql("FROM dp_aggregate('orders', epsilon := 0.01)").fetchall()
+    con.close()
 
 
 def test_bigquery_differential_privacy_statement(con):

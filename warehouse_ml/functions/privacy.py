@@ -54,6 +54,10 @@ class PrivacyBudgetExceeded(WmlError):
     """A release would spend more of a relation's privacy budget than is left; nothing was released."""
 
 
+class PrivacyLedgerUnavailable(WmlError):
+    """A release cannot be recorded (a read-only database); nothing was released."""
+
+
 # -- the ledger ----------------------------------------------------------------------------------------------
 def relation_key(rel: Relation) -> str:
     """The budget's key: schema and table as the catalog spells them (the same after the file is reopened)."""
@@ -77,13 +81,12 @@ def spend(ctx, rel: Relation, epsilon: float, delta: float, function: str, priva
     cur = ctx.runtime.con.cursor()
     key = relation_key(rel)
     try:
-        try:
-            _ensure_ledger(cur)
-            cur.execute("BEGIN TRANSACTION")
-        except Exception as e:  # noqa: BLE001  (a read-only database cannot keep the ledger)
-            raise PrivacyBudgetExceeded(f"this release of '{rel.name}' cannot be recorded in the privacy ledger "
-                                        f"({str(e).splitlines()[0]}), so it is refused. Open the database writable "
-                                        "(e.g. warehouse-ml serve --allow-writes) to release private results") from None
+        if cur.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]:
+            raise PrivacyLedgerUnavailable(f"this release of '{rel.name}' cannot be recorded in the privacy ledger because "
+                                        "the database is open read-only, so it is refused. Open it writable (e.g. "
+                                        "warehouse-ml serve --allow-writes) to release private results")
+        _ensure_ledger(cur)
+        cur.execute("BEGIN TRANSACTION")
         budget = cur.execute("SELECT epsilon, delta FROM wml.dp_budgets WHERE relation = $1", [key]).fetchall()
         spent_eps, spent_delta, _ = _spent(cur, key)
         if budget:
