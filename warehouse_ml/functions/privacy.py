@@ -24,6 +24,7 @@ from ..binding.catalog import Relation, is_numeric_type
 from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
+from .segment import _options as known_options  # the options given, checked against those allowed
 
 LEDGER_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",
@@ -156,14 +157,6 @@ def dp_budget(ctx, relation):
 
 
 # -- dp_aggregate --------------------------------------------------------------------------------------------
-def _options(options: dict | None) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - DP_OPTIONS
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of dp_aggregate", f"Use: {', '.join(sorted(DP_OPTIONS))}")
-    return options
-
-
 def _value_column(rel: Relation, name: str, argument: str) -> str:
     col = rel.column(name, argument)
     t = rel.columns[col]
@@ -258,9 +251,8 @@ def bounded_aggregates(ctx, rel: Relation, req: dict) -> tuple[list[str], pv.Gro
 
 @table_udf("wml_dp_aggregate", args=["VARCHAR", JSON], returns=DP_ROW)
 def dp_aggregate(ctx, relation, options):
-    opts = _options(options)
     rel = ctx.relation(relation)
-    req = parse_request(rel, opts)
+    req = parse_request(rel, known_options(options, DP_OPTIONS))
     keys, agg = bounded_aggregates(ctx, rel, req)
     release = pv.dp_aggregate(agg, req["metrics"], req["bounds"], req["epsilon"], req["delta"], req["max_groups"],
                               req["max_rows"], grouped=bool(req["groups"]))
@@ -285,7 +277,7 @@ def dp_relation(ctx, relation, options):
     out = []
     for name, raw in zip(relation.to_pylist(), options.to_pylist()):
         rel = ctx.relation(name)
-        parse_request(rel, _options(json.loads(raw) if raw else {}))
+        parse_request(rel, known_options(json.loads(raw) if raw else {}, DP_OPTIONS))
         out.append(rel.sql)
     return pa.array(out, pa.string())
 
