@@ -20,10 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import Relation, is_numeric_type
+from ..binding.catalog import Relation
 from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
+from .abtest import _metric_column as numeric_column  # a numeric or 0/1 column, or a clear error
 from .segment import _options as known_options  # the options given, checked against those allowed
 
 LEDGER_SQL = [
@@ -157,15 +158,6 @@ def dp_budget(ctx, relation):
 
 
 # -- dp_aggregate --------------------------------------------------------------------------------------------
-def _value_column(rel: Relation, name: str, argument: str) -> str:
-    col = rel.column(name, argument)
-    t = rel.columns[col]
-    if not (is_numeric_type(t) or t.upper() == "BOOLEAN"):
-        raise InvalidArgument(argument, f"column '{col}' is {t}, not a number",
-                              f"Aggregate a numeric column, or cast it in a view: CAST({col} AS DOUBLE)")
-    return col
-
-
 def parse_request(rel: Relation, opts: dict) -> dict:
     """Validate every dp_aggregate argument against the relation; returns the resolved request."""
     group_by = opts.get("group_by") or []
@@ -189,7 +181,7 @@ def parse_request(rel: Relation, opts: dict) -> dict:
         if s.column is None:
             resolved.append(s)
             continue
-        col = _value_column(rel, s.column, "metrics")
+        col = numeric_column(rel, s.column, "metrics")
         if col not in bounds:
             raise InvalidArgument("bounds", f"{s.name} needs public bounds for '{col}' (bounds taken from the data "
                                   "would themselves leak)", f"Add them, e.g. bounds := {{'{col}': [0, 500]}}")
