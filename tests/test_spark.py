@@ -184,3 +184,32 @@ def test_export_then_import_moves_a_model_between_duckdb_files(trained, tmp_path
     assert_same_numbers(got["p"], expected["p"])
     assert con.execute("SELECT count(*) FROM ml_models() WHERE model = 'spend'").fetchone()[0] == 0
     con.close()
+
+
+def test_mllib_als_recommends_unseen_items_better_than_popularity(spark):
+    """Three taste groups of users, ten items each; one interaction per user held out. ALS must find the
+    held-out item far more often than the most popular unseen items do, and never recommend a seen item."""
+    rng = np.random.default_rng(5)
+    rows, held_out = [], {}
+    for user in range(90):
+        group = user % 3
+        liked = rng.choice(10, 6, replace=False) + 10 * group
+        held_out[f"u{user}"] = f"i{liked[0]}"
+        rows += [(f"u{user}", int(i)) for i in liked[1:]]
+    events = pd.DataFrame(rows, columns=["customer", "product"])
+    events["product"] = "i" + events["product"].astype(str)
+    df = spark.createDataFrame(events)
+    recs = wml_spark.recommend_items(df, 5, user="customer", item="product", factors=8, iterations=10).toPandas()
+    assert list(recs.columns) == ["user", "rank", "item", "score"]
+    assert all(sorted(ranks) == [1, 2, 3, 4, 5] for _, ranks in recs.groupby("user")["rank"])
+    assert recs.groupby("user").size().size == 90
+    assert recs.sort_values(["user", "rank"]).groupby("user")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    seen = set(zip(events["customer"], events["product"]))
+    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"]))
+    als_hits = np.mean([held_out[u] in set(g["item"]) for u, g in recs.groupby("user")])
+    popular = events["product"].value_counts().index.tolist()
+    by_user = events.groupby("customer")["product"].apply(set)
+    pop_hits = np.mean([held_out[u] in [i for i in popular if i not in by_user[u]][:5] for u in held_out])
+    assert als_hits >= 0.8 and als_hits > pop_hits + 0.3, (als_hits, pop_hits)
+    with pytest.raises(wml.errors.InvalidArgument, match="no column 'client'"):
+        wml_spark.recommend_items(df, 5, user="client", item="product")
