@@ -14,7 +14,7 @@ from __future__ import annotations
 from .forecast import forecast_demand, forecast_udtf
 from .models import ModelBundle, export_models, import_models
 from .recommend import recommend_items
-from .scoring import function_name, scoring_udfs
+from .scoring import scoring_udfs
 
 __all__ = ["install", "export_models", "import_models", "forecast_demand", "recommend_items", "ModelBundle"]
 

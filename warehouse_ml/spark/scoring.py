@@ -40,8 +40,8 @@ def function_name(model: str) -> str:
 
 
 def scoring_udfs(broadcast) -> dict:
-    shared = (uuid.uuid4().hex, broadcast)
     """The UDFs to register: ml_predict, ml_predict_label, ml_explain_row and one predict_<model> per model."""
+    shared = (uuid.uuid4().hex, broadcast)
     from pyspark.sql.functions import arrow_udf
 
     @arrow_udf("double")
