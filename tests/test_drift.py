@@ -1,0 +1,158 @@
+"""Models that stay right: drift and skew checks, the monitoring history, deploy policies, continual learning."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import warehouse_ml as wml
+from warehouse_ml.tasks import drift
+
+from .conftest import churn_frame
+
+SEEDS = 30
+
+
+def _table(con, name: str, df: pd.DataFrame) -> None:
+    con.register("frame", df)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
+    con.unregister("frame")
+
+
+def _shift(df: pd.DataFrame) -> pd.DataFrame:
+    """Recency stretched by 80% and a quarter of the users moved to the paid channel; the rest untouched."""
+    out = df.copy()
+    out["recency_days"] = out["recency_days"] * 1.8
+    out.loc[out.index[: len(out) // 4], "channel"] = "paid"
+    return out
+
+
+@pytest.fixture
+def trained(con):
+    _table(con, "train", churn_frame(2000, seed=0))
+    con.execute("FROM ml_train('churn', 'train', label := 'churned', algorithm := 'logistic')").fetchall()
+    return con
+
+
+def test_shifted_features_are_flagged_and_fresh_samples_are_not(trained):
+    """Over 30 seeds: fresh samples of the training distribution raise no alarm (the rate is printed and
+    bounded), and the two features shifted on purpose are flagged every time, the untouched ones never."""
+    con = trained
+    frames = [churn_frame(1000, seed=s).assign(seed=s) for s in range(1, SEEDS + 1)]
+    _table(con, "fresh", pd.concat(frames))
+    _table(con, "shifted", pd.concat([_shift(f) for f in frames]))
+    alarms = {"psi/js": [], "ks/chi_square": []}
+    caught = []
+    for s in range(1, SEEDS + 1):
+        con.execute(f"CREATE OR REPLACE VIEW fresh_s AS SELECT * EXCLUDE (seed, churned) FROM fresh WHERE seed = {s}")
+        con.execute(f"CREATE OR REPLACE VIEW shifted_s AS SELECT * EXCLUDE (seed, churned) FROM shifted WHERE seed = {s}")
+        for key, num, cat in (("psi/js", "psi", "jensen_shannon"), ("ks/chi_square", "ks", "chi_square")):
+            rows = con.execute(f"SELECT feature, drifted FROM ml_drift('churn', 'fresh_s', numeric := '{num}', "
+                               f"categorical := '{cat}', record := false) WHERE kind = 'skew'").fetchall()
+            alarms[key].extend(flag for _, flag in rows)
+        rows = con.execute("SELECT feature, statistic, drifted FROM ml_drift('churn', 'shifted_s', record := false) "
+                           "WHERE kind = 'skew'").fetchall()
+        caught.append({f: (stat, flag) for f, stat, flag in rows})
+    rates = {k: float(np.mean(v)) for k, v in alarms.items()}
+    print(f"false-alarm rate per feature over {SEEDS} fresh samples of 1,000 rows: {rates}")
+    assert rates["psi/js"] == 0.0  # PSI 0.2 / JS 0.1: sampling noise of 1,000 rows stays far below
+    assert rates["ks/chi_square"] <= 0.08  # tests at the 5% level: about 5% of the checks by construction
+    assert all(c["recency_days"] == ("psi", True) and c["channel"] == ("jensen_shannon", True) for c in caught)
+    assert not any(c[f][1] for c in caught for f in ("frequency", "monetary", "support_tickets"))
+
+
+def test_drift_rows_history_and_performance_decay(trained):
+    con = trained
+    _table(con, "today", _shift(churn_frame(1000, seed=5)))
+    first = con.execute("SELECT feature, kind, statistic, threshold, drifted, n_rows, version FROM ml_drift('churn', 'today') "
+                        "ORDER BY feature").fetchall()
+    kinds = {(r[0], r[1]) for r in first}
+    assert ("prediction", "skew") in kinds and ("roc_auc", "decay") in kinds
+    assert not any(k == "drift" for _, k in kinds)  # nothing to compare with before the first check
+    assert all(r[5] == 1000 and r[6] == 1 for r in first)
+    # the second check also compares with the first one: the same rows have not moved since
+    second = con.execute("SELECT feature, value, drifted FROM ml_drift('churn', 'today', threshold := {psi: 0.5}) "
+                         "WHERE kind = 'drift'").fetchall()
+    assert len(second) == 6 and all(v == pytest.approx(0.0, abs=1e-12) and not d for _, v, d in second)
+    history = con.execute("SELECT check_id, action, count(*) FROM ml_monitoring('churn') GROUP BY ALL ORDER BY 1").fetchall()
+    assert history == [(1, "check", 7), (2, "check", 13)]
+    # performance decay: labels drawn against the model's own scores turn it useless on this relation
+    _table(con, "relabelled", churn_frame(1000, seed=6).assign(churned=lambda d: (d.frequency % 2 == 0).astype(int)))
+    value, threshold, drifted, note = con.execute(
+        "SELECT value, threshold, drifted, note FROM ml_drift('churn', 'relabelled') WHERE kind = 'decay'").fetchone()
+    assert drifted and value > threshold == drift.DEFAULT_THRESHOLDS["decay"] and "roc_auc" in note
+
+
+def test_monitoring_survives_reopen_and_old_stores_gain_the_table(db_path):
+    con = wml.connect(db_path)
+    _table(con, "train", churn_frame(600, seed=0))
+    con.execute("FROM ml_train('churn', 'train', label := 'churned', algorithm := 'logistic')").fetchall()
+    con.execute("FROM ml_drift('churn', 'train')").fetchall()
+    # a store written by the previous version had no monitoring table: drop it and reopen
+    con.execute("DROP TABLE wml.monitoring")
+    con.close()
+    con = wml.connect(db_path)
+    assert con.execute("FROM ml_monitoring('churn')").fetchall() == []
+    con.execute("FROM ml_drift('churn', 'train')").fetchall()
+    con.close()
+    con = wml.connect(db_path)
+    rows = con.execute("SELECT check_id, feature, kind, drifted FROM ml_monitoring('churn') WHERE kind = 'skew'").fetchall()
+    assert len(rows) == 6 and all(not r[3] for r in rows)
+    with pytest.raises(duckdb.Error, match="ModelNotFound: no model named 'chrun'. Did you mean 'churn'"):
+        con.execute("FROM ml_monitoring('chrun')").fetchall()
+    con.close()
+
+
+def test_drift_arguments_are_validated(trained):
+    con = trained
+    cases = [("threshold := -1", "argument 'threshold': must be a positive number"),
+             ("threshold := {psy: 0.1}", "unknown statistic 'psy'"),
+             ("numeric := 'wasserstein'", "argument 'numeric': unknown statistic"),
+             ("record := 'yes'", "argument 'record'")]
+    for arg, message in cases:
+        with pytest.raises(duckdb.Error, match=message):
+            con.execute(f"FROM ml_drift('churn', 'train', {arg})").fetchall()
+    con.execute("CREATE TABLE partial AS SELECT recency_days FROM train")
+    with pytest.raises(duckdb.Error, match="UnknownColumn: relation 'partial' has no column 'frequency'"):
+        con.execute("FROM ml_drift('churn', 'partial')").fetchall()
+    with pytest.raises(duckdb.Error, match="UnknownRelation"):
+        con.execute("FROM ml_drift('churn', 'train; DROP TABLE train')").fetchall()
+
+
+def test_statistics_match_their_definitions():
+    expected, actual = [50, 30, 20, 0], [30, 30, 40, 0]
+    p, q = np.array([0.5, 0.3, 0.2]), np.array([0.3, 0.3, 0.4])
+    assert drift.psi(expected, actual) == pytest.approx(np.sum((q - p) * np.log(q / p)))
+    m = (p + q) / 2
+    js = np.sqrt((np.sum(p * np.log2(p / m)) + np.sum(q * np.log2(q / m))) / 2)
+    assert drift.js_distance(expected, actual) == pytest.approx(js)
+    from scipy.stats import chi2_contingency
+
+    assert drift.chi_square_p_value(expected, actual) == pytest.approx(
+        chi2_contingency(np.array([[50, 30, 20], [30, 30, 40]]), correction=False)[1])
+
+
+# -- deploy policies ------------------------------------------------------------------------------------------------
+def test_if_better_keeps_the_better_model(con, churn_table):
+    first = con.execute("SELECT version, notes FROM train_churn('uf', algorithm := 'logistic')").fetchone()
+    assert first[0] == 1 and "deployed: the model had no active version" in first[1]
+    # a depth-1 tree is worse: stored as version 2, not deployed, and the note gives both scores
+    version, metrics, notes = con.execute("SELECT version, metrics, notes FROM train_churn('uf', algorithm := "
+                                          "'decision_tree', params := {max_depth: 1})").fetchone()
+    decision = notes[-1]
+    assert version == 2 and decision.startswith("not deployed (kept the active version)")
+    assert f"roc_auc is {metrics['roc_auc']:.4f}" in decision and "active version 1" in decision
+    assert con.execute("SELECT version FROM ml_models() WHERE is_active").fetchall() == [(1,)]
+    # the same settings again score the same on the same hold-out: at least as good, so deployed
+    notes = con.execute("SELECT notes FROM train_churn('uf', algorithm := 'logistic')").fetchone()[0]
+    assert notes[-1].startswith("deployed: on the same hold-out")
+    assert con.execute("SELECT version FROM ml_models() WHERE is_active").fetchall() == [(3,)]
+    con.execute("FROM ml_train('churn', 'uf', label := 'churned', algorithm := 'decision_tree', params := "
+                "{max_depth: 1}, deploy := 'always')").fetchall()
+    assert con.execute("SELECT version FROM ml_models() WHERE is_active").fetchall() == [(4,)]
+    notes = con.execute("SELECT notes FROM train_churn('uf', deploy := 'never', algorithm := 'logistic')").fetchone()[0]
+    assert "deploy := 'never'" in notes[-1]
+    assert con.execute("SELECT version FROM ml_models() WHERE is_active").fetchall() == [(4,)]
+    with pytest.raises(duckdb.Error, match="argument 'deploy': unknown policy 'sometimes'"):
+        con.execute("FROM train_churn('uf', deploy := 'sometimes')").fetchall()
