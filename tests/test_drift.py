@@ -156,3 +156,60 @@ def test_if_better_keeps_the_better_model(con, churn_table):
     assert con.execute("SELECT version FROM ml_models() WHERE is_active").fetchall() == [(4,)]
     with pytest.raises(duckdb.Error, match="argument 'deploy': unknown policy 'sometimes'"):
         con.execute("FROM train_churn('uf', deploy := 'sometimes')").fetchall()
+
+
+# -- continual learning ---------------------------------------------------------------------------------------------
+def _new_behaviour(n: int, seed: int) -> pd.DataFrame:
+    """The market changed: churn now follows support tickets and frequency up, recency down; dated rows."""
+    df = churn_frame(n, seed)
+    rng = np.random.default_rng(seed + 100)
+    logit = -0.03 * df.recency_days + 1.5 * df.support_tickets + 0.3 * df.frequency - 1
+    df["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    df["signup_day"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D")
+    return df
+
+
+def _auc(con, model: str, relation: str) -> float:
+    return con.execute(f"SELECT value FROM ml_evaluate('{model}', '{relation}') WHERE metric = 'roc_auc'").fetchone()[0]
+
+
+def test_ml_update_improves_a_model_on_shifted_data(con):
+    _table(con, "train", churn_frame(1500, seed=0))
+    _table(con, "new_rows", _new_behaviour(1500, seed=1))
+    _table(con, "later", _new_behaviour(2000, seed=2))  # judged on rows neither version saw
+    for algorithm in ("random_forest", "logistic"):
+        model = f"m_{algorithm}"
+        con.execute(f"FROM ml_train('{model}', 'train', label := 'churned', algorithm := '{algorithm}')").fetchall()
+        stale = _auc(con, model, "later")
+        version, notes = con.execute(f"SELECT version, notes FROM ml_update('{model}', 'new_rows')").fetchone()
+        updated = _auc(con, model, "later")
+        print(f"{algorithm}: ROC AUC on later rows {stale:.3f} without the update, {updated:.3f} with it")
+        assert version == 2 and updated > stale + 0.1 and notes[-1].startswith("deployed: on the same hold-out")
+        how = "added 50 trees grown on" if algorithm == "random_forest" else "logistic has no incremental update"
+        assert any(how in n for n in notes)
+        assert con.execute(f"SELECT action, statistic, version FROM ml_monitoring('{model}') WHERE kind = 'update'"
+                           ).fetchall() == [("update", "added_trees" if algorithm == "random_forest" else "retrain", 2)]
+
+
+def test_rolling_window_and_retrain_only_on_drift(con):
+    _table(con, "train", churn_frame(1500, seed=0))
+    _table(con, "new_rows", _new_behaviour(1500, seed=1))
+    con.execute("FROM ml_train('churn', 'train', label := 'churned', algorithm := 'logistic')").fetchall()
+    in_window = con.execute("SELECT count(*) FROM new_rows WHERE signup_day > "
+                            "(SELECT max(signup_day) FROM new_rows) - INTERVAL 90 DAY").fetchone()[0]
+    n_train, n_test, notes = con.execute("""SELECT n_train, n_test, notes FROM ml_update('churn', 'new_rows',
+        "window" := INTERVAL 90 DAY, time := 'signup_day', deploy := 'never')""").fetchone()
+    assert n_train + n_test == in_window < 1500 and "rows within 90 days of the latest signup_day" in notes[0]
+    # the training distribution itself: no drift, no retrain; the new behaviour: its decay triggers one
+    assert con.execute("""SELECT retrained, reason, version FROM ml_retrain('churn', 'train', "when" := 'drift')"""
+                       ).fetchall() == [(False, "no drift or decay past the threshold", None)]
+    retrained, reason, version, active = con.execute(
+        "SELECT retrained, reason, version, active_version FROM ml_retrain('churn', 'new_rows')").fetchone()
+    assert retrained and "decayed" in reason and version == active == 3
+    actions = con.execute("SELECT DISTINCT check_id, action, statistic FROM ml_monitoring('churn') "
+                          "WHERE action <> 'check' ORDER BY 1").fetchall()
+    assert [a[1:] for a in actions] == [("update", "retrain"), ("retrain", "skipped"), ("retrain", "retrain")]
+    with pytest.raises(duckdb.Error, match="argument 'time': is needed with window"):
+        con.execute("""FROM ml_update('churn', 'new_rows', "window" := INTERVAL 9 DAY)""").fetchall()
+    with pytest.raises(duckdb.Error, match="argument 'when': unknown condition 'sometimes'"):
+        con.execute("""FROM ml_retrain('churn', 'new_rows', "when" := 'sometimes')""").fetchall()

@@ -21,7 +21,11 @@ from ..errors import InvalidArgument
 from ..store import StoredModel, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
-from .supervised import SUPERVISED_TASKS, _label_array, _options, _prepared, linear_sql_for
+from ..binding.catalog import is_temporal_type
+from ..tasks.features import Featurizer
+from .base import TRAIN_ROW
+from .supervised import (SUPERVISED_TASKS, _label_array, _options, _prepared, deploy_policy, labelled_rows,
+                         linear_sql_for, store_version, train_table)
 
 log = logging.getLogger("warehouse_ml")
 
@@ -227,3 +231,137 @@ def ml_monitoring(ctx, model):
     if not rows:
         ctx.store.versions(model)  # ModelNotFound (with suggestions) for a model that does not exist
     return [dict(zip(MONITORING_COLUMNS, r)) for r in rows]
+
+
+# -- ml_update ----------------------------------------------------------------------------------------------------
+UPDATE_OPTIONS = {"window", "time", "deploy", "trees", "test_size"}
+
+
+def _windowed(ctx, rel, opts: dict, model: str) -> tuple[pa.Table, str]:
+    """The relation's rows, or only those within ``window`` of its latest ``time`` (a rolling window)."""
+    window, time_col = opts.get("window"), opts.get("time")
+    if window is None:
+        if time_col is not None:
+            raise InvalidArgument("window", "is needed with time", f"Add window := INTERVAL 180 DAY (rows within 180 days of the latest {time_col})")
+        return ctx.read_arrow(f"SELECT * FROM {rel.sql}"), "every row"
+    if time_col is None:
+        raise InvalidArgument("time", "is needed with window", "Name the DATE or TIMESTAMP column, e.g. time := 'signup_date'")
+    t = rel.column(time_col, "time")
+    if not is_temporal_type(rel.columns[t]):
+        raise InvalidArgument("time", f"column '{t}' has type {rel.columns[t]}, not DATE or TIMESTAMP",
+                              "Name a DATE or TIMESTAMP column")
+    try:
+        table = ctx.read_arrow(f"SELECT * FROM {rel.sql} WHERE {rel.q(t)} > (SELECT max({rel.q(t)}) FROM {rel.sql}) - "
+                               "CAST($1 AS INTERVAL)", [str(window)])
+    except Exception as e:  # noqa: BLE001  (DuckDB's conversion error, re-raised with the argument named)
+        raise InvalidArgument("window", f"{window!r} is not an interval ({str(e).splitlines()[0][:120]})",
+                              "Use e.g. window := INTERVAL 180 DAY") from None
+    return table, f"rows within {window} of the latest {t}"
+
+
+@table_udf("wml_update", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW)
+def ml_update(ctx, model, relation, options):
+    sm = _supervised(ctx, model, "ml_update")
+    opts = _options(options, UPDATE_OPTIONS)
+    policy = deploy_policy(opts.get("deploy"))
+    trees = opts.get("trees")
+    if trees is not None and (isinstance(trees, bool) or not isinstance(trees, int) or not 1 <= trees <= 10_000):
+        raise InvalidArgument("trees", f"must be a whole number from 1 to 10000, got {trees!r}", "Use e.g. trees := 50")
+    rel = ctx.relation(relation)
+    label = rel.column(sm.label, "relation")
+    started = time.perf_counter()
+    table, rows_used = _windowed(ctx, rel, opts, model)
+    stored = sm.meta.get("train_options") or {"algorithm": sm.algorithm, "exclude": [], "test_size": 0.2,
+                                              "params": {k: v for k, v in sm.params.items() if k != "class_weight"}}
+    test_size = opts.get("test_size", stored["test_size"])
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+        raise InvalidArgument("test_size", f"must be a number in (0, 1), got {test_size!r}", "Use e.g. test_size := 0.2")
+    notes = [f"update of version {sm.version} on {rows_used} of '{relation}'"]
+    method, row = "retrain", None
+    if sm.algorithm in drift.UPDATABLE:
+        try:
+            row = _add_trees(ctx, sm, relation, table, label, float(test_size), trees, policy, started, notes)
+            method = "added_trees"
+        except ValueError as e:
+            notes.append(f"trees could not be added ({e}): retrained instead")
+    else:
+        why = ("scikit-learn's histogram boosting re-bins new rows on a warm start and would score its earlier trees "
+               "on the wrong bins" if sm.algorithm == "gbm" else f"{sm.algorithm} has no incremental update")
+        notes.append(f"retrained with the settings of version {sm.version}: {why}")
+    if row is None:
+        options = {**stored, "algorithm": sm.algorithm, "test_size": float(test_size)}
+        row = train_table(ctx, model, relation, table, label, sm.task, options, policy, started, notes,
+                          {"updated_from": sm.version})
+    _record_training(ctx, model, "update", method, relation, table.num_rows, row)
+    return [row]
+
+
+def _add_trees(ctx, sm: StoredModel, relation: str, table: pa.Table, label: str, test_size: float, trees, policy,
+               started, notes) -> dict:
+    """Grow trees on the new rows (but their hold-out) and store the forest by the deploy policy."""
+    n_rows = table.num_rows
+    table, y, label_type, label_notes = labelled_rows(table, label, relation)
+    featurizer = Featurizer.from_json(sm.features, sm.meta.get("excluded"))
+    X = featurizer.transform(table, sm.model)
+    train, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, sm.task, test_size)
+    est, note = drift.add_trees(sm.obj, X[train], y[train], trees)
+    predict = sv.predict_fn(est, sm.task, sm.features)
+    metrics = sv.evaluate(est, X[holdout], y[holdout], sm.task, predict)
+    importance, baseline = sv.global_explanation(est, X[holdout], y[holdout], sm.task, featurizer.categorical_mask,
+                                                 featurizer.names, X[train], predict=predict)
+    fit = sv.FitResult(est, sm.algorithm, sm.task, sm.meta.get("classes"), metrics, [], [note], len(train),
+                       len(holdout), importance, baseline, sm.params)
+    options = {**(sm.meta.get("train_options") or {}), "test_size": test_size}
+    return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
+                         n_rows, started, notes + label_notes + [note], options, {"updated_from": sm.version})
+
+
+def _record_training(ctx, model: str, action: str, method: str, relation: str, n_rows: int, row: dict) -> None:
+    """One monitoring row for an update or retrain: the new version's main metric and the deploy decision."""
+    key = drift.primary_metric(row["task"], row["metrics"])
+    name = key[0] if key else None
+    ctx.store.append_monitoring(model, row["version"], action, relation, n_rows, [{
+        "feature": name, "kind": action, "statistic": method, "value": row["metrics"].get(name) if name else None,
+        "note": row["notes"][-1]}])
+
+
+# -- ml_retrain ---------------------------------------------------------------------------------------------------
+RETRAIN_ROW = ("STRUCT(model VARCHAR, retrained BOOLEAN, reason VARCHAR, version INTEGER, active_version INTEGER, "
+               "metrics MAP(VARCHAR, DOUBLE), check_id BIGINT, notes VARCHAR[])")
+RETRAIN_WHEN = ("drift", "decay", "always")
+
+
+@table_udf("wml_retrain", args=["VARCHAR", "VARCHAR", JSON], returns=RETRAIN_ROW)
+def ml_retrain(ctx, model, relation, options):
+    sm = _supervised(ctx, model, "ml_retrain")
+    opts = _options(options, {"when", "threshold", "deploy", "window", "time"})
+    when = str(opts.get("when", "drift")).lower()
+    if when not in RETRAIN_WHEN:
+        raise InvalidArgument("when", f"unknown condition {opts.get('when')!r}", f"Use one of: {', '.join(RETRAIN_WHEN)}")
+    policy = deploy_policy(opts.get("deploy"))
+    result = check(ctx, model, relation, {"threshold": opts.get("threshold")}, "check")
+    if when == "always":
+        reason = "when := 'always'"
+    elif result["decayed"]:
+        reason = "the model's metric decayed past the threshold"
+    elif when == "drift" and result["drifted"]:
+        reason = f"drift past the threshold in {', '.join(result['drifted'])}"
+    else:
+        reason = None
+    out = {"model": model, "check_id": result["check_id"], "active_version": sm.version}
+    if reason is None:
+        wanted = "decay" if when == "decay" else "drift or decay"
+        ctx.store.append_monitoring(model, sm.version, "retrain", relation, None, [{
+            "kind": "retrain", "statistic": "skipped", "note": f"no {wanted} past the threshold (check {result['check_id']})"}])
+        return [{**out, "retrained": False, "reason": f"no {wanted} past the threshold", "version": None,
+                 "metrics": {}, "notes": []}]
+    rel = ctx.relation(relation)
+    table, rows_used = _windowed(ctx, rel, opts, model)
+    options = sm.meta.get("train_options") or {"algorithm": sm.algorithm, "exclude": [], "test_size": 0.2, "params": {}}
+    started = time.perf_counter()
+    row = train_table(ctx, model, relation, table, rel.column(sm.label, "relation"), sm.task, options, policy, started,
+                      [f"retrained on {rows_used} of '{relation}' because {reason}"], {"retrained_from": sm.version})
+    _record_training(ctx, model, "retrain", "retrain", relation, table.num_rows, row)
+    active = ctx.store.active_version(model)
+    return [{**out, "retrained": True, "reason": reason, "version": row["version"], "active_version": active,
+             "metrics": row["metrics"], "notes": row["notes"]}]

@@ -78,26 +78,34 @@ def ml_train(ctx, model, relation, options):
 
     started = time.perf_counter()
     table = read_relation(ctx, rel)
+    log.info("%s: read %s rows from %s in %.2fs", model, f"{table.num_rows:,}", relation, time.perf_counter() - started)
+    options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params}
+    return [train_table(ctx, model, relation, table, label, task, options, policy, started)]
+
+
+def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, task: str, options: dict, policy: str,
+                started: float, notes: list[str] = (), extra_meta: dict | None = None) -> dict:
+    """Fit on a table already read (``options``: algorithm, exclude, test_size, params, all validated) and store
+    the version by the deploy policy; returns ml_train's row."""
     n_rows = table.num_rows
-    log.info("%s: read %s rows from %s in %.2fs", model, f"{n_rows:,}", relation, time.perf_counter() - started)
-    table, y, label_type, notes = labelled_rows(table, label, relation)
+    table, y, label_type, label_notes = labelled_rows(table, label, relation)
     is_text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
     if task == "auto":
         task = sv.infer_task(y, is_text)
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    featurizer = Featurizer.fit(table, label, exclude)
+    featurizer = Featurizer.fit(table, label, options["exclude"])
     X = featurizer.transform(table, model)
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
-    fit = sv.fit_supervised(X, y, task=task, algorithm=algorithm, categorical=featurizer.categorical_mask,
-                            test_size=float(test_size), params=params, features=featurizer.features,
+    test_size = options["test_size"]
+    fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
+                            test_size=test_size, params=options["params"], features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m))
-    notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
-    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, float(test_size))  # the rows fit_supervised held out
-    options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params}
-    return [store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
-                          n_rows, started, notes, options)]
+    notes = list(notes) + label_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
+    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, test_size)  # the rows fit_supervised held out
+    return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
+                         n_rows, started, notes, options, extra_meta)
 
 
 def deploy_policy(value) -> str:

@@ -18,6 +18,8 @@ Nothing here imports DuckDB: the same kernels run on another engine.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -264,3 +266,24 @@ def deploy_decision(policy: str, task: str, new: dict, active: dict | None, acti
     verdict = "deployed" if better else "not deployed (kept the active version)"
     return better, (f"{verdict}: on the same hold-out the new version's {name} is {b:.4f} against {a:.4f} for "
                     f"active version {active_version} (deploy := 'if_better')")
+
+
+# -- continual learning ------------------------------------------------------------------------------------------
+# Algorithms updated in place on new rows; every other one is retrained (on a rolling window when one is given).
+# Histogram gradient boosting is not among them: its warm start re-bins the new rows and scores the earlier trees
+# on those new bins, which is only right when the data did not move, the one case an update is not needed.
+UPDATABLE = ("random_forest",)
+
+
+def add_trees(est, X: np.ndarray, y: np.ndarray, trees: int | None = None):
+    """A copy of a fitted random forest with ``trees`` more trees (half as many again by default) grown on the
+    new rows, so the forest votes with both the old and the new data; (forest, note)."""
+    if hasattr(est, "classes_") and not np.array_equal(np.unique(y).astype(str), np.asarray(est.classes_).astype(str)):
+        raise ValueError(f"the new rows hold classes {np.unique(y).tolist()}, the model {np.asarray(est.classes_).tolist()}")
+    est = copy.deepcopy(est)
+    before = est.n_estimators
+    more = max(1, before // 2) if trees is None else int(trees)
+    est.set_params(warm_start=True, n_estimators=before + more)
+    est.fit(X, y)
+    est.set_params(warm_start=False)
+    return est, f"added {more} trees grown on {len(y):,} new rows to the {before} of the active version"
