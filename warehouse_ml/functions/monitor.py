@@ -71,11 +71,6 @@ def _numeric_bin_sql(x: str, edges: list[float]) -> str:
     return f"CASE WHEN {x} IS NULL OR isnan({x}) THEN {len(edges) + 1} ELSE {_bin_sql(x, edges)} END"
 
 
-def _category_bin_sql(x: str, param: int, n: int) -> str:
-    # list_position is 1-based and NULL for a value outside the list: other -> n, NULL -> n + 1
-    return f"CASE WHEN {x} IS NULL THEN {n + 1} ELSE coalesce(list_position(${param}, {x}) - 1, {n}) END"
-
-
 def _to_counts(hist: dict | None, size: int) -> list[int]:
     counts = np.zeros(size, dtype=np.int64)
     for k, v in (hist or {}).items():
@@ -83,29 +78,38 @@ def _to_counts(hist: dict | None, size: int) -> list[int]:
     return counts.tolist()
 
 
+def _category_counts(hist: dict | None, n_rows: int, categories: list[str]) -> list[int]:
+    """A text column's histogram (value -> rows, NULLs not counted) folded onto the model's categories, then
+    'other' and NULL. Counting the raw values is cheaper in DuckDB than matching each row against a list."""
+    hist = hist or {}
+    known = [int(hist.get(c, 0)) for c in categories]
+    present = int(sum(hist.values()))
+    return known + [present - sum(known), n_rows - present]
+
+
 def count_bins(ctx, rel, sm: StoredModel, profile: dict, label: str | None) -> tuple[int, list[list[int]], dict]:
     """Rows, counts per stored bin of every feature, and the prediction's counts (plus the model's metric on
     labelled rows). Features (and a linear model's prediction) are counted by DuckDB in one scan."""
     specs = profile["features"]
     cols = [rel.column(p["name"], "relation") for p in specs]
-    inner, outer, params = [], [], []
+    inner, outer = [], []
     for j, (p, c) in enumerate(zip(specs, cols)):
         if p["kind"] == "numeric":
             inner.append(f"TRY_CAST(r.{quote_ident(c)} AS DOUBLE) AS f{j}")
             outer.append(f"histogram({_numeric_bin_sql(f'f{j}', p['edges'])})")
         else:
-            params.append(p["categories"])
             inner.append(f"CAST(r.{quote_ident(c)} AS VARCHAR) AS f{j}")
-            outer.append(f"histogram({_category_bin_sql(f'f{j}', len(params), len(p['categories']))})")
+            outer.append(f"histogram(f{j})")
     pred_profile = profile["prediction"]
     in_sql = linear_sql_for(sm, "r") if label is None else None
     if in_sql is not None:
         inner.append(f"{in_sql} AS prediction")
         outer.append(f"histogram({_numeric_bin_sql('prediction', pred_profile['edges'])})")
     query = f"SELECT count(*), {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {rel.sql} AS r)"
-    row = ctx.cursor().execute(query, params).fetchall()[0]
+    row = ctx.cursor().execute(query).fetchall()[0]
     n_rows = int(row[0])
-    counts = [_to_counts(h, len(p["counts"])) for h, p in zip(row[1:], specs)]
+    counts = [_to_counts(h, len(p["counts"])) if p["kind"] == "numeric" else _category_counts(h, n_rows, p["categories"])
+              for h, p in zip(row[1:], specs)]
     if in_sql is not None:
         return n_rows, counts, {"counts": _to_counts(row[-1], len(pred_profile["counts"]))}
     return n_rows, counts, score_batches(ctx, rel, sm, cols, label)
