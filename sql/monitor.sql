@@ -24,3 +24,14 @@ CREATE OR REPLACE TEMP MACRO ml_retrain(model, relation, "when" := 'drift', thre
                                         "window" := NULL, time := NULL) AS TABLE
     SELECT unnest(wml_retrain(model, relation, json_object('when', "when", 'threshold', threshold, 'deploy', deploy,
         'window', "window", 'time', time)), recursive := true);
+
+-- Forecast accuracy tracking: save_forecast is forecast_demand whose rows are also kept (wml.forecasts) under
+-- name (the relation's name by default) with their run time; forecast_accuracy(name) scores every saved run
+-- against the actuals now in the relation, per item and overall.
+CREATE OR REPLACE TEMP MACRO save_forecast(relation, horizon, item := NULL, date := NULL, value := NULL,
+        method := 'auto', level := 0.95, name := NULL) AS TABLE
+    SELECT unnest(wml_save_forecast(relation, horizon, json_object('item', item, 'date', date, 'value', value,
+        'method', method, 'level', level, 'name', name)), recursive := true);
+
+CREATE OR REPLACE TEMP MACRO forecast_accuracy(name) AS TABLE
+    SELECT unnest(wml_forecast_accuracy(name), recursive := true);

@@ -213,3 +213,39 @@ def test_rolling_window_and_retrain_only_on_drift(con):
         con.execute("""FROM ml_update('churn', 'new_rows', "window" := INTERVAL 9 DAY)""").fetchall()
     with pytest.raises(duckdb.Error, match="argument 'when': unknown condition 'sometimes'"):
         con.execute("""FROM ml_retrain('churn', 'new_rows', "when" := 'sometimes')""").fetchall()
+
+
+# -- forecast accuracy tracking -------------------------------------------------------------------------------------
+def _sales(days: pd.DatetimeIndex, level: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [(sku, d.date(), float(rng.poisson(base * level * (1.3 if d.day_of_week >= 5 else 1.0))))
+            for sku, base in (("A", 20), ("B", 5)) for d in days]
+    return pd.DataFrame(rows, columns=["sku", "day", "units"])
+
+
+def test_saved_forecasts_are_scored_against_the_actuals_that_arrive(db_path):
+    con = wml.connect(db_path)
+    history = pd.date_range("2024-01-01", periods=91, freq="D")
+    future = pd.date_range("2024-04-01", periods=21, freq="D")
+    for name, level in (("steady", 1.0), ("jumped", 2.0)):
+        _table(con, name, _sales(history, 1.0, seed=1))
+        saved = con.execute(f"SELECT count(*), min(date), max(date) FROM save_forecast('{name}', 14, item := 'sku', "
+                            "date := 'day', value := 'units')").fetchone()
+        assert saved[0] == 28 and str(saved[1]) == "2024-04-01" and str(saved[2]) == "2024-04-14"
+        n_actuals = con.execute(f"SELECT n_actuals FROM forecast_accuracy('{name}') WHERE scope = 'overall'").fetchall()
+        assert n_actuals == [(0,)]  # nothing has arrived yet
+        con.register("frame", _sales(future, level, seed=2))  # three weeks of actuals; demand doubled in 'jumped'
+        con.execute(f"INSERT INTO {name} SELECT * FROM frame")
+        con.unregister("frame")
+    con.close()
+    con = wml.connect(db_path)  # the saved forecasts are in the database file
+    acc = {name: con.execute(f"SELECT n_forecast, n_actuals, mase, bias, coverage FROM forecast_accuracy('{name}') "
+                             "WHERE scope = 'overall'").fetchone() for name in ("steady", "jumped")}
+    print("forecast accuracy (n_forecast, n_actuals, MASE, bias, coverage):", acc)
+    assert acc["steady"][:2] == (28, 28) and acc["steady"][2] < 1.0 and acc["steady"][4] >= 0.8
+    assert acc["jumped"][2] > 2 * acc["steady"][2] and acc["jumped"][3] < -5 and acc["jumped"][4] < 0.5
+    items = con.execute("SELECT item, n_actuals FROM forecast_accuracy('steady') WHERE scope = 'item' ORDER BY item").fetchall()
+    assert items == [("A", 14), ("B", 14)]
+    with pytest.raises(duckdb.Error, match="no forecasts are saved under 'stedy'. Did you mean 'steady'"):
+        con.execute("FROM forecast_accuracy('stedy')").fetchall()
+    con.close()

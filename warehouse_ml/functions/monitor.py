@@ -1,13 +1,16 @@
-"""ml_drift, ml_monitoring, ml_update, ml_retrain: keeping a supervised model right as the data moves.
+"""ml_drift, ml_monitoring, ml_update, ml_retrain, save_forecast, forecast_accuracy: keeping models right.
 
 ``ml_drift(model, relation)`` compares a relation with the snapshot kept at training time (``skew``) and with the
 previous check of the same version (``drift``): the rows are binned on the stored edges and counted per bin by
 DuckDB in one scan on a second cursor (a linear model's predictions are computed in that same scan; other
 models score the feature columns batch by batch), and the statistics come from the kernels in ``tasks.drift``.
 Every check, update and retrain is appended to ``wml.monitoring``, which ``ml_monitoring(model)`` returns.
+``save_forecast`` keeps forecast_demand's rows in ``wml.forecasts`` with their run time; ``forecast_accuracy``
+compares them with the actuals that arrived since (MASE, bias, interval coverage), in SQL.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -17,13 +20,14 @@ import pyarrow.compute as pc
 
 from ..binding.catalog import quote_ident
 from ..binding.registry import JSON, table_udf
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, did_you_mean
 from ..store import StoredModel, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..binding.catalog import is_temporal_type
 from ..tasks.features import Featurizer
 from .base import TRAIN_ROW
+from .forecast import Roles, forecast_demand, infer_roles
 from .supervised import (SUPERVISED_TASKS, _label_array, _options, _prepared, deploy_policy, labelled_rows,
                          linear_sql_for, store_version, train_table)
 
@@ -369,3 +373,100 @@ def ml_retrain(ctx, model, relation, options):
     active = ctx.store.active_version(model)
     return [{**out, "retrained": True, "reason": reason, "version": row["version"], "active_version": active,
              "metrics": row["metrics"], "notes": row["notes"]}]
+
+
+# -- forecast accuracy ---------------------------------------------------------------------------------------------
+SAVED_ROW = ("STRUCT(name VARCHAR, run_at TIMESTAMP, item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, "
+             "upper DOUBLE, method VARCHAR)")
+ACCURACY_ROW = ("STRUCT(name VARCHAR, run_at TIMESTAMP, scope VARCHAR, item VARCHAR, n_forecast BIGINT, "
+                "n_actuals BIGINT, mae DOUBLE, bias DOUBLE, mase DOUBLE, coverage DOUBLE, level DOUBLE, "
+                "last_actual DATE)")
+
+
+@table_udf("wml_save_forecast", args=["VARCHAR", "BIGINT", JSON], returns=SAVED_ROW)
+def save_forecast(ctx, relation, horizon, options):
+    """forecast_demand, kept in ``wml.forecasts`` with its run time and each item's in-sample seasonal-naive
+    error (the MASE scale), so forecast_accuracy can compare it with the actuals that arrive later."""
+    opts = dict(options or {})
+    name = opts.pop("name", None) or relation
+    if not isinstance(name, str):
+        raise InvalidArgument("name", f"expected a name for the saved forecasts, got {name!r}", "Use e.g. name := 'sales'")
+    rel = ctx.relation(relation)
+    roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
+    opts.update(item=roles.item, date=roles.date, value=roles.value)
+    table = forecast_demand(ctx, relation, horizon, opts)
+    level = float(opts.get("level") or 0.95)
+    history = _series_sql(rel, roles)
+    # seasonal naive (lag 7 for daily data, else the previous period) on each item's history: the MASE scale
+    lag = 7 if table.num_rows < 2 or _is_daily(table) else 1
+    scale = ctx.read_arrow(f"""SELECT item, avg(abs(v - prev)) AS scale FROM (
+        SELECT item, v, lag(v, {lag}) OVER (PARTITION BY item ORDER BY d) AS prev FROM ({history})) GROUP BY item""")
+    ctx.store.ensure_schema()
+    cur = ctx.runtime.con.cursor()
+    try:
+        cur.register("wml_new_forecast", table)
+        cur.register("wml_new_scale", scale)
+        run_at = cur.execute("""INSERT INTO wml.forecasts SELECT $1, now()::TIMESTAMP, $2, $3, f.item, f.date, f.forecast,
+                   f.lower, f.upper, $4, f.method, s.scale FROM wml_new_forecast f
+                   LEFT JOIN wml_new_scale s ON f.item IS NOT DISTINCT FROM s.item RETURNING run_at""",
+                                [name, _schema_qualified(rel), json.dumps(vars(roles)), level]).fetchall()
+    finally:
+        cur.close()
+    stamp = run_at[0][0] if run_at else None
+    return table.append_column("name", pa.array([name] * table.num_rows, pa.string())).append_column(
+        "run_at", pa.array([stamp] * table.num_rows, pa.timestamp("us")))
+
+
+def _schema_qualified(rel) -> str:
+    """schema.table, quoted: stays valid when the database file is attached under another name."""
+    return f"{quote_ident(rel.schema)}.{quote_ident(rel.table)}"
+
+
+def _series_sql(rel, roles) -> str:
+    item = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
+    return (f"SELECT {item} AS item, CAST({rel.q(roles.date)} AS DATE) AS d, sum(CAST({rel.q(roles.value)} AS DOUBLE)) "
+            f"AS v FROM {rel.sql} WHERE {rel.q(roles.date)} IS NOT NULL GROUP BY 1, 2")
+
+
+def _is_daily(table: pa.Table) -> bool:
+    days = np.unique(table.column("date").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False))
+    return len(days) < 2 or int(np.min(np.diff(days))) == 1
+
+
+@table_udf("wml_forecast_accuracy", args=["VARCHAR"], returns=ACCURACY_ROW)
+def forecast_accuracy(ctx, name):
+    """Every saved run of ``name`` against the actuals now in its relation: per item and overall (scope)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument("name", f"expected the name forecasts were saved under, got {name!r}",
+                              "Use the relation's name, or the name := given to save_forecast")
+    runs = ctx.store._query("SELECT DISTINCT relation, roles FROM wml.forecasts WHERE name = $1", [name])
+    if not runs:
+        saved = [r[0] for r in ctx.store._query("SELECT DISTINCT name FROM wml.forecasts ORDER BY 1")]
+        raise InvalidArgument("name", f"no forecasts are saved under '{name}'.{did_you_mean(name, saved)}",
+                              f"Save some first: FROM save_forecast('{name}', 28)")
+    out = []
+    for relation, roles in runs:
+        rel = ctx.relation(relation)  # re-resolved: the stored name is the catalog's quoted spelling
+        r = json.loads(roles)
+        roles = Roles(r["item"] and rel.column(r["item"], "item"), rel.column(r["date"], "date"), rel.column(r["value"], "value"))
+        out.extend(_accuracy_rows(ctx, name, relation, rel, roles))
+    return out
+
+
+def _accuracy_rows(ctx, name: str, relation: str, rel, roles) -> list[dict]:
+    # dates up to the latest actual count; a missing (item, date) before it sold nothing (as forecast_demand fills gaps)
+    rows = ctx.read_arrow(f"""
+        WITH a AS ({_series_sql(rel, roles)}), latest AS (SELECT max(d) AS last FROM a),
+        f AS (SELECT * FROM wml.forecasts WHERE name = $1 AND relation = $2),
+        scored AS (SELECT f.run_at, f.item, f.forecast, f.lower, f.upper, f.level, f.scale, f.date,
+                          CASE WHEN f.date <= latest.last THEN coalesce(a.v, 0) END AS actual
+                   FROM f CROSS JOIN latest LEFT JOIN a ON f.item IS NOT DISTINCT FROM a.item AND f.date = a.d)
+        SELECT run_at, CASE WHEN grouping(item) = 1 THEN 'overall' ELSE 'item' END AS scope,
+               CASE WHEN grouping(item) = 1 THEN NULL ELSE item END AS item, count(*) AS n_forecast,
+               count(actual) AS n_actuals, avg(abs(forecast - actual)) AS mae, avg(forecast - actual) AS bias,
+               avg(abs(forecast - actual) / nullif(scale, 0)) AS mase,
+               avg(CASE WHEN actual IS NULL THEN NULL ELSE (actual BETWEEN lower AND upper)::INTEGER END) AS coverage,
+               any_value(level) AS level, (SELECT last FROM latest) AS last_actual
+        FROM scored GROUP BY GROUPING SETS ((run_at, item), (run_at))
+        ORDER BY run_at, grouping(item), item""", [name, relation])
+    return [{"name": name, **r} for r in rows.to_pylist()]
