@@ -249,3 +249,13 @@ def test_saved_forecasts_are_scored_against_the_actuals_that_arrive(db_path):
     with pytest.raises(duckdb.Error, match="no forecasts are saved under 'stedy'. Did you mean 'steady'"):
         con.execute("FROM forecast_accuracy('stedy')").fetchall()
     con.close()
+
+
+def test_bigquery_ml_create_or_replace_model_follows_the_policy(con, churn_table):
+    wml.sql(con, "CREATE MODEL churn_bq OPTIONS(model_type='logistic_reg', input_label_cols=['churned']) AS SELECT * FROM uf")
+    row = wml.sql(con, "CREATE OR REPLACE MODEL churn_bq OPTIONS(model_type='boosted_tree_classifier', "
+                       "max_iterations=1, input_label_cols=['churned']) AS SELECT * FROM uf").fetchall()[0]
+    version, notes = row[1], row[-1]  # model, version, task, algorithm, n_train, n_test, metrics, seconds, notes
+    assert version == 2 and notes[-1].startswith("not deployed (kept the active version)")
+    assert con.execute("SELECT version, algorithm FROM ml_models() WHERE model = 'churn_bq' AND is_active").fetchall() == [
+        (1, "logistic")]
