@@ -35,29 +35,32 @@ def trained(con):
     return con
 
 
+@pytest.mark.slow
 def test_shifted_features_are_flagged_and_fresh_samples_are_not(trained):
-    """Over 30 seeds: fresh samples of the training distribution raise no alarm (the rate is printed and
+    """Over 30 seeds: fresh samples of the training distribution raise no alarm (the rates are printed and
     bounded), and the two features shifted on purpose are flagged every time, the untouched ones never."""
     con = trained
     frames = [churn_frame(1000, seed=s).assign(seed=s) for s in range(1, SEEDS + 1)]
     _table(con, "fresh", pd.concat(frames))
     _table(con, "shifted", pd.concat([_shift(f) for f in frames]))
-    alarms = {"psi/js": [], "ks/chi_square": []}
+    alarms = {"psi/js": [], "ks/chi_square": [], "decay": []}
     caught = []
     for s in range(1, SEEDS + 1):
-        con.execute(f"CREATE OR REPLACE VIEW fresh_s AS SELECT * EXCLUDE (seed, churned) FROM fresh WHERE seed = {s}")
+        con.execute(f"CREATE OR REPLACE VIEW fresh_s AS SELECT * EXCLUDE (seed) FROM fresh WHERE seed = {s}")
         con.execute(f"CREATE OR REPLACE VIEW shifted_s AS SELECT * EXCLUDE (seed, churned) FROM shifted WHERE seed = {s}")
         for key, num, cat in (("psi/js", "psi", "jensen_shannon"), ("ks/chi_square", "ks", "chi_square")):
-            rows = con.execute(f"SELECT feature, drifted FROM ml_drift('churn', 'fresh_s', numeric := '{num}', "
-                               f"categorical := '{cat}', record := false) WHERE kind = 'skew'").fetchall()
-            alarms[key].extend(flag for _, flag in rows)
+            rows = con.execute(f"SELECT kind, drifted FROM ml_drift('churn', 'fresh_s', numeric := '{num}', "
+                               f"categorical := '{cat}', record := false)").fetchall()
+            alarms[key].extend(flag for kind, flag in rows if kind == "skew")
+        alarms["decay"].extend(flag for kind, flag in rows if kind == "decay")
         rows = con.execute("SELECT feature, statistic, drifted FROM ml_drift('churn', 'shifted_s', record := false) "
                            "WHERE kind = 'skew'").fetchall()
         caught.append({f: (stat, flag) for f, stat, flag in rows})
-    rates = {k: float(np.mean(v)) for k, v in alarms.items()}
-    print(f"false-alarm rate per feature over {SEEDS} fresh samples of 1,000 rows: {rates}")
-    assert rates["psi/js"] == 0.0  # PSI 0.2 / JS 0.1: sampling noise of 1,000 rows stays far below
-    assert rates["ks/chi_square"] <= 0.08  # tests at the 5% level: about 5% of the checks by construction
+    rates = {k: f"{np.sum(v)} of {len(v)}" for k, v in alarms.items()}
+    print(f"false alarms over {SEEDS} fresh samples of 1,000 rows (6 distribution checks each): {rates}")
+    assert np.mean(alarms["psi/js"]) == 0.0  # PSI 0.2 / JS 0.1: sampling noise of 1,000 rows stays far below
+    assert np.mean(alarms["ks/chi_square"]) <= 0.08  # tests at the 5% level: about 5% of checks by construction
+    assert np.mean(alarms["decay"]) <= 0.1
     assert all(c["recency_days"] == ("psi", True) and c["channel"] == ("jensen_shannon", True) for c in caught)
     assert not any(c[f][1] for c in caught for f in ("frequency", "monetary", "support_tickets"))
 
