@@ -11,14 +11,16 @@ CREATE OR REPLACE TEMP MACRO ml_drift(model, relation, threshold := NULL, numeri
 CREATE OR REPLACE TEMP MACRO ml_monitoring(model) AS TABLE
     SELECT unnest(wml_monitoring(model), recursive := true);
 
--- Continual learning. ml_update grows trees on the new rows for random forests and retrains the other algorithms
--- with the active version's settings; "window" := INTERVAL 180 DAY with time := 'col' keeps only the latest rows.
--- ml_retrain checks drift first (recorded) and retrains only when "when" := 'drift' (drift or decay), 'decay' or
--- 'always' says so. WINDOW and WHEN are reserved words in DuckDB, so these two argument names are quoted. Both deploy by policy (default 'if_better') and are recorded in ml_monitoring.
+-- Continual learning. ml_update grows trees on the new rows for random forests (trees := n), trains an MLP further
+-- from its weights (epochs := n, default 5) and retrains the other algorithms with the active version's settings;
+-- "window" := INTERVAL 180 DAY with time := 'col' keeps only the latest rows. ml_retrain checks drift first
+-- (recorded) and retrains only when "when" := 'drift' (drift or decay), 'decay' or 'always' says so. WINDOW and
+-- WHEN are reserved words in DuckDB, so these two argument names are quoted. Both deploy by policy (default
+-- 'if_better') and are recorded in ml_monitoring.
 CREATE OR REPLACE TEMP MACRO ml_update(model, relation, "window" := NULL, time := NULL, deploy := 'if_better',
-                                       trees := NULL, test_size := NULL) AS TABLE
+                                       trees := NULL, epochs := NULL, test_size := NULL) AS TABLE
     SELECT unnest(wml_update(model, relation, json_object('window', "window", 'time', time, 'deploy', deploy,
-        'trees', trees, 'test_size', test_size)), recursive := true);
+        'trees', trees, 'epochs', epochs, 'test_size', test_size)), recursive := true);
 
 CREATE OR REPLACE TEMP MACRO ml_retrain(model, relation, "when" := 'drift', threshold := NULL, deploy := 'if_better',
                                         "window" := NULL, time := NULL) AS TABLE

@@ -262,3 +262,19 @@ def test_bigquery_ml_create_or_replace_model_follows_the_policy(con, churn_table
     assert version == 2 and notes[-1].startswith("not deployed (kept the active version)")
     assert con.execute("SELECT version, algorithm FROM ml_models() WHERE model = 'churn_bq' AND is_active").fetchall() == [
         (1, "logistic")]
+
+
+@pytest.mark.slow
+def test_ml_update_warm_starts_the_mlp(con):
+    pytest.importorskip("tensorflow")
+    _table(con, "train", churn_frame(1500, seed=0))
+    _table(con, "new_rows", _new_behaviour(1500, seed=1))
+    _table(con, "later", _new_behaviour(2000, seed=2))
+    con.execute("FROM ml_train('m', 'train', label := 'churned', algorithm := 'mlp', params := {epochs: 10})").fetchall()
+    stale = _auc(con, "m", "later")
+    version, notes = con.execute("SELECT version, notes FROM ml_update('m', 'new_rows', epochs := 10)").fetchone()
+    updated = _auc(con, "m", "later")
+    print(f"mlp: ROC AUC on later rows {stale:.3f} without the update, {updated:.3f} with it")
+    assert version == 2 and updated > stale + 0.1
+    assert any("warm start: 10 more epoch(s) on 1,200 new rows" in n for n in notes)
+    assert con.execute("SELECT statistic FROM ml_monitoring('m') WHERE kind = 'update'").fetchall() == [("warm_start",)]

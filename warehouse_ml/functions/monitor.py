@@ -242,7 +242,7 @@ def ml_monitoring(ctx, model):
 
 
 # -- ml_update ----------------------------------------------------------------------------------------------------
-UPDATE_OPTIONS = {"window", "time", "deploy", "trees", "test_size"}
+UPDATE_OPTIONS = {"window", "time", "deploy", "trees", "epochs", "test_size"}
 
 
 def _windowed(ctx, rel, opts: dict, model: str) -> tuple[pa.Table, str]:
@@ -272,9 +272,10 @@ def ml_update(ctx, model, relation, options):
     sm = _supervised(ctx, model, "ml_update")
     opts = _options(options, UPDATE_OPTIONS)
     policy = deploy_policy(opts.get("deploy"))
-    trees = opts.get("trees")
-    if trees is not None and (isinstance(trees, bool) or not isinstance(trees, int) or not 1 <= trees <= 10_000):
-        raise InvalidArgument("trees", f"must be a whole number from 1 to 10000, got {trees!r}", "Use e.g. trees := 50")
+    for key, example in (("trees", 50), ("epochs", 5)):
+        v = opts.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000):
+            raise InvalidArgument(key, f"must be a whole number from 1 to 10000, got {v!r}", f"Use e.g. {key} := {example}")
     rel = ctx.relation(relation)
     label = rel.column(sm.label, "relation")
     started = time.perf_counter()
@@ -288,10 +289,10 @@ def ml_update(ctx, model, relation, options):
     method, row = "retrain", None
     if sm.algorithm in drift.UPDATABLE:
         try:
-            row = _add_trees(ctx, sm, relation, table, label, float(test_size), trees, policy, started, notes)
-            method = "added_trees"
+            row = _update_in_place(ctx, sm, relation, table, label, float(test_size), opts, policy, started, notes)
+            method = drift.UPDATABLE[sm.algorithm]
         except ValueError as e:
-            notes.append(f"trees could not be added ({e}): retrained instead")
+            notes.append(f"{sm.algorithm} could not be updated in place ({e}): retrained instead")
     else:
         why = ("scikit-learn's histogram boosting re-bins new rows on a warm start and would score its earlier trees "
                "on the wrong bins" if sm.algorithm == "gbm" else f"{sm.algorithm} has no incremental update")
@@ -304,15 +305,15 @@ def ml_update(ctx, model, relation, options):
     return [row]
 
 
-def _add_trees(ctx, sm: StoredModel, relation: str, table: pa.Table, label: str, test_size: float, trees, policy,
-               started, notes) -> dict:
-    """Grow trees on the new rows (but their hold-out) and store the forest by the deploy policy."""
+def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label: str, test_size: float, opts: dict,
+                     policy, started, notes) -> dict:
+    """Update the active model on the new rows (but their hold-out) and store it by the deploy policy."""
     n_rows = table.num_rows
     table, y, label_type, label_notes = labelled_rows(table, label, relation)
     featurizer = Featurizer.from_json(sm.features, sm.meta.get("excluded"))
     X = featurizer.transform(table, sm.model)
     train, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, sm.task, test_size)
-    est, note = drift.add_trees(sm.obj, X[train], y[train], trees)
+    est, note = drift.update_estimator(sm.algorithm, sm.obj, X[train], y[train], opts.get("trees"), opts.get("epochs"))
     predict = sv.predict_fn(est, sm.task, sm.features)
     metrics = sv.evaluate(est, X[holdout], y[holdout], sm.task, predict)
     importance, baseline = sv.global_explanation(est, X[holdout], y[holdout], sm.task, featurizer.categorical_mask,

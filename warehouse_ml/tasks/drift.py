@@ -269,10 +269,20 @@ def deploy_decision(policy: str, task: str, new: dict, active: dict | None, acti
 
 
 # -- continual learning ------------------------------------------------------------------------------------------
-# Algorithms updated in place on new rows; every other one is retrained (on a rolling window when one is given).
-# Histogram gradient boosting is not among them: its warm start re-bins the new rows and scores the earlier trees
-# on those new bins, which is only right when the data did not move, the one case an update is not needed.
-UPDATABLE = ("random_forest",)
+# Algorithms updated in place on new rows (trees added to a forest, a warm-started network); every other one is
+# retrained (on a rolling window when one is given). Histogram gradient boosting is not among them: its warm start
+# re-bins the new rows and scores the earlier trees on those new bins, which is only right when the data did not
+# move, the one case an update is not needed.
+UPDATABLE = {"random_forest": "added_trees", "mlp": "warm_start"}
+
+
+def update_estimator(algorithm: str, est, X: np.ndarray, y: np.ndarray, trees: int | None = None,
+                     epochs: int | None = None):
+    """A copy of a fitted model updated on new rows, and a note saying how; ValueError when it cannot be."""
+    if algorithm == "random_forest":
+        return add_trees(est, X, y, trees)
+    new = est.warm_started(X, y, epochs or 5)
+    return new, new.notes_[0]
 
 
 def add_trees(est, X: np.ndarray, y: np.ndarray, trees: int | None = None):
