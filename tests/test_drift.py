@@ -104,6 +104,11 @@ def test_monitoring_survives_reopen_and_old_stores_gain_the_table(db_path):
     assert len(rows) == 6 and all(not r[3] for r in rows)
     with pytest.raises(duckdb.Error, match="ModelNotFound: no model named 'chrun'. Did you mean 'churn'"):
         con.execute("FROM ml_monitoring('chrun')").fetchall()
+    con.execute("UPDATE wml.model_versions SET meta = '{}'")  # as a version stored before snapshots were kept
+    con.close()
+    con = wml.connect(db_path)
+    with pytest.raises(duckdb.Error, match="trained before training snapshots were kept.*Retrain it"):
+        con.execute("FROM ml_drift('churn', 'train')").fetchall()
     con.close()
 
 

@@ -45,7 +45,7 @@ class CallContext:
         """Run a query built only from quoted, catalog-resolved names (values as parameters)."""
         cur = self.cursor()
         if params:
-            return cur.execute(query, params).to_arrow_table()
+            return cur.sql(query, params=params).to_arrow_table()
         return cur.sql(query).to_arrow_table()
 
     def stream_arrow(self, query: str, batch_size: int = 1_000_000) -> Iterator[pa.RecordBatch]:
