@@ -217,6 +217,8 @@ def test_rolling_window_and_retrain_only_on_drift(con):
     actions = con.execute("SELECT DISTINCT check_id, action, statistic FROM ml_monitoring('churn') "
                           "WHERE action <> 'check' ORDER BY 1").fetchall()
     assert [a[1:] for a in actions] == [("update", "retrain"), ("retrain", "skipped"), ("retrain", "retrain")]
+    with pytest.raises(duckdb.Error, match="argument 'window': 'banana' is not an interval"):
+        con.execute("""FROM ml_update('churn', 'new_rows', "window" := 'banana', time := 'signup_day')""").fetchall()
     with pytest.raises(duckdb.Error, match="argument 'time': is needed with window"):
         con.execute("""FROM ml_update('churn', 'new_rows', "window" := INTERVAL 9 DAY)""").fetchall()
     with pytest.raises(duckdb.Error, match="argument 'when': unknown condition 'sometimes'"):

@@ -14,17 +14,17 @@ import json
 import logging
 import time
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import quote_ident
+from ..binding.catalog import is_temporal_type, quote_ident
 from ..binding.registry import JSON, table_udf
 from ..errors import InvalidArgument, did_you_mean
 from ..store import StoredModel, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
-from ..binding.catalog import is_temporal_type
 from ..tasks.features import Featurizer
 from .base import TRAIN_ROW
 from .forecast import Roles, forecast_demand, infer_roles
@@ -41,7 +41,6 @@ MONITORING_ROW = ("STRUCT(check_id BIGINT, checked_at TIMESTAMP, model VARCHAR, 
                   "threshold DOUBLE, drifted BOOLEAN, note VARCHAR)")
 MONITORING_COLUMNS = [part.split(" ")[0] for part in MONITORING_ROW[len("STRUCT("):-1].split(", ")]
 DRIFT_OPTIONS = {"threshold", "numeric", "categorical", "record"}
-PREDICTION = "prediction"  # the feature name of the prediction distribution's row
 SCORE_BATCH = 1_000_000
 
 
@@ -245,15 +244,17 @@ def ml_monitoring(ctx, model):
 UPDATE_OPTIONS = {"window", "time", "deploy", "trees", "epochs", "test_size"}
 
 
-def _windowed(ctx, rel, opts: dict, model: str) -> tuple[pa.Table, str]:
+def _windowed(ctx, rel, opts: dict) -> tuple[pa.Table, str]:
     """The relation's rows, or only those within ``window`` of its latest ``time`` (a rolling window)."""
     window, time_col = opts.get("window"), opts.get("time")
     if window is None:
         if time_col is not None:
-            raise InvalidArgument("window", "is needed with time", f"Add window := INTERVAL 180 DAY (rows within 180 days of the latest {time_col})")
+            raise InvalidArgument("window", "is needed with time",
+                                  f'Add "window" := INTERVAL 180 DAY (rows within 180 days of the latest {time_col})')
         return ctx.read_arrow(f"SELECT * FROM {rel.sql}"), "every row"
     if time_col is None:
-        raise InvalidArgument("time", "is needed with window", "Name the DATE or TIMESTAMP column, e.g. time := 'signup_date'")
+        raise InvalidArgument("time", "is needed with window",
+                              "Name the DATE or TIMESTAMP column, e.g. time := 'signup_date'")
     t = rel.column(time_col, "time")
     if not is_temporal_type(rel.columns[t]):
         raise InvalidArgument("time", f"column '{t}' has type {rel.columns[t]}, not DATE or TIMESTAMP",
@@ -261,9 +262,9 @@ def _windowed(ctx, rel, opts: dict, model: str) -> tuple[pa.Table, str]:
     try:
         table = ctx.read_arrow(f"SELECT * FROM {rel.sql} WHERE {rel.q(t)} > (SELECT max({rel.q(t)}) FROM {rel.sql}) - "
                                "CAST($1 AS INTERVAL)", [str(window)])
-    except Exception as e:  # noqa: BLE001  (DuckDB's conversion error, re-raised with the argument named)
+    except duckdb.ConversionException as e:
         raise InvalidArgument("window", f"{window!r} is not an interval ({str(e).splitlines()[0][:120]})",
-                              "Use e.g. window := INTERVAL 180 DAY") from None
+                              'Use e.g. "window" := INTERVAL 180 DAY') from None
     return table, f"rows within {window} of the latest {t}"
 
 
@@ -279,9 +280,8 @@ def ml_update(ctx, model, relation, options):
     rel = ctx.relation(relation)
     label = rel.column(sm.label, "relation")
     started = time.perf_counter()
-    table, rows_used = _windowed(ctx, rel, opts, model)
-    stored = sm.meta.get("train_options") or {"algorithm": sm.algorithm, "exclude": [], "test_size": 0.2,
-                                              "params": {k: v for k, v in sm.params.items() if k != "class_weight"}}
+    table, rows_used = _windowed(ctx, rel, opts)
+    stored = _stored_options(sm)
     test_size = opts.get("test_size", stored["test_size"])
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
         raise InvalidArgument("test_size", f"must be a number in (0, 1), got {test_size!r}", "Use e.g. test_size := 0.2")
@@ -305,6 +305,12 @@ def ml_update(ctx, model, relation, options):
     return [row]
 
 
+def _stored_options(sm: StoredModel) -> dict:
+    """The training settings of a version (those of versions stored before they were kept: from its params)."""
+    return sm.meta.get("train_options") or {"algorithm": sm.algorithm, "exclude": [], "test_size": 0.2,
+                                            "params": {k: v for k, v in sm.params.items() if k != "class_weight"}}
+
+
 def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label: str, test_size: float, opts: dict,
                      policy, started, notes) -> dict:
     """Update the active model on the new rows (but their hold-out) and store it by the deploy policy."""
@@ -320,7 +326,7 @@ def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label
                                                  featurizer.names, X[train], predict=predict)
     fit = sv.FitResult(est, sm.algorithm, sm.task, sm.meta.get("classes"), metrics, [], [note], len(train),
                        len(holdout), importance, baseline, sm.params)
-    options = {**(sm.meta.get("train_options") or {}), "test_size": test_size}
+    options = {**_stored_options(sm), "test_size": test_size}
     return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
                          n_rows, started, notes + label_notes + [note], options, {"updated_from": sm.version})
 
@@ -365,8 +371,8 @@ def ml_retrain(ctx, model, relation, options):
         return [{**out, "retrained": False, "reason": f"no {wanted} past the threshold", "version": None,
                  "metrics": {}, "notes": []}]
     rel = ctx.relation(relation)
-    table, rows_used = _windowed(ctx, rel, opts, model)
-    options = sm.meta.get("train_options") or {"algorithm": sm.algorithm, "exclude": [], "test_size": 0.2, "params": {}}
+    table, rows_used = _windowed(ctx, rel, opts)
+    options = _stored_options(sm)
     started = time.perf_counter()
     row = train_table(ctx, model, relation, table, rel.column(sm.label, "relation"), sm.task, options, policy, started,
                       [f"retrained on {rows_used} of '{relation}' because {reason}"], {"retrained_from": sm.version})

@@ -73,8 +73,7 @@ def category_codes(col, categories: list[str]) -> np.ndarray:
 def numeric_profile(name: str, values: np.ndarray, n_bins: int = NUMERIC_BINS) -> dict:
     """Decile edges (deduplicated, so discrete columns get fewer bins) and the counts per bin and of NULLs."""
     x = np.asarray(values, dtype=np.float64)
-    missing = np.isnan(x)
-    present = x[~missing]
+    present = x[np.isfinite(x)]  # edges from finite values: an infinity falls in the first or last bin
     if len(present):
         edges = np.unique(np.quantile(present, np.arange(1, n_bins) / n_bins))
     else:
