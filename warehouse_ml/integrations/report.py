@@ -237,11 +237,13 @@ def _regressor(rep: Report, con, tables, m: dict) -> None:
 
 
 def _monitoring(rep: Report, con) -> None:
-    """Each monitored model's drift checks over time: the skew statistic of every feature (and of the
-    predictions) against its threshold, with the checks that passed it marked, and its updates and retrains."""
+    """Each monitored model's drift checks over time: the skew effect size of every feature (and of the
+    predictions) and the metric's decay against their thresholds, with the checks that passed them marked, and
+    its updates and retrains. Checks run as significance tests (ks, chi_square: p-values) are not charted."""
     plt = _plt()
     rows = con.execute("""SELECT model, check_id, checked_at, feature, statistic, value, threshold, drifted, action
-                          FROM wml.monitoring WHERE kind IN ('skew', 'decay') AND value IS NOT NULL
+                          FROM wml.monitoring WHERE value IS NOT NULL AND threshold > 0
+                            AND ((kind = 'skew' AND statistic IN ('psi', 'jensen_shannon')) OR kind = 'decay')
                           ORDER BY model, check_id""").fetchall()
     for model in dict.fromkeys(r[0] for r in rows):
         mine = [r for r in rows if r[0] == model]
