@@ -285,3 +285,15 @@ def test_ml_update_warm_starts_the_mlp(con):
     assert version == 2 and updated > stale + 0.1
     assert any("warm start: 10 more epoch(s) on 1,200 new rows" in n for n in notes)
     assert con.execute("SELECT statistic FROM ml_monitoring('m') WHERE kind = 'update'").fetchall() == [("warm_start",)]
+
+
+def test_a_read_only_database_checks_without_recording(db_path):
+    con = wml.connect(db_path)
+    _table(con, "train", churn_frame(600, seed=0))
+    con.execute("FROM ml_train('churn', 'train', label := 'churned', algorithm := 'logistic')").fetchall()
+    con.close()
+    ro = wml.connect(db_path, read_only=True)
+    assert len(ro.execute("FROM ml_drift('churn', 'train', record := false)").fetchall()) == 7
+    with pytest.raises(duckdb.Error, match="argument 'record': the database is open read-only"):
+        ro.execute("FROM ml_drift('churn', 'train')").fetchall()
+    ro.close()

@@ -208,7 +208,13 @@ def check(ctx, model: str, relation: str, options: dict | None, action: str) -> 
                      "threshold": limits["decay"], "drifted": False, "note": "no row has a label to score"})
     check_id, checked_at = (None, None)
     if record:
-        check_id, checked_at = ctx.store.append_monitoring(model, sm.version, action, rel.name, n_rows, rows)
+        try:
+            check_id, checked_at = ctx.store.append_monitoring(model, sm.version, action, rel.name, n_rows, rows)
+        except duckdb.Error as e:
+            if "read-only" not in str(e).lower():
+                raise
+            raise InvalidArgument("record", "the database is open read-only, so the check cannot be added to the "
+                                  "monitoring history", "Pass record := false, or open the database for writing") from None
     for r in rows:
         r.update(model=model, version=sm.version, n_rows=n_rows, check_id=check_id, checked_at=checked_at)
         r.pop("counts", None)
