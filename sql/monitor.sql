@@ -1,7 +1,8 @@
 -- Keeping models right (SQL_SURFACE.md section 10). Python: warehouse_ml/functions/monitor.py.
 -- threshold: a number for every distribution statistic, or a struct naming some of psi (default 0.2),
 -- jensen_shannon (0.1), ks (0.05, a p-value), chi_square (0.05, a p-value) and decay (0.1: the model's main
--- metric 10% worse than on its training hold-out). numeric := 'psi' | 'ks'; categorical := 'jensen_shannon' |
+-- metric 10% worse than on its training hold-out); an effect size is flagged only when a chi-square test on the
+-- same counts also rejects sampling noise (p < 0.01). numeric := 'psi' | 'ks'; categorical := 'jensen_shannon' |
 -- 'chi_square'. record := false leaves the monitoring history untouched.
 CREATE OR REPLACE TEMP MACRO ml_drift(model, relation, threshold := NULL, numeric := 'psi',
                                       categorical := 'jensen_shannon', record := true) AS TABLE

@@ -297,3 +297,29 @@ def test_a_read_only_database_checks_without_recording(db_path):
     with pytest.raises(duckdb.Error, match="argument 'record': the database is open read-only"):
         ro.execute("FROM ml_drift('churn', 'train')").fetchall()
     ro.close()
+
+
+@pytest.mark.slow
+def test_real_data_random_halves_raise_no_alarm_and_a_selected_subset_does():
+    """Breast cancer (569 real tumours, shipped inside scikit-learn): over 10 random halves no statistic of 30
+    features and the prediction passes its threshold; the largest tumours alone are flagged on their size."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    con = wml.connect(":memory:")
+    alarms = []
+    for seed in range(10):
+        order = np.random.default_rng(seed).permutation(len(frame))
+        _table(con, "tr", frame.iloc[order[: len(frame) // 2]])
+        _table(con, "te", frame.iloc[order[len(frame) // 2:]])
+        con.execute("FROM ml_train('bc', 'tr', label := 'target', algorithm := 'logistic', deploy := 'always')").fetchall()
+        alarms += [r[0] for r in con.execute("SELECT drifted FROM ml_drift('bc', 'te', record := false) "
+                                             "WHERE kind = 'skew'").fetchall()]
+    print(f"real data: {sum(alarms)} false alarms in {len(alarms)} checks of random halves")
+    assert len(alarms) == 310 and sum(alarms) == 0
+    _table(con, "largest", frame[frame.mean_radius >= frame.mean_radius.quantile(0.6)])
+    flagged = {r[0] for r in con.execute("SELECT feature FROM ml_drift('bc', 'largest', record := false) "
+                                         "WHERE kind = 'skew' AND drifted").fetchall()}
+    assert {"mean_radius", "mean_area", "mean_perimeter", "prediction"} <= flagged
+    con.close()
