@@ -81,11 +81,18 @@ def _to_counts(hist: dict | None, size: int) -> list[int]:
     return counts.tolist()
 
 
-def _category_counts(hist: dict | None, n_rows: int, categories: list[str]) -> list[int]:
+def _category_counts(hist: dict | None, n_rows: int, spec: dict) -> list[int]:
     """A text column's histogram (value -> rows, NULLs not counted) folded onto the model's categories, then
-    'other' and NULL. Counting the raw values is cheaper in DuckDB than matching each row against a list."""
+    'other' and NULL. Counting the raw values is cheaper in DuckDB than matching each row against a list; the
+    distinct values are hashed here when the model keeps a personal column's categories as digests."""
     hist = hist or {}
-    known = [int(hist.get(c, 0)) for c in categories]
+    if "hash_salt" in spec and hist:
+        digests = drift.as_categories(pa.array(list(hist), pa.string()), spec).to_pylist()
+        folded: dict[str, int] = {}
+        for digest, n in zip(digests, hist.values()):
+            folded[digest] = folded.get(digest, 0) + n
+        hist = folded
+    known = [int(hist.get(c, 0)) for c in spec["categories"]]
     present = int(sum(hist.values()))
     return known + [present - sum(known), n_rows - present]
 
@@ -111,7 +118,7 @@ def count_bins(ctx, rel, sm: StoredModel, profile: dict, label: str | None) -> t
     query = f"SELECT count(*), {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {rel.sql} AS r)"
     row = ctx.cursor().execute(query).fetchall()[0]
     n_rows = int(row[0])
-    counts = [_to_counts(h, len(p["counts"])) if p["kind"] == "numeric" else _category_counts(h, n_rows, p["categories"])
+    counts = [_to_counts(h, len(p["counts"])) if p["kind"] == "numeric" else _category_counts(h, n_rows, p)
               for h, p in zip(row[1:], specs)]
     if in_sql is not None:
         return n_rows, counts, {"counts": _to_counts(row[-1], len(pred_profile["counts"]))}
@@ -314,7 +321,8 @@ def ml_update(ctx, model, relation, options):
 def _stored_options(sm: StoredModel) -> dict:
     """The training settings of a version (those of versions stored before they were kept: from its params)."""
     return sm.meta.get("train_options") or {"algorithm": sm.algorithm, "exclude": [], "test_size": 0.2,
-                                            "params": {k: v for k, v in sm.params.items() if k != "class_weight"}}
+                                            "params": {k: v for k, v in sm.params.items() if k != "class_weight"},
+                                            "personal": "exclude"}
 
 
 def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label: str, test_size: float, opts: dict,

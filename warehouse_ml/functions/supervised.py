@@ -23,11 +23,12 @@ from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
 from ..tasks.features import Featurizer, looks_like_id
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
+from .privacy import personal_plan
 
 log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
-TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "deploy"}
+TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy"}
 PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
 
 
@@ -79,7 +80,8 @@ def ml_train(ctx, model, relation, options):
     started = time.perf_counter()
     table = read_relation(ctx, rel)
     log.info("%s: read %s rows from %s in %.2fs", model, f"{table.num_rows:,}", relation, time.perf_counter() - started)
-    options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params}
+    options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params,
+               "personal": opts.get("personal", "exclude")}
     return [train_table(ctx, model, relation, table, label, task, options, policy, started)]
 
 
@@ -95,7 +97,9 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    featurizer = Featurizer.fit(table, label, options["exclude"])
+    personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
+    featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
+    personal.explain(featurizer)
     X = featurizer.transform(table, model)
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
     test_size = options["test_size"]

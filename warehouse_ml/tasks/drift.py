@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..errors import InvalidArgument
 from .features import encode_column
+from .privacy import hash_categories
 
 NUMERIC_BINS = 10
 PROFILE_SAMPLE = 100_000  # rows sampled (seeded) to place the bin edges and count per bin at training time
@@ -58,15 +59,26 @@ def profile_column(spec: dict, col) -> dict:
     """The profile of one feature column (Arrow) as the model sees it (``spec`` from the Featurizer)."""
     if spec["kind"] == "numeric":
         return numeric_profile(spec["name"], encode_column(col, spec))
-    return categorical_profile(spec["name"], spec["categories"], category_codes(col, spec["categories"]))
+    profile = categorical_profile(spec["name"], spec["categories"], category_codes(col, spec))
+    if "hash_salt" in spec:  # already stored with the model's features; the counts need it to match digests
+        profile["hash_salt"] = spec["hash_salt"]
+    return profile
 
 
-def category_codes(col, categories: list[str]) -> np.ndarray:
-    """Each row's position in ``categories``, -1 for another value, -2 for NULL."""
+def as_categories(col, spec: dict) -> pa.Array:
+    """A text column as the model stores its categories: the values, or their salted digests for a personal
+    column kept with ``personal := 'hash'``."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         col = pc.cast(col, pa.string())
+    return hash_categories(col, spec["hash_salt"]) if "hash_salt" in spec else col
+
+
+def category_codes(col, spec: dict) -> np.ndarray:
+    """Each row's position in the model's categories, -1 for another value, -2 for NULL."""
+    categories = spec["categories"]
+    col = as_categories(col, spec)
     codes = pc.index_in(col, value_set=pa.array(categories, pa.string())).fill_null(-1).to_numpy(zero_copy_only=False)
     codes = codes.astype(np.int64)
     codes[pc.is_null(col).to_numpy(zero_copy_only=False)] = -2
