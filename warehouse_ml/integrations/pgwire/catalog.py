@@ -1,0 +1,150 @@
+"""The PostgreSQL catalog that BI tools, drivers and psql read, on top of DuckDB's own ``pg_catalog``.
+
+DuckDB ships ``pg_catalog`` views with PostgreSQL's type OIDs; what clients also need is added per session as
+TEMP macros and views (``version()``, ``pg_get_userbyid``, ``pg_encoding_to_char``, a ``pg_database`` with the
+columns psql lists, ``pg_cursors`` of this session, empty ``pg_inherits``/``pg_policy``/... tables), and a few
+PostgreSQL spellings DuckDB does not parse are rewritten in the statement's code (never in its literals):
+``OPERATOR(pg_catalog.~)``, ``COLLATE pg_catalog.default``, ``'name'::regclass`` and ``pg_catalog.f(...)``.
+"""
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+from .sqltext import segments
+
+PG_VERSION = "14.0"
+
+# objects added per session; references to pg_catalog.<name> are rewritten to the TEMP object
+_MACROS = {
+    "parse_ident_last": "(name) AS lower(trim(string_split(name, '.')[-1], '\"'))",
+    "version": "() AS 'PostgreSQL {pg} on x86_64-pc-linux-gnu (warehouse-ml on DuckDB {duck}), 64-bit'",
+    "pg_get_userbyid": "(oid) AS '{user}'",
+    "pg_encoding_to_char": "(enc) AS 'UTF8'",
+    "pg_char_to_encoding": "(name) AS 6",
+    "pg_backend_pid": "() AS 0",
+    "pg_is_in_recovery": "() AS false",
+    "txid_current": "() AS 0",
+    "pg_get_indexdef": "(idx, col := 0, pretty := false) AS NULL::VARCHAR",
+    "pg_get_function_result": "(f) AS NULL::VARCHAR",
+    "pg_get_function_arguments": "(f) AS NULL::VARCHAR",
+    "pg_get_function_identity_arguments": "(f) AS NULL::VARCHAR",
+    "pg_get_partkeydef": "(r) AS NULL::VARCHAR",
+    "pg_get_statisticsobjdef_columns": "(r) AS NULL::VARCHAR",
+    "pg_get_triggerdef": "(t, pretty := false) AS NULL::VARCHAR",
+    "pg_get_ruledef": "(r, pretty := false) AS NULL::VARCHAR",
+    "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
+    "pg_relation_size": "(r, fork := 'main') AS 0::BIGINT",
+    "pg_total_relation_size": "(r) AS 0::BIGINT",
+    "pg_table_size": "(r) AS 0::BIGINT",
+    "pg_database_size": "(d) AS 0::BIGINT",
+    "pg_tablespace_location": "(t) AS ''",
+    "pg_get_keywords": "() AS TABLE SELECT NULL::VARCHAR AS word, NULL::VARCHAR AS catcode, NULL::VARCHAR AS catdesc WHERE false",
+    "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
+    "current_user_name": "() AS '{user}'",
+    "wml_regclass": "(name) AS (SELECT min(oid) FROM pg_catalog.pg_class WHERE relname = parse_ident_last(name))",
+    "wml_regtype": "(name) AS (SELECT min(oid) FROM pg_catalog.pg_type WHERE typname = parse_ident_last(name))",
+}
+_EMPTY = {  # catalog tables that DuckDB lacks and that describe things DuckDB has none of
+    "pg_inherits": "inhrelid BIGINT, inhparent BIGINT, inhseqno INTEGER, inhdetachpending BOOLEAN",
+    "pg_policy": "oid BIGINT, polname VARCHAR, polrelid BIGINT, polcmd VARCHAR, polpermissive BOOLEAN, polroles BIGINT[], polqual VARCHAR, polwithcheck VARCHAR",
+    "pg_statistic_ext": "oid BIGINT, stxrelid BIGINT, stxname VARCHAR, stxnamespace BIGINT, stxowner BIGINT, stxstattarget INTEGER, stxkeys INTEGER[], stxkind VARCHAR[], stxexprs VARCHAR",
+    "pg_publication": "oid BIGINT, pubname VARCHAR, pubowner BIGINT, puballtables BOOLEAN, pubinsert BOOLEAN, pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN, pubviaroot BOOLEAN",
+    "pg_publication_rel": "oid BIGINT, prpubid BIGINT, prrelid BIGINT, prqual VARCHAR, prattrs INTEGER[]",
+    "pg_publication_namespace": "oid BIGINT, pnpubid BIGINT, pnnspid BIGINT",
+    "pg_trigger": "oid BIGINT, tgrelid BIGINT, tgparentid BIGINT, tgname VARCHAR, tgfoid BIGINT, tgtype INTEGER, tgenabled VARCHAR, tgisinternal BOOLEAN, tgconstraint BIGINT",
+    "pg_rewrite": "oid BIGINT, rulename VARCHAR, ev_class BIGINT, ev_type VARCHAR, ev_enabled VARCHAR, is_instead BOOLEAN",
+    "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR, partnatts INTEGER",
+    "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT, ftoptions VARCHAR[]",
+    "pg_extension": "oid BIGINT, extname VARCHAR, extowner BIGINT, extnamespace BIGINT, extrelocatable BOOLEAN, extversion VARCHAR",
+    "pg_event_trigger": "oid BIGINT, evtname VARCHAR, evtevent VARCHAR, evtowner BIGINT, evtfoid BIGINT, evtenabled VARCHAR",
+    "pg_matviews": "schemaname VARCHAR, matviewname VARCHAR, matviewowner VARCHAR, tablespace VARCHAR, hasindexes BOOLEAN, ispopulated BOOLEAN, definition VARCHAR",
+    "pg_language": "oid BIGINT, lanname VARCHAR, lanowner BIGINT, lanispl BOOLEAN",
+    "pg_stat_activity": "datid BIGINT, datname VARCHAR, pid INTEGER, usename VARCHAR, application_name VARCHAR, state VARCHAR, query VARCHAR",
+    "pg_locks": "locktype VARCHAR, database BIGINT, relation BIGINT, pid INTEGER, mode VARCHAR, granted BOOLEAN",
+    "pg_auth_members": "roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
+    "pg_opclass": "oid BIGINT, opcname VARCHAR, opcnamespace BIGINT",
+    "pg_operator": "oid BIGINT, oprname VARCHAR, oprnamespace BIGINT, oprleft BIGINT, oprright BIGINT, oprresult BIGINT, oprcode VARCHAR",
+    "pg_aggregate": "aggfnoid BIGINT, aggkind VARCHAR",
+    "pg_range": "rngtypid BIGINT, rngsubtype BIGINT",
+    "pg_cast": "oid BIGINT, castsource BIGINT, casttarget BIGINT, castfunc BIGINT, castcontext VARCHAR, castmethod VARCHAR",
+}
+_VIEWS = {
+    # psql \d reads relforcerowsecurity, JDBC reads relkind/relnamespace: DuckDB's pg_class plus what it lacks
+    "pg_class": "SELECT *, false AS relforcerowsecurity FROM pg_catalog.pg_class",
+    "pg_database": ("SELECT oid, datname, 10::BIGINT AS datdba, 6 AS encoding, 'c' AS datlocprovider, 'C' AS datcollate, "
+                    "'C' AS datctype, NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS daticurules, "
+                    "NULL::VARCHAR AS datcollversion, false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, "
+                    "NULL::VARCHAR[] AS datacl FROM pg_catalog.pg_database WHERE datname NOT IN ('system', 'temp')"),
+    "pg_roles": ("SELECT 10::BIGINT AS oid, '{user}' AS rolname, false AS rolsuper, false AS rolinherit, "
+                 "false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, false AS rolreplication, "
+                 "-1 AS rolconnlimit, NULL::TIMESTAMP AS rolvaliduntil, false AS rolbypassrls, NULL::VARCHAR[] AS rolconfig"),
+    "pg_user": "SELECT '{user}' AS usename, 10::BIGINT AS usesysid, false AS usecreatedb, false AS usesuper",
+    "pg_authid": "SELECT 10::BIGINT AS oid, '{user}' AS rolname, false AS rolsuper",
+    "pg_namespace": ("SELECT oid, nspname, 10::BIGINT AS nspowner, NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace "
+                     "UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 12, 'information_schema', 10, NULL"),
+}
+_SESSION_VIEWS = ("pg_cursors",)
+_FUNCTION_CALL = re.compile(r"\bpg_catalog\s*\.\s*(\"?\w+\"?)\s*\(", re.I)
+_RELATION = re.compile(r"\bpg_catalog\s*\.\s*(" + "|".join(sorted(set(_EMPTY) | set(_VIEWS) | set(_SESSION_VIEWS))) + r")\b", re.I)
+_OPERATOR = re.compile(r"\bOPERATOR\s*\(\s*pg_catalog\s*\.\s*([~!=<>*+\-/^|&@#%]+)\s*\)", re.I)
+_COLLATE = re.compile(r"\bCOLLATE\s+(?:pg_catalog\s*\.\s*)?(?:\"default\"|default|\"C\"|\"POSIX\")", re.I)
+_REG_CAST = re.compile(r"^(\s*::\s*(?:pg_catalog\s*\.\s*)?(regclass|regtype|regproc|regprocedure|regnamespace|regrole))\b", re.I)
+_REG_CAST_ANY = re.compile(r"::\s*(?:pg_catalog\s*\.\s*)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\b", re.I)
+_PG_TYPE_CAST = re.compile(r"::\s*pg_catalog\s*\.\s*(\w+)", re.I)
+_CURSORS = re.compile(r"\bpg_cursors\b", re.I)
+
+
+def install(cursor: duckdb.DuckDBPyConnection, user: str) -> None:
+    """Create this session's catalog objects (TEMP: they live and die with the cursor)."""
+    duck = duckdb.__version__
+    safe_user = user.replace("'", "''")
+    for name, body in _MACROS.items():
+        cursor.execute(f"CREATE OR REPLACE TEMP MACRO {name}" + body.format(pg=PG_VERSION, duck=duck, user=safe_user))
+    for name, columns in _EMPTY.items():
+        cols = ", ".join(f"NULL::{c.split(' ', 1)[1]} AS {c.split(' ', 1)[0]}" for c in columns.split(", "))
+        cursor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE false")
+    for name, body in _VIEWS.items():
+        cursor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS " + body.format(user=safe_user))
+
+
+def _cursors_relation(session) -> str:
+    rows = []
+    for name, portal in session.cursors():
+        q = lambda s: "'" + s.replace("'", "''") + "'"  # noqa: E731
+        rows.append(f"({q(name)}, {q(portal.statement)}, {str(portal.hold).lower()}, {str(portal.binary).lower()}, "
+                    f"false, to_timestamp({portal.created}))")
+    if not rows:
+        return ("SELECT NULL::VARCHAR AS name, NULL::VARCHAR AS statement, NULL::BOOLEAN AS is_holdable, "
+                "NULL::BOOLEAN AS is_binary, NULL::BOOLEAN AS is_scrollable, NULL::TIMESTAMPTZ AS creation_time WHERE false")
+    return ("SELECT * FROM (VALUES " + ", ".join(rows) +
+            ") AS c(name, statement, is_holdable, is_binary, is_scrollable, creation_time)")
+
+
+def rewrite(sql: str, session) -> str:
+    """PostgreSQL spellings in a client's statement made into DuckDB's (code only; literals untouched)."""
+    parts = segments(sql)
+    out = []
+    for i, (code, text) in enumerate(parts):
+        if not code:
+            nxt = parts[i + 1] if i + 1 < len(parts) else None
+            if text.startswith("'") and nxt is not None and nxt[0]:
+                m = _REG_CAST.match(nxt[1])
+                if m:  # 'users'::regclass -> the table's oid
+                    fn = "wml_regtype" if m.group(2).lower() == "regtype" else "wml_regclass"
+                    out.append(f"{fn}({text})")
+                    parts[i + 1] = (True, nxt[1][m.end():])
+                    continue
+            out.append(text)
+            continue
+        text = _OPERATOR.sub(r"\1", text)
+        text = _COLLATE.sub("", text)
+        text = _REG_CAST_ANY.sub("", text)
+        text = _PG_TYPE_CAST.sub(r"::\1", text)
+        text = _FUNCTION_CALL.sub(r"\1(", text)
+        text = _RELATION.sub(r"\1", text)
+        if _CURSORS.search(text):  # this session's SQL cursors, as of now (no stream is open on the cursor here)
+            session.cursor.execute("CREATE OR REPLACE TEMP VIEW pg_cursors AS " + _cursors_relation(session))
+        out.append(text)
+    return "".join(out)
