@@ -26,26 +26,54 @@ _MACROS = {
     "pg_backend_pid": "() AS 0",
     "pg_is_in_recovery": "() AS false",
     "txid_current": "() AS 0",
-    "pg_get_indexdef": "(idx, col := 0, pretty := false) AS NULL::VARCHAR",
+    "pg_get_indexdef": "(idx) AS NULL::VARCHAR, (idx, col, pretty) AS NULL::VARCHAR",
+    "pg_get_expr": "(e, r) AS NULL::VARCHAR, (e, r, pretty) AS NULL::VARCHAR",
     "pg_get_function_result": "(f) AS NULL::VARCHAR",
     "pg_get_function_arguments": "(f) AS NULL::VARCHAR",
     "pg_get_function_identity_arguments": "(f) AS NULL::VARCHAR",
     "pg_get_partkeydef": "(r) AS NULL::VARCHAR",
     "pg_get_statisticsobjdef_columns": "(r) AS NULL::VARCHAR",
-    "pg_get_triggerdef": "(t, pretty := false) AS NULL::VARCHAR",
-    "pg_get_ruledef": "(r, pretty := false) AS NULL::VARCHAR",
+    "pg_get_triggerdef": "(t) AS NULL::VARCHAR, (t, pretty) AS NULL::VARCHAR",
+    "pg_get_ruledef": "(r) AS NULL::VARCHAR, (r, pretty) AS NULL::VARCHAR",
+    "pg_get_viewdef": "(v) AS NULL::VARCHAR, (v, pretty) AS NULL::VARCHAR",
+    "pg_get_constraintdef": "(c) AS NULL::VARCHAR, (c, pretty) AS NULL::VARCHAR",
     "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
-    "pg_relation_size": "(r, fork := 'main') AS 0::BIGINT",
+    "pg_relation_size": "(r) AS 0::BIGINT, (r, fork) AS 0::BIGINT",
     "pg_total_relation_size": "(r) AS 0::BIGINT",
     "pg_table_size": "(r) AS 0::BIGINT",
     "pg_database_size": "(d) AS 0::BIGINT",
     "pg_tablespace_location": "(t) AS ''",
     "pg_get_keywords": "() AS TABLE SELECT NULL::VARCHAR AS word, NULL::VARCHAR AS catcode, NULL::VARCHAR AS catdesc WHERE false",
     "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
-    "current_user_name": "() AS '{user}'",
+    "pg_relation_is_publishable": "(r) AS false",
+    # visible = in a schema on the search path (DuckDB's own says true for every table, so wml.* would show as main's)
+    # (aliases inside macros are unusual names: the caller's argument, e.g. c.oid, is pasted in as written)
+    "pg_table_is_visible": ("(rel) AS coalesce((SELECT bool_or(list_contains(current_schemas(true), wml_n.nspname)) "
+                            "FROM pg_catalog.pg_class wml_c JOIN pg_catalog.pg_namespace wml_n ON wml_n.oid = "
+                            "wml_c.relnamespace WHERE wml_c.oid = rel), true)"),
+    "json_build_object": ", ".join(
+        "(" + ", ".join(f"a{i}" for i in range(n)) + ") AS json_object(" + ", ".join(f"a{i}::VARCHAR" if i % 2 == 0 else f"a{i}" for i in range(n)) + ")"
+        for n in range(2, 17, 2)),
+    # PostgreSQL's names for the types (SQLAlchemy and psql read them), with numeric's precision and scale
+    "format_type": ("(t, m) AS CASE t WHEN 16 THEN 'boolean' WHEN 17 THEN 'bytea' WHEN 20 THEN 'bigint' "
+                    "WHEN 21 THEN 'smallint' WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 114 THEN 'json' "
+                    "WHEN 700 THEN 'real' WHEN 701 THEN 'double precision' WHEN 1043 THEN 'character varying' "
+                    "WHEN 1082 THEN 'date' WHEN 1083 THEN 'time without time zone' "
+                    "WHEN 1114 THEN 'timestamp without time zone' WHEN 1184 THEN 'timestamp with time zone' "
+                    "WHEN 1186 THEN 'interval' WHEN 2950 THEN 'uuid' "
+                    "WHEN 1700 THEN 'numeric' || CASE WHEN m > 4 THEN '(' || ((m - 4) // 65536) || ',' || ((m - 4) % 65536) || ')' ELSE '' END "
+                    "ELSE pg_catalog.format_type(t, m) END"),
+    "pg_get_statisticsobjdef": "(s) AS NULL::VARCHAR",
     "wml_regclass": "(name) AS (SELECT min(oid) FROM pg_catalog.pg_class WHERE relname = parse_ident_last(name))",
     "wml_regtype": "(name) AS (SELECT min(oid) FROM pg_catalog.pg_type WHERE typname = parse_ident_last(name))",
+    "to_regtype": "(name) AS wml_regtype(name)",
+    "wml_current_setting": ("(wanted) AS coalesce((SELECT setting FROM wml_session_settings wml_s WHERE wml_s.name = lower(wanted)), "
+                            "(SELECT value FROM duckdb_settings() wml_d WHERE lower(wml_d.name) = lower(wanted)))"),
+    "to_regclass": "(name) AS wml_regclass(name)",
 }
+# DuckDB's own pg_catalog has these, and its versions win over a TEMP macro of the same name: ours are created as
+# wml_<name> and calls are renamed
+_OVERRIDDEN = ("pg_table_is_visible", "format_type", "pg_get_expr", "pg_get_constraintdef", "pg_get_viewdef")
 _EMPTY = {  # catalog tables that DuckDB lacks and that describe things DuckDB has none of
     "pg_inherits": "inhrelid BIGINT, inhparent BIGINT, inhseqno INTEGER, inhdetachpending BOOLEAN",
     "pg_policy": "oid BIGINT, polname VARCHAR, polrelid BIGINT, polcmd VARCHAR, polpermissive BOOLEAN, polroles BIGINT[], polqual VARCHAR, polwithcheck VARCHAR",
@@ -64,7 +92,7 @@ _EMPTY = {  # catalog tables that DuckDB lacks and that describe things DuckDB h
     "pg_stat_activity": "datid BIGINT, datname VARCHAR, pid INTEGER, usename VARCHAR, application_name VARCHAR, state VARCHAR, query VARCHAR",
     "pg_locks": "locktype VARCHAR, database BIGINT, relation BIGINT, pid INTEGER, mode VARCHAR, granted BOOLEAN",
     "pg_auth_members": "roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
-    "pg_opclass": "oid BIGINT, opcname VARCHAR, opcnamespace BIGINT",
+    "pg_opclass": "oid BIGINT, opcname VARCHAR, opcnamespace BIGINT, opcdefault BOOLEAN",
     "pg_operator": "oid BIGINT, oprname VARCHAR, oprnamespace BIGINT, oprleft BIGINT, oprright BIGINT, oprresult BIGINT, oprcode VARCHAR",
     "pg_aggregate": "aggfnoid BIGINT, aggkind VARCHAR",
     "pg_range": "rngtypid BIGINT, rngsubtype BIGINT",
@@ -72,11 +100,15 @@ _EMPTY = {  # catalog tables that DuckDB lacks and that describe things DuckDB h
 }
 _VIEWS = {
     # psql \d reads relforcerowsecurity, JDBC reads relkind/relnamespace: DuckDB's pg_class plus what it lacks
-    "pg_class": "SELECT *, false AS relforcerowsecurity FROM pg_catalog.pg_class",
+    "pg_class": ("SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, NULL::VARCHAR[] AS relacl), false AS relforcerowsecurity "
+                 "FROM pg_catalog.pg_class"),
     "pg_database": ("SELECT oid, datname, 10::BIGINT AS datdba, 6 AS encoding, 'c' AS datlocprovider, 'C' AS datcollate, "
                     "'C' AS datctype, NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS daticurules, "
                     "NULL::VARCHAR AS datcollversion, false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, "
                     "NULL::VARCHAR[] AS datacl FROM pg_catalog.pg_database WHERE datname NOT IN ('system', 'temp')"),
+    "pg_collation": ("SELECT oid, collname, 11::BIGINT AS collnamespace, 10::BIGINT AS collowner, 'c' AS collprovider, "
+                     "true AS collisdeterministic, -1 AS collencoding, 'C' AS collcollate, 'C' AS collctype "
+                     "FROM pg_catalog.pg_collation"),
     "pg_roles": ("SELECT 10::BIGINT AS oid, '{user}' AS rolname, false AS rolsuper, false AS rolinherit, "
                  "false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, false AS rolreplication, "
                  "-1 AS rolconnlimit, NULL::TIMESTAMP AS rolvaliduntil, false AS rolbypassrls, NULL::VARCHAR[] AS rolconfig"),
@@ -85,22 +117,28 @@ _VIEWS = {
     "pg_namespace": ("SELECT oid, nspname, 10::BIGINT AS nspowner, NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace "
                      "UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 12, 'information_schema', 10, NULL"),
 }
-_SESSION_VIEWS = ("pg_cursors",)
-_FUNCTION_CALL = re.compile(r"\bpg_catalog\s*\.\s*(\"?\w+\"?)\s*\(", re.I)
-_RELATION = re.compile(r"\bpg_catalog\s*\.\s*(" + "|".join(sorted(set(_EMPTY) | set(_VIEWS) | set(_SESSION_VIEWS))) + r")\b", re.I)
+# pg_catalog.x -> x: DuckDB finds its own pg_catalog objects on the search path, and this session's TEMP ones first
+# (DuckDB also cannot bind SQLAlchemy's three-part pg_catalog.pg_class.oid column references)
+_QUALIFIER = re.compile(r"\b(?:\"pg_catalog\"|pg_catalog)\s*\.\s*(?=[\w\"])", re.I)
 _OPERATOR = re.compile(r"\bOPERATOR\s*\(\s*pg_catalog\s*\.\s*([~!=<>*+\-/^|&@#%]+)\s*\)", re.I)
 _COLLATE = re.compile(r"\bCOLLATE\s+(?:pg_catalog\s*\.\s*)?(?:\"default\"|default|\"C\"|\"POSIX\")", re.I)
 _REG_CAST = re.compile(r"^(\s*::\s*(?:pg_catalog\s*\.\s*)?(regclass|regtype|regproc|regprocedure|regnamespace|regrole))\b", re.I)
 _REG_CAST_ANY = re.compile(r"::\s*(?:pg_catalog\s*\.\s*)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\b", re.I)
+_REG_CAST_AS = re.compile(r"\bAS\s+(?:pg_catalog\s*\.\s*)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole)\s*\)", re.I)
+_REG_PARAM = re.compile(r"CAST\s*\(\s*(\$\d+)\s+AS\s+(?:pg_catalog\s*\.\s*)?(regclass|regtype)\s*\)|(\$\d+)\s*::\s*(?:pg_catalog\s*\.\s*)?(regclass|regtype)\b", re.I)
 _PG_TYPE_CAST = re.compile(r"::\s*pg_catalog\s*\.\s*(\w+)", re.I)
+_OVERRIDDEN_CALL = re.compile(r"\b(" + "|".join(_OVERRIDDEN) + r")\s*\(", re.I)
+_CURRENT_SETTING = re.compile(r"\bcurrent_setting\s*\(", re.I)
 _CURSORS = re.compile(r"\bpg_cursors\b", re.I)
 
 
 def install(cursor: duckdb.DuckDBPyConnection, user: str) -> None:
     """Create this session's catalog objects (TEMP: they live and die with the cursor)."""
     duck = duckdb.__version__
+    cursor.execute("CREATE OR REPLACE TEMP VIEW wml_session_settings AS SELECT NULL::VARCHAR AS name, NULL::VARCHAR AS setting")
     safe_user = user.replace("'", "''")
     for name, body in _MACROS.items():
+        name = f"wml_{name}" if name in _OVERRIDDEN else name
         cursor.execute(f"CREATE OR REPLACE TEMP MACRO {name}" + body.format(pg=PG_VERSION, duck=duck, user=safe_user))
     for name, columns in _EMPTY.items():
         cols = ", ".join(f"NULL::{c.split(' ', 1)[1]} AS {c.split(' ', 1)[0]}" for c in columns.split(", "))
@@ -109,10 +147,14 @@ def install(cursor: duckdb.DuckDBPyConnection, user: str) -> None:
         cursor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS " + body.format(user=safe_user))
 
 
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def _cursors_relation(session) -> str:
     rows = []
+    q = _quote
     for name, portal in session.cursors():
-        q = lambda s: "'" + s.replace("'", "''") + "'"  # noqa: E731
         rows.append(f"({q(name)}, {q(portal.statement)}, {str(portal.hold).lower()}, {str(portal.binary).lower()}, "
                     f"false, to_timestamp({portal.created}))")
     if not rows:
@@ -140,10 +182,17 @@ def rewrite(sql: str, session) -> str:
             continue
         text = _OPERATOR.sub(r"\1", text)
         text = _COLLATE.sub("", text)
+        text = _REG_PARAM.sub(lambda m: f"wml_{(m.group(2) or m.group(4)).lower()}({m.group(1) or m.group(3)})", text)
         text = _REG_CAST_ANY.sub("", text)
+        text = _REG_CAST_AS.sub("AS BIGINT)", text)
         text = _PG_TYPE_CAST.sub(r"::\1", text)
-        text = _FUNCTION_CALL.sub(r"\1(", text)
-        text = _RELATION.sub(r"\1", text)
+        text = _QUALIFIER.sub("", text)
+        text = _OVERRIDDEN_CALL.sub(lambda m: f"wml_{m.group(1).lower()}(", text)
+        if _CURRENT_SETTING.search(text):  # the session's PostgreSQL parameters, as of now
+            text = _CURRENT_SETTING.sub("wml_current_setting(", text)
+            rows = ", ".join(f"({_quote(k)}, {_quote(v)})" for k, v in session.params.items())
+            session.cursor.execute(f"CREATE OR REPLACE TEMP VIEW wml_session_settings AS SELECT * FROM (VALUES {rows}) "
+                                   "AS s(name, setting)")
         if _CURSORS.search(text):  # this session's SQL cursors, as of now (no stream is open on the cursor here)
             session.cursor.execute("CREATE OR REPLACE TEMP VIEW pg_cursors AS " + _cursors_relation(session))
         out.append(text)

@@ -162,11 +162,23 @@ def data_rows(batch: pa.RecordBatch, fmts: list[int]) -> list[bytes]:
     return rows
 
 
+_CALL_NAME = re.compile(r'^"?([A-Za-z_]\w*)"?\(.*\)$', re.S)
+
+
+def column_name(name: str) -> str:
+    """PostgreSQL names an unaliased function call's column by the function (``version``, ``count``); DuckDB by
+    the call's text (``"version"()``, ``count_star()``)."""
+    m = _CALL_NAME.match(name)
+    if not m:
+        return name
+    return {"count_star": "count"}.get(m.group(1).lower(), m.group(1).lower())
+
+
 def row_description(schema: pa.Schema, fmts: list[int]) -> bytes:
     body = [struct.pack("!h", len(schema))]
     for i, f in enumerate(schema):
         oid, size = column_oid(f.type)
-        body.append(f.name.encode() + b"\x00" + struct.pack("!ihihih", 0, 0, oid, size, -1, fmts[i] if i < len(fmts) else 0))
+        body.append(column_name(f.name).encode() + b"\x00" + struct.pack("!ihihih", 0, 0, oid, size, -1, fmts[i] if i < len(fmts) else 0))
     payload = b"".join(body)
     return b"T" + struct.pack("!i", len(payload) + 4) + payload
 
@@ -455,9 +467,27 @@ class Session:
     _run_unlisten = _run_listen
 
     def _run_savepoint(self, stmt, params, formats) -> Portal:
-        raise QueryError("savepoints are not supported (DuckDB has none); use BEGIN ... COMMIT", "0A000")
+        """Savepoints (psycopg and SQLAlchemy open them inside transactions). DuckDB has none: a read-only session
+        has nothing to undo, so they are kept as markers; a writer cannot roll back to one."""
+        return Portal(tag="SAVEPOINT")
 
-    _run_release = _run_rollback_to = _run_savepoint
+    def _run_release(self, stmt, params, formats) -> Portal:
+        return Portal(tag="RELEASE")
+
+    def _run_rollback_to(self, stmt, params, formats) -> Portal:
+        if not self.read_only:
+            self.failed_txn = self.in_txn
+            raise QueryError("ROLLBACK TO SAVEPOINT is not supported in a writing session (DuckDB has no "
+                             "savepoints); roll back the whole transaction", "0A000")
+        if self.in_txn:
+            self._detach_all()
+            try:
+                self.cursor.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            self.cursor.execute("BEGIN TRANSACTION")
+        self.failed_txn = False
+        return Portal(tag="ROLLBACK")
 
     def cursors(self) -> list[Portal]:
         """Open SQL cursors (DECLARE), for the pg_cursors view."""
