@@ -89,7 +89,6 @@ _EMPTY = {  # catalog tables that DuckDB lacks and that describe things DuckDB h
     "pg_event_trigger": "oid BIGINT, evtname VARCHAR, evtevent VARCHAR, evtowner BIGINT, evtfoid BIGINT, evtenabled VARCHAR",
     "pg_matviews": "schemaname VARCHAR, matviewname VARCHAR, matviewowner VARCHAR, tablespace VARCHAR, hasindexes BOOLEAN, ispopulated BOOLEAN, definition VARCHAR",
     "pg_language": "oid BIGINT, lanname VARCHAR, lanowner BIGINT, lanispl BOOLEAN",
-    "pg_stat_activity": "datid BIGINT, datname VARCHAR, pid INTEGER, usename VARCHAR, application_name VARCHAR, state VARCHAR, query VARCHAR",
     "pg_locks": "locktype VARCHAR, database BIGINT, relation BIGINT, pid INTEGER, mode VARCHAR, granted BOOLEAN",
     "pg_auth_members": "roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
     "pg_opclass": "oid BIGINT, opcname VARCHAR, opcnamespace BIGINT, opcdefault BOOLEAN",
@@ -129,6 +128,7 @@ _REG_PARAM = re.compile(r"CAST\s*\(\s*(\$\d+)\s+AS\s+(?:pg_catalog\s*\.\s*)?(reg
 _PG_TYPE_CAST = re.compile(r"::\s*pg_catalog\s*\.\s*(\w+)", re.I)
 _OVERRIDDEN_CALL = re.compile(r"\b(" + "|".join(_OVERRIDDEN) + r")\s*\(", re.I)
 _CURRENT_SETTING = re.compile(r"\bcurrent_setting\s*\(", re.I)
+_ACTIVITY = re.compile(r"\bpg_stat_activity\b", re.I)
 _CURSORS = re.compile(r"\bpg_cursors\b", re.I)
 
 
@@ -193,6 +193,14 @@ def rewrite(sql: str, session) -> str:
             rows = ", ".join(f"({_quote(k)}, {_quote(v)})" for k, v in session.params.items())
             session.cursor.execute(f"CREATE OR REPLACE TEMP VIEW wml_session_settings AS SELECT * FROM (VALUES {rows}) "
                                    "AS s(name, setting)")
+        if _ACTIVITY.search(text):  # the server's sessions, as of now
+            rows = ", ".join(f"({pid}, {_quote(user)}, {_quote(app)}, {_quote(state)}, {_quote(query)}, to_timestamp({t}))"
+                             for pid, user, app, state, query, t in session.activity())
+            body = (f"SELECT * FROM (VALUES {rows}) AS a(pid, usename, application_name, state, query, backend_start)"
+                    if rows else "SELECT NULL::INTEGER AS pid, NULL::VARCHAR AS usename, NULL::VARCHAR AS application_name, "
+                    "NULL::VARCHAR AS state, NULL::VARCHAR AS query, NULL::TIMESTAMPTZ AS backend_start WHERE false")
+            session.cursor.execute("CREATE OR REPLACE TEMP VIEW pg_stat_activity AS SELECT NULL::BIGINT AS datid, "
+                                   f"current_database() AS datname, * FROM ({body})")
         if _CURSORS.search(text):  # this session's SQL cursors, as of now (no stream is open on the cursor here)
             session.cursor.execute("CREATE OR REPLACE TEMP VIEW pg_cursors AS " + _cursors_relation(session))
         out.append(text)

@@ -57,6 +57,11 @@ REPORTED = ("server_version", "server_encoding", "client_encoding", "datestyle",
 DISPLAY_NAMES = {"datestyle": "DateStyle", "intervalstyle": "IntervalStyle", "timezone": "TimeZone"}
 
 
+# table functions that change the whole instance (logging) or write the file (checkpoints)
+INSTANCE_FUNCTIONS = frozenset({"enable_logging", "disable_logging", "truncate_duckdb_logs"})
+FILE_FUNCTIONS = frozenset({"checkpoint", "force_checkpoint"})
+
+
 class Refused(Exception):
     """A statement this session may not run; ``sqlstate`` says why in PostgreSQL's terms."""
 
@@ -241,6 +246,35 @@ def _calls_in(definition: str) -> set[str]:
     return names or set(re.findall(r"([A-Za-z_]\w*)\s*\(", code_only(body).lower()))
 
 
+def _query_of(stmt: Statement) -> tuple[str, str]:
+    """(SQL, kind) of the query a statement runs: EXPLAIN's and CALL's inner query, else the statement."""
+    sql, kind = stmt.sql, stmt.kind
+    if kind == "EXPLAIN":
+        sql = _EXPLAIN.sub("", sql, count=1)
+        kind = classify(sql).kind
+    elif kind == "CALL":
+        rest = _CALL.sub("", sql, count=1)
+        if rest != sql:
+            sql, kind = f"FROM {rest}", "SELECT"
+    return sql, kind
+
+
+def functions_of(stmt: Statement) -> set[str] | None:
+    """Functions the statement's query calls (cached on the statement); None when it cannot be told."""
+    if "functions" not in stmt.extra:
+        sql, kind = _query_of(stmt)
+        stmt.extra["functions"] = called_functions(sql) if kind == "SELECT" else set()
+    return stmt.extra["functions"]
+
+
+def check_instance(stmt: Statement) -> None:
+    """Refuse, for every session, statements that would change the whole server."""
+    if stmt.kind in ("SELECT", "EXPLAIN", "CALL"):
+        hits = sorted((functions_of(stmt) or set()) & INSTANCE_FUNCTIONS)
+        if hits:
+            raise _config_refused(f"{hits[0]}()")
+
+
 def check_read_only(stmt: Statement, writing: WritingFunctions) -> None:
     """Raise Refused unless the statement only reads. Configuration is judged separately (``check_setting``)."""
     kind = stmt.kind
@@ -256,24 +290,18 @@ def check_read_only(stmt: Statement, writing: WritingFunctions) -> None:
         if stmt.name not in _READ_PRAGMAS:
             raise Refused(f"PRAGMA {stmt.name} is refused: {READ_ONLY_HINT}", "25006")
         return
-    sql = stmt.sql
-    if kind == "EXPLAIN":
-        sql = _EXPLAIN.sub("", sql, count=1)
-        kind = classify(sql).kind
-    elif kind == "CALL":
-        rest = _CALL.sub("", sql, count=1)
-        if rest == sql:  # CHECKPOINT and friends are CALLs too
-            raise Refused(f"{first_words(sql, 1)[0]} is refused: {READ_ONLY_HINT}", "25006")
-        sql, kind = f"FROM {rest}", "SELECT"
+    if kind == "CALL" and not _CALL.match(stmt.sql):  # CHECKPOINT and friends are CALLs too
+        raise Refused(f"{first_words(stmt.sql, 1)[0]} is refused: {READ_ONLY_HINT}", "25006")
+    sql, kind = _query_of(stmt)
     if kind not in _READING:
         raise Refused(f"{kind.replace('_', ' ')} statements change the database, and {READ_ONLY_HINT}", "25006")
     if kind in ("SELECT",):
-        called = called_functions(sql)
+        called = functions_of(stmt)
         if called is None:
             raise Refused(f"this statement could not be checked, and {READ_ONLY_HINT}", "25006")
-        hits = sorted(called & writing.names())
+        hits = sorted(called & (writing.names() | FILE_FUNCTIONS))
         if hits:
-            raise Refused(f"{hits[0]}(...) trains or changes models, and {READ_ONLY_HINT}", "25006")
+            raise Refused(f"{hits[0]}(...) changes the database or its models, and {READ_ONLY_HINT}", "25006")
         if DYNAMIC_QUERY in called:
             raise Refused(f"query() with SQL computed at run time cannot be checked, and {READ_ONLY_HINT}", "25006")
     if kind in ("PREPARE", "EXECUTE", "MULTI"):

@@ -23,7 +23,7 @@ from ...binding import registry
 from ...errors import WmlError
 from . import catalog
 from .policy import (DISPLAY_NAMES, PG_DEFAULTS, REPORTED, Refused, Statement, WritingFunctions,
-                     check_read_only, check_setting, classify)
+                     check_instance, check_read_only, check_setting, classify)
 from .types import binary_column, column_oid, text_column
 
 log = logging.getLogger("warehouse_ml")
@@ -187,7 +187,7 @@ class Session:
     """Everything one authenticated client owns."""
 
     def __init__(self, db: duckdb.DuckDBPyConnection, user: str, read_only: bool, startup: dict[str, str],
-                 statement_timeout: float, db_lock: threading.Lock):
+                 statement_timeout: float, db_lock: threading.Lock, activity=None):
         with db_lock:
             self.cursor = db.cursor()
         registry.install(self.cursor)
@@ -210,6 +210,8 @@ class Session:
         self.failed_txn = False
         self.busy_since: float | None = None  # when the running statement started (None: idle)
         self.interrupt_reason = ""
+        self.last_statement = ""
+        self.activity = activity or (lambda: [])  # every session of the server, for pg_stat_activity
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -271,6 +273,7 @@ class Session:
             raise QueryError("current transaction is aborted, commands ignored until end of transaction block",
                              "25P02")
         self._check(stmt)
+        self.last_statement = stmt.sql[:1000]
         handler = getattr(self, f"_run_{stmt.kind.lower()}", None)
         if handler is not None:
             return handler(stmt, params or [], formats or [])
@@ -285,6 +288,7 @@ class Session:
     def _check(self, stmt: Statement) -> None:
         if stmt.kind in ("PG_SET", "PG_RESET"):
             return  # judged in _run_pg_set
+        check_instance(stmt)
         if self.read_only:
             check_read_only(stmt, self.writing)
         elif stmt.kind == "PRAGMA":

@@ -41,7 +41,7 @@ class Limits:
     max_connections: int = 64
     startup_timeout: float = 10.0  # seconds for the startup packet and authentication together
     idle_timeout: float = 3600.0  # seconds a client may send nothing (0: no limit)
-    statement_timeout: float = 0.0  # seconds a statement may run (0: no limit; clients may set a lower one)
+    statement_timeout: float = 3600.0  # seconds a statement may run (0: no limit; clients may set a lower one)
     max_message_bytes: int = 64 << 20
 
 
@@ -119,6 +119,19 @@ class PgServer(socketserver.ThreadingTCPServer):
         with self._lock:
             self.sessions.pop(pid, None)
 
+    def activity(self) -> list[tuple]:
+        """(pid, user, application, state, query, started) of every session, for pg_stat_activity."""
+        with self._lock:
+            handlers = list(self.sessions.items())
+        out = []
+        for pid, h in handlers:
+            s = h.session
+            if s is not None:
+                out.append((pid, s.user, s.params.get("application_name", ""),
+                            "active" if s.busy_since is not None else ("idle in transaction" if s.in_txn else "idle"),
+                            s.last_statement, h.started))
+        return out
+
     def cancel(self, pid: int, secret: int) -> None:
         with self._lock:
             handler = self.sessions.get(pid)
@@ -165,6 +178,7 @@ class PgHandler(socketserver.BaseRequestHandler):
         self.skipping = False
         self.bound: dict[str, tuple] = {}
         self.tls_active = False
+        self.started = time.time()
 
     # -- io -----------------------------------------------------------------------------------------------------
     def read(self, n: int) -> bytes:
@@ -229,7 +243,8 @@ class PgHandler(socketserver.BaseRequestHandler):
                 return
             read_only = not self.server.allow_writes or (user.role == "reader" if isinstance(user, User) else False)
             name = user.name if isinstance(user, User) else user
-            self.session = Session(self.server.db, name, read_only, params, limits.statement_timeout, self.server.db_lock)
+            self.session = Session(self.server.db, name, read_only, params, limits.statement_timeout, self.server.db_lock,
+                                   activity=self.server.activity)
             self.send(b"R", struct.pack("!i", 0))
             for k, v in self.session.reported_parameters():
                 self.send(b"S", k.encode() + b"\x00" + v.encode() + b"\x00")
