@@ -105,6 +105,9 @@ _VIEWS = {
                     "'C' AS datctype, NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS daticurules, "
                     "NULL::VARCHAR AS datcollversion, false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, "
                     "NULL::VARCHAR[] AS datacl FROM pg_catalog.pg_database WHERE datname NOT IN ('system', 'temp')"),
+    # PostgreSQL encodes numeric(p, s) as ((p << 16) | s) + 4, DuckDB as p * 1000 + s: JDBC and SQLAlchemy decode it
+    "pg_attribute": ("SELECT * REPLACE (CASE WHEN atttypid = 1700 AND atttypmod > 0 THEN (atttypmod // 1000) * 65536 "
+                     "+ atttypmod % 1000 + 4 ELSE atttypmod END AS atttypmod) FROM pg_catalog.pg_attribute"),
     "pg_collation": ("SELECT oid, collname, 11::BIGINT AS collnamespace, 10::BIGINT AS collowner, 'c' AS collprovider, "
                      "true AS collisdeterministic, -1 AS collencoding, 'C' AS collcollate, 'C' AS collctype "
                      "FROM pg_catalog.pg_collation"),
@@ -114,7 +117,9 @@ _VIEWS = {
     "pg_user": "SELECT '{user}' AS usename, 10::BIGINT AS usesysid, false AS usecreatedb, false AS usesuper",
     "pg_authid": "SELECT 10::BIGINT AS oid, '{user}' AS rolname, false AS rolsuper",
     "pg_namespace": ("SELECT oid, nspname, 10::BIGINT AS nspowner, NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace "
-                     "UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 12, 'information_schema', 10, NULL"),
+                     "UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 12, 'information_schema', 10, NULL "
+                     # the session's TEMP schema holds warehouse-ml's macros: psql's \df lists them from there
+                     "UNION ALL SELECT oid, 'pg_temp_1', 10, NULL FROM duckdb_schemas() WHERE database_name = 'temp'"),
 }
 # pg_catalog.x -> x: DuckDB finds its own pg_catalog objects on the search path, and this session's TEMP ones first
 # (DuckDB also cannot bind SQLAlchemy's three-part pg_catalog.pg_class.oid column references)

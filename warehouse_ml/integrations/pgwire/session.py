@@ -81,6 +81,7 @@ class Portal:
 
     tag: str = ""
     schema: pa.Schema | None = None
+    duckdb_types: list = field(default_factory=list)  # DuckDB's type names (UUID and JSON look like strings in Arrow)
     reader: pa.RecordBatchReader | None = None
     formats: list[int] = field(default_factory=list)
     statement: str = ""
@@ -101,7 +102,8 @@ class Portal:
         n = len(self.schema)
         fmts = self.formats or [0]
         fmts = fmts * n if len(fmts) == 1 else fmts
-        return [f if _binary_ok(self.schema.field(i).type) else 0 for i, f in enumerate(fmts[:n])]
+        types = self.duckdb_types or [None] * n
+        return [f if _binary_ok(self.schema.field(i).type, types[i]) else 0 for i, f in enumerate(fmts[:n])]
 
     def detach(self) -> None:
         """Read what is left into memory, so the cursor is free for another statement."""
@@ -134,21 +136,22 @@ class Portal:
             take = self._batch.num_rows - self._offset
             if limit > 0:
                 take = min(take, limit - len(out))
-            out.extend(data_rows(self._batch.slice(self._offset, take), fmts))
+            out.extend(data_rows(self._batch.slice(self._offset, take), fmts, self.duckdb_types))
             self._offset += take
         self.sent += len(out)
         return out, self._done
 
 
-def _binary_ok(t: pa.DataType) -> bool:
-    return binary_column(pa.array([], type=t)) is not None
+def _binary_ok(t: pa.DataType, duckdb_type: str | None = None) -> bool:
+    return binary_column(pa.array([], type=t), duckdb_type) is not None
 
 
-def data_rows(batch: pa.RecordBatch, fmts: list[int]) -> list[bytes]:
+def data_rows(batch: pa.RecordBatch, fmts: list[int], duckdb_types: list | None = None) -> list[bytes]:
     """DataRow messages for every row of a batch, encoded a column at a time."""
     cols = []
+    types = duckdb_types or [None] * batch.num_columns
     for i, col in enumerate(batch.columns):
-        values = binary_column(col) if fmts[i] == 1 else None
+        values = binary_column(col, types[i]) if fmts[i] == 1 else None
         cols.append(values if values is not None else text_column(col))
     head = struct.Struct("!cih").pack
     null = b"\xff\xff\xff\xff"
@@ -174,10 +177,11 @@ def column_name(name: str) -> str:
     return {"count_star": "count"}.get(m.group(1).lower(), m.group(1).lower())
 
 
-def row_description(schema: pa.Schema, fmts: list[int]) -> bytes:
+def row_description(schema: pa.Schema, fmts: list[int], duckdb_types: list | None = None) -> bytes:
     body = [struct.pack("!h", len(schema))]
+    types = duckdb_types or [None] * len(schema)
     for i, f in enumerate(schema):
-        oid, size = column_oid(f.type)
+        oid, size = column_oid(f.type, types[i])
         body.append(column_name(f.name).encode() + b"\x00" + struct.pack("!ihihih", 0, 0, oid, size, -1, fmts[i] if i < len(fmts) else 0))
     payload = b"".join(body)
     return b"T" + struct.pack("!i", len(payload) + 4) + payload
@@ -249,8 +253,8 @@ class Session:
         stmt = classify(sql) if sql.strip() else Statement("", "EMPTY")
         return Prepared(sql, stmt, param_oids)
 
-    def describe_statement(self, prep: Prepared) -> pa.Schema | None:
-        """The columns a prepared statement will return, without running it (None: no rows)."""
+    def describe_statement(self, prep: Prepared) -> tuple[pa.Schema, list[str]] | None:
+        """The columns (and DuckDB types) a prepared statement will return, without running it (None: no rows)."""
         if prep.stmt.kind != "SELECT":
             return None
         self._check(prep.stmt)
@@ -261,10 +265,11 @@ class Session:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 rel = self.cursor.sql(sql, params=[None] * n) if n else self.cursor.sql(sql)
-                return pa.schema([pa.field(name, registry.arrow_type(str(t))) for name, t in zip(rel.columns, rel.types)])
+                schema = pa.schema([pa.field(name, registry.arrow_type(str(t))) for name, t in zip(rel.columns, rel.types)])
+                return schema, [str(t) for t in rel.types]
         except duckdb.Error:
             described = self._execute_sql(f"SELECT * FROM ({sql.rstrip().rstrip(';')}) AS described LIMIT 0", [None] * n)
-            return described.schema
+            return described.schema, described.duckdb_types
 
     def execute(self, stmt: Statement, params: list | None, formats: list[int] | None = None) -> Portal:
         """Run one statement (checked first); returns the portal its rows or tag are read from."""
@@ -324,7 +329,7 @@ class Session:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Arrow output on a DB-API result makes an extra copy": batches only
             reader = cur.to_arrow_reader(BATCH_ROWS)
-        return Portal(tag="SELECT", schema=reader.schema, reader=reader)
+        return Portal(tag="SELECT", schema=reader.schema, reader=reader, duckdb_types=[str(d[1]) for d in cur.description])
 
     def fetch(self, portal: Portal, limit: int) -> tuple[list[bytes], bool]:
         """Rows of a portal; DuckDB may compute while we read, so this counts as running (timeouts, cancel)."""
@@ -404,7 +409,9 @@ class Session:
         if query.kind not in ("SELECT", "EXPLAIN"):
             raise QueryError("DECLARE CURSOR needs a query (SELECT, FROM, WITH, VALUES, SHOW ...)", "42601")
         portal = self.execute(query, params)
-        portal.hold, portal.binary, portal.statement = stmt.extra["hold"], stmt.extra["binary"], stmt.sql
+        # outside a transaction block PostgreSQL refuses a cursor without HOLD; here it lives until CLOSE instead
+        portal.hold = stmt.extra["hold"] or not self.in_txn
+        portal.binary, portal.statement = stmt.extra["binary"], stmt.sql
         if not portal.has_rows:
             raise QueryError("DECLARE CURSOR needs a query that returns rows", "42601")
         portal.formats = [1 if portal.binary else 0]
@@ -422,7 +429,7 @@ class Session:
             raise QueryError(f'cursor "{name}" does not exist', "34000")
         count = 0 if "ALL" in how else (1 if how in ("NEXT", "FORWARD") else int(how.split()[-1]))
         if count == 0 and "ALL" not in how:
-            return _rows_portal(portal.schema, [], f"{verb} 0", formats or portal.formats)
+            return _rows_portal(portal, [], f"{verb} 0", formats or portal.formats)
         saved = portal.formats
         portal.formats = formats or portal.formats
         self._detach_others(portal)
@@ -430,7 +437,7 @@ class Session:
         portal.formats = saved
         if verb == "MOVE":
             return Portal(tag=f"MOVE {len(rows)}")
-        return _rows_portal(portal.schema, rows, f"FETCH {len(rows)}", formats or portal.formats)
+        return _rows_portal(portal, rows, f"FETCH {len(rows)}", formats or portal.formats)
 
     _run_move = _run_fetch
 
@@ -532,5 +539,5 @@ class _Rows(Portal):
         return out, not self.rows
 
 
-def _rows_portal(schema, rows, tag, formats) -> Portal:
-    return _Rows(tag=tag, schema=schema, formats=formats or [], rows=rows)
+def _rows_portal(source: Portal, rows, tag, formats) -> Portal:
+    return _Rows(tag=tag, schema=source.schema, duckdb_types=source.duckdb_types, formats=formats or [], rows=rows)

@@ -76,8 +76,16 @@ def _list_value_type(t: pa.DataType) -> pa.DataType | None:
     return None
 
 
-def column_oid(t: pa.DataType) -> tuple[int, int]:
+# DuckDB types whose Arrow form (a string) hides what they are: told by DuckDB's own type name
+_BY_DUCKDB_NAME = {"UUID": "uuid", "JSON": "json", "UUID[]": "uuid[]", "JSON[]": "json[]"}
+
+
+def column_oid(t: pa.DataType, duckdb_type: str | None = None) -> tuple[int, int]:
     """(type OID, typlen) announced in RowDescription for a result column."""
+    named = _BY_DUCKDB_NAME.get(duckdb_type or "")
+    if named:
+        name = named.rstrip("[]")
+        return (TYPES[name][1], -1) if named.endswith("[]") else (TYPES[name][0], TYPES[name][2])
     inner = _list_value_type(t)
     if inner is not None:
         name = type_name(inner)
@@ -248,8 +256,14 @@ def _micros(delta: _dt.timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def binary_column(arr: pa.Array) -> list | None:
+def binary_column(arr: pa.Array, duckdb_type: str | None = None) -> list | None:
     """A result column in PostgreSQL binary format, or None when its type is sent as text."""
+    if duckdb_type == "UUID":
+        return [None if v is None else uuid.UUID(v).bytes for v in arr.to_pylist()]
+    if duckdb_type == "JSON":
+        return [None if v is None else v.encode() for v in arr.to_pylist()]
+    if duckdb_type in ("UUID[]", "JSON[]"):
+        return None
     t = arr.type
     if pa.types.is_dictionary(t):
         return binary_column(arr.dictionary_decode())
@@ -317,6 +331,30 @@ def _parse_timestamp(s: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
+_INTERVAL_PART = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*(year|mon|week|day|hour|min|sec|microsecond|millisecond)\w*", re.I)
+_INTERVAL_TIME = re.compile(r"([+-])?(\d+):(\d\d)(?::(\d\d(?:\.\d+)?))?")
+
+
+def _parse_interval(s: str):
+    """PostgreSQL interval text ('2 days 01:00:05', '1 day', '90 seconds') -> timedelta; text with months or
+    years stays text (DuckDB casts it)."""
+    seconds = 0.0
+    units = {"week": 7 * 86400, "day": 86400, "hour": 3600, "min": 60, "sec": 1, "microsecond": 1e-6,
+             "millisecond": 1e-3}
+    rest = s
+    for m in _INTERVAL_PART.finditer(s):
+        unit = m.group(2).lower()
+        if unit in ("year", "mon"):
+            return s
+        seconds += float(m.group(1)) * units[unit]
+        rest = rest.replace(m.group(0), " ")
+    t = _INTERVAL_TIME.search(rest)
+    if t:
+        sign = -1 if t.group(1) == "-" else 1
+        seconds += sign * (int(t.group(2)) * 3600 + int(t.group(3)) * 60 + float(t.group(4) or 0))
+    return _dt.timedelta(seconds=seconds)
+
+
 def _parse_bool(s: str) -> bool:
     v = s.strip().lower()
     if v in ("t", "true", "1", "yes", "on", "y"):
@@ -344,7 +382,7 @@ _TEXT_PARSERS = {
     "bool": _parse_bool, "int2": int, "int4": int, "int8": int, "oid": int, "float4": float, "float8": float,
     "numeric": decimal.Decimal, "date": _parse_date, "timestamp": lambda s: _parse_timestamp(s).replace(tzinfo=None)
     if _parse_timestamp(s).tzinfo is None else _parse_timestamp(s), "timestamptz": _parse_timestamp,
-    "time": _dt.time.fromisoformat, "bytea": _parse_bytea, "uuid": uuid.UUID, "unknown": _parse_unknown,
+    "time": _dt.time.fromisoformat, "bytea": _parse_bytea, "interval": _parse_interval, "uuid": uuid.UUID, "unknown": _parse_unknown,
 }
 
 

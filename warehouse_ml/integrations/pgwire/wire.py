@@ -429,7 +429,7 @@ class PgHandler(socketserver.BaseRequestHandler):
             self.send(b"C", portal.tag.encode() + b"\x00") if portal.tag else self.send(b"I")
             return True
         if describe:
-            self.send_raw(row_description(portal.schema, portal.column_formats()))
+            self.send_raw(row_description(portal.schema, portal.column_formats(), portal.duckdb_types))
         remaining = limit
         while True:
             step = ROWS_PER_WRITE if remaining <= 0 else min(ROWS_PER_WRITE, remaining)
@@ -511,15 +511,16 @@ class PgHandler(socketserver.BaseRequestHandler):
             n = max(len(prep.param_oids), parameter_count(prep.sql))
             oids = [(prep.param_oids[i] if i < len(prep.param_oids) and prep.param_oids[i] else 25) for i in range(n)]
             self.send(b"t", struct.pack(f"!h{n}I", n, *oids))
-            schema = self.session.describe_statement(prep)
-            if schema is None:
+            described = self.session.describe_statement(prep)
+            if described is None:
                 self.send(b"n")
             else:
-                self.send_raw(row_description(schema, [0] * len(schema)))
+                schema, duckdb_types = described
+                self.send_raw(row_description(schema, [0] * len(schema), duckdb_types))
             return
         portal = self.portal(name)
         if portal.has_rows:
-            self.send_raw(row_description(portal.schema, portal.column_formats()))
+            self.send_raw(row_description(portal.schema, portal.column_formats(), portal.duckdb_types))
         else:
             self.send(b"n")
 
