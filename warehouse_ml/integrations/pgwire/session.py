@@ -102,8 +102,7 @@ class Portal:
         n = len(self.schema)
         fmts = self.formats or [0]
         fmts = fmts * n if len(fmts) == 1 else fmts
-        types = self.duckdb_types or [None] * n
-        return [f if _binary_ok(self.schema.field(i).type, types[i]) else 0 for i, f in enumerate(fmts[:n])]
+        return fmts[:n] + [0] * (n - len(fmts))
 
     def detach(self) -> None:
         """Read what is left into memory, so the cursor is free for another statement."""
@@ -142,17 +141,12 @@ class Portal:
         return out, self._done
 
 
-def _binary_ok(t: pa.DataType, duckdb_type: str | None = None) -> bool:
-    return binary_column(pa.array([], type=t), duckdb_type) is not None
-
-
 def data_rows(batch: pa.RecordBatch, fmts: list[int], duckdb_types: list | None = None) -> list[bytes]:
     """DataRow messages for every row of a batch, encoded a column at a time."""
     cols = []
     types = duckdb_types or [None] * batch.num_columns
     for i, col in enumerate(batch.columns):
-        values = binary_column(col, types[i]) if fmts[i] == 1 else None
-        cols.append(values if values is not None else text_column(col))
+        cols.append(binary_column(col, types[i]) if fmts[i] == 1 else text_column(col))
     head = struct.Struct("!cih").pack
     null = b"\xff\xff\xff\xff"
     pack = struct.Struct("!i").pack

@@ -204,23 +204,18 @@ def text_column(arr: pa.Array) -> list:
 
 
 # -- binary ----------------------------------------------------------------------------------------------------
-def _numeric_binary(v: decimal.Decimal) -> bytes:
-    if not v.is_finite():
+def numeric_binary(text: bytes) -> bytes:
+    """A decimal's text form (b'-123.4500') -> PostgreSQL's binary numeric (base-10000 digits)."""
+    if text in (b"NaN", b"nan"):
         return struct.pack("!hhHh", 0, 0, 0xC000, 0)
-    sign, digits, exp = v.as_tuple()
-    dscale = max(0, -exp)
-    text = "".join(map(str, digits))
-    if exp > 0:
-        text += "0" * exp
-        exp = 0
-    text = "0" * max(0, -exp - len(text)) + text
-    int_part, frac_part = (text[:len(text) + exp], text[len(text) + exp:]) if exp < 0 else (text, "")
-    int_part = int_part.lstrip("0")
-    int_part = "0" * (-len(int_part) % 4) + int_part
-    frac_part = frac_part + "0" * (-len(frac_part) % 4)
-    groups = [int(int_part[i:i + 4]) for i in range(0, len(int_part), 4)]
+    negative = text.startswith(b"-")
+    whole, _, frac = text.lstrip(b"-+").partition(b".")
+    whole = whole.lstrip(b"0")
+    whole = b"0" * (-len(whole) % 4) + whole
+    padded = frac + b"0" * (-len(frac) % 4)
+    groups = [int(whole[i:i + 4]) for i in range(0, len(whole), 4)]
     weight = len(groups) - 1
-    groups += [int(frac_part[i:i + 4]) for i in range(0, len(frac_part), 4)]
+    groups += [int(padded[i:i + 4]) for i in range(0, len(padded), 4)]
     while groups and groups[0] == 0:
         groups.pop(0)
         weight -= 1
@@ -228,19 +223,20 @@ def _numeric_binary(v: decimal.Decimal) -> bytes:
         groups.pop()
     if not groups:
         weight = 0
-    return struct.pack(f"!hhHh{len(groups)}H", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+    return struct.pack(f"!hhHh{len(groups)}H", len(groups), weight, 0x4000 if negative else 0, len(frac), *groups)
 
 
 def _scalar_binary(name: str):
-    """Python value -> PostgreSQL binary, or None when this type is sent as text."""
+    """Python value -> PostgreSQL binary for one type."""
     return {
         "bool": lambda v: b"\x01" if v else b"\x00",
         "int2": lambda v: struct.pack("!h", v),
         "int4": lambda v: struct.pack("!i", v),
         "int8": lambda v: struct.pack("!q", v),
+        "numeric": lambda v: numeric_binary(str(v).encode()),
+        "uuid": lambda v: uuid.UUID(str(v)).bytes,
         "float4": lambda v: struct.pack("!f", v),
         "float8": lambda v: struct.pack("!d", v),
-        "numeric": lambda v: _numeric_binary(decimal.Decimal(v)),
         "text": lambda v: str(v).encode(),
         "json": lambda v: json.dumps(_json_value(v)).encode(),
         "bytea": bytes,
@@ -256,56 +252,61 @@ def _micros(delta: _dt.timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def binary_column(arr: pa.Array, duckdb_type: str | None = None) -> list | None:
-    """A result column in PostgreSQL binary format, or None when its type is sent as text."""
+def binary_column(arr: pa.Array, duckdb_type: str | None = None) -> list:
+    """A result column in PostgreSQL binary format (every type has one: a client that prepared a statement
+    reads its results in the formats it asked for)."""
     if duckdb_type == "UUID":
         return [None if v is None else uuid.UUID(v).bytes for v in arr.to_pylist()]
     if duckdb_type == "JSON":
         return [None if v is None else v.encode() for v in arr.to_pylist()]
-    if duckdb_type in ("UUID[]", "JSON[]"):
-        return None
     t = arr.type
     if pa.types.is_dictionary(t):
         return binary_column(arr.dictionary_decode())
     inner = _list_value_type(t)
     if inner is not None:
-        name = type_name(inner)
-        enc = _scalar_binary(name)
-        if enc is None or name == "json" or _list_value_type(t.value_type) is not None:
-            return None
-        oid = TYPES[name][0]
-        out = []
-        for v in arr.to_pylist():
-            if v is None:
-                out.append(None)
-                continue
-            has_null = any(x is None for x in v)
-            parts = [struct.pack("!iiiii", 1, int(has_null), oid, len(v), 1)]
-            for x in v:
-                if x is None:
-                    parts.append(b"\xff\xff\xff\xff")
-                else:
-                    b = enc(x)
-                    parts.append(struct.pack("!i", len(b)) + b)
-            out.append(b"".join(parts))
-        return out
+        name = {"UUID[]": "uuid", "JSON[]": "json"}.get(duckdb_type or "", type_name(inner))
+        if name == "json" and duckdb_type != "JSON[]":  # lists of structs are sent as one json value
+            return [None if v is None else json.dumps(_json_value(v)).encode() for v in arr.to_pylist()]
+        enc, oid = _scalar_binary(name), TYPES[name][0]
+        return [None if v is None else _array_binary(v, enc, oid) for v in arr.to_pylist()]
     name = type_name(t)
     if pa.types.is_timestamp(t) and t.unit != "us":
         arr = pc.cast(arr, pa.timestamp("us", t.tz))
-    if name == "timestamp":  # straight from the integers: no time zone involved
-        us = arr.cast(pa.int64()).to_numpy(zero_copy_only=False) - 946684800_000000
-        return _fixed(arr, us.astype(">i8"), 8)
-    if name == "timestamptz":
+    if name in ("timestamp", "timestamptz"):  # microseconds since 2000-01-01 (UTC), straight from the integers
         us = arr.cast(pa.int64()).to_numpy(zero_copy_only=False) - 946684800_000000
         return _fixed(arr, us.astype(">i8"), 8)
     if name in ("int2", "int4", "int8", "float4", "float8") and arr.null_count == 0:
         dtype = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8"}[name]
         np_arr = arr.to_numpy(zero_copy_only=False).astype(dtype)
         return _fixed(arr, np_arr, np_arr.itemsize)
+    if name == "numeric":  # Arrow writes the text in bulk; the digits are regrouped from it
+        return [None if v is None else numeric_binary(v) for v in pc.cast(pc.cast(arr, pa.string()), pa.binary()).to_pylist()]
     enc = _scalar_binary(name)
-    if enc is None:
-        return None
     return [None if v is None else enc(v) for v in arr.to_pylist()]
+
+
+def _array_binary(value: list, enc, oid: int) -> bytes:
+    """A (possibly nested, rectangular) list -> PostgreSQL's binary array."""
+    dims, level = [], value
+    while isinstance(level, list):
+        dims.append(len(level))
+        level = level[0] if level else None
+    flat = value
+    for _ in range(len(dims) - 1):
+        flat = [x for sub in flat for x in (sub or [])]
+    if len(dims) > 1 and len(flat) != math.prod(dims):
+        raise ValueError("a nested list with rows of different lengths has no PostgreSQL array form")
+    has_null = any(x is None for x in flat)
+    parts = [struct.pack("!iiI", len(dims) if dims[0] else 0, int(has_null), oid)]
+    if dims[0]:
+        parts += [struct.pack("!ii", d, 1) for d in dims]
+    for x in flat:
+        if x is None:
+            parts.append(b"\xff\xff\xff\xff")
+        else:
+            b = enc(x)
+            parts.append(struct.pack("!i", len(b)) + b)
+    return b"".join(parts)
 
 
 def _fixed(arr: pa.Array, values: np.ndarray, size: int) -> list:
