@@ -74,6 +74,7 @@ WRITES = [
     "CREATE TABLE hacked AS SELECT 1", "DELETE FROM users", "INSERT INTO users (user_id) VALUES (1)",
     "UPDATE users SET churned = 0", "DROP TABLE users", "ALTER TABLE users ADD COLUMN z INT", "CHECKPOINT",
     "CREATE TEMP MACRO m() AS TABLE SELECT * FROM ml_train('x', 'users', label := 'churned')",
+    "CREATE MODEL m OPTIONS(model_type='logistic_reg', input_label_cols=['churned']) AS SELECT * FROM users",
 ]
 TRAININGS = [
     "FROM train_churn('users', algorithm := 'logistic')", "FROM ml_drop('churn')",
@@ -107,7 +108,9 @@ SETTINGS = ["SET memory_limit = '20MB'", "set memory_limit='16GB'", "SET threads
             "PRAGMA threads=1", "pragma THREADS = 1", "SET GLOBAL threads = 1", "SET lock_configuration = true",
             "SET  Memory_Limit  =  '1GB'", "RESET threads", "RESET memory_limit", "SET enable_external_access = true",
             "PRAGMA enable_checkpoint_on_shutdown", "PRAGMA memory_limit='1MB'", "SET SESSION threads = 1",
-            "SET GLOBAL search_path = 'wml'", "SELECT * FROM enable_logging()"]
+            "SET GLOBAL search_path = 'wml'", "SELECT * FROM enable_logging()", "ATTACH ':memory:' AS other",
+            "INSTALL httpfs", "LOAD json", "CREATE SECRET s (TYPE s3)", "UPDATE EXTENSIONS", "SET/**/threads=1",
+            "IMPORT DATABASE '/tmp'"]
 
 
 @pytest.mark.parametrize("stmt", SETTINGS)
@@ -133,6 +136,11 @@ def test_session_settings_stay_in_the_session(server):
         assert b.execute("SHOW application_name").fetchone() == ("",)
         with pytest.raises(psycopg.Error, match="unrecognized configuration parameter"):
             b.execute("SET no_such_thing = 1")
+        with pytest.raises(psycopg.Error, match="multiple commands"):  # a prepared statement holds one
+            b.execute("SELECT %s; SET threads = 1", (1,))
+        a.execute("USE wml")  # the default schema, for this session only
+        assert a.execute("SELECT count(*) > 0 FROM deployments").fetchone() == (True,)
+        assert b.execute("SELECT count(*) FROM users").fetchone() == (800,)
 
 
 def test_failed_statements_never_poison_the_session(server):

@@ -137,6 +137,8 @@ def classify(sql: str) -> Statement:
     if head in ("FETCH", "MOVE", "CLOSE", "DISCARD", "DEALLOCATE", "LISTEN", "UNLISTEN", "SAVEPOINT",
                 "RELEASE"):
         return Statement(sql, head)
+    if head == "USE":  # the session's default schema: DuckDB scopes it to the session
+        return Statement(sql, "USE")
     if head in ("BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"):
         if head == "ROLLBACK" and "TO" in words[1:3]:
             return Statement(sql, "ROLLBACK_TO")
@@ -144,11 +146,14 @@ def classify(sql: str) -> Statement:
     try:
         with _PARSER_LOCK:
             parsed = duckdb.extract_statements(sql)
+        kinds = [p.type.name for p in parsed]
     except duckdb.Error:
         return Statement(sql, "INVALID")  # DuckDB will say what is wrong when it runs (and refuses) it
-    if len(parsed) != 1:
+    except ValueError:
+        return Statement(sql, "UNKNOWN")  # a statement type this DuckDB's Python API cannot name
+    if len(kinds) != 1:
         return Statement(sql, "MULTI")
-    kind = parsed[0].type.name
+    kind = kinds[0]
     if kind == "SET":  # a spelling the patterns above missed: refuse rather than guess
         return Statement(sql, "PG_SET", "?", None, {"scope": "UNKNOWN"})
     return Statement(sql, kind)
@@ -267,8 +272,20 @@ def functions_of(stmt: Statement) -> set[str] | None:
     return stmt.extra["functions"]
 
 
+_WRITING_VERBS = {"CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "ATTACH", "DETACH",
+                  "INSTALL", "LOAD", "EXPORT", "IMPORT", "VACUUM", "CHECKPOINT", "TRUNCATE", "GRANT", "REVOKE",
+                  "COMMENT", "CALL", "EXECUTE", "PREPARE", "SET", "RESET", "PRAGMA", "UPSERT", "REPLACE"}
+
+
 def check_instance(stmt: Statement) -> None:
-    """Refuse, for every session, statements that would change the whole server."""
+    """Refuse, for every session, statements that would change the whole server: attaching databases, loading
+    extensions, exporting, secrets, logging, statements DuckDB cannot even name, several statements in one."""
+    if stmt.kind in ("ATTACH", "DETACH", "LOAD", "EXPORT", "UNKNOWN") or (
+            stmt.kind == "CREATE" and "SECRET" in first_words(stmt.sql, 4)):
+        raise Refused(f"{(first_words(stmt.sql, 1) or ['this'])[0]} is refused: it would change the server for every "
+                      "client (databases, extensions and secrets are set up when `warehouse-ml serve` starts)", "42501")
+    if stmt.kind == "MULTI":
+        raise Refused("cannot insert multiple commands into a prepared statement; send them one by one", "42601")
     if stmt.kind in ("SELECT", "EXPLAIN", "CALL"):
         hits = sorted((functions_of(stmt) or set()) & INSTANCE_FUNCTIONS)
         if hits:
@@ -279,7 +296,12 @@ def check_read_only(stmt: Statement, writing: WritingFunctions) -> None:
     """Raise Refused unless the statement only reads. Configuration is judged separately (``check_setting``)."""
     kind = stmt.kind
     if kind in ("SHOW_PARAM", "PG_SET", "PG_RESET", "FETCH", "MOVE", "CLOSE", "DISCARD", "DEALLOCATE",
-                "TRANSACTION", "LISTEN", "UNLISTEN", "SAVEPOINT", "RELEASE", "ROLLBACK_TO", "INVALID"):
+                "TRANSACTION", "LISTEN", "UNLISTEN", "SAVEPOINT", "RELEASE", "ROLLBACK_TO", "USE"):
+        return
+    if kind == "INVALID":  # DuckDB cannot parse it, so only the front door could run it (CREATE MODEL, ML.*)
+        verb = (first_words(stmt.sql, 1) or [""])[0]
+        if verb in _WRITING_VERBS:
+            raise Refused(f"{verb} statements change the database, and {READ_ONLY_HINT}", "25006")
         return
     if kind == "DECLARE":
         query = stmt.extra.get("query")
@@ -288,7 +310,7 @@ def check_read_only(stmt: Statement, writing: WritingFunctions) -> None:
         return
     if kind == "PRAGMA":
         if stmt.name not in _READ_PRAGMAS:
-            raise Refused(f"PRAGMA {stmt.name} is refused: {READ_ONLY_HINT}", "25006")
+            raise Refused(f"PRAGMA {stmt.name or ' '.join(first_words(stmt.sql, 2))} is refused: {READ_ONLY_HINT}", "25006")
         return
     if kind == "CALL" and not _CALL.match(stmt.sql):  # CHECKPOINT and friends are CALLs too
         raise Refused(f"{first_words(stmt.sql, 1)[0]} is refused: {READ_ONLY_HINT}", "25006")

@@ -24,6 +24,7 @@ from ...errors import WmlError
 from . import catalog
 from .policy import (DISPLAY_NAMES, PG_DEFAULTS, REPORTED, Refused, Statement, WritingFunctions,
                      check_instance, check_read_only, check_setting, classify)
+from .sqltext import parameter_count
 from .types import binary_column, column_oid, text_column
 
 log = logging.getLogger("warehouse_ml")
@@ -254,7 +255,7 @@ class Session:
         self._check(prep.stmt)
         self._detach_all()
         sql = self._rewrite(prep.sql)
-        n = max(len(prep.param_oids), _parameter_count(prep.sql))
+        n = max(len(prep.param_oids), parameter_count(prep.sql))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -506,11 +507,6 @@ def _timeout_seconds(value: str) -> float:
         return 0
     n = float(m.group(1))
     return n * {"ms": 0.001, "s": 1, "min": 60, "h": 3600, None: 0.001}[m.group(2)]
-
-
-def _parameter_count(sql: str) -> int:
-    from .sqltext import parameter_count
-    return parameter_count(sql)
 
 
 def _command_tag(sql: str) -> str:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import duckdb
 
 from .auth import ScramExchange, User, Verifier
-from .policy import Refused, Statement, classify
+from .policy import Refused, classify
 from .session import Portal, QueryError, Session, row_description, sqlstate_for
-from .sqltext import split_statements
+from .sqltext import parameter_count, split_statements
 from .types import decode_parameter
 
 log = logging.getLogger("warehouse_ml")
@@ -96,9 +96,6 @@ class PgServer(socketserver.ThreadingTCPServer):
                 return False  # closed at once: no thread, no buffer
             self.handlers += 1
         return True
-
-    def close_request(self, request):
-        super().close_request(request)
 
     def process_request_thread(self, request, client_address):
         try:
@@ -507,7 +504,6 @@ class PgHandler(socketserver.BaseRequestHandler):
             prep = self.session.prepared.get(name)
             if prep is None:
                 raise QueryError(f'prepared statement "{name}" does not exist', "26000")
-            from .sqltext import parameter_count
             n = max(len(prep.param_oids), parameter_count(prep.sql))
             oids = [(prep.param_oids[i] if i < len(prep.param_oids) and prep.param_oids[i] else 25) for i in range(n)]
             self.send(b"t", struct.pack(f"!h{n}I", n, *oids))
