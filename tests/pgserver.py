@@ -14,6 +14,8 @@ import warehouse_ml as wml
 from .conftest import churn_frame
 
 PSQL = shutil.which("psql") or "/usr/bin/psql"
+PGJDBC = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
+PROBE = os.path.join(os.path.dirname(__file__), "clients", "Probe.java")
 
 
 def free_port() -> int:

@@ -2,6 +2,9 @@
 settings confined to the session, errors that never poison a session."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -9,7 +12,7 @@ import duckdb
 import pytest
 
 from .conftest import churn_frame
-from .pgserver import make_shop, psql, serve
+from .pgserver import PGJDBC, PROBE, make_shop, psql, serve
 
 psycopg = pytest.importorskip("psycopg", reason="needs psycopg (pip install 'psycopg[binary]')")
 
@@ -241,8 +244,28 @@ def test_cli_serve_with_password(shop_db):
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(host="127.0.0.1", port=port, user="bi", password="nope", connect_timeout=10,
                             sslmode="disable")
-        import subprocess
-        import sys
+        if shutil.which("java") and os.path.exists(PGJDBC):  # pgjdbc's SCRAM against ours
+            probe = subprocess.run(["java", "-cp", PGJDBC, PROBE, str(port), "bi", "s3cret"], capture_output=True,
+                                   text=True, timeout=300)
+            assert probe.returncode == 0 and "PROBE PASSED" in probe.stdout, probe.stdout + probe.stderr
         second = subprocess.run([sys.executable, "-m", "warehouse_ml.cli", "serve", shop_db, "--port", str(port)],
                                 capture_output=True, text=True, timeout=120)
         assert second.returncode == 2 and "already in use" in second.stderr and "--port" in second.stderr
+
+
+def test_writing_functions_refuse_on_any_read_only_connection(shop_db):
+    """The one list (UDFs declared writes=True) guards every path, not only the server's parser."""
+    import warehouse_ml as wml
+    from warehouse_ml.binding.registry import writing_functions
+
+    assert {"wml_train", "wml_deploy", "wml_rollback", "wml_drop", "wml_segment_users"} <= writing_functions()
+    con = wml.connect(shop_db, read_only=True)
+    try:
+        for stmt in ("FROM train_churn('users', algorithm := 'logistic')", "FROM ml_deploy('churn', 1)",
+                     "FROM segment_users('users')", "FROM ml_drop('churn')"):
+            started = time.perf_counter()
+            with pytest.raises(duckdb.Error, match="ReadOnlyDatabase: .*nothing was trained or changed"):
+                con.execute(stmt).fetchall()
+            assert time.perf_counter() - started < 10, stmt
+    finally:
+        con.close()

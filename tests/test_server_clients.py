@@ -14,12 +14,10 @@ import uuid
 
 import pytest
 
-from .pgserver import make_shop, psql, serve
+from .pgserver import PGJDBC, PROBE, make_shop, psql, serve
 
 psycopg = pytest.importorskip("psycopg", reason="needs psycopg (pip install 'psycopg[binary]')")
 
-PGJDBC = "/usr/share/java/postgresql.jar"
-PROBE = os.path.join(os.path.dirname(__file__), "clients", "Probe.java")
 
 
 @pytest.fixture(scope="module")
