@@ -400,6 +400,8 @@ class Session:
         name = stmt.name
         if name in self.portals:
             raise QueryError(f'cursor "{name}" already exists', "42P03")
+        if len(self.portals) >= 10_000:
+            raise QueryError("this session holds 10000 cursors; CLOSE some first", "54000")
         query = classify(stmt.extra["query"])
         if query.kind not in ("SELECT", "EXPLAIN"):
             raise QueryError("DECLARE CURSOR needs a query (SELECT, FROM, WITH, VALUES, SHOW ...)", "42601")

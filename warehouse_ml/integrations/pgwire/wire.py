@@ -33,6 +33,7 @@ log = logging.getLogger("warehouse_ml")
 
 SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST = 80877103, 80877104, 80877102
 MAX_STARTUP_BYTES = 10_000
+MAX_NAMED = 10_000  # prepared statements, portals or cursors one session may hold
 ROWS_PER_WRITE = 1000
 
 
@@ -448,6 +449,8 @@ class PgHandler(socketserver.BaseRequestHandler):
         sql, pos = _cstr(body, pos)
         (n,) = struct.unpack_from("!h", body, pos)
         oids = list(struct.unpack_from(f"!{n}I", body, pos + 2)) if n > 0 else []
+        if name not in self.session.prepared and len(self.session.prepared) >= MAX_NAMED:
+            raise QueryError(f"this session holds {MAX_NAMED} prepared statements; close some first", "54000")
         self.session.prepared[name] = self.session.prepare(sql, oids)
         self.send(b"1")
 
@@ -481,6 +484,8 @@ class PgHandler(socketserver.BaseRequestHandler):
         (nr,) = struct.unpack_from("!h", body, pos)
         result_formats = list(struct.unpack_from(f"!{nr}h", body, pos + 2))
         self.session.portals.pop(portal_name, None)
+        if portal_name not in self.bound and len(self.bound) + len(self.session.portals) >= MAX_NAMED:
+            raise QueryError(f"this session holds {MAX_NAMED} portals; close some first", "54000")
         self.bound[portal_name] = (prep, params, result_formats)
         self.send(b"2")
 
