@@ -48,7 +48,7 @@ PG_DEFAULTS = {
     "row_security": "on", "check_function_bodies": "on", "xmloption": "content", "array_nulls": "on",
     "backslash_quote": "safe_encoding", "escape_string_warning": "on", "quote_all_identifiers": "off",
     "synchronous_commit": "on", "work_mem": "4MB", "enable_seqscan": "on", "join_collapse_limit": "8",
-    "tcp_keepalives_idle": "0", "default_text_search_config": "pg_catalog.simple", "search_path_": "",
+    "tcp_keepalives_idle": "0", "default_text_search_config": "pg_catalog.simple",
 }
 # parameters a client learns at startup (ParameterStatus)
 REPORTED = ("server_version", "server_encoding", "client_encoding", "datestyle", "intervalstyle", "timezone",

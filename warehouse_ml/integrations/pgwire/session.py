@@ -350,7 +350,7 @@ class Session:
     # -- statements handled here, not by DuckDB -----------------------------------------------------------------
     def _run_show_param(self, stmt, params, formats) -> Portal:
         if stmt.name == "all":
-            rows = [(DISPLAY_NAMES.get(k, k), v, "") for k, v in sorted(self.params.items()) if not k.endswith("_")]
+            rows = [(DISPLAY_NAMES.get(k, k), v, "") for k, v in sorted(self.params.items())]
             table = pa.table({"name": [r[0] for r in rows], "setting": [r[1] for r in rows],
                               "description": [r[2] for r in rows]})
         else:
