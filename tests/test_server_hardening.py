@@ -141,9 +141,14 @@ def test_tls_with_psql_sslmode_require(shop_db, tmp_path):
         r = psql(port, r"\conninfo", "SELECT count(*) FROM users", password="s3cret", sslmode="require")
         assert r.returncode == 0, r.stderr
         assert "SSL connection" in r.stdout and r.stdout.strip().endswith("800")
-        with _connect(port, password="s3cret", sslmode="require") as conn:
-            assert conn.pgconn.ssl_in_use
-            assert conn.execute("SELECT count(*) FROM big").fetchone() == (2000,)
+        # psycopg over TLS in its own interpreter, as a user runs it: libpq's OpenSSL must not meet the one that
+        # TensorFlow loads into the test process (that aborts the process)
+        check = subprocess.run([sys.executable, "-c", (
+            "import psycopg, sys; c = psycopg.connect(host='127.0.0.1', port=int(sys.argv[1]), user='bi', "
+            "password='s3cret', dbname='shop', sslmode='require'); "
+            "print(c.pgconn.ssl_in_use, c.execute('SELECT count(*) FROM big').fetchone()[0])"), str(port)],
+            capture_output=True, text=True, timeout=60)
+        assert check.stdout.split() == ["True", "2000"], check.stderr
         bad = psql(port, "SELECT 1", password="wrong", sslmode="require")
         assert bad.returncode != 0 and "password authentication failed" in bad.stderr
 
