@@ -281,7 +281,7 @@ def _windowed(ctx, rel, opts: dict) -> tuple[pa.Table, str]:
     return table, f"rows within {window} of the latest {t}"
 
 
-@table_udf("wml_update", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW)
+@table_udf("wml_update", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
 def ml_update(ctx, model, relation, options):
     sm = _supervised(ctx, model, "ml_update")
     opts = _options(options, UPDATE_OPTIONS)
@@ -360,7 +360,7 @@ RETRAIN_ROW = ("STRUCT(model VARCHAR, retrained BOOLEAN, reason VARCHAR, version
 RETRAIN_WHEN = ("drift", "decay", "always")
 
 
-@table_udf("wml_retrain", args=["VARCHAR", "VARCHAR", JSON], returns=RETRAIN_ROW)
+@table_udf("wml_retrain", args=["VARCHAR", "VARCHAR", JSON], returns=RETRAIN_ROW, writes=True)
 def ml_retrain(ctx, model, relation, options):
     sm = _supervised(ctx, model, "ml_retrain")
     opts = _options(options, {"when", "threshold", "deploy", "window", "time"})
@@ -404,7 +404,7 @@ ACCURACY_ROW = ("STRUCT(name VARCHAR, run_at TIMESTAMP, scope VARCHAR, item VARC
                 "last_actual DATE)")
 
 
-@table_udf("wml_save_forecast", args=["VARCHAR", "BIGINT", JSON], returns=SAVED_ROW)
+@table_udf("wml_save_forecast", args=["VARCHAR", "BIGINT", JSON], returns=SAVED_ROW, writes=True)
 def save_forecast(ctx, relation, horizon, options):
     """forecast_demand, kept in ``wml.forecasts`` with its run time and each item's in-sample seasonal-naive
     error (the MASE scale), so forecast_accuracy can compare it with the actuals that arrive later."""

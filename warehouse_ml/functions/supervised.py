@@ -40,7 +40,7 @@ def _options(options: dict | None, allowed: set[str]) -> dict:
     return options
 
 
-@table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW)
+@table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
 def ml_train(ctx, model, relation, options):
     validate_model_name(model)
     raw = options or {}
