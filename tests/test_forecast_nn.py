@@ -12,7 +12,7 @@ import pytest
 
 import warehouse_ml as wml
 from warehouse_ml.tasks import forecast as K
-from warehouse_ml.tasks import forecast_nn as NN
+from warehouse_ml.tasks.forecast import nn as NN
 
 from .conftest import run_without_tensorflow
 
