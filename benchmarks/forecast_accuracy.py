@@ -186,7 +186,7 @@ def evaluate(name, methods, use_cache=True, with_sf=True):
     rows = []
     for meth in methods:
         t0 = time.perf_counter()
-        res = K.forecast_panel(train, h, meth, LEVEL / 100, clip=False)
+        res = K.forecast_panel(train, h, meth, LEVEL / 100)
         sec = time.perf_counter() - t0
         shape = (N, h)
         mase, cover = score(res.forecast.reshape(shape), res.lower.reshape(shape), res.upper.reshape(shape),

@@ -190,7 +190,7 @@ def test_forecast_demand_every_item_with_bands(con):
             assert 0 <= lo <= f + 1e-9 <= hi + 2e-9
     methods = {r[0]: r[5] for r in rows}
     assert methods["single"] == "auto->naive (short: 1 point)"
-    assert methods["new"] == "auto->ets (short for backtest)"
+    assert methods["new"] == "auto->ets+theta (short for backtest)"
     assert methods["slow"] in ("ets", "croston", "seasonal_naive")
     assert _snapshot(con) == before  # nothing in the database changed
 

@@ -129,8 +129,9 @@ def _params(U, tr, se):
     return alpha, beta, gamma, phi
 
 
-def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
-    """Least-squares smoothing parameters of several ETS families (trend, seasonal) for every series at once.
+def _search_ets(Y0, M, lens, m, families, rounds=5):
+    """Least-squares smoothing parameters of several ETS families (trend, seasonal[, multiplicative]) for every
+    series at once: ``(u, inits, families)`` for :func:`_ets_states`.
 
     All families and candidates share one recursion over time (non-seasonal ones carry a zero season,
     trendless ones a zero trend): a starting grid, then ``rounds`` rounds of per-series pattern search.
@@ -147,14 +148,7 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
     active = [[0] + ([1, 2] if tr else []) + ([3] if se else []) for tr, se, _ in families]
 
     def evaluate(U, fam):
-        tr = np.array([families[f][0] for f in fam], dtype=float)
-        se = np.array([families[f][1] for f in fam], dtype=float)
-        mu = np.array([families[f][2] for f in fam], dtype=float)
-        a, b, g, p = _params(U, tr, se)
-        l0 = np.stack([inits[f][0] for f in fam], axis=1)
-        b0 = np.stack([inits[f][1] for f in fam], axis=1)
-        s0 = np.stack([inits[f][2].T for f in fam], axis=2)  # (m, N, K)
-        return _ets_run(Y0, M, lens, m, a, b, g, p, l0, b0, s0, mu if mu.any() else None)
+        return _evaluate(Y0, M, lens, m, families, inits, U, fam)[0]
 
     # starting grid
     blocks, fam = [], []
@@ -165,7 +159,7 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
         fam += [f] * len(g)
     fam = np.asarray(fam)
     U = np.broadcast_to(np.concatenate(blocks)[None], (N, len(fam), 4))
-    sse = evaluate(U, fam)[0]
+    sse = evaluate(U, fam)
     u = np.zeros((N, F, 4))
     best = np.zeros((N, F))
     for f in range(F):
@@ -184,7 +178,7 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
                 cand[:, c, d] += step[:, f, d]
                 cand[:, c + 1, d] -= step[:, f, d]
                 c += 2
-        s = evaluate(cand, fam_r)[0]
+        s = evaluate(cand, fam_r)
         for f in range(F):
             cols = np.nonzero(fam_r == f)[0]
             k = cols[np.argmin(s[:, cols], axis=1)]
@@ -193,8 +187,25 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
             u[:, f] = np.where(better[:, None], cand[np.arange(N), k], u[:, f])
             best[:, f] = np.where(better, sk, best[:, f])
             step[:, f] = np.where(better[:, None], step[:, f], step[:, f] * 0.5)
-    fam_f = np.arange(F)
-    sse, l, bb, S = evaluate(u, fam_f)
+    return u, inits, families
+
+
+def _evaluate(Y0, M, lens, m, families, inits, U, fam):
+    """The recursion for candidate parameters ``U`` (N, K, 4) of families ``fam`` (K,)."""
+    tr = np.array([families[f][0] for f in fam], dtype=float)
+    se = np.array([families[f][1] for f in fam], dtype=float)
+    mu = np.array([families[f][2] for f in fam], dtype=float)
+    a, b, g, p = _params(U, tr, se)
+    l0 = np.stack([inits[f][0] for f in fam], axis=1)
+    b0 = np.stack([inits[f][1] for f in fam], axis=1)
+    s0 = np.stack([inits[f][2].T for f in fam], axis=2)  # (m, N, K)
+    return _ets_run(Y0, M, lens, m, a, b, g, p, l0, b0, s0, mu if mu.any() else None)
+
+
+def _ets_states(Y0, M, lens, m, u, inits, families):
+    """Per family: parameters, in-sample sse and the states after each series' last observation."""
+    F = len(families)
+    sse, l, bb, S = _evaluate(Y0, M, lens, m, families, inits, u, np.arange(F))
     tr = np.array([f[0] for f in families], dtype=float)
     se = np.array([f[1] for f in families], dtype=float)
     a, b, g, p = _params(u, tr, se)
@@ -203,8 +214,8 @@ def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
             for f in range(F)]
 
 
-def _fit_ets_family(Y0, M, lens, m, trend, seasonal, rounds=5):
-    return _fit_ets_all(Y0, M, lens, m if seasonal else 1, [(trend, seasonal)], rounds)[0]
+def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
+    return _ets_states(Y0, M, lens, m, *_search_ets(Y0, M, lens, m, families, rounds))
 
 
 def _ets_forecast(fit: dict, lens, h):
@@ -264,19 +275,31 @@ class ETS(Method):
 
     def fit(self, y, lens=None):
         Y0, M, lens = _check_panel(y, lens)
-        N = len(lens)
-        self.lens = lens
         trends = [False, True] if self.trend == "auto" else [bool(self.trend)]
         can_season = self.m > 1 and Y0.shape[1] >= 2 * self.m
         seasons = ([False, True] if self.seasonal == "auto" else [bool(self.seasonal)]) if can_season else [False]
-        best_score = np.full(N, np.inf)
-        chosen = np.zeros(N, dtype=int)
         families = [(tr, se, False) for tr in trends for se in seasons]
         if self.multiplicative and can_season and True in seasons:
             families += [(tr, True, True) for tr in trends]
-            # a multiplicative season needs a clearly positive level: at least 90% of periods with demand
-            positive = (np.sum((Y0 > 0) * M, axis=1) >= 0.9 * lens) & (lens >= 2 * self.m)
-        fits = _fit_ets_all(Y0, M, lens, self.m if can_season else 1, families, self.rounds)
+        self._m_fit = self.m if can_season else 1
+        self._search = _search_ets(Y0, M, lens, self._m_fit, families, self.rounds)
+        return self._choose(Y0, M, lens)
+
+    def refilter(self, y, lens=None):
+        """The same smoothing parameters with states brought up to new data or lengths: rolling-origin
+        evaluation without a new parameter search."""
+        Y0, M, lens = _check_panel(y, lens)
+        return self._choose(Y0, M, lens)
+
+    def _choose(self, Y0, M, lens):
+        """States of every family, then per series the family with the lowest AICc."""
+        N = len(lens)
+        self.lens = lens
+        fits = _ets_states(Y0, M, lens, self._m_fit, *self._search)
+        # a multiplicative season needs a clearly positive level: at least 90% of periods with demand
+        positive = (np.sum((Y0 > 0) * M, axis=1) >= 0.9 * lens) & (lens >= 2 * self.m)
+        best_score = np.full(N, np.inf)
+        chosen = np.zeros(N, dtype=int)
         for i, f in enumerate(fits):
             tr, se = f["trend"], f["seasonal"]
             k = 1 + 2 * tr + se + 1 + tr + (self.m - 1 if se else 0)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .ets import _fit_ets_family
+from .ets import _ets_init, _ets_states, _search_ets
 from .panel import ForecastInputError, PanelForecast, _check_panel, _gather, seasonality_strength
 from .registry import Method, register
 from .seasonality import _seasonal_indices
@@ -89,6 +89,12 @@ class Theta(Method):
         self.rounds = rounds
 
     def fit(self, y, lens=None):
+        self._u = None
+        return self.refilter(y, lens)
+
+    def refilter(self, y, lens=None):
+        """The same smoothing parameter with indices, slope and level brought up to new data or lengths (the
+        first fit searches it)."""
         Y0, M, lens = _check_panel(y, lens)
         N, T = Y0.shape
         self.lens = lens
@@ -99,7 +105,9 @@ class Theta(Method):
         mm = idx.shape[1]
         phase = np.arange(T) % mm
         X = Y0 / idx[:, phase] * M
-        f = _fit_ets_family(X, M, lens, 1, False, False, self.rounds)
+        if self._u is None:
+            self._u = _search_ets(X, M, lens, 1, [(False, False)], self.rounds)[0]
+        f = _ets_states(X, M, lens, 1, self._u, [_ets_init(X, lens, 1, False, False)], [(False, False, False)])[0]
         self.alpha, self.level = f["alpha"], f["l"]
         t = np.arange(T)[None, :].astype(float)
         n = np.maximum(M.sum(1), 1)

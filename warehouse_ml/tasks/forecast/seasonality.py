@@ -116,3 +116,4 @@ class _SubYearly:
     future = YearlyAdjust.future
 
 
+
