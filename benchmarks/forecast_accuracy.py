@@ -49,26 +49,48 @@ LEVEL = 95
 # statsforecast worker (runs in .sfvenv: numpy, pandas < 3, statsforecast; no warehouse_ml)
 # --------------------------------------------------------------------------------------------------------
 def statsforecast_worker(path_in: str, path_out: str) -> None:
+    """Fit the models named in the payload on its panel with ``n_jobs`` processes; write means, bounds, seconds."""
     import pandas as pd
+    import statsforecast.models as sfm
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
 
     d = np.load(path_in)
-    y, lens, m, h = d["y"], d["lens"], int(d["m"]), int(d["h"])
+    y, lens, m, h, n_jobs = d["y"], d["lens"], int(d["m"]), int(d["h"]), int(d["n_jobs"])
+    names = [str(n) for n in d["models"]]
     ids = np.repeat(np.arange(len(lens)), lens)
     ds = np.concatenate([np.arange(n) for n in lens])
     vals = np.concatenate([y[i, :n] for i, n in enumerate(lens)])
     df = pd.DataFrame({"unique_id": ids, "ds": ds, "y": vals})
-    models = [AutoETS(season_length=m), AutoARIMA(season_length=m), AutoTheta(season_length=m)]
-    sf = StatsForecast(models=models, freq=1, n_jobs=2)
+    for name in names:  # warm-up: numba compiles on first use, outside the timing
+        getattr(sfm, name)(season_length=m).forecast(y=vals[:lens[0]], h=h)
+    sf = StatsForecast(models=[getattr(sfm, n)(season_length=m) for n in names], freq=1, n_jobs=n_jobs)
     t0 = time.perf_counter()
     fc = sf.forecast(df=df, h=h, level=[LEVEL]).sort_values(["unique_id", "ds"])
-    seconds = time.perf_counter() - t0
-    out = {"seconds": np.array(seconds)}
-    for name in SF_MODELS:
+    out = {"seconds": np.array(time.perf_counter() - t0)}
+    for name in names:
         for suffix, key in (("", "mean"), (f"-lo-{LEVEL}", "lo"), (f"-hi-{LEVEL}", "hi")):
             out[f"{name}.{key}"] = fc[name + suffix].to_numpy(float).reshape(len(lens), h)
     np.savez(path_out, **out)
+
+
+def call_statsforecast(y, lens, m, h, models=SF_MODELS, n_jobs=2, cache_name=None):
+    """Run :func:`statsforecast_worker` in ``.sfvenv``; None when that venv is missing. With ``cache_name`` the
+    result is kept in ``.bench_cache/`` keyed by the data and reused."""
+    if not os.path.exists(SF_PY):
+        print(f"no statsforecast venv at {SF_PY} (see this file's docstring): no reference", file=sys.stderr)
+        return None
+    payload = dict(y=np.nan_to_num(y, nan=0.0), lens=lens, m=np.array(m), h=np.array(h),
+                   models=np.array(models), n_jobs=np.array(n_jobs))
+    data = ("y", "lens", "m", "h")  # the cache serves the accuracy runs (always SF_MODELS, n_jobs=2)
+    key = hashlib.sha1(b"".join(np.ascontiguousarray(payload[k]).tobytes() for k in data)).hexdigest()[:12]
+    os.makedirs(CACHE, exist_ok=True)
+    tag = cache_name or "run"
+    path_in, path_out = os.path.join(CACHE, f"{tag}-{key}-in.npz"), os.path.join(CACHE, f"{tag}-{key}-sf.npz")
+    if cache_name is None or not os.path.exists(path_out):
+        np.savez(path_in, **payload)
+        subprocess.run([SF_PY, os.path.abspath(__file__), "--statsforecast-worker", path_in, path_out], check=True,
+                       env={**os.environ, "PYTHONPATH": ""})
+    return dict(np.load(path_out))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -163,20 +185,6 @@ def score(mean, lo, hi, actual, scale):
     return float(np.nanmean(mase)), float(np.mean(cover))
 
 
-def run_statsforecast(name, train, h, m, use_cache):
-    if not os.path.exists(SF_PY):
-        return None
-    payload = dict(y=np.nan_to_num(train.y, nan=0.0), lens=train.lens, m=np.array(m), h=np.array(h))
-    key = hashlib.sha1(b"".join(np.ascontiguousarray(v).tobytes() for v in payload.values())).hexdigest()[:12]
-    os.makedirs(CACHE, exist_ok=True)
-    path_in, path_out = os.path.join(CACHE, f"{name}-{key}-in.npz"), os.path.join(CACHE, f"{name}-{key}-sf.npz")
-    if not (use_cache and os.path.exists(path_out)):
-        np.savez(path_in, **payload)
-        subprocess.run([SF_PY, os.path.abspath(__file__), "--statsforecast-worker", path_in, path_out], check=True,
-                       env={**os.environ, "PYTHONPATH": ""})
-    return dict(np.load(path_out))
-
-
 def evaluate(name, methods, use_cache=True, with_sf=True):
     from warehouse_ml.tasks import forecast as K
 
@@ -194,7 +202,7 @@ def evaluate(name, methods, use_cache=True, with_sf=True):
         labels = [lab.split(" ")[0] for lab in res.method]
         top = max(set(labels), key=labels.count)
         rows.append((meth, mase, cover, sec, f"{top} {labels.count(top) / N:.0%}"))
-    sf = run_statsforecast(name, train, h, m, use_cache) if with_sf else None
+    sf = call_statsforecast(train.y, train.lens, m, h, cache_name=name if use_cache else None) if with_sf else None
     if sf is not None:
         parts = []
         for model in SF_MODELS:
@@ -221,7 +229,7 @@ def main():
     for name in a.datasets.split(","):
         r = evaluate(name, a.methods.split(","), not a.no_cache, not a.no_statsforecast)
         print(f"\n## {name}: {r['n']} series, season {r['m']}, horizon {r['h']}, up to {r['T']} periods of history")
-        print(f"| method | MASE | ratio to seasonal naive | 95% coverage | seconds | label (share) |")
+        print("| method | MASE | ratio to seasonal naive | 95% coverage | seconds | label (share) |")
         print("|---|---|---|---|---|---|")
         base = {m: v for m, v, *_ in r["rows"]}.get("seasonal_naive", np.nan)
         for meth, mase, cover, sec, note in r["rows"]:

@@ -237,7 +237,22 @@ def test_roles_are_inferred_or_the_error_names_candidates(con):
 def test_one_series_without_a_key_and_timestamps(con):
     con.execute("CREATE TABLE total AS SELECT CAST(day AS TIMESTAMP) AS ts, sum(units) AS units FROM sales GROUP BY 1")
     rows = con.execute("FROM forecast_demand('total', 3)").fetchall()
-    assert len(rows) == 3 and rows[0][0] is None and rows[0][1] == START + dt.timedelta(days=DAYS)
+    assert len(rows) == 3 and rows[0][0] is None
+    assert rows[0][1] == dt.datetime.combine(START + dt.timedelta(days=DAYS), dt.time())  # TIMESTAMP stays one
+
+
+@pytest.mark.parametrize("call", ["forecast_demand('typed', 3)", "backtest_demand('typed', 3, folds := 1)",
+                                  "reorder_plan('typed')"])
+def test_keys_and_dates_keep_their_source_types(con, call):
+    con.execute("CREATE TABLE typed AS SELECT CAST(substr(sku, 4) AS BIGINT) * 5 + 2 AS product_id, "
+                "CAST(day AS TIMESTAMP) AS ts, units FROM sales WHERE sku LIKE 'sku%'")  # keys 2, 7, 12, 17, 22
+    rel = con.sql(f"FROM {call} ORDER BY item")
+    assert rel.types[0] == "BIGINT"
+    if call.startswith("forecast"):
+        assert rel.types[1] == "TIMESTAMP"
+    assert rel.fetchall()[0][0] == 2  # sorted as numbers (as text, '12' would come first)
+    joined = con.execute(f"SELECT count(*) FROM {call} f JOIN typed t ON f.item = t.product_id").fetchone()[0]
+    assert joined > 0
 
 
 def test_weekly_data_gives_weekly_dates(con):

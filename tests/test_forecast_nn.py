@@ -123,6 +123,15 @@ def test_forecast_demand_nn_through_sql(sales):
     assert plan[1] > 0 and plan[2] > 0 and plan[-1] == "nn"
 
 
+def test_nn_on_one_series_falls_back_to_auto_and_says_why(sales):
+    con, _ = sales
+    con.execute("CREATE OR REPLACE TABLE lone AS SELECT day, units FROM sales WHERE sku = 'sku03'")
+    nn = con.execute("SELECT forecast, method FROM forecast_demand('lone', 7, method := 'nn') ORDER BY date").fetchall()
+    auto = con.execute("SELECT forecast, method FROM forecast_demand('lone', 7) ORDER BY date").fetchall()
+    assert [f for f, _ in nn] == [f for f, _ in auto]  # a global network needs a panel: auto's forecast instead
+    assert nn[0][1] == f"nn->{auto[0][1]} (one model over all series needs at least 10 series, got 1)"
+
+
 def test_backtest_demand_compares_nn_with_the_classical_methods(sales):
     con, _ = sales
     rows = con.execute("SELECT method, avg(mase), count(*) FROM backtest_demand('sales', 7, folds := 2, method := 'nn') "

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_numeric_type
-from ..binding.registry import JSON, table_udf
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import forecast as K
 
@@ -108,6 +108,26 @@ def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | 
             raise AmbiguousColumn(rel.name, "item", "item key", cands)
         it = cands[0] if cands else None  # no key column: the whole relation is one series
     return Roles(it, d, v)
+
+
+NO_ITEM = "__wml_no_item"  # the placeholder column the macros add for a relation that is one series
+
+
+@scalar_udf("wml_forecast_source", args=["VARCHAR"], returns="VARCHAR")
+def forecast_source(ctx, relation):
+    """The relation's quoted catalog name, for ``query_table`` in the macros (resolved, never pasted)."""
+    return pa.array([ctx.relation(name).sql for name in relation.to_pylist()], pa.string())
+
+
+@scalar_udf("wml_forecast_column", args=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
+def forecast_column(ctx, relation, role, item, date, value):
+    """The catalog name of the item or date column (as the table function infers it), so the macros cast the
+    result back to the source column's type: a BIGINT key stays BIGINT, a TIMESTAMP date stays TIMESTAMP."""
+    out = []
+    for name, r, i, d, v in zip(*(a.to_pylist() for a in (relation, role, item, date, value))):
+        roles = infer_roles(ctx.relation(name), i, d, v)
+        out.append(roles.date if r == "date" else (roles.item or NO_ITEM))
+    return pa.array(out, pa.string())
 
 
 @dataclass

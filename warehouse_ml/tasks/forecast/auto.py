@@ -84,6 +84,9 @@ class AutoForecaster(Method):
     def __init__(self, season_length: int = 7, origins: int = 4, level: float = 0.95):
         super().__init__(season_length)
         self.origins, self.level = int(origins), float(level)
+        # smoothing parameters describe recent dynamics: search them on the last 52 seasons (a year of daily
+        # data; at least 364 periods); older history costs time and adds no accuracy (measured)
+        self.fit_window = max(52 * self.m, 364)
 
     @classmethod
     def create(cls, m, freq="daily", level=0.95, config=None):
@@ -100,14 +103,15 @@ class AutoForecaster(Method):
         inter = is_intermittent(Y + 0.0, lens)
         positive = np.all((Y > 0) | ~M, axis=1)
         curve = None if yearly is None else _fourier_curve(yearly, Y.shape[1] + h)
-        out = [_Candidate("ets", ETS(m), Y, curve, False), _Candidate("theta", Theta(m), Y, curve, False)]
+        ets = dict(fit_window=self.fit_window)
+        out = [_Candidate("ets", ETS(m, **ets), Y, curve, False), _Candidate("theta", Theta(m), Y, curve, False)]
         if inter.any():
             out.append(_Candidate("croston", Croston(), Y, None, False))
         if backtest:
             out += [_Candidate("seasonal_naive", SeasonalNaive(m) if m > 1 else Naive(), Y, None, False),
                     _Candidate("naive", Naive(), Y, None, False)]
             if positive.any():
-                out.append(_Candidate(LOG_PREFIX + "ets", ETS(m), Y, None, True))
+                out.append(_Candidate(LOG_PREFIX + "ets", ETS(m, **ets), Y, None, True))
         # where a candidate does not apply to a series: theta and the naive forecasts (which repeat a spike or a
         # zero) misfit sparse demand, croston smooth demand,
         # the log scale needs positive values (Theta's multiplicative indices have no meaning there)

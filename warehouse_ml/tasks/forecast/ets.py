@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .panel import PanelForecast, _check_panel
+from .panel import PanelForecast, _check_panel, _gather
 from .registry import Method, register
 
 def _ets_run(Y0, M, lens, m, A, B, G, P, l0, b0, s0, Mu=None):
@@ -254,6 +254,19 @@ def _aicc(sse, n, k):
 
 
 
+def _recent(Y0: np.ndarray, lens: np.ndarray, window: int | None):
+    """The last ``window`` periods of each series, left-aligned (the whole series where it is shorter), with its
+    mask and lengths: where the smoothing parameters are searched. Only the parameters come from the window (the
+    states are then run over the whole series), so the window's seasonal phase does not matter."""
+    if window is None or Y0.shape[1] <= window:
+        M = (np.arange(Y0.shape[1])[None, :] < lens[:, None]).astype(float)
+        return Y0, M, lens
+    start = np.maximum(lens - window, 0)
+    Yw = _gather(Y0, start[:, None] + np.arange(window)[None, :])
+    lw = lens - start
+    return Yw, (np.arange(window)[None, :] < lw[:, None]).astype(float), lw
+
+
 @register
 class ETS(Method):
     """Additive-error exponential smoothing for every series at once.
@@ -268,8 +281,9 @@ class ETS(Method):
     in_auto = True
 
     def __init__(self, season_length: int = 7, trend="auto", seasonal="auto", rounds: int = 5,
-                 multiplicative: bool = False):
+                 multiplicative: bool = False, fit_window: int | None = None):
         super().__init__(season_length)
+        self.fit_window = fit_window
         self.trend, self.seasonal, self.rounds = trend, seasonal, rounds
         self.multiplicative = multiplicative
 
@@ -282,7 +296,8 @@ class ETS(Method):
         if self.multiplicative and can_season and True in seasons:
             families += [(tr, True, True) for tr in trends]
         self._m_fit = self.m if can_season else 1
-        self._search = _search_ets(Y0, M, lens, self._m_fit, families, self.rounds)
+        Yw, Mw, lw = _recent(Y0, lens, self.fit_window)
+        self._search = _search_ets(Yw, Mw, lw, self._m_fit, families, self.rounds)
         return self._choose(Y0, M, lens)
 
     def refilter(self, y, lens=None):

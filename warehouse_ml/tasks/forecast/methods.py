@@ -93,14 +93,16 @@ class Theta(Method):
         return self.refilter(y, lens)
 
     def refilter(self, y, lens=None):
-        """The same smoothing parameter with indices, slope and level brought up to new data or lengths (the
-        first fit searches it)."""
+        """The same smoothing parameter and seasonality test with indices, slope and level brought up to new data
+        or lengths (the first fit searches and tests)."""
         Y0, M, lens = _check_panel(y, lens)
         N, T = Y0.shape
         self.lens = lens
-        seas = seasonality_strength(Y0 + np.where(M > 0, 0, np.nan), lens, self.m) if self.m > 1 else np.zeros(N, bool)
+        if self._u is None:
+            self._seasonal = seasonality_strength(Y0 + np.where(M > 0, 0, np.nan), lens, self.m) if self.m > 1 \
+                else np.zeros(N, bool)
         idx = _seasonal_indices(Y0, M, lens, self.m) if self.m > 1 else np.ones((N, 1))
-        idx = np.where(seas[:, None], idx, 1.0)
+        idx = np.where(self._seasonal[:, None], idx, 1.0)
         self.idx = idx
         mm = idx.shape[1]
         phase = np.arange(T) % mm

@@ -29,7 +29,7 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
     if method not in method_names():
         raise ForecastInputError("method", f"unknown method {method!r}", f"Use one of {', '.join(method_names())}")
     cls = method_class(method)
-    cls.check_available()
+    cls.check_available()  # a missing dependency is an error, not a silent fallback (even where one follows)
     y, lens, m = panel.y, panel.lens, panel.season
     N = len(lens)
     h = int(horizon)
