@@ -318,3 +318,19 @@ def test_plot_forecast_writes_a_png(con, tmp_path):
     out = plot_forecast(con, "sales", "sku0", 14, str(tmp_path / "f.png"))
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_detect_anomalies_finds_a_spike_and_keeps_types(con):
+    con.execute("CREATE TABLE spiky AS SELECT CAST(substr(sku, 4) AS BIGINT) AS product_id, day, "
+                "units + CASE WHEN sku = 'sku2' AND day = DATE '2024-03-01' THEN 200 ELSE 0 END AS units "
+                "FROM sales WHERE sku LIKE 'sku%'")
+    rel = con.sql("FROM detect_anomalies('spiky', level := 0.999)")
+    assert rel.columns == ["item", "date", "value", "expected", "lower", "upper", "is_anomaly", "score"]
+    assert rel.types[:2] == ["BIGINT", "DATE"]
+    rows = rel.fetchall()
+    assert len(rows) == 5 * DAYS  # every period of every series
+    top = max(rows, key=lambda r: r[-1])
+    assert top[:2] == (2, dt.date(2024, 3, 1)) and top[6] and top[2] > top[5]
+    flagged = [r for r in rows if r[6]]
+    assert len(flagged) <= 0.02 * len(rows)  # Poisson noise alone is rarely beyond the 99.9% band
+    assert all(lo <= e <= hi for _, _, _, e, lo, hi, _, _ in rows)

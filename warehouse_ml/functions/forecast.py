@@ -25,6 +25,8 @@ from ..tasks import forecast as K
 FORECAST_ROW = "STRUCT(item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, method VARCHAR)"
 BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE, rmse DOUBLE, coverage DOUBLE, "
                 "folds INTEGER)")
+ANOMALY_ROW = ("STRUCT(item VARCHAR, date DATE, value DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE, "
+               "is_anomaly BOOLEAN, score DOUBLE)")
 REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
@@ -46,13 +48,6 @@ def _opt_str(opts: dict, key: str, argument: str | None = None) -> str | None:
         return v
     raise InvalidArgument(argument or key, f"expected a column name as a string, got {v!r}",
                           f"Pass it quoted, e.g. {argument or key} := 'my_column'")
-
-
-def _opt_number(opts: dict, key: str, default, problem_fix: tuple[str, str]):
-    v = opts.get(key, default)
-    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InvalidArgument(key, f"{problem_fix[0]}, got {v!r}", problem_fix[1])
-    return v
 
 
 def _kernel_error(e: K.ForecastInputError) -> InvalidArgument:
@@ -79,7 +74,7 @@ def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | 
         cands = [c for c, t in cols.items() if _is_date_type(t)]
         if not cands:
             raise InvalidArgument("date", f"relation '{rel.name}' has no DATE or TIMESTAMP column",
-                                  f"Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
+                                  "Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
         if len(cands) > 1:
             raise AmbiguousColumn(rel.name, "date", "date column", cands)
         d = cands[0]
@@ -267,6 +262,32 @@ def backtest_demand(ctx, relation, horizon, opts):
         "rmse": pa.array(cat["rmse"], pa.float64(), from_pandas=True),
         "coverage": pa.array(cat["coverage"], pa.float64(), from_pandas=True),
         "folds": pa.array(cat["folds"], pa.int32()),
+    })
+
+
+# --------------------------------------------------------------------------------------------------------
+# detect_anomalies
+# --------------------------------------------------------------------------------------------------------
+@table_udf("wml_detect_anomalies", args=["VARCHAR", JSON], returns=ANOMALY_ROW)
+def detect_anomalies(ctx, relation, opts):
+    """Every period of every series (gaps as zero, like the forecasts) against its expected value and band."""
+    opts = opts or {}
+    level = _level(opts)
+    data = load_series(ctx, relation, opts)
+    panel = data.panel
+    try:
+        res = K.detect_anomalies(panel, level)
+    except K.ForecastInputError as e:
+        raise _kernel_error(e) from None
+    keep = res.mask & (panel.n_obs > 0)[:, None]
+    series, t = np.nonzero(keep)
+    days = K.period_dates(panel.start[series] + t, panel.freq, panel.anchor[series])
+    return pa.table({
+        "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
+        **{k: pa.array(getattr(res, k)[keep], pa.float64()) for k in ("value", "expected", "lower", "upper")},
+        "is_anomaly": pa.array(res.is_anomaly[keep], pa.bool_()),
+        "score": pa.array(res.score[keep], pa.float64()),
     })
 
 

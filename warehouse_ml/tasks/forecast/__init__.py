@@ -9,6 +9,7 @@ Pure NumPy in and out, so the same code runs inside a DuckDB UDF or a Spark ``ma
   ``seasonality``  seasonal indices and the yearly (Fourier) adjustment of daily/weekly data.
   ``auto``         per-series selection on rolling origins.
   ``nn``           one neural network over all series (TensorFlow, imported only when used).
+  ``anomaly``      anomalies in history against a robust trend + season decomposition.
   ``pipeline``     forecast_panel (fallbacks, intervals, output rows), backtest_panel, reorder_quantities.
 
 This module is the one place that imports every method module (each registers itself), so the registry is
@@ -16,12 +17,13 @@ complete once the package is imported.
 """
 from __future__ import annotations
 
+from .anomaly import Anomalies, detect_anomalies
 from .auto import AutoForecaster
 from .ets import ETS
 from .methods import ARIMA, Croston, Naive, SeasonalNaive, Theta
 from .nn import NN, NNConfig
-from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast, PanelResult, build_panel,
-                    infer_frequency, is_intermittent, mase_scale, seasonality_strength, validate_horizon,
+from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast, PanelResult, period_dates,
+                    build_panel, infer_frequency, is_intermittent, mase_scale, seasonality_strength, validate_horizon,
                     validate_level)
 from .pipeline import backtest_panel, forecast_panel, reorder_quantities
 from .registry import REGISTRY, Method, method_names, register
@@ -29,8 +31,8 @@ from .seasonality import YearlyAdjust
 
 METHODS = method_names()
 
-__all__ = ["ARIMA", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
+__all__ = ["ARIMA", "Anomalies", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
            "Method", "NN", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "REGISTRY", "SeasonalNaive",
-           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "forecast_panel", "infer_frequency",
+           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "period_dates", "forecast_panel", "infer_frequency",
            "is_intermittent", "mase_scale", "method_names", "register", "reorder_quantities",
            "seasonality_strength", "validate_horizon", "validate_level"]

@@ -177,7 +177,7 @@ def _period_index(day: np.ndarray, freq: str) -> np.ndarray:
     return np.floor_divide(months, step)
 
 
-def _period_dates(period: np.ndarray, freq: str, anchor: np.ndarray) -> np.ndarray:
+def period_dates(period: np.ndarray, freq: str, anchor: np.ndarray) -> np.ndarray:
     """Epoch day of each period number; weekly periods keep the series' own weekday (anchor day)."""
     step, monthly, _ = FREQS[freq]
     if not monthly:

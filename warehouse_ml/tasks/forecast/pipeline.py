@@ -10,7 +10,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .panel import (FREQS, ForecastInputError, Panel, PanelForecast, PanelResult, _combine, _gather, _period_dates,
+from .panel import (FREQS, ForecastInputError, Panel, PanelForecast, PanelResult, _combine, _gather, period_dates,
                     mase_scale, validate_horizon, validate_level)
 from .registry import fit_predict, is_yearly_aware, method_class, method_names
 from .seasonality import YearlyAdjust, _SubYearly
@@ -106,7 +106,7 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
         mean, lower, upper = np.maximum(mean, 0), np.maximum(lower, 0), np.maximum(upper, 0)
     steps = np.arange(1, h + 1)
     per = panel.start[:, None] + lens[:, None] - 1 + steps[None, :]
-    days = _period_dates(per, panel.freq, panel.anchor[:, None])
+    days = period_dates(per, panel.freq, panel.anchor[:, None])
     keep = ~empty
     sidx = np.repeat(np.arange(N)[keep], h)
     return PanelResult(sidx, days[keep].ravel(), mean[keep].ravel(), lower[keep].ravel(), upper[keep].ravel(),
