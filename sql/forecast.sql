@@ -44,3 +44,13 @@ CREATE OR REPLACE TEMP MACRO detect_anomalies(relation, item := NULL, date := NU
            f.value, f.expected, f.lower, f.upper, f.is_anomaly, f.score
     FROM (SELECT unnest(wml_detect_anomalies(relation, json_object('item', item, 'date', date, 'value', value,
         'level', level)), recursive := true)) f;
+
+-- explain_forecast: the ETS forecast of each item taken apart; level + trend + season + yearly = forecast.
+CREATE OR REPLACE TEMP MACRO explain_forecast(relation, horizon, item := NULL, date := NULL, value := NULL) AS TABLE
+    SELECT cast_to_type(f.item, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'item', item, date, value))
+                FROM (SELECT *, NULL::VARCHAR AS __wml_no_item FROM query_table(wml_forecast_source(relation))) LIMIT 1)) AS item,
+           cast_to_type(f.date, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'date', item, date, value))
+                FROM query_table(wml_forecast_source(relation)) LIMIT 1)) AS date,
+           f.forecast, f.level, f.trend, f.season, f.yearly, f.method
+    FROM (SELECT unnest(wml_explain_forecast(relation, horizon, json_object('item', item, 'date', date,
+        'value', value)), recursive := true)) f;

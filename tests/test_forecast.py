@@ -334,3 +334,16 @@ def test_detect_anomalies_finds_a_spike_and_keeps_types(con):
     flagged = [r for r in rows if r[6]]
     assert len(flagged) <= 0.02 * len(rows)  # Poisson noise alone is rarely beyond the 99.9% band
     assert all(lo <= e <= hi for _, _, _, e, lo, hi, _, _ in rows)
+
+
+def test_explain_forecast_parts_sum_to_the_ets_forecast(con):
+    rel = con.sql("FROM explain_forecast('sales', 7) ORDER BY item, date")
+    assert rel.columns == ["item", "date", "forecast", "level", "trend", "season", "yearly", "method"]
+    rows = rel.fetchall()
+    assert len(rows) == 8 * 7
+    for r in rows:
+        assert r[2] == pytest.approx(r[3] + r[4] + r[5] + r[6], abs=1e-9)
+    ets = dict(((r[0], r[1]), r[2]) for r in con.execute("FROM forecast_demand('sales', 7, method := 'ets')").fetchall())
+    sku = [r for r in rows if r[0] == "sku1"]
+    assert [max(r[2], 0) for r in sku] == pytest.approx([ets[(r[0], r[1])] for r in sku])
+    assert any(abs(r[5]) > 0.5 for r in sku)  # the weekly pattern is a part of its own

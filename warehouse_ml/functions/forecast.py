@@ -27,6 +27,8 @@ BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE,
                 "folds INTEGER)")
 ANOMALY_ROW = ("STRUCT(item VARCHAR, date DATE, value DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE, "
                "is_anomaly BOOLEAN, score DOUBLE)")
+EXPLAIN_ROW = ("STRUCT(item VARCHAR, date DATE, forecast DOUBLE, level DOUBLE, trend DOUBLE, season DOUBLE, "
+               "yearly DOUBLE, method VARCHAR)")
 REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
@@ -288,6 +290,31 @@ def detect_anomalies(ctx, relation, opts):
         **{k: pa.array(getattr(res, k)[keep], pa.float64()) for k in ("value", "expected", "lower", "upper")},
         "is_anomaly": pa.array(res.is_anomaly[keep], pa.bool_()),
         "score": pa.array(res.score[keep], pa.float64()),
+    })
+
+
+# --------------------------------------------------------------------------------------------------------
+# explain_forecast
+# --------------------------------------------------------------------------------------------------------
+@table_udf("wml_explain_forecast", args=["VARCHAR", "BIGINT", JSON], returns=EXPLAIN_ROW)
+def explain_forecast(ctx, relation, horizon, opts):
+    """The additive parts of each series' ETS forecast (``tasks.forecast.explain``), which sum to ``forecast``."""
+    opts = opts or {}
+    h = _horizon(horizon)
+    data = load_series(ctx, relation, opts)
+    panel = data.panel
+    ex = K.explain_panel(panel, h)
+    keep = np.nonzero(panel.n_obs > 0)[0]
+    series = np.repeat(keep, h)
+    steps = np.tile(np.arange(1, h + 1), len(keep))
+    days = K.period_dates(panel.start[series] + panel.lens[series] - 1 + steps, panel.freq, panel.anchor[series])
+    labels = np.asarray(_labels(data, ex.method), dtype=object)
+    return pa.table({
+        "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
+        "forecast": pa.array(ex.forecast[keep].ravel(), pa.float64()),
+        **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS},
+        "method": pa.array(labels[series] if len(series) else [], pa.string()),
     })
 
 

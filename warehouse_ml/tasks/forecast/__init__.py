@@ -9,6 +9,7 @@ Pure NumPy in and out, so the same code runs inside a DuckDB UDF or a Spark ``ma
   ``seasonality``  seasonal indices and the yearly (Fourier) adjustment of daily/weekly data.
   ``auto``         per-series selection on rolling origins.
   ``nn``           one neural network over all series (TensorFlow, imported only when used).
+  ``explain``      forecasts taken apart into level, trend, season and yearly pattern.
   ``anomaly``      anomalies in history against a robust trend + season decomposition.
   ``pipeline``     forecast_panel (fallbacks, intervals, output rows), backtest_panel, reorder_quantities.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 from .anomaly import Anomalies, detect_anomalies
 from .auto import AutoForecaster
 from .ets import ETS
+from .explain import PARTS, Explanation, explain_panel
 from .methods import ARIMA, Croston, Naive, SeasonalNaive, Theta
 from .nn import NN, NNConfig
 from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast, PanelResult, period_dates,
@@ -32,7 +34,7 @@ from .seasonality import YearlyAdjust
 METHODS = method_names()
 
 __all__ = ["ARIMA", "Anomalies", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
-           "Method", "NN", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "REGISTRY", "SeasonalNaive",
-           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "period_dates", "forecast_panel", "infer_frequency",
+           "Explanation", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "REGISTRY", "SeasonalNaive",
+           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_panel", "period_dates", "forecast_panel", "infer_frequency",
            "is_intermittent", "mase_scale", "method_names", "register", "reorder_quantities",
            "seasonality_strength", "validate_horizon", "validate_level"]
