@@ -13,8 +13,9 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   Smoothing parameters are searched once, on the data before the earliest origin; at the later origins and
   for the final forecast the states are brought up to date with the same parameters (``refilter``), so the
   evaluation is out of sample and costs about one fit per candidate, not one per origin.
-* **Score**: mean absolute error over the origins divided by the in-sample seasonal-naive error (MASE), so
-  series of any scale weigh alike when the panel's figures are pooled.
+* **Score**: per origin, the median absolute error over its window divided by the in-sample seasonal-naive
+  error (a median MASE: one holiday or stock-out inside a window does not decide the method), so series of any
+  scale weigh alike when the panel's figures are pooled.
 * **Combination**: a forecast is the mean of two candidates (or one alone). Which two is a choice among
   strategies scored on the pooled rolling-origin MASE (see ``_select``): one candidate or pair for the whole
   panel, or each series' own best two. The label names the members.
@@ -46,14 +47,29 @@ def _fourier_curve(yearly, T: int) -> np.ndarray:
 
 
 class _Candidate:
-    """One candidate of ``auto`` on a sub-panel: fitted once at the earliest cut, then refiltered."""
+    """One candidate of ``auto`` on a sub-panel: fitted once at the earliest cut, then refiltered; only on the
+    series it applies to (``rows``; None: all), NaN for the others."""
 
-    def __init__(self, name: str, model: Method, Y: np.ndarray, curve: np.ndarray | None, log: bool):
+    def __init__(self, name: str, model: Method, Y: np.ndarray, curve: np.ndarray | None, log: bool,
+                 rows: np.ndarray):
+        self.rows = None if rows.all() else np.nonzero(rows)[0]
+        self.N = len(Y)
+        if self.rows is not None:
+            Y, curve = Y[self.rows], None if curve is None else curve[self.rows]
         self.name, self.model, self.Y, self.curve, self.log = name, model, Y, curve, log
         self.fitted = False
 
     def forecast(self, cut: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, PanelForecast]:
-        """(mean, sd, raw forecast) of ``h`` steps after each series' ``cut``, in the data's units."""
+        """(mean, sd, raw forecast of the rows fitted) of ``h`` steps after each series' ``cut``, in the data's
+        units."""
+        mean, sd, fc = self._forecast(cut if self.rows is None else cut[self.rows], h)
+        if self.rows is None:
+            return mean, sd, fc
+        full_mean, full_sd = np.full((self.N, h), np.nan), np.full((self.N, h), np.nan)
+        full_mean[self.rows], full_sd[self.rows] = mean, sd
+        return full_mean, full_sd, fc
+
+    def _forecast(self, cut, h):
         T = self.Y.shape[1]
         X = self.Y if self.curve is None else self.Y - self.curve[:, :T]
         X = np.log(np.maximum(X, 1e-9)) if self.log else X
@@ -98,26 +114,23 @@ class AutoForecaster(Method):
         return self
 
     def _candidates(self, Y: np.ndarray, lens: np.ndarray, yearly, h: int, backtest: bool) -> list[_Candidate]:
-        m = self.m
+        m, N = self.m, len(lens)
         M = np.arange(Y.shape[1])[None, :] < lens[:, None]
         inter = is_intermittent(Y + 0.0, lens)
-        positive = np.all((Y > 0) | ~M, axis=1)
+        every = np.ones(N, bool)
         curve = None if yearly is None else _fourier_curve(yearly, Y.shape[1] + h)
         ets = dict(fit_window=self.fit_window)
-        out = [_Candidate("ets", ETS(m, **ets), Y, curve, False), _Candidate("theta", Theta(m), Y, curve, False)]
-        if inter.any():
-            out.append(_Candidate("croston", Croston(), Y, None, False))
+        # (name, model, yearly curve, log scale, series it applies to): Theta and the naive forecasts (which repeat
+        # a spike or a zero) misfit sparse demand, Croston smooth demand; the log scale needs positive values
+        # (and ETS: Theta's multiplicative indices have no meaning there)
+        specs = [("ets", ETS(m, **ets), curve, False, every), ("theta", Theta(m), curve, False, ~inter),
+                 ("croston", Croston(), None, False, inter)]
         if backtest:
-            out += [_Candidate("seasonal_naive", SeasonalNaive(m) if m > 1 else Naive(), Y, None, False),
-                    _Candidate("naive", Naive(), Y, None, False)]
-            if positive.any():
-                out.append(_Candidate(LOG_PREFIX + "ets", ETS(m, **ets), Y, None, True))
-        # where a candidate does not apply to a series: theta and the naive forecasts (which repeat a spike or a
-        # zero) misfit sparse demand, croston smooth demand,
-        # the log scale needs positive values (Theta's multiplicative indices have no meaning there)
-        rules = {"croston": inter, "theta": ~inter, "seasonal_naive": ~inter, "naive": ~inter,
-                 LOG_PREFIX + "ets": positive}
-        self._allowed = np.stack([rules.get(c.name, np.ones(len(lens), bool)) for c in out], axis=1)
+            specs += [("seasonal_naive", SeasonalNaive(m) if m > 1 else Naive(), None, False, ~inter),
+                      ("naive", Naive(), None, False, ~inter),
+                      (LOG_PREFIX + "ets", ETS(m, **ets), None, True, np.all((Y > 0) | ~M, axis=1))]
+        out = [_Candidate(name, model, Y, cv, log, rows) for name, model, cv, log, rows in specs if rows.any()]
+        self._allowed = np.stack([spec[4] for spec in specs if spec[4].any()], axis=1)
         return out
 
     def predict(self, h):
@@ -168,9 +181,11 @@ class AutoForecaster(Method):
                     err[o, :, c], sds[o, :, c] = np.maximum(mean, 0) - actual, sd
             members = self._select(err, scales, allowed, names)
         else:  # ETS and Theta (Croston for intermittent series): a fixed, robust pair
-            members = np.stack([np.full(N, names.index("ets")),
-                                np.where(allowed[:, names.index("theta")], names.index("theta"),
-                                         names.index("croston") if "croston" in names else names.index("ets"))], 1)
+            second = np.full(N, names.index("ets"))
+            for name in ("croston", "theta"):
+                if name in names:
+                    second = np.where(allowed[:, names.index(name)], names.index(name), second)
+            members = np.stack([np.full(N, names.index("ets")), second], 1)
         # final forecasts: refiltered up to each series' end (refit where the cut left out much of the series)
         finals = []
         for cand in cands:
@@ -198,12 +213,12 @@ class AutoForecaster(Method):
 
         Strategies: every single candidate and every pair for the whole panel (a candidate that does not apply
         to a series is replaced by ETS there), and per-series choice of the two best on the origins. Each is
-        scored by its MASE pooled over series and origins; the per-series choice is scored leaving each origin
+        scored by its (median) MASE pooled over series and origins; the per-series choice is scored leaving each origin
         out of its own choice, so its score is out of sample like the others'. The lowest pooled score wins:
         pooling hundreds of errors keeps the choice of strategy stable where one series' few errors are noise.
         """
         O, N, C, _ = err.shape
-        mae = np.mean(np.abs(err), axis=3) / scales[:, :, None]  # (O, N, C)
+        mae = np.median(np.abs(err), axis=3) / scales[:, :, None]  # (O, N, C)
         mae = np.where(allowed[None] & np.isfinite(mae), mae, np.inf)
         ets = names.index("ets")
         rows = np.arange(N)
@@ -212,7 +227,7 @@ class AutoForecaster(Method):
             mem = np.broadcast_to(mem, (O, N, 2))
             o = np.arange(O)[:, None]
             e = (err[o, rows[None, :], mem[..., 0]] + err[o, rows[None, :], mem[..., 1]]) / 2
-            return float(np.mean(np.mean(np.abs(e), axis=2) / scales))
+            return float(np.mean(np.median(np.abs(e), axis=2) / scales))
 
         total = mae.sum(axis=0)
         best = np.argsort(total, axis=1, kind="stable")[:, :2]
