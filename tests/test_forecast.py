@@ -348,3 +348,38 @@ def test_explain_forecast_parts_sum_to_the_ets_forecast(con):
     sku = [r for r in rows if r[0] == "sku1"]
     assert [max(r[2], 0) for r in sku] == pytest.approx([ets[(r[0], r[1])] for r in sku])
     assert any(abs(r[5]) > 0.5 for r in sku)  # the weekly pattern is a part of its own
+
+
+@pytest.fixture
+def drivers(con):
+    con.execute("CREATE TABLE drv AS SELECT sku, day, units, CAST(dayofweek(day) = 5 AS INTEGER) AS promo FROM sales "
+                "WHERE sku LIKE 'sku%'")
+    con.execute(f"CREATE TABLE plan AS SELECT sku, DATE '{START + dt.timedelta(days=DAYS)}' + k::INTEGER AS day, "
+                "CAST(k = 2 AS INTEGER) AS promo FROM (SELECT DISTINCT sku FROM drv), range(7) t(k)")
+    return con
+
+
+def test_gbm_learns_from_features_future_and_holidays(drivers):
+    rows = drivers.execute("FROM forecast_demand('drv', 7, value := 'units', method := 'gbm', features := ['promo'], "
+                           "future := 'plan', "
+                           "holidays := 'US') WHERE item LIKE 'sku%' ORDER BY item, date").fetchall()
+    assert len(rows) == 5 * 7 and {r[5] for r in rows} == {"gbm"}
+    assert all(r[3] <= r[2] <= r[4] for r in rows)
+
+
+@pytest.mark.parametrize("setup, call, pattern", [
+    ("ALTER TABLE plan DROP COLUMN promo", "features := ['promo'], future := 'plan'",
+     r"argument 'future': relation 'plan' has no column 'promo'"),
+    ("DELETE FROM plan WHERE sku = 'sku3' AND day = (SELECT max(day) FROM plan)",
+     "features := ['promo'], future := 'plan'", r"argument 'future': 'plan' does not cover the horizon: .*'sku3'"),
+    ("UPDATE drv SET promo = NULL WHERE sku = 'sku1' AND day = DATE '2024-02-01'",
+     "features := ['promo'], future := 'plan'", r"argument 'features': column 'promo' of 'drv' has 1 NULL"),
+    ("SELECT 1", "holidays := 'XX'", r"argument 'holidays': unknown country code 'XX'"),
+    ("SELECT 1", "features := ['promo']", r"argument 'future': features need their values over the horizon"),
+])
+def test_gbm_driver_errors_name_the_argument_and_the_fix(drivers, setup, call, pattern):
+    drivers.execute(setup)
+    with pytest.raises(Exception, match=pattern):
+        drivers.execute(f"FROM forecast_demand('drv', 7, value := 'units', method := 'gbm', {call})").fetchall()
+    with pytest.raises(Exception, match=r"argument 'method': features, future and holidays are inputs of method"):
+        drivers.execute("FROM forecast_demand('drv', 7, value := 'units', holidays := 'US')").fetchall()

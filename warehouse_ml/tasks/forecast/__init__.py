@@ -8,6 +8,7 @@ Pure NumPy in and out, so the same code runs inside a DuckDB UDF or a Spark ``ma
   ``methods``      naive, seasonal naive, Theta, Croston/TSB, ARIMA.
   ``seasonality``  seasonal indices and the yearly (Fourier) adjustment of daily/weekly data.
   ``auto``         per-series selection on rolling origins.
+  ``gbm``          one gradient-boosted model over all series, with drivers and holidays.
   ``nn``           one neural network over all series (TensorFlow, imported only when used).
   ``explain``      forecasts taken apart into level, trend, season and yearly pattern.
   ``anomaly``      anomalies in history against a robust trend + season decomposition.
@@ -22,9 +23,11 @@ from .anomaly import Anomalies, detect_anomalies
 from .auto import AutoForecaster
 from .ets import ETS
 from .explain import PARTS, Explanation, explain_panel
+from .gbm import GBM, Drivers, holiday_days
 from .methods import ARIMA, Croston, Naive, SeasonalNaive, Theta
 from .nn import NN, NNConfig
 from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast, PanelResult, period_dates,
+                    period_index,
                     build_panel, infer_frequency, is_intermittent, mase_scale, seasonality_strength, validate_horizon,
                     validate_level)
 from .pipeline import backtest_panel, forecast_panel, reorder_quantities
@@ -34,7 +37,7 @@ from .seasonality import YearlyAdjust
 METHODS = method_names()
 
 __all__ = ["ARIMA", "Anomalies", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
-           "Explanation", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "REGISTRY", "SeasonalNaive",
-           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_panel", "period_dates", "forecast_panel", "infer_frequency",
+           "Drivers", "Explanation", "GBM", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "REGISTRY", "SeasonalNaive",
+           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_panel", "holiday_days", "period_dates", "period_index", "forecast_panel", "infer_frequency",
            "is_intermittent", "mase_scale", "method_names", "register", "reorder_quantities",
            "seasonality_strength", "validate_horizon", "validate_level"]

@@ -168,7 +168,7 @@ def infer_frequency(series: np.ndarray, day: np.ndarray) -> str:
     return "yearly"
 
 
-def _period_index(day: np.ndarray, freq: str) -> np.ndarray:
+def period_index(day: np.ndarray, freq: str) -> np.ndarray:
     """Integer period number of each date for the frequency (days, weeks, months, quarters or years)."""
     step, monthly, _ = FREQS[freq]
     if not monthly:
@@ -226,7 +226,7 @@ def build_panel(series: np.ndarray, day: np.ndarray, value: np.ndarray, n_series
     if freq not in FREQS:
         raise ForecastInputError("freq", f"unknown frequency {freq!r}", f"Use one of {', '.join(FREQS)}")
     m = FREQS[freq][2] if season is None else int(season)
-    per = _period_index(day, freq)
+    per = period_index(day, freq)
     start = np.full(n_series, np.iinfo(np.int64).max)
     np.minimum.at(start, series, per)
     end = np.full(n_series, np.iinfo(np.int64).min)

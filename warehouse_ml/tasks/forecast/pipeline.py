@@ -22,8 +22,8 @@ def _plural(n: int, word: str) -> str:
 
 def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: float = 0.95,
                    clip: bool = True, nn_config=None) -> PanelResult:
-    """Forecast every series of a panel with ``method`` (a name in the registry). ``nn_config``: settings of
-    ``method='nn'`` (its NNConfig)."""
+    """Forecast every series of a panel with ``method`` (a name in the registry). ``nn_config``: the method's
+    own settings (``nn``: an NNConfig; ``gbm``: its ``Drivers``, cut to each group of series)."""
     validate_horizon(horizon)
     validate_level(level)
     if method not in method_names():
@@ -68,8 +68,9 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
             try:
                 gcls = method_class(meth)
                 extra = {k: getattr(panel, k)[gix] for k in gcls.needs if k != "yearly"}
+                sub = dict(create, config=nn_config.take(gix) if hasattr(nn_config, "take") else nn_config)
                 fc = fit_predict(meth, Y0[gix], lens[gix], m, h, None if yearly is None else _SubYearly(yearly, gix),
-                                 **create, **extra)
+                                 **sub, **extra)
                 if meth in ("ets", "theta") and m > 1:
                     fc.method = [meth if lens[i] >= 2 * m else f"{meth}->non-seasonal {meth} (short)" for i in gix]
                 if meth in prefix:
