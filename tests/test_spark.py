@@ -168,6 +168,8 @@ def test_forecast_arguments_are_validated(spark):
     df = spark.createDataFrame(pa.table({"item": ["a"], "day": pa.array([0], pa.date32()), "units": [1.0]}))
     with pytest.raises(wml.errors.InvalidArgument, match="method"):
         wml_spark.forecast_demand(df, 7, method="prophet")
+    with pytest.raises(wml.errors.InvalidArgument, match="'nn' learns one model across all series"):
+        wml_spark.forecast_demand(df, 7, method="nn")
     with pytest.raises(wml.errors.InvalidArgument, match="horizon"):
         wml_spark.forecast_demand(df, 0)
     with pytest.raises(wml.errors.InvalidArgument, match="value"):

@@ -77,8 +77,16 @@ def forecast_arrow(table: pa.Table, roles: Roles, horizon: int, method: str, lev
     })
 
 
+GLOBAL_METHODS = ("gbm", "nn")  # one model learnt across all series: a partition would see only some of them
+
+
 def _validated(horizon, method, level) -> tuple[int, str, float]:
-    return _horizon(horizon), _method({"method": method}), _level({"level": level})
+    m = _method({"method": method})
+    if m in GLOBAL_METHODS:
+        raise InvalidArgument("method", f"'{m}' learns one model across all series, which a per-partition forecast on "
+                              "Spark cannot do yet", "Use a per-series method (auto, ets, theta, seasonal_naive, "
+                              "croston, arima, naive), or run this one in DuckDB")
+    return _horizon(horizon), m, _level({"level": level})
 
 
 def forecast_demand(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None,
