@@ -396,7 +396,7 @@ def _method_params(opts: dict, method: str, strict: bool) -> dict:
                               "Pass e.g. params := {'factors': 32}")
     if isinstance(params.get(method), dict):
         return dict(params[method])
-    flat = {k: v for k, v in params.items() if k not in rk.METHODS and k not in rk.PLANNED}
+    flat = {k: v for k, v in params.items() if k not in rk.METHODS}
     known = set().union(*(cls.defaults for cls in rk.METHODS.values()))
     for name in flat:
         if name not in known:
