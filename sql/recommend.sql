@@ -4,11 +4,13 @@
 CREATE OR REPLACE TEMP MACRO recommend_items(relation, k, "user" := NULL, item := NULL, weight := NULL,
                                              "time" := NULL, event := NULL, event_weights := NULL,
                                              method := 'auto', exclude_seen := true, for_users := NULL,
-                                             segment := NULL, params := NULL) AS TABLE
+                                             segment := NULL, params := NULL, budget := NULL,
+                                             exclude := NULL, candidates := NULL) AS TABLE
     SELECT unnest(wml_recommend_items(relation, k, json_object(
         'user', "user", 'item', item, 'weight', weight, 'time', "time", 'event', event,
         'event_weights', event_weights, 'method', method, 'exclude_seen', exclude_seen,
-        'for_users', for_users, 'segment', segment, 'params', params)::VARCHAR), recursive := true);
+        'for_users', for_users, 'segment', segment, 'params', params, 'budget', budget,
+        'exclude', exclude, 'candidates', candidates)::VARCHAR), recursive := true);
 
 CREATE OR REPLACE TEMP MACRO similar_items(relation, k, "user" := NULL, item := NULL, weight := NULL,
                                            "time" := NULL, event := NULL, event_weights := NULL,
@@ -20,8 +22,8 @@ CREATE OR REPLACE TEMP MACRO similar_items(relation, k, "user" := NULL, item := 
 CREATE OR REPLACE TEMP MACRO evaluate_recommender(relation, k, "user" := NULL, item := NULL, weight := NULL,
                                                   "time" := NULL, event := NULL, event_weights := NULL,
                                                   methods := NULL, test_fraction := 0.2, params := NULL,
-                                                  seed := 0) AS TABLE
+                                                  seed := 0, budget := NULL) AS TABLE
     SELECT unnest(wml_evaluate_recommender(relation, k, json_object(
         'user', "user", 'item', item, 'weight', weight, 'time', "time", 'event', event,
         'event_weights', event_weights, 'methods', methods, 'test_fraction', test_fraction,
-        'params', params, 'seed', seed)::VARCHAR), recursive := true);
+        'params', params, 'seed', seed, 'budget', budget)::VARCHAR), recursive := true);
