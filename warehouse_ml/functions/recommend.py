@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
-from ..binding.registry import JSON, table_udf
+from ..binding.keys import typed_call_sql
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import recommend as rk
@@ -185,6 +186,7 @@ class Interactions:
     stats: dict
     notes: list[str] = field(default_factory=list)
     event_weights: dict | None = None
+    key_types: dict = field(default_factory=dict)  # role -> SQL type of the source column
 
     @property
     def n_users(self) -> int:
@@ -281,7 +283,8 @@ def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -
                          u.indices.to_numpy(zero_copy_only=False).astype(np.int64),
                          i.indices.to_numpy(zero_copy_only=False).astype(np.int64),
                          table.column("w").to_numpy(zero_copy_only=False).astype(np.float32), t,
-                         stats, notes, mapping if roles.event else None)
+                         stats, notes, mapping if roles.event else None,
+                         {"user": rel.columns[roles.user], "item": rel.columns[roles.item]})
     stats.update(n_pairs=table.num_rows, n_users=inter.n_users, n_items=inter.n_items,
                  n_events=int(pc.sum(table.column("n")).as_py()))
     for n in notes:
@@ -553,6 +556,7 @@ def fit_model(ctx, inter: Interactions, opts: dict, k: int = 10, always_evaluate
              inter.n_items, len(inter.users), _time.perf_counter() - t0)
     notes.extend(getattr(rec, "notes", []))  # e.g. two_tower: epochs, device, seconds, loss
     meta = {"method": method, "params": rec.params, "relation": inter.relation, "roles": inter.roles.as_dict(),
+            "key_types": inter.key_types,
             "event_weights": inter.event_weights, "stats": inter.stats, "notes": notes, "candidates": candidates}
     model = RecModel(rec, inter.user_ids, inter.item_ids, inter.matrix(), meta, recency=inter.recency())
     seg = opts.get("segment")
@@ -751,6 +755,43 @@ def _cold_start(model: RecModel, k: int, seg_codes: np.ndarray, allowed: np.ndar
 
 
 # -- SQL entry points --------------------------------------------------------------------------------------------
+def key_types(ctx, source, opts: dict) -> dict[str, str]:
+    """The SQL types of the user and item columns behind a relation or a trained recommender (VARCHAR for a model
+    trained before types were recorded)."""
+    if _is_model(ctx, source):
+        return dict(ctx.store.describe(source).meta.get("key_types") or {})
+    rel = ctx.relation(source, "relation")
+    roles = infer_roles(rel, opts)
+    return {"user": rel.columns[roles.user], "item": rel.columns[roles.item]}
+
+
+def _typed_sql(ctx, udf: str, sources: pa.Array, ks: pa.Array, options: pa.Array, columns: list[str],
+               casts: dict[str, str]) -> pa.Array:
+    """Bind-time text of the call to ``udf`` with its key columns cast back to their source types (see
+    ``binding.keys``). Argument errors are left to ``udf`` itself, which reports them at run time."""
+    out = []
+    for source, k, raw in zip(sources.to_pylist(), ks.to_pylist(), options.to_pylist()):
+        try:
+            opts = _options(json.loads(raw) if raw else {})
+            types = key_types(ctx, source, opts) if isinstance(source, str) and source.strip() else {}
+        except (InvalidArgument, AmbiguousColumn, UnknownRelation, ValueError):
+            types = {}
+        out.append(typed_call_sql(udf, [source, k, raw], columns, {c: types.get(r) for c, r in casts.items()}))
+    return pa.array(out, pa.string())
+
+
+@scalar_udf("wml_recommend_items_sql", args=["VARCHAR", "BIGINT", "VARCHAR"], returns="VARCHAR")
+def recommend_items_sql(ctx, sources, ks, options):
+    return _typed_sql(ctx, "wml_recommend_items", sources, ks, options, ["user", "rank", "item", "score"],
+                      {"user": "user", "item": "item"})
+
+
+@scalar_udf("wml_similar_items_sql", args=["VARCHAR", "BIGINT", "VARCHAR"], returns="VARCHAR")
+def similar_items_sql(ctx, sources, ks, options):
+    return _typed_sql(ctx, "wml_similar_items", sources, ks, options, ["item", "rank", "similar_item", "score"],
+                      {"item": "item", "similar_item": "item"})
+
+
 @table_udf("wml_recommend_items", args=["VARCHAR", "BIGINT", JSON], returns=REC_ROW)
 def recommend_items(ctx, source, k, options):
     opts = _options(options)
