@@ -34,7 +34,9 @@ def test_predictions_are_probabilities_that_rank_churners_first(con, churn_table
     same = con.execute("SELECT predict_churn(u) FROM uf u ORDER BY user_id").fetchall()
     assert np.allclose([s[0] for s in same], p)
     labels = {r[0] for r in con.execute("SELECT DISTINCT ml_predict_label('churn', u) FROM uf u").fetchall()}
-    assert labels == {"0", "1"}
+    assert labels == {0, 1}  # the label's own type comes back
+    label_type = con.execute("SELECT typeof(churned) FROM uf LIMIT 1").fetchall()[0][0]
+    assert str(con.sql("SELECT ml_predict_label('churn', u) FROM uf u").types[0]) == label_type
 
 
 @pytest.mark.parametrize("algorithm", ["logistic", "decision_tree", "random_forest", "gbm", "svm"])

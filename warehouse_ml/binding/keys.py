@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from ..errors import WmlError
 
 _CASTABLE = re.compile(
     r"^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|"
@@ -44,3 +49,18 @@ def typed_call_sql(udf: str, args: list, columns: list[str], casts: dict[str, st
         select.append(f"CAST({quoted} AS {t}) AS {quoted}" if c in casts and t != "VARCHAR" else quoted)
     call = f"{udf}({', '.join(literal(a) for a in args)})"
     return f"SELECT {', '.join(select)} FROM (SELECT unnest({call}, recursive := true))"
+
+
+def typed_calls(ctx, udf: str, arrays: list[pa.Array], columns: list[str], types_of: Callable[..., dict[str, str]]
+                ) -> pa.Array:
+    """Body of a bind-time ``wml_x_sql`` UDF: per row of constant arguments, the SQL text of the call to table UDF
+    ``udf`` with the key columns that ``types_of(ctx, *args)`` types cast back. When ``types_of`` fails on a bad
+    argument the keys stay VARCHAR: ``udf`` itself then reports the problem when it runs."""
+    out = []
+    for args in zip(*(a.to_pylist() for a in arrays)):
+        try:
+            types = types_of(ctx, *args)
+        except (WmlError, ValueError, KeyError, TypeError):
+            types = {}
+        out.append(typed_call_sql(udf, list(args), columns, types))
+    return pa.array(out, pa.string())

@@ -56,8 +56,8 @@ STEPS: list[tuple[str, str]] = [
      "WITH bought AS (SELECT o.user_id, string_agg(DISTINCT p.category, ', ' ORDER BY p.category) AS bought "
      "FROM order_items i JOIN orders o USING (order_id) JOIN products p USING (product_id) GROUP BY ALL), "
      "recs AS (SELECT r.\"user\", string_agg(p.category || ' #' || p.product_id, ', ' ORDER BY r.rank) AS recommended "
-     "FROM recommend_items('recs', 4) r JOIN products p ON p.product_id = r.item::BIGINT GROUP BY ALL) "
-     "SELECT b.user_id, b.bought, r.recommended FROM bought b JOIN recs r ON r.\"user\" = b.user_id::VARCHAR "
+     "FROM recommend_items('recs', 4) r JOIN products p ON p.product_id = r.item GROUP BY ALL) "
+     "SELECT b.user_id, b.bought, r.recommended FROM bought b JOIN recs r ON r.\"user\" = b.user_id "
      "ORDER BY b.user_id LIMIT 3"),
     ("Customer segments (k chosen by silhouette), described in words",
      "SELECT segment, n, round(share, 3) AS share, description FROM segment_profiles('churn_features', exclude := ['churned'])"),

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
-from ..binding.keys import typed_call_sql
+from ..binding.keys import typed_calls
 from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
@@ -759,37 +759,27 @@ def key_types(ctx, source, opts: dict) -> dict[str, str]:
     """The SQL types of the user and item columns behind a relation or a trained recommender (VARCHAR for a model
     trained before types were recorded)."""
     if _is_model(ctx, source):
-        return dict(ctx.store.describe(source).meta.get("key_types") or {})
+        return dict(ctx.store.describe(source).meta.get("key_types") or {})  # {} before types were recorded
     rel = ctx.relation(source, "relation")
     roles = infer_roles(rel, opts)
     return {"user": rel.columns[roles.user], "item": rel.columns[roles.item]}
 
 
-def _typed_sql(ctx, udf: str, sources: pa.Array, ks: pa.Array, options: pa.Array, columns: list[str],
-               casts: dict[str, str]) -> pa.Array:
-    """Bind-time text of the call to ``udf`` with its key columns cast back to their source types (see
-    ``binding.keys``). Argument errors are left to ``udf`` itself, which reports them at run time."""
-    out = []
-    for source, k, raw in zip(sources.to_pylist(), ks.to_pylist(), options.to_pylist()):
-        try:
-            opts = _options(json.loads(raw) if raw else {})
-            types = key_types(ctx, source, opts) if isinstance(source, str) and source.strip() else {}
-        except (InvalidArgument, AmbiguousColumn, UnknownRelation, ValueError):
-            types = {}
-        out.append(typed_call_sql(udf, [source, k, raw], columns, {c: types.get(r) for c, r in casts.items()}))
-    return pa.array(out, pa.string())
+def _key_types_of_call(ctx, source, k, raw) -> dict[str, str]:
+    types = key_types(ctx, source, _options(json.loads(raw) if raw else {}))
+    return {"user": types.get("user"), "item": types.get("item"), "similar_item": types.get("item")}
 
 
 @scalar_udf("wml_recommend_items_sql", args=["VARCHAR", "BIGINT", "VARCHAR"], returns="VARCHAR")
 def recommend_items_sql(ctx, sources, ks, options):
-    return _typed_sql(ctx, "wml_recommend_items", sources, ks, options, ["user", "rank", "item", "score"],
-                      {"user": "user", "item": "item"})
+    return typed_calls(ctx, "wml_recommend_items", [sources, ks, options], ["user", "rank", "item", "score"],
+                       _key_types_of_call)
 
 
 @scalar_udf("wml_similar_items_sql", args=["VARCHAR", "BIGINT", "VARCHAR"], returns="VARCHAR")
 def similar_items_sql(ctx, sources, ks, options):
-    return _typed_sql(ctx, "wml_similar_items", sources, ks, options, ["item", "rank", "similar_item", "score"],
-                      {"item": "item", "similar_item": "item"})
+    return typed_calls(ctx, "wml_similar_items", [sources, ks, options], ["item", "rank", "similar_item", "score"],
+                       _key_types_of_call)
 
 
 @table_udf("wml_recommend_items", args=["VARCHAR", "BIGINT", JSON], returns=REC_ROW)
