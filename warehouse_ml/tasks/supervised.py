@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
@@ -99,9 +99,10 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
                if clf else RandomForestRegressor(n_estimators=100, min_samples_leaf=3, n_jobs=-1, random_state=SEED))
     elif algorithm == "gbm":
         cats = categorical if categorical.any() else None
-        # early stopping on an internal 10% split keeps the number of trees (and the fit time) as small as the data needs
-        common = dict(max_iter=200, learning_rate=0.1, categorical_features=cats, early_stopping=True,
-                      n_iter_no_change=15, random_state=SEED)
+        # scikit-learn's defaults (100 trees; from 10,000 rows early stopping on an internal 10% split keeps the
+        # number of trees as small as the data needs): on small tables a 10% split is too noisy to stop on
+        common = dict(max_iter=100, learning_rate=0.1, categorical_features=cats, early_stopping="auto",
+                      random_state=SEED)
         est = (HistGradientBoostingClassifier(class_weight=class_weight, **common)
                if clf else HistGradientBoostingRegressor(**common))
     elif algorithm == "mlp":
@@ -160,13 +161,26 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
 
     candidates = []
+    calibrate = False
     if algorithm == "auto":
-        progress("choosing an algorithm by 3-fold cross-validation")
-        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight)
-        algorithm = candidates[0]["algorithm"]
-        notes.append(f"auto chose {algorithm} by cross-validated {candidates[0]['metric']}")
+        progress(f"choosing an algorithm by {CV_FOLDS}-fold cross-validation")
+        oof: dict = {}
+        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight, oof)
+        algorithm = next(c["algorithm"] for c in candidates if c["chosen"])
+        best = candidates[0]
+        notes.append(f"auto chose {algorithm} by cross-validated {best['metric']}: "
+                     + ", ".join(f"{c['algorithm']} {c['cv_score']:.4f} ± {c['cv_se']:.4f}" for c in candidates)
+                     + ("" if algorithm == best["algorithm"] else
+                        f" ({algorithm} is simpler and within the noise of {best['algorithm']})"))
+        if algorithm in oof and algorithm != "mlp":  # a Keras model is stored as itself, not inside a wrapper
+            raw, platt = calibration_gain(*oof[algorithm])
+            calibrate = platt < 0.98 * raw
+            notes.append(f"probabilities {'calibrated' if calibrate else 'left as they are'}: out-of-fold Brier "
+                         f"score {raw:.4f} as fitted, {platt:.4f} after Platt scaling")
     progress(f"fitting {algorithm} on {len(y_tr):,} rows")
     est = make_estimator(algorithm, task, categorical, params, class_weight)
+    if calibrate:  # the model refitted on every row, its scores mapped by a sigmoid fitted out of fold
+        est = CalibratedClassifierCV(est, method="sigmoid", cv=3, ensemble=False)
     t0 = time.perf_counter()
     est.fit(X_tr, y_tr)
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
@@ -193,7 +207,17 @@ def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float):
     return train_test_split(X, y, test_size=n_test, random_state=SEED, stratify=strat)
 
 
-def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
+CV_FOLDS = 5
+CV_ROWS_PER_REPEAT = 3_000  # small tables get the 5 folds repeated (up to 3 times) so the noise estimate is usable
+# simpler first: auto keeps the simplest candidate whose score is within the noise of the best one
+SIMPLICITY = ("logistic", "linear", "gbm", "random_forest", "mlp")
+
+
+def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = None) -> list[dict]:
+    """Every auto candidate scored by stratified 5-fold cross-validation (ROC AUC for two classes, macro F1 for
+    more, RMSE for numbers) on at most CV_SAMPLE rows, repeated on small tables, best mean first. Each candidate carries its per-fold
+    scores' mean, standard error and ``chosen`` (see ``choose``). ``oof``, when given, receives the out-of-fold
+    probability of the positive class per candidate (two classes only), with the fold of each row."""
     candidates = AUTO_CANDIDATES
     if len(y) >= MLP_AUTO_MIN_ROWS:
         from .deep import tensorflow_available
@@ -203,21 +227,74 @@ def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
     if len(y) > CV_SAMPLE:
         idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
         X, y = X[idx], y[idx]
-    if task == "classification":
-        binary = len(np.unique(y)) == 2
-        scoring, metric = ("roc_auc", "roc_auc") if binary else ("f1_macro", "f1_macro")
-        cv = StratifiedKFold(3, shuffle=True, random_state=SEED)
-    else:
-        scoring, metric = "neg_root_mean_squared_error", "rmse"
-        cv = KFold(3, shuffle=True, random_state=SEED)
+    clf = task == "classification"
+    binary = clf and len(np.unique(y)) == 2
+    metric = "roc_auc" if binary else "f1_macro" if clf else "rmse"
+    folds = max(2, min(CV_FOLDS, int(np.unique(y, return_counts=True)[1].min())) if clf else CV_FOLDS)
+    repeats = int(np.clip(np.ceil(CV_ROWS_PER_REPEAT / max(len(y), 1)), 1, 3))
+    splits = []
+    for r in range(repeats):
+        cv = (StratifiedKFold if clf else KFold)(folds, shuffle=True, random_state=SEED + r)
+        splits += list(cv.split(X, y))
+    fold_of = np.empty(len(y), np.int64)
+    for f, (_, val) in enumerate(splits[:folds]):  # out-of-fold probabilities come from the first repeat
+        fold_of[val] = f
     out = []
     for algo in candidates:
-        a = "linear" if algo == "logistic" and task == "regression" else algo
-        scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, cv=cv, scoring=scoring)
-        mean = float(np.mean(scores))
-        out.append({"algorithm": a, "cv_score": -mean if metric == "rmse" else mean, "metric": metric})
+        a = "linear" if algo == "logistic" and not clf else algo
+        per_fold, p_oof = [], np.full(len(y), np.nan)
+        for i, (train, val) in enumerate(splits):
+            est = make_estimator(a, task, categorical, {}, class_weight).fit(X[train], y[train])
+            if binary:
+                p = est.predict_proba(X[val])[:, 1]
+                if i < folds:
+                    p_oof[val] = p
+                per_fold.append(skm.roc_auc_score(y[val] == est.classes_[1], p))
+            elif clf:
+                per_fold.append(skm.f1_score(y[val], est.predict(X[val]), average="macro"))
+            else:
+                per_fold.append(float(np.sqrt(skm.mean_squared_error(y[val], est.predict(X[val])))))
+            classes = getattr(est, "classes_", None)
+        if oof is not None and binary:
+            oof[a] = (y == classes[1], p_oof, fold_of)
+        scores = np.asarray(per_fold, dtype=np.float64)
+        out.append({"algorithm": a, "cv_score": float(scores.mean()), "metric": metric,
+                    "cv_se": float(scores.std(ddof=1) / np.sqrt(len(scores))), "folds": scores.tolist()})
     out.sort(key=lambda c: c["cv_score"] if metric == "rmse" else -c["cv_score"])  # best first
+    chosen = choose(out)
+    for c in out:
+        c["chosen"] = c["algorithm"] == chosen
     return out
+
+
+def choose(candidates: list[dict]) -> str:
+    """The one-standard-error rule, paired across folds: the simplest candidate whose per-fold shortfall against
+    the best candidate averages no more than its standard error (the validation's noise) wins; a more complex
+    model is chosen only when it beats every simpler one by more than the noise."""
+    best = candidates[0]
+    sign = 1.0 if best["metric"] == "rmse" else -1.0  # shortfall = how much worse than the best, per fold
+    for c in sorted(candidates, key=lambda c: SIMPLICITY.index(c["algorithm"]) if c["algorithm"] in SIMPLICITY else 99):
+        d = sign * (np.asarray(best["folds"]) - np.asarray(c["folds"]))
+        shortfall = -d.mean()
+        noise = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+        if shortfall <= noise:
+            return c["algorithm"]
+    return best["algorithm"]
+
+
+def calibration_gain(positive: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -> tuple[float, float]:
+    """Brier score of out-of-fold probabilities as they are and after Platt scaling (a logistic map of their
+    log-odds), the map itself cross-fitted over the same folds so the comparison is honest."""
+    z = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1)).reshape(-1, 1)
+    calibrated = np.empty(len(p))
+    for f in np.unique(fold_of):
+        rest, this = fold_of != f, fold_of == f
+        if len(np.unique(positive[rest])) < 2:
+            calibrated[this] = p[this]
+            continue
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(z[rest], positive[rest])
+        calibrated[this] = platt.predict_proba(z[this])[:, 1]
+    return float(skm.brier_score_loss(positive, p)), float(skm.brier_score_loss(positive, calibrated))
 
 
 def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
@@ -249,6 +326,8 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
         if len(present) == 2:
             out["roc_auc"] = skm.roc_auc_score(y == pos, proba[:, 1])
             out["pr_auc"] = skm.average_precision_score(y == pos, proba[:, 1])
+        out["brier"] = skm.brier_score_loss(y == pos, proba[:, 1])
+        out["ece"] = expected_calibration_error(y == pos, proba[:, 1])
     else:
         out.update(precision=skm.precision_score(y, pred, average="macro", zero_division=0),
                    recall=skm.recall_score(y, pred, average="macro", zero_division=0),
@@ -257,6 +336,19 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
             out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
     out["log_loss"] = skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)
     return {k: float(v) for k, v in out.items()}
+
+
+def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed rate - mean predicted probability| over ten equal-width probability bins, weighted by the
+    share of rows in each bin (0 for perfectly calibrated probabilities)."""
+    positive = np.asarray(positive, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if not len(p):
+        return float("nan")
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, positive, bins) - np.bincount(which, p, bins))  # per bin: n x |rate - mean p|
+    return float(gap.sum() / len(p)) if n.sum() else float("nan")
 
 
 def predict_fn(est, task: str, features: list[dict]):
