@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
@@ -27,7 +27,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from ..errors import InvalidArgument, TrainingFailed
 from .compiled import fast_scorer
 
-ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "svm", "mlp")
+ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "blend", "svm", "mlp")
 AUTO_CANDIDATES = ("logistic", "random_forest", "gbm")
 CV_SAMPLE = 10_000
 # auto adds 'mlp' to AUTO_CANDIDATES only from this many training rows (where a network can beat the trees and
@@ -105,6 +105,12 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
                       random_state=SEED)
         est = (HistGradientBoostingClassifier(class_weight=class_weight, **common)
                if clf else HistGradientBoostingRegressor(**common))
+    elif algorithm == "blend":
+        if not clf:
+            raise InvalidArgument("algorithm", "'blend' is for classification labels", "Use algorithm := 'gbm'")
+        # the mean of the two probabilities: hedges between a smooth and a tree model when neither clearly wins
+        est = VotingClassifier([("logistic", make_estimator("logistic", task, categorical, {}, class_weight)),
+                                ("gbm", make_estimator("gbm", task, categorical, {}, class_weight))], voting="soft")
     elif algorithm == "mlp":
         from .deep import make_mlp  # TensorFlow is imported only here (MissingDependency when it is absent)
 
@@ -210,7 +216,7 @@ def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float):
 CV_FOLDS = 5
 CV_ROWS_PER_REPEAT = 3_000  # small tables get the 5 folds repeated (up to 3 times) so the noise estimate is usable
 # simpler first: auto keeps the simplest candidate whose score is within the noise of the best one
-SIMPLICITY = ("logistic", "linear", "gbm", "random_forest", "mlp")
+SIMPLICITY = ("logistic", "linear", "gbm", "random_forest", "blend", "mlp")
 
 
 def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = None) -> list[dict]:
@@ -240,6 +246,7 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
     for f, (_, val) in enumerate(splits[:folds]):  # out-of-fold probabilities come from the first repeat
         fold_of[val] = f
     out = []
+    split_probs: dict[str, list] = {}
     for algo in candidates:
         a = "linear" if algo == "logistic" and not clf else algo
         per_fold, p_oof = [], np.full(len(y), np.nan)
@@ -247,6 +254,7 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
             est = make_estimator(a, task, categorical, {}, class_weight).fit(X[train], y[train])
             if binary:
                 p = est.predict_proba(X[val])[:, 1]
+                split_probs.setdefault(a, []).append(p)
                 if i < folds:
                     p_oof[val] = p
                 per_fold.append(skm.roc_auc_score(y[val] == est.classes_[1], p))
@@ -257,14 +265,27 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
             classes = getattr(est, "classes_", None)
         if oof is not None and binary:
             oof[a] = (y == classes[1], p_oof, fold_of)
-        scores = np.asarray(per_fold, dtype=np.float64)
-        out.append({"algorithm": a, "cv_score": float(scores.mean()), "metric": metric,
-                    "cv_se": float(scores.std(ddof=1) / np.sqrt(len(scores))), "folds": scores.tolist()})
+        out.append(_cv_candidate(a, metric, per_fold))
+    if binary and {"logistic", "gbm"} <= set(split_probs):  # the blend's folds come from its parts' probabilities
+        blend = [(pl + pg) / 2 for pl, pg in zip(split_probs["logistic"], split_probs["gbm"])]
+        out.append(_cv_candidate("blend", metric, [skm.roc_auc_score(y[val] == classes[1], p)
+                                                   for (_, val), p in zip(splits, blend)]))
+        if oof is not None:
+            p_oof = np.full(len(y), np.nan)
+            for (_, val), p in zip(splits[:folds], blend):
+                p_oof[val] = p
+            oof["blend"] = (y == classes[1], p_oof, fold_of)
     out.sort(key=lambda c: c["cv_score"] if metric == "rmse" else -c["cv_score"])  # best first
     chosen = choose(out)
     for c in out:
         c["chosen"] = c["algorithm"] == chosen
     return out
+
+
+def _cv_candidate(algorithm: str, metric: str, per_fold: list[float]) -> dict:
+    scores = np.asarray(per_fold, dtype=np.float64)
+    return {"algorithm": algorithm, "cv_score": float(scores.mean()), "metric": metric,
+            "cv_se": float(scores.std(ddof=1) / np.sqrt(len(scores))), "folds": scores.tolist()}
 
 
 def choose(candidates: list[dict]) -> str:
