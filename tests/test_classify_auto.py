@@ -19,6 +19,9 @@ def test_one_standard_error_rule_prefers_the_simpler_model_within_the_noise():
     assert sv.choose([noisy_gbm, logistic]) == "logistic"
     clear_gbm = _candidate("gbm", [0.86, 0.87, 0.85, 0.88, 0.86])  # better on every fold
     assert sv.choose([clear_gbm, logistic]) == "gbm"
+    # gbm is within the noise of the blend but logistic is not: the best wins, not the intermediate model
+    blend = _candidate("blend", [0.88, 0.89, 0.86, 0.90, 0.88])
+    assert sv.choose([blend, clear_gbm, logistic]) == "blend"
     # lower is better for RMSE: the simpler model still wins within the noise
     assert sv.choose([_candidate("gbm", [1.0, 1.2, 0.9], "rmse"), _candidate("linear", [1.02, 1.15, 0.95], "rmse")]) == "linear"
 

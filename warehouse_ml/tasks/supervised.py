@@ -289,18 +289,16 @@ def _cv_candidate(algorithm: str, metric: str, per_fold: list[float]) -> dict:
 
 
 def choose(candidates: list[dict]) -> str:
-    """The one-standard-error rule, paired across folds: the simplest candidate whose per-fold shortfall against
-    the best candidate averages no more than its standard error (the validation's noise) wins; a more complex
-    model is chosen only when it beats every simpler one by more than the noise."""
+    """The one-standard-error rule in favour of the simplest candidate (the regularised linear model), paired
+    across folds: it is kept when its per-fold shortfall against the best candidate averages no more than that
+    shortfall's standard error (the validation's noise); otherwise the best candidate wins. Intermediate models are
+    not preferred for being simpler: one within the noise of the best is not known to be better than either."""
     best = candidates[0]
-    sign = 1.0 if best["metric"] == "rmse" else -1.0  # shortfall = how much worse than the best, per fold
-    for c in sorted(candidates, key=lambda c: SIMPLICITY.index(c["algorithm"]) if c["algorithm"] in SIMPLICITY else 99):
-        d = sign * (np.asarray(best["folds"]) - np.asarray(c["folds"]))
-        shortfall = -d.mean()
-        noise = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
-        if shortfall <= noise:
-            return c["algorithm"]
-    return best["algorithm"]
+    simplest = min(candidates, key=lambda c: SIMPLICITY.index(c["algorithm"]) if c["algorithm"] in SIMPLICITY else 99)
+    sign = 1.0 if best["metric"] == "rmse" else -1.0  # d: how much worse than the best, per fold
+    d = sign * (np.asarray(best["folds"]) - np.asarray(simplest["folds"]))
+    noise = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+    return simplest["algorithm"] if -d.mean() <= noise else best["algorithm"]
 
 
 def calibration_gain(positive: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -> tuple[float, float]:
