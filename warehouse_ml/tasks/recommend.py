@@ -38,6 +38,7 @@ __all__ = ["FILTERED", "METHODS", "Recommender", "check_k", "interaction_matrix"
 
 ON_REQUEST = ("two_tower",)  # trained by auto / evaluate_recommender only when named (it takes far longer)
 EASE_MAX_ITEMS = 15_000  # EASE holds about three items x items float64 matrices: 15k items ~ 5.4 GB
+EASE_ONE_THREAD_ITEMS = 4_000
 
 
 def _check_choice(method: str, params: dict, name: str, allowed: tuple) -> None:
@@ -259,12 +260,16 @@ class EASERecommender(Recommender):
         from scipy.linalg import cho_factor
         from scipy.linalg.lapack import dpotri
 
+        from threadpoolctl import threadpool_limits
+
         C = _confidence(X)
         G = (C.T @ C).toarray().astype(np.float64)
         diag = np.arange(G.shape[0])
         G[diag, diag] += self.params["regularization"] * max(float(G[diag, diag].mean()), 1e-12)
-        L, _ = cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
-        P, info = dpotri(L, lower=True, overwrite_c=True)  # the inverse from the Cholesky factor, lower half
+        # a few thousand items factor in well under a second on one core, where BLAS threads only contend
+        with threadpool_limits(1 if G.shape[0] <= EASE_ONE_THREAD_ITEMS else None, "blas"):
+            L, _ = cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
+            P, info = dpotri(L, lower=True, overwrite_c=True)  # the inverse from the Cholesky factor, lower half
         if info != 0:
             raise InvalidArgument("params", "EASE's regularised Gram matrix could not be inverted",
                                   "Pass a larger regularization, e.g. params := {'regularization': 100}")
@@ -482,9 +487,9 @@ def tune(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_users: int
     """``auto``: tune each method's hyperparameters on a time-ordered per-user holdout and pick the best NDCG@k.
 
     Every method's defaults (overridden by ``params[method]``, which the search then leaves alone) are scored
-    first, then the methods take turns trying their next candidate of a coordinate search, until the ``budget``
-    (seconds; ``default_budget`` when None) would be exceeded: a candidate is started only when the method's
-    last fit suggests it ends within the budget. Popularity is always a candidate. Ties keep the earlier
+    first; then the method with the best score so far tries the next candidate of its coordinate search, until
+    its search ends or the ``budget`` (seconds; ``default_budget`` when None) would be exceeded (a candidate is
+    started only when the method's last fit suggests it ends within the budget); then the next best method. Popularity is always a candidate. Ties keep the earlier
     (simpler) candidate."""
     budget = default_budget(len(users)) if budget is None else float(budget)
     if not budget > 0:
@@ -505,19 +510,21 @@ def tune(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_users: int
     candidates: list[Evaluation] = []
     pending = {m: next(gen) for m, gen in searches.items()}
     last_seconds: dict[str, float] = {}
+    best_of: dict[str, float] = {}
     while pending:
-        for m in list(pending):
-            elapsed = _time.perf_counter() - started
-            if m in last_seconds and elapsed + last_seconds[m] > budget:
-                del pending[m]
-                continue
-            ev = holdout.score(m, pending[m])
-            candidates.append(ev)
-            last_seconds[m] = ev.seconds
-            try:
-                pending[m] = searches[m].send(ev.metrics["ndcg_at_k"])
-            except StopIteration:
-                del pending[m]
+        # every method's defaults first (in order), then the method with the best score so far takes the next turn
+        m = next((m for m in pending if m not in best_of), None) or max(pending, key=lambda m: best_of[m])
+        if m in last_seconds and _time.perf_counter() - started + last_seconds[m] > budget:
+            del pending[m]
+            continue
+        ev = holdout.score(m, pending[m])
+        candidates.append(ev)
+        last_seconds[m] = ev.seconds
+        best_of[m] = max(best_of.get(m, -np.inf), ev.metrics["ndcg_at_k"])
+        try:
+            pending[m] = searches[m].send(ev.metrics["ndcg_at_k"])
+        except StopIteration:
+            del pending[m]
     spent = _time.perf_counter() - started
     best = max(candidates, key=lambda e: e.metrics["ndcg_at_k"])  # max keeps the first of equal scores
     notes.append(f"auto tried {len(candidates)} candidates in {spent:.1f} s (budget {budget:.0f} s) and chose "
