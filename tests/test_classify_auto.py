@@ -64,7 +64,7 @@ def test_auto_keeps_logistic_on_linear_data_and_takes_trees_for_interactions():
     assert {"brier", "ece", "roc_auc"} <= set(fit.metrics)
     X, y = _table(rng, 700, interaction=True)
     fit = sv.fit_supervised(X, y, task="classification", algorithm="auto", categorical=cats)
-    assert fit.algorithm in ("gbm", "random_forest")  # a linear model cannot see a product of two features
+    assert fit.algorithm in ("gbm", "blend")  # a linear model alone cannot see a product of two features
     linear = sv.fit_supervised(X, y, task="classification", algorithm="logistic", categorical=cats)
     assert fit.metrics["roc_auc"] > linear.metrics["roc_auc"] + 0.1
 

@@ -50,8 +50,9 @@ def test_every_algorithm_trains_and_scores(con, churn_table, algorithm):
 def test_auto_reports_every_candidate_and_picks_the_best(con, churn_table):
     row = con.execute("SELECT algorithm, candidates FROM ml_train('churn', 'uf', label := 'churned')").fetchone()
     cands = row[1]
-    assert [c["algorithm"] for c in cands] and {c["algorithm"] for c in cands} == {"logistic", "random_forest", "gbm"}
-    assert row[0] == max(cands, key=lambda c: c["cv_score"])["algorithm"]
+    assert [c["algorithm"] for c in cands] and {c["algorithm"] for c in cands} == {"logistic", "gbm", "blend"}
+    # the best by cross-validation, or the linear model when it is within the noise of the best (one-SE rule)
+    assert row[0] in (max(cands, key=lambda c: c["cv_score"])["algorithm"], "logistic")
     assert all(c["metric"] == "roc_auc" for c in cands)
 
 
