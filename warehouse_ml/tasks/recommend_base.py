@@ -105,22 +105,6 @@ def _confidence(X: sp.csr_matrix) -> sp.csr_matrix:
     return C
 
 
-def bm25_weight(item_users: sp.csr_matrix, K1: float = 1.2, B: float = 0.75) -> sp.csr_matrix:
-    """BM25 weighting of an items x users matrix: users with long histories count less (idf), and each item row's
-    weights are saturated by K1 and length-normalised by B."""
-    M = item_users.astype(np.float32, copy=True)
-    n_items = M.shape[0]
-    idf = np.log(max(n_items, 1)) - np.log1p(np.bincount(M.indices, minlength=M.shape[1]))
-    idf = np.maximum(idf, 0.0).astype(np.float32)
-    row_sums = np.asarray(M.sum(axis=1)).ravel()
-    avg = row_sums.mean() if len(row_sums) and row_sums.mean() > 0 else 1.0
-    length_norm = ((1.0 - B) + B * row_sums / avg).astype(np.float32)
-    rows = _rows_of(M)
-    M.data = M.data * (K1 + 1.0) / (K1 * length_norm[rows] + M.data) * idf[M.indices]
-    M.eliminate_zeros()
-    return M
-
-
 def _top_k_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the k largest scores in descending order (ties: lower column first)."""
     n = scores.shape[1]
