@@ -62,11 +62,12 @@ def table_udf(name: str, args: Sequence[str], returns: str, writes: bool = False
     return wrap
 
 
-def scalar_udf(name: str, args: Sequence[str] | None, returns: str, side_effects: bool = False):
-    """Declare a column-wise function: ``func(ctx, *pa.Array) -> pa.Array`` of the same length."""
+def scalar_udf(name: str, args: Sequence[str] | None, returns: str, side_effects: bool = False, writes: bool = False):
+    """Declare a column-wise function: ``func(ctx, *pa.Array) -> pa.Array`` of the same length. ``writes=True``
+    marks one whose result leads to a store write (the SQL text of a writing call that a macro runs)."""
 
     def wrap(func):
-        _UDFS[name] = UdfSpec(name, func, None if args is None else list(args), returns, "scalar", side_effects)
+        _UDFS[name] = UdfSpec(name, func, None if args is None else list(args), returns, "scalar", side_effects, writes)
         return func
 
     return wrap

@@ -206,7 +206,7 @@ def _user_type(ctx, relation, raw) -> dict[str, str]:
     return {"user": rel.columns[user] if user else "BIGINT"}  # without a user column: the row number
 
 
-@scalar_udf("wml_segment_users_sql", args=["VARCHAR", "VARCHAR"], returns="VARCHAR")
+@scalar_udf("wml_segment_users_sql", args=["VARCHAR", "VARCHAR"], returns="VARCHAR", writes=True)
 def segment_users_sql(ctx, relations, options):
     """segment_users' call with "user" cast back to the type of the user column (binding/keys.py)."""
     return typed_calls(ctx, "wml_segment_users", [relations, options], ["user", "segment", "distance"], _user_type)
