@@ -106,7 +106,13 @@ def cmd_sql(args) -> int:
 def cmd_demo(args) -> int:
     from .demo.run import run_demo
 
-    run_demo(args.db, users=args.users, seed=args.seed)
+    from .errors import WmlError
+
+    try:
+        run_demo(args.db, users=args.users, seed=args.seed, force=args.force)
+    except WmlError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -127,7 +133,8 @@ def cmd_report(args) -> int:
     from .integrations.report import write_report
 
     try:
-        path = write_report(args.db, args.out, forecast_items=args.forecast_items, horizon=args.horizon)
+        path = write_report(args.db, args.out, forecast_items=args.forecast_items, horizon=args.horizon,
+                            force=args.force)
     except (WmlError, duckdb.Error, OSError) as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
@@ -144,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--db", default="shop.duckdb", help="DuckDB file to create (default: shop.duckdb)")
     d.add_argument("--users", type=int, default=5000, help="number of shop users (default: 5000)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--force", action="store_true",
+                   help="replace --db even if the demo did not build it (otherwise such a file is left untouched)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("sql", help="a SQL shell on a DuckDB file with every function installed")
@@ -167,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     r.add_argument("--forecast-items", type=int, default=3, help="series to forecast and plot (default: 3)")
     r.add_argument("--horizon", type=int, default=28, help="forecast horizon in periods (default: 28)")
+    r.add_argument("--force", action="store_true", help="replace --out even if warehouse-ml did not write it")
     r.set_defaults(func=cmd_report)
     f = sub.add_parser("plot-forecast", help="write a PNG of an item's history, forecast and band")
     f.add_argument("db")
@@ -179,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--method", default="auto")
     f.add_argument("--level", type=float, default=0.95)
     f.add_argument("--out", help="PNG path (default: forecast_<item>.png)")
+    f.add_argument("--force", action="store_true", help="replace --out even if warehouse-ml did not write it")
     f.set_defaults(func=cmd_plot_forecast)
     return p
 
@@ -186,10 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plot_forecast(args) -> int:
     import warehouse_ml as wml
     from .functions.forecast import plot_forecast
+    from .outputs import check_replaceable
 
-    con = wml.connect(args.db, read_only=True)
     out = args.out or f"forecast_{args.item}.png"
     try:
+        check_replaceable(out, "--out", args.force)
+        con = wml.connect(args.db, read_only=True)
         plot_forecast(con, args.relation, args.item, args.horizon, out, item_col=args.item_col, date=args.date,
                       value=args.value, method=args.method, level=args.level)
     except (duckdb.Error, wml.WmlError) as e:
