@@ -144,11 +144,29 @@ def _row_reference(select: exp.Select | None, fname: str) -> exp.Identifier:
 
 def run(con: duckdb.DuckDBPyConnection, query: str, params=None):
     """Run a query through the front door; returns the connection holding the result (fetchall(), df(), ...)."""
+    handled = _run_statement_handler(con, query, params)
+    if handled is not None:
+        return handled
+    drop_scratch_copies(con)
+    sql = rewrite(query, con)
+    return con.execute(sql, params) if params is not None else con.execute(sql)
+
+
+def relation(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelation | None:
+    """A statement through the front door as a DuckDB relation, for DuckDB's own rendering (the shell, the
+    demo); None for statements that return no rows. Call ``materialize()`` on it to run it exactly once."""
+    handled = _run_statement_handler(con, query, None)
+    if handled is not None:
+        return None if handled.description is None else con.from_arrow(handled.to_arrow_table())
+    drop_scratch_copies(con)
+    return con.sql(rewrite(query, con))
+
+
+def _run_statement_handler(con, query: str, params):
+    """The result of an integration's handler (e.g. BigQuery ML statements) if one takes the query, else None."""
     from .integrations import bigquery_ml  # noqa: F401  (registers the BigQuery ML statement handler once)
 
     for matches, handler in _EXTENSIONS:
         if matches(query):
             return handler(con, query, params)
-    drop_scratch_copies(con)
-    sql = rewrite(query, con)
-    return con.execute(sql, params) if params is not None else con.execute(sql)
+    return None

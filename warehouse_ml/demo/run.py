@@ -14,8 +14,9 @@ import duckdb
 
 import warehouse_ml as wml
 
-from ..cli import format_result
+from ..frontdoor import relation
 from ..functions.forecast import plot_forecast
+from ..shell import render
 from ..outputs import DEMO_TABLE_COMMENT, check_replaceable, refuse_to_replace
 from .shop import generate_shop
 
@@ -169,8 +170,9 @@ def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.
     for title, sql in STEPS:
         say(f"\n== {title}  [{_elapsed(started)}]")
         say("   " + " ".join(sql.split())[:400])
-        result = wml.sql(con, sql)
-        say(format_result(result, max_rows=15))
+        rel = relation(con, sql)
+        if rel is not None:
+            say(render(rel.materialize(), max_rows=15))
     top = con.execute("SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC LIMIT 1").fetchone()[0]
     png = os.path.splitext(db)[0] + f"_forecast_{top}.png"
     try:
