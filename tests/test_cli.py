@@ -90,7 +90,9 @@ def test_demo_runs_the_whole_loop(tmp_path):
     pngs = list(tmp_path.glob("shop_forecast_*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Forecast chart of" in text
     # an unchanged demo database may be rebuilt; once a user adds to it, only --force replaces it
+    con.close()
     assert check_demo_target(db)
+    con = wml.connect(db)
     con.execute("CREATE TABLE my_notes AS SELECT 1 AS x")
     con.close()
     with pytest.raises(WmlError, match="was changed since the demo built it.*--force"):

@@ -137,3 +137,11 @@ def test_messages_name_the_relation_the_user_passed(inputs_con):
         wml.sql(inputs_con, "FROM ml_train('m', 'tuf', label := 'churnd')").fetchall()
     with pytest.raises(duckdb.Error, match="relation 'FROM uf WHERE frequency > 2' has no column 'churnd'"):
         wml.sql(inputs_con, f"FROM ml_train('m', 'FROM uf WHERE {FILTER}', label := 'churnd')").fetchall()
+
+
+def test_a_cte_does_not_see_itself_or_later_ctes(inputs_con):
+    """Inside CTE x, 'x' is not the CTE (SQL scoping): here it names the table x."""
+    inputs_con.execute("CREATE TABLE x AS SELECT 1 AS a")
+    rows = wml.sql(inputs_con, "WITH x AS (SELECT count(*) AS n FROM data_quality('x')), y AS (FROM uf LIMIT 3) "
+                               "SELECT n, (SELECT count(*) FROM data_quality('y')) FROM x").fetchall()
+    assert rows == [(1, 7)]

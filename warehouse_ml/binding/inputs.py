@@ -113,14 +113,20 @@ def _parse_select(text: str) -> exp.Expression | None:
 
 
 def _ctes_in_scope(node: exp.Expression) -> list[exp.CTE]:
-    """CTEs of every WITH around ``node``, outermost first."""
+    """CTEs visible where ``node`` is, outermost first: all of a WITH for its query body, and only the earlier
+    ones (itself too when RECURSIVE) for a node inside one of its CTEs."""
     scopes = []
-    parent = node.parent
+    child, parent = node, node.parent
     while parent is not None:
-        with_ = parent.args.get("with_") or parent.args.get("with")
-        if isinstance(with_, exp.With):
-            scopes.append(list(with_.expressions))
-        parent = parent.parent
+        if isinstance(parent, exp.With):
+            ctes = list(parent.expressions)
+            k = next(i for i, c in enumerate(ctes) if c is child)
+            scopes.append(ctes[: k + 1] if parent.args.get("recursive") else ctes[:k])
+        else:
+            with_ = parent.args.get("with_") or parent.args.get("with")
+            if isinstance(with_, exp.With) and child is not with_:
+                scopes.append(list(with_.expressions))
+        child, parent = parent, parent.parent
     return [cte for scope in reversed(scopes) for cte in scope]
 
 
