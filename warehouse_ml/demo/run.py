@@ -64,8 +64,9 @@ STEPS: list[tuple[str, str]] = [
      "FROM recommend_items('recs', 4) r JOIN products p ON p.product_id = r.item::BIGINT GROUP BY ALL) "
      "SELECT b.user_id, b.bought, r.recommended FROM bought b JOIN recs r ON r.\"user\" = b.user_id::VARCHAR "
      "ORDER BY b.user_id LIMIT 3"),
-    ("Customer segments (k chosen by silhouette), described in words",
-     "SELECT segment, n, round(share, 3) AS share, description FROM segment_profiles('churn_features', exclude := ['churned'])"),
+    ("Customer segments (k chosen by silhouette): segment_users stores a model, and says what it trained on",
+     "SELECT DISTINCT model, version, active, notes FROM segment_users('churn_features')"),
+    ("The segments described in words", "SELECT segment, n, round(share, 3) AS share, description FROM segment_profiles('churn_features')"),
     ("7-day demand forecast for the three best sellers (method chosen per series by backtest)",
      "SELECT item, date, round(forecast, 1) AS forecast, round(lower, 1) AS lower, round(upper, 1) AS upper, method "
      "FROM forecast_demand('daily_sales', 7, item := 'sku', date := 'day', value := 'units') "
@@ -79,6 +80,11 @@ STEPS: list[tuple[str, str]] = [
      "round(reorder_point, 1) AS reorder_point, on_hand, round(order_qty, 1) AS order_qty "
      "FROM reorder_plan('daily_sales', lead_time := 7, service_level := 0.95, on_hand := 'inventory', "
      "item := 'sku', date := 'day', value := 'units') ORDER BY order_qty DESC LIMIT 10"),
+    ("The experiment's design: visitors per arm and the power to detect the planted +2 points on conversion",
+     "SELECT count(*) FILTER (variant = 'A') AS visitors_a, count(*) FILTER (variant = 'B') AS visitors_b, "
+     "round(avg(converted) FILTER (variant = 'A'), 4) AS baseline, "
+     "round(ab_power(avg(converted) FILTER (variant = 'A'), 0.02, count(*) FILTER (variant = 'A')), 3) AS power "
+     "FROM experiment"),
     ("A/B test on conversion (the simulation's true lift is +2.0 points)",
      "SELECT variant, n, round(mean, 4) AS mean, round(lift, 4) AS lift, round(ci_low, 4) AS ci_low, "
      "round(ci_high, 4) AS ci_high, round(p_value, 4) AS p_value, significant, test, round(srm_p_value, 3) AS srm_p "
@@ -170,9 +176,11 @@ def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.
     for title, sql in STEPS:
         say(f"\n== {title}  [{_elapsed(started)}]")
         say("   " + " ".join(sql.split())[:400])
+        step_started = time.perf_counter()
         rel = relation(con, sql)
         if rel is not None:
             say(render(rel.materialize(), max_rows=15))
+        say(f"   ({time.perf_counter() - step_started:.1f} s)")
     top = con.execute("SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC LIMIT 1").fetchone()[0]
     png = os.path.splitext(db)[0] + f"_forecast_{top}.png"
     try:
