@@ -135,3 +135,14 @@ def test_ctrl_c_in_a_terminal_cancels_the_query_and_history_is_kept(small_db, tm
             pass
         os.close(fd)
     assert "SELECT 'still here' AS s;" in history.read_text()
+
+
+def test_long_steps_log_progress_off_a_terminal(small_db):
+    con = wml.connect(small_db)
+    con.execute("""CREATE TABLE sales AS SELECT 'sku' || (i % 3) AS sku, DATE '2024-01-01' + (i // 3)::INT AS day,
+                   10 + (i % 7) AS units FROM range(3 * 120) r(i)""")
+    con.close()
+    r = shell(small_db, "-v", "-c", "SELECT count(*) AS n FROM backtest_demand('sales', 7, folds := 2, item := 'sku', "
+                                    "date := 'day', value := 'units', method := 'ets')")
+    assert r.returncode == 0, r.stderr
+    assert "backtest of 3 series: 1/1 method done in" in r.stderr

@@ -8,12 +8,13 @@ kernels in ``tasks/`` may use it.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 log = logging.getLogger("warehouse_ml")
@@ -42,22 +43,38 @@ def _bar_wanted() -> bool:
     return os.environ.get("WML_PROGRESS", "auto") != "off" and sys.stderr.isatty()
 
 
-def steps(items: Iterable[T], desc: str, total: int | None = None, unit: str = "step") -> Iterator[T]:
-    """Yield ``items``, showing progress as a bar on a terminal or as log lines, and stopping if cancelled."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
+@contextlib.contextmanager
+def counter(desc: str, total: int | None = None, unit: str = "step") -> Iterator[Callable[[], None]]:
+    """Yields ``tick``, to call after each unit of work: it advances a bar on a terminal (or logs a line) and
+    raises Cancelled when the user asked to stop."""
     check_cancel()
     if _bar_wanted():
         from tqdm import tqdm
 
-        with tqdm(items, desc=desc, total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
-            for item in bar:
-                yield item
+        with tqdm(desc=desc, total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+            def tick() -> None:
+                bar.update(1)
                 check_cancel()
+
+            yield tick
         return
-    started = time.perf_counter()
-    for i, item in enumerate(items, 1):
-        yield item
+    started, done = time.perf_counter(), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        log.info("%s: %d%s %s%s done in %.1fs", desc, done, f"/{total}" if total else "", unit,
+                 "" if done == 1 else "s", time.perf_counter() - started)
         check_cancel()
-        log.info("%s: %d%s %s%s done in %.1fs", desc, i, f"/{total}" if total else "", unit,
-                 "" if i == 1 else "s", time.perf_counter() - started)
+
+    yield tick
+
+
+def steps(items: Iterable[T], desc: str, total: int | None = None, unit: str = "step") -> Iterator[T]:
+    """Yield ``items``, showing progress as a bar on a terminal or as log lines, and stopping if cancelled."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with counter(desc, total, unit) as tick:
+        for item in items:
+            yield item
+            tick()

@@ -40,6 +40,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from ..errors import InvalidArgument, MissingDependency, TrainingFailed, UnsafeModel
+from ..progress import counter
 
 INSTALL_HINT = "pip install tensorflow-cpu  (or: pip install tensorflow, for a GPU)"
 FORMAT_VERSION = 2  # 1 held Keras' own .keras zip, which needed TensorFlow to load
@@ -387,8 +388,9 @@ class _KerasMLP(BaseEstimator):
             callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(self.patience),
                                                        restore_best_weights=True)] if n_val else []
             try:
-                with tf.device(device):
+                with tf.device(device), counter("mlp epochs", int(self.epochs), unit="epoch") as tick:
                     model = self._build(keras, mixed_precision=on_gpu)
+                    callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: tick()))
                     history = model.fit(train, validation_data=valid, epochs=int(self.epochs), callbacks=callbacks,
                                         shuffle=False, verbose=int(self.verbose))  # the dataset shuffles
                 break

@@ -30,6 +30,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ..progress import steps
+
 METHODS = ("auto", "ets", "arima", "theta", "seasonal_naive", "croston", "naive", "nn")  # nn: tasks.forecast_nn
 MAX_HORIZON = 10_000
 
@@ -700,7 +702,7 @@ class ARIMA(_Model):
         self.errors: list = [None] * N
         with limit, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for i in range(N):  # per-series maximum likelihood: unavoidable for ARIMA
+            for i in steps(range(N), "ARIMA per series", unit="series"):  # per-series likelihood: unavoidable
                 yi = Y0[i, : lens[i]]
                 seasonal = self.m > 1 and lens[i] >= 2 * self.m + 3
                 try:
@@ -1207,7 +1209,7 @@ def backtest_panel(panel: Panel, horizon: int, folds: int = 3, methods=("seasona
     m = panel.season
     Y0 = np.nan_to_num(panel.y, nan=0.0)
     out = {}
-    for meth in methods:
+    for meth in steps(methods, f"backtest of {N} series", unit="method"):
         acc = {k: np.zeros(N) for k in ("mase", "smape", "rmse", "coverage")}
         nf = np.zeros(N)
         for f in range(folds, 0, -1):

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidArgument, MissingDependency
+from ..progress import steps
 
 FILTERED = -np.inf  # score of a slot with no item (fewer candidates than k)
 _SCORE_BUDGET = 16_000_000  # dense scores held at once (floats): batch size = budget // n_items
@@ -636,7 +637,7 @@ def evaluate_methods(users: np.ndarray, items: np.ndarray, weights: np.ndarray, 
     history = train_X[eval_users]
     n_catalogue = int((np.diff(train_X.tocsc().indptr) > 0).sum())
     results = []
-    for name, params in methods.items():
+    for name, params in steps(methods.items(), "evaluating recommenders", total=len(methods), unit="method"):
         t0 = _time.perf_counter()
         rec = make_recommender(name, params).fit(train_X)
         top, _ = rec.recommend(eval_users, history, min(k, n_items), exclude_seen=True)

@@ -25,6 +25,7 @@ from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import InvalidArgument, TrainingFailed
+from ..progress import steps
 from .compiled import fast_scorer
 
 ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "svm", "mlp")
@@ -211,7 +212,7 @@ def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
         scoring, metric = "neg_root_mean_squared_error", "rmse"
         cv = KFold(3, shuffle=True, random_state=SEED)
     out = []
-    for algo in candidates:
+    for algo in steps(candidates, "auto: cross-validating candidates", unit="algorithm"):
         a = "linear" if algo == "logistic" and task == "regression" else algo
         scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, cv=cv, scoring=scoring)
         mean = float(np.mean(scores))
