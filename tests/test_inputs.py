@@ -42,6 +42,7 @@ def _native(con, sql):
 @pytest.mark.parametrize("relation_sql", [
     "'uf'", "'uv'", "'tuf'", "'dfuf'", "'aruf'",
     "relation := 'tuf'",
+    "tuf", "relation := dfuf", "main.uf",  # unquoted names, rewritten to strings by the front door
 ])
 def test_every_named_relation_trains_through_the_front_door(inputs_con, relation_sql):
     assert _n_train(inputs_con, relation_sql) == 400

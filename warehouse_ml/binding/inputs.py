@@ -87,6 +87,9 @@ def _readable_argument(con, call: exp.Anonymous, value: exp.Expression) -> exp.E
         text, parsed = value.this.sql(dialect="duckdb"), value.this.copy()
     elif isinstance(value, exp.Literal) and value.is_string:
         text, parsed = value.this, None
+    elif isinstance(value, exp.Column) and not isinstance(value.this, exp.Star):  # train_churn(uf): a name, unquoted
+        text = ".".join(part.sql(dialect="duckdb") for part in value.parts)
+        return _readable_argument(con, call, exp.Literal.string(text)) or exp.Literal.string(text)
     else:
         return None
     ctes = _ctes_in_scope(call)
