@@ -2,6 +2,8 @@
 tables, and query text, through the front door; tables, views and query text in plain DuckDB too."""
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import pyarrow as pa
 import pytest
@@ -146,3 +148,30 @@ def test_a_cte_does_not_see_itself_or_later_ctes(inputs_con):
     rows = wml.sql(inputs_con, "WITH x AS (SELECT count(*) AS n FROM data_quality('x')), y AS (FROM uf LIMIT 3) "
                                "SELECT n, (SELECT count(*) FROM data_quality('y')) FROM x").fetchall()
     assert rows == [(1, 7)]
+
+
+def test_read_only_server_takes_ctes_temp_tables_and_query_text(db_path):
+    psycopg = pytest.importorskip("psycopg")
+    pytest.importorskip("buenavista")
+    from warehouse_ml.integrations.server import create_server
+
+    con = wml.connect(db_path)
+    con.register("df", churn_frame(300))
+    con.execute("CREATE TABLE uf AS FROM df")
+    con.close()
+    srv = create_server(db_path, port=0)  # read-only, as BI users get it
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        with psycopg.connect(host="127.0.0.1", port=srv.server_address[1], user="analyst", dbname="shop",
+                             autocommit=True, sslmode="disable", connect_timeout=10) as c:
+            cte = c.execute(f"WITH x AS (SELECT user_id, frequency FROM uf WHERE {FILTER}) "
+                            "SELECT count(*) FROM data_quality('x')").fetchall()
+            text = c.execute("SELECT count(*) FROM data_quality('SELECT user_id, channel, churned FROM uf')").fetchall()
+            c.execute("CREATE TEMP TABLE mine AS SELECT user_id FROM uf LIMIT 10")
+            temp = c.execute("SELECT \"column\" FROM data_quality('mine')").fetchall()
+        assert cte == [(2,)] and text == [(3,)] and temp == [("user_id",)]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        srv.db.close()
