@@ -15,9 +15,11 @@ from .shell import MODES
 def cmd_sql(args) -> int:
     import warehouse_ml as wml
 
+    from .progress import duckdb_bar_only_on_a_terminal
     from .shell import Shell, install_interrupt_handler
 
     con = wml.connect(args.db, read_only=args.read_only)
+    duckdb_bar_only_on_a_terminal(con)
     shell = Shell(con, mode=args.mode)
     shell.timer = args.timer
     install_interrupt_handler()

@@ -43,6 +43,11 @@ def _bar_wanted() -> bool:
     return os.environ.get("WML_PROGRESS", "auto") != "off" and sys.stderr.isatty()
 
 
+def duckdb_bar_only_on_a_terminal(con) -> None:
+    """DuckDB draws its own progress bar on stderr even into a file or pipe; keep it to terminals."""
+    con.execute(f"SET enable_progress_bar = {'true' if _bar_wanted() else 'false'}")
+
+
 @contextlib.contextmanager
 def counter(desc: str, total: int | None = None, unit: str = "step") -> Iterator[Callable[[], None]]:
     """Yields ``tick``, to call after each unit of work: it advances a bar on a terminal (or logs a line) and

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ..sqltext import split_statements
 from .context import CallContext, Runtime
+from .inputs import drop_scratch_copies
 
 log = logging.getLogger("warehouse_ml")
 
@@ -164,8 +165,10 @@ def runtime_for(con) -> Runtime | None:
 
 
 def forget(con) -> None:
-    """Drop the state install() keeps for a connection or cursor (its model cache), e.g. when a session ends."""
+    """Drop the state install() keeps for a connection or cursor (its model cache, the scratch copies of its
+    last statement's inputs), e.g. when a session ends."""
     _RUNTIMES.pop(id(con), None)
+    drop_scratch_copies(con)
 
 
 def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

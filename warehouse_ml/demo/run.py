@@ -16,8 +16,9 @@ import warehouse_ml as wml
 
 from ..frontdoor import relation
 from ..functions.forecast import plot_forecast
-from ..shell import render
 from ..outputs import DEMO_TABLE_COMMENT, check_replaceable, refuse_to_replace
+from ..progress import duckdb_bar_only_on_a_terminal
+from ..shell import render
 from .shop import generate_shop
 
 AS_OF = "DATE '2024-06-30'"
@@ -167,6 +168,7 @@ def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.
             if os.path.exists(db + suffix):
                 os.remove(db + suffix)
     con = wml.connect(db)
+    duckdb_bar_only_on_a_terminal(con)
     say(f"[{_elapsed(started)}] building a shop of {users:,} users in {db} ...")
     truth = generate_shop(con, users=users, seed=seed)
     rows = ", ".join(f"{t} {n:,}" for t, n in truth["rows"].items())
