@@ -72,15 +72,9 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # -v is accepted before and after the subcommand; SUPPRESS keeps a subcommand from resetting the other
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log progress of long steps")
-    p = argparse.ArgumentParser(prog="warehouse-ml", description="Machine learning inside DuckDB, from SQL.",
-                                parents=[common])
+    p = argparse.ArgumentParser(prog="warehouse-ml", description="Machine learning inside DuckDB, from SQL.")
+    _add_verbose(p)
     sub = p.add_subparsers(dest="cmd", required=True)
-    _add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **k: _add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     d = sub.add_parser("demo", help="build a realistic shop in a DuckDB file and run the whole loop in SQL")
     d.add_argument("--db", default="shop.duckdb", help="DuckDB file to create (default: shop.duckdb)")
@@ -127,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="PNG path (default: forecast_<item>.png)")
     f.add_argument("--force", action="store_true", help="replace --out even if warehouse-ml did not write it")
     f.set_defaults(func=cmd_plot_forecast)
+    for command in sub.choices.values():  # -v before or after the subcommand
+        _add_verbose(command)
     return p
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand that did not get -v leaves the value the main parser set
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress of long steps")
 
 
 def cmd_plot_forecast(args) -> int:

@@ -11,6 +11,7 @@ that need neither run exactly as written.
 from __future__ import annotations
 
 import re
+import warnings
 
 import duckdb
 import sqlglot
@@ -157,7 +158,11 @@ def relation(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelat
     demo); None for statements that return no rows. Call ``materialize()`` on it to run it exactly once."""
     handled = _run_statement_handler(con, query, None)
     if handled is not None:
-        return None if handled.description is None else con.from_arrow(handled.to_arrow_table())
+        if handled.description is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Arrow output on a DB-API result makes an extra copy": small results
+            return con.from_arrow(handled.to_arrow_table())
     drop_scratch_copies(con)
     return con.sql(rewrite(query, con))
 

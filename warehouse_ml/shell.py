@@ -26,12 +26,12 @@ from . import progress
 from .errors import WmlError
 from .sqltext import split_statements
 
-MODES = ("duckbox", "box", "csv", "tabs", "markdown", "line", "list", "json", "jsonlines")
+MODES = ("duckbox", "csv", "tabs", "markdown", "line", "list", "json", "jsonlines")
 HELP = """\
 .help                 this list
 .tables [PATTERN]     tables and views (LIKE pattern)
 .schema [NAME]        CREATE statements of tables and views
-.mode [MODE]          how results are shown: duckbox (default), box, csv, tabs, markdown, line, list, json, jsonlines
+.mode [MODE]          how results are shown: duckbox (default), csv, tabs, markdown, line, list, json, jsonlines
 .maxrows N            rows duckbox shows before it elides the middle (default 40; 0 shows all)
 .timer on|off         print each statement's run time
 .read FILE            run the statements (and dot commands) in FILE
@@ -45,7 +45,7 @@ class ShellError(Exception):
 
 def render(rel: duckdb.DuckDBPyRelation, mode: str = "duckbox", max_rows: int = 40, max_width: int | None = None) -> str:
     """A materialized relation as text in one of MODES: DuckDB draws duckbox; the rest use its VARCHAR text."""
-    if mode in ("duckbox", "box"):
+    if mode == "duckbox":
         shown = io.StringIO()
         with contextlib.redirect_stdout(shown):
             rel.show(max_rows=max_rows or 10**9, max_width=max_width or 10**6)

@@ -137,6 +137,8 @@ def check_demo_target(db: str, force: bool = False) -> bool:
         return True
     try:
         con = duckdb.connect(db, read_only=True)
+    except duckdb.IOException:
+        raise  # e.g. another process has it open for writing: the command says so in one line
     except duckdb.Error as e:
         raise refuse_to_replace(db, "--db", f"could not be opened as a demo database ({str(e).splitlines()[0]})") from None
     try:
