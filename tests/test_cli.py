@@ -24,10 +24,11 @@ def test_sql_shell_runs_the_star_spelling(db_path):
     con.execute("CREATE TABLE users AS SELECT * FROM df")
     con.execute("FROM train_churn('users', algorithm := 'logistic')").fetchall()
     con.close()
-    r = cli("sql", db_path, "-c", "SELECT user_id, predict_churn(*) AS p FROM users ORDER BY user_id LIMIT 3; FROM ml_models()")
+    r = cli("sql", db_path, "--mode", "csv", "-c",
+            "SELECT user_id, predict_churn(*) AS p FROM users ORDER BY user_id LIMIT 3; FROM ml_models()")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split("|")[0].strip() == "user_id" and len(lines) > 5
+    assert lines[0] == "user_id,p" and lines[1].startswith("1,0.") and len(lines) > 5
     assert "churn" in r.stdout and "logistic" in r.stdout
     r = cli("sql", db_path, input="SELECT count(*) AS n\nFROM users;\nFROM nope;\n")
     assert "400" in r.stdout and "nope does not exist" in r.stderr and r.returncode == 0  # the shell goes on
