@@ -138,10 +138,12 @@ SELECT session_id, traffic_source, device, pages, viewed_price, purchased FROM s
 
 
 def _demo_contents(con) -> dict:
-    """What a demo database holds: its tables and how many versions of each model, to compare with the mark."""
+    """What a demo database holds: its tables and views and how many versions of each model, to compare with
+    the mark."""
     tables = sorted(r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name <> 'wml' AND NOT temporary "
-        "AND database_name = current_database()").fetchall())
+        "AND database_name = current_database() UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE NOT internal AND NOT temporary AND database_name = current_database()").fetchall())
     models = dict(con.execute("SELECT model, count(*) FROM wml.model_versions GROUP BY ALL ORDER BY 1").fetchall()) \
         if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'wml' "
                        "AND table_name = 'model_versions'").fetchall()[0][0] else {}
@@ -170,7 +172,7 @@ def check_demo_target(db: str, force: bool = False) -> bool:
         if not recorded.startswith(DEMO_TABLE_COMMENT + ": "):
             raise refuse_to_replace(db, "--db", "was not created by the demo")
         if _demo_contents(con) != json.loads(recorded[len(DEMO_TABLE_COMMENT) + 2:]):
-            raise refuse_to_replace(db, "--db", "was changed since the demo built it (new tables or model versions)")
+            raise refuse_to_replace(db, "--db", "was changed since the demo built it (new tables, views or model versions)")
     finally:
         con.close()
     return True
