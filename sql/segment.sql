@@ -10,7 +10,7 @@ CREATE OR REPLACE TEMP MACRO segment_users(relation, k := 'auto', model := 'segm
 
 CREATE OR REPLACE TEMP MACRO segment_profiles(relation, model := 'segments', k := NULL, "user" := NULL,
                                               features := NULL, exclude := NULL, max_k := 8, seed := 0,
-                                              deploy := 'always') AS TABLE
+                                              deploy := 'always', epsilon := NULL, bounds := NULL) AS TABLE
     SELECT unnest(wml_segment_profiles(relation, json_object(
         'k', k, 'model', model, 'user', "user", 'features', features, 'exclude', exclude, 'max_k', max_k,
-        'seed', seed, 'deploy', deploy)), recursive := true);
+        'seed', seed, 'deploy', deploy, 'epsilon', epsilon, 'bounds', bounds)), recursive := true);

@@ -61,6 +61,10 @@ def test_dbt_run_and_test_example_project(shop_project):
         inputs = con.execute("SELECT input, list(col ORDER BY col) FROM input_quality GROUP BY 1 ORDER BY 1").fetchall()
         assert inputs == [("daily_units", ["day", "units"]), ("large orders", ["amount", "user_id"])]
         assert con.execute("SELECT count(*) FROM recommendations").fetchone()[0] > 0
+        # the private report: noisy values per released channel, and the release in the privacy ledger
+        assert con.execute("SELECT count(*) FROM private_channel_report WHERE metric = 'avg(amount)' "
+                           "AND ci_low < value AND value < ci_high").fetchone()[0] > 0
+        assert con.execute("SELECT relation, epsilon FROM wml.dp_ledger").fetchall() == [("main.order_channels", 1.0)]
     finally:
         con.close()
     test = _dbt(project, db, "test")

@@ -169,7 +169,7 @@ def relation(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelat
 
 def _run_statement_handler(con, query: str, params):
     """The result of an integration's handler (e.g. BigQuery ML statements) if one takes the query, else None."""
-    from .integrations import bigquery_ml  # noqa: F401  (registers the BigQuery ML statement handler once)
+    from .integrations import bigquery_dp, bigquery_ml  # noqa: F401  (register their statement handlers once)
 
     for matches, handler in _EXTENSIONS:
         if matches(query):

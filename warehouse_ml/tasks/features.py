@@ -28,8 +28,11 @@ class Featurizer:
 
     # -- fitting ----------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, table: pa.Table, label: str | None, exclude: list[str] = ()) -> "Featurizer":
+    def fit(cls, table: pa.Table, label: str | None, exclude: list[str] = (),
+            hashed: dict[str, str] | None = None) -> "Featurizer":
+        """``hashed``: text column -> salt; its categories are stored as salted digests, never as raw values."""
         self = cls()
+        hashed = hashed or {}
         n = table.num_rows
         skip = {c.lower() for c in exclude}
         for name in table.column_names:
@@ -39,6 +42,8 @@ class Featurizer:
                 self.excluded.append({"name": name, "reason": "excluded by the exclude argument"})
                 continue
             col = table.column(name)
+            if name in hashed:
+                col = _hashed(col, hashed[name])
             t = col.type
             if pa.types.is_temporal(t):
                 self.excluded.append({"name": name, "reason": "date/time column: derive a number from it (e.g. days since) to use it"})
@@ -68,7 +73,10 @@ class Featurizer:
                 counts = pc.value_counts(col.drop_null()).to_pylist() if non_null else []
                 counts.sort(key=lambda d: (-d["counts"], str(d["values"])))
                 cats = [str(d["values"]) for d in counts[:MAX_CATEGORIES]]
-                self.features.append({"name": name, "kind": "categorical", "categories": cats})
+                spec = {"name": name, "kind": "categorical", "categories": cats}
+                if name in hashed:
+                    spec["hash_salt"] = hashed[name]
+                self.features.append(spec)
             else:
                 self.features.append({"name": name, "kind": "numeric"})
         if not self.features:
@@ -126,6 +134,8 @@ def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
     if spec["kind"] == "categorical":
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             col = pc.cast(col, pa.string())
+        if "hash_salt" in spec:
+            col = _hashed(col, spec["hash_salt"])
         codes = pc.index_in(col, value_set=pa.array(spec["categories"], pa.string()))
         return codes.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (missing or unseen) -> NaN
     t = col.type
@@ -138,6 +148,17 @@ def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
         col = pc.cast(col, pa.float64())
     arr = col.to_numpy(zero_copy_only=False)
     return arr.astype(np.float64, copy=False)
+
+
+def _hashed(col, salt: str) -> pa.Array:
+    """A personal text column as salted digests (``tasks.privacy.hash_categories``)."""
+    from .privacy import hash_categories
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        col = pc.cast(col, pa.string())
+    return hash_categories(col, salt)
 
 
 def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bool:
