@@ -51,7 +51,7 @@ log = logging.getLogger("warehouse_ml")
 BATCH_ROWS = 8192
 _TXN_BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)\b", re.I)
 _TXN_END = re.compile(r"^\s*(COMMIT|END|ROLLBACK|ABORT)\b", re.I)
-_TRAINING = re.compile(r"\b(train_\w+|ml_train|ml_deploy|ml_rollback|ml_drop|segment_users)\s*\(|\bCREATE\s+(OR\s+REPLACE\s+)?MODEL\b", re.I)
+_TRAINING = re.compile(r"\b(train_\w+|ml_train|ml_update|ml_retrain|save_forecast|ml_deploy|ml_rollback|ml_drop|segment_users)\s*\(|\bCREATE\s+(OR\s+REPLACE\s+)?MODEL\b", re.I)
 _PG_CATALOG_FN = re.compile(r"\bpg_catalog\.(pg_get_userbyid|pg_table_is_visible|format_type|pg_get_expr)\s*\(", re.I)
 _READ_ONLY_HINT = ("the server is read-only, so the database was not changed. Restart it with "
                    "`warehouse-ml serve DB --allow-writes` to permit writes and training")
