@@ -427,7 +427,7 @@ class _KerasMLP(BaseEstimator):
         Z, ids = self.prep_.transform(np.asarray(X, dtype=np.float64))
         _seed_everything(tf, keras, int(self.random_state), deterministic=True)
         model = self._build(keras)
-        model.set_weights([np.asarray(v) for v in self.model_.get_weights()])
+        _set_weights(model, self._weights if self.model_ is None else _extract_weights(self.model_))
         batch = int(min(self.batch_size_ or 256, max(len(t), 1)))
         model.fit(make_dataset(tf, model_inputs(self.prep_, Z, ids), t, w, batch, True, int(self.random_state)),
                   epochs=int(epochs), shuffle=False, verbose=0)
@@ -625,6 +625,15 @@ def _extract_weights(model) -> dict:
     except ValueError:
         pass
     return out
+
+
+def _set_weights(model, weights: dict) -> None:
+    """Load the forward pass's weights (a stored version) into a freshly built Keras model, layer by name."""
+    for i, (W, b) in enumerate(weights["hidden"]):
+        model.get_layer(f"hidden_{i}").set_weights([W, b])
+    model.get_layer("output").set_weights(list(weights["output"]))
+    if "embedding" in weights:
+        model.get_layer("embedding").set_weights([weights["embedding"]])
 
 
 # -- storage -----------------------------------------------------------------------------------------------
