@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidArgument, MissingDependency
+from ..progress import steps
 from .recommend_base import (FILTERED, METHODS, _SCORE_BUDGET, Recommender, _confidence, _finish, _non_negative,
                              _positive, _rows_of, _top_k_dense, check_k, fill_popular, interaction_matrix,
                              item_popularity, mask_scores, popular_top_k, recency_ranks, register)
@@ -441,7 +442,8 @@ def evaluate_methods(users: np.ndarray, items: np.ndarray, weights: np.ndarray, 
                      test_fraction: float = 0.2, seed: int = 0) -> list[Evaluation]:
     """Every method with the given parameters, scored on one time-ordered per-user holdout."""
     holdout = Holdout(users, items, weights, n_users, n_items, k, time, test_fraction, seed)
-    return [holdout.score(name, params) for name, params in methods.items()]
+    return [holdout.score(name, params)
+            for name, params in steps(methods.items(), "evaluating recommenders", total=len(methods), unit="method")]
 
 
 def default_budget(n_pairs: int) -> float:

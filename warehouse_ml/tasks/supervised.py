@@ -25,6 +25,7 @@ from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import InvalidArgument, TrainingFailed
+from ..progress import steps
 from .compiled import fast_scorer
 
 ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "blend", "svm", "mlp")
@@ -249,7 +250,7 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
         fold_of[val] = f
     out = []
     split_probs: dict[str, list] = {}
-    for algo in candidates:
+    for algo in steps(candidates, "auto: cross-validating candidates", unit="algorithm"):
         a = "linear" if algo == "logistic" and not clf else algo
         per_fold, p_oof = [], np.full(len(y), np.nan)
         for i, (train, val) in enumerate(splits):
