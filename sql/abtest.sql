@@ -10,3 +10,8 @@ CREATE OR REPLACE TEMP MACRO ab_test(relation, variant := NULL, metric := NULL, 
 CREATE OR REPLACE TEMP MACRO ab_sample_size(baseline, min_detectable_effect, alpha := 0.05, power := 0.8) AS
     wml_ab_sample_size(CAST(baseline AS DOUBLE), CAST(min_detectable_effect AS DOUBLE), CAST(alpha AS DOUBLE),
                        CAST(power AS DOUBLE));
+
+-- Power of that test with n_per_arm users in each arm (the inverse of ab_sample_size).
+CREATE OR REPLACE TEMP MACRO ab_power(baseline, min_detectable_effect, n_per_arm, alpha := 0.05) AS
+    wml_ab_power(CAST(baseline AS DOUBLE), CAST(min_detectable_effect AS DOUBLE), CAST(n_per_arm AS DOUBLE),
+                 CAST(alpha AS DOUBLE));

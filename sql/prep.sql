@@ -1,7 +1,8 @@
 -- Data preparation and user profiles (SQL_SURFACE.md section 1).
--- The relation is read as query_table(wml_prep_check(...)): the UDF runs while DuckDB binds the FROM clause,
+-- The relation is read as query(wml_prep_check(...)): the UDF runs while DuckDB binds the FROM clause,
 -- resolves the name against the catalog, checks every argument (unknown columns get a did-you-mean) and returns
--- the catalog's quoted name. Columns named by strings are picked with COLUMNS(lambda c: ...), never pasted.
+-- a SELECT of the catalog's quoted name (or of the validated query text). Columns named by strings are picked
+-- with COLUMNS(lambda c: ...), never pasted.
 
 -- clean_events: the relation's own columns, with duplicates removed (dedupe := NULL: whole-row duplicates;
 -- a list: one row per key, the first by column values; []: keep duplicates), rows missing a required column
@@ -11,7 +12,7 @@
 CREATE OR REPLACE TEMP MACRO clean_events(relation, dedupe := NULL, required := NULL, fill := 'median') AS TABLE
 WITH src AS (
     SELECT *, 1 AS __wml_one
-    FROM query_table(wml_prep_check('clean_events', relation,
+    FROM query(wml_prep_check('clean_events', relation,
         CAST(to_json({'dedupe': dedupe, 'required': required, 'fill': fill}) AS VARCHAR)))
 ), req AS (
     SELECT * FROM src
@@ -55,7 +56,7 @@ WITH src AS (
         CAST(COLUMNS(lambda c: c = wml_prep_column(orders, [discount_col, 'discount'], '__wml_no_discount')) AS DOUBLE) AS __wml_d
     FROM (
         SELECT *, CAST(NULL AS DOUBLE) AS __wml_no_discount
-        FROM query_table(wml_prep_check('user_features', orders, CAST(to_json({
+        FROM query(wml_prep_check('user_features', orders, CAST(to_json({
             'user_col': user_col, 'time_col': time_col, 'amount_col': amount_col, 'discount_col': discount_col,
             'as_of': as_of, 'as_of_type': typeof(as_of),
             'label_window': label_window, 'label_window_type': typeof(label_window)}) AS VARCHAR)))

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 import warehouse_ml as wml
-from warehouse_ml.demo.run import run_demo
+from warehouse_ml.demo.run import check_demo_target, run_demo
+from warehouse_ml.errors import WmlError
 
 from .conftest import churn_frame
 
@@ -23,10 +24,11 @@ def test_sql_shell_runs_the_star_spelling(db_path):
     con.execute("CREATE TABLE users AS SELECT * FROM df")
     con.execute("FROM train_churn('users', algorithm := 'logistic')").fetchall()
     con.close()
-    r = cli("sql", db_path, "-c", "SELECT user_id, predict_churn(*) AS p FROM users ORDER BY user_id LIMIT 3; FROM ml_models()")
+    r = cli("sql", db_path, "--mode", "csv", "-c",
+            "SELECT user_id, predict_churn(*) AS p FROM users ORDER BY user_id LIMIT 3; FROM ml_models()")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split("|")[0].strip() == "user_id" and len(lines) > 5
+    assert lines[0] == "user_id,p" and lines[1].startswith("1,0.") and len(lines) > 5
     assert "churn" in r.stdout and "logistic" in r.stdout
     r = cli("sql", db_path, input="SELECT count(*) AS n\nFROM users;\nFROM nope;\n")
     assert "400" in r.stdout and "nope does not exist" in r.stderr and r.returncode == 0  # the shell goes on
@@ -43,6 +45,26 @@ def test_plot_forecast_command_writes_a_png(db_path, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     r = cli("plot-forecast", db_path, "--relation", "sale", "--item", "a")
     assert r.returncode == 1 and "Did you mean 'sales'" in r.stderr
+    # its own chart is replaced; a file warehouse-ml did not write is not, unless --force
+    r = cli("plot-forecast", db_path, "--relation", "sales", "--item", "a", "--horizon", "7", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    notes = tmp_path / "notes.png"
+    notes.write_text("my notes")
+    r = cli("plot-forecast", db_path, "--relation", "sales", "--item", "a", "--out", str(notes))
+    assert r.returncode == 1 and "--force" in r.stderr and "notes_2.png" in r.stderr and notes.read_text() == "my notes"
+    r = cli("plot-forecast", db_path, "--relation", "sales", "--item", "a", "--out", str(notes), "--force")
+    assert r.returncode == 0 and notes.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_refuses_to_replace_a_database_it_did_not_build(db_path):
+    con = wml.connect(db_path)
+    con.execute("CREATE TABLE my_orders AS SELECT 1 AS id")
+    con.close()
+    before = open(db_path, "rb").read()
+    r = cli("demo", "--db", db_path, "--users", "300")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "was not created by the demo" in r.stderr and "--force" in r.stderr and "shop_2.duckdb" in r.stderr
+    assert open(db_path, "rb").read() == before
 
 
 def test_sql_shell_reports_errors_with_a_nonzero_exit(db_path):
@@ -69,4 +91,12 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert set(models) == {"churn", "conversion", "recs", "segments"}
     pngs = list(tmp_path.glob("shop_forecast_*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Forecast chart of" in text
+    # an unchanged demo database may be rebuilt; once a user adds to it, only --force replaces it
     con.close()
+    assert check_demo_target(db)
+    con = wml.connect(db)
+    con.execute("CREATE TABLE my_notes AS SELECT 1 AS x")
+    con.close()
+    with pytest.raises(WmlError, match="was changed since the demo built it.*--force"):
+        check_demo_target(db)
+    assert check_demo_target(db, force=True)

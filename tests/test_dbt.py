@@ -57,6 +57,9 @@ def test_dbt_run_and_test_example_project(shop_project):
         n_items, n_rows = con.execute("SELECT count(DISTINCT item), count(*) FROM demand_forecast").fetchone()
         assert n_items == 3 and n_rows == 3 * 14
         assert con.execute("SELECT count(*) FROM churn_drivers").fetchone()[0] > 0
+        # a view and query text as inputs: one row per column of each
+        inputs = con.execute("SELECT input, list(col ORDER BY col) FROM input_quality GROUP BY 1 ORDER BY 1").fetchall()
+        assert inputs == [("daily_units", ["day", "units"]), ("large orders", ["amount", "user_id"])]
         assert con.execute("SELECT count(*) FROM recommendations").fetchone()[0] > 0
         # the private report: noisy values per released channel, and the release in the privacy ledger
         assert con.execute("SELECT count(*) FROM private_channel_report WHERE metric = 'avg(amount)' "
@@ -111,5 +114,9 @@ def test_plugin_installs_functions_on_connection_and_cursors(tmp_path):
     plugin.configure_cursor(cur)
     # a relation as dbt renders ref(): quoted and database-qualified
     rows = cur.execute("""SELECT user_id, frequency FROM user_features('"x"."main"."orders"', as_of := DATE '2024-02-01')""").fetchall()
+    assert rows == [(1, 1)]
+    # query text works on dbt's cursors too (no front door there)
+    rows = cur.execute("""SELECT user_id, frequency FROM user_features('SELECT * FROM "x"."main"."orders" WHERE amount > 5',
+                          as_of := DATE '2024-02-01')""").fetchall()
     assert rows == [(1, 1)]
     con.close()

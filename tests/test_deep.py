@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,7 @@ def test_mlp_trains_predicts_and_persists_through_sql(con, churn_table, db_path)
     same = np.array([v[0] for v in con.execute("SELECT predict_conversion(u) FROM uf u ORDER BY user_id").fetchall()])
     assert np.array_equal(same, p)
     labels = {v[0] for v in con.execute("SELECT DISTINCT ml_predict_label('conversion', u) FROM uf u").fetchall()}
-    assert labels == {"0", "1"}
+    assert labels == {0, 1}
     metrics = dict(con.execute("FROM ml_evaluate('conversion', 'uf')").fetchall())
     assert metrics["roc_auc"] > 0.75 and metrics["n_rows"] == 1500
     top = con.execute("FROM ml_explain('conversion')").fetchall()
@@ -132,46 +131,52 @@ def _fitted_artifact():
     return est, X, fmt, blob
 
 
-def _tampered(blob: bytes, edit) -> bytes:
+def _arrays(blob: bytes) -> dict:
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    src = zipfile.ZipFile(io.BytesIO(arrays["keras_model"].tobytes()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "config.json":
-                data = json.dumps(edit(json.loads(data))).encode()
-            dst.writestr(name, data)
-    arrays["keras_model"] = np.frombuffer(out.getvalue(), np.uint8)
+        return {k: z[k] for k in z.files}
+
+
+def _npz(arrays: dict) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
 
 
-def test_keras_artifact_round_trips_and_refuses_code():
+def test_mlp_artifact_is_plain_arrays_scored_by_numpy_equal_to_keras():
     est, X, fmt, blob = _fitted_artifact()
     assert fmt == "keras"
+    arrays = _arrays(blob)
+    assert all(a.dtype != object for a in arrays.values()) and "keras_model" not in arrays
     loaded = loads_artifact(fmt, blob)
-    assert isinstance(loaded, KerasMLPClassifier)
-    assert np.allclose(loaded.predict_proba(X), est.predict_proba(X), atol=1e-6)
-    # the NumPy forward pass used for scoring matches Keras' own prediction
+    assert isinstance(loaded, KerasMLPClassifier) and loaded.model_ is None  # no Keras model: NumPy scores it
     Z, ids = est.prep_.transform(X)
     keras_p = est.model_.predict({"numeric": Z, "categorical": ids}, verbose=0)[:, 0]
-    assert np.allclose(est.predict_proba(X)[:, 1], keras_p, atol=1e-5)
+    assert np.allclose(loaded.predict_proba(X)[:, 1], keras_p, rtol=0, atol=1e-6)
+    # weights that do not chain into one network, and artifacts of the old Keras-zip format, are refused
+    broken = dict(arrays, output_w=arrays["output_w"][:-1])
+    with pytest.raises(UnsafeModel, match="do not fit together"):
+        loads_keras(_npz(broken))
+    old = dict(arrays, config=np.array(json.dumps(dict(json.loads(str(arrays["config"])), format_version=1))))
+    with pytest.raises(UnsafeModel, match="Retrain the model"):
+        loads_keras(_npz(old))
 
-    def to_lambda(cfg):
-        layer = next(lay for lay in cfg["config"]["layers"] if lay["class_name"] == "Dense")
-        layer["class_name"], layer["module"] = "Lambda", "keras.layers"
-        return cfg
 
-    def foreign_module(cfg):
-        cfg["config"]["layers"][0]["module"] = "subprocess"
-        return cfg
-
-    for edit, named in ((to_lambda, "Lambda"), (foreign_module, "subprocess")):
-        with pytest.raises(UnsafeModel, match=named):
-            loads_keras(_tampered(blob, edit))
+def test_a_stored_mlp_scores_without_tensorflow(con, churn_table, db_path, tmp_path):
+    con.execute(f"FROM ml_train('m', 'uf', label := 'churned', algorithm := 'mlp', {FAST})").fetchall()
+    expected = scores(con, "m")
+    con.close()
+    out = run_without_tensorflow(f"""
+        sys.path.insert(0, {str(REPO)!r})
+        import json
+        import warehouse_ml as wml
+        con = wml.connect({db_path!r})
+        p = [r[0] for r in con.execute("SELECT ml_predict('m', t) FROM uf t ORDER BY user_id").fetchall()]
+        assert "tensorflow" not in [m for m in sys.modules if sys.modules[m] is not None]
+        print(json.dumps(p))
+    """, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr == ""  # no TensorFlow or absl log lines either
+    assert np.allclose(np.array(json.loads(out.stdout)), expected, rtol=0, atol=1e-6)
 
 
 def test_regressor_estimator_follows_sklearn_conventions():

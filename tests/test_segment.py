@@ -30,9 +30,13 @@ def env(tmp_path_factory):
 
 def test_auto_k_recovers_the_simulated_groups(env):
     con, group, seg = env
-    assert len(seg) == 1500 and list(seg.columns) == ["user", "segment", "distance"]
+    assert len(seg) == 1500 and list(seg.columns) == ["user", "segment", "distance", "model", "version", "active", "notes"]
+    assert set(seg.model) == {"segments"} and set(seg.version) == {1} and seg.active.all()
+    assert seg.notes[0].startswith("trained k-means on ") and "model 'segments' version 1, now the active version" in seg.notes[0]
     assert seg.segment.nunique() == 3
-    assert seg.user.tolist() == [str(i) for i in range(1, 1501)]  # user_id is the user, not a feature
+    assert seg.user.tolist() == list(range(1, 1501))  # user_id is the user, not a feature
+    utype = con.execute("SELECT typeof(user_id) FROM uf LIMIT 1").fetchall()[0][0]
+    assert [str(t) for t in con.sql("FROM segment_users('uf', k := 3, model := 'typed')").types][0] == utype
     assert adjusted_rand_score(group, seg.segment) > 0.95
     assert (seg.distance >= 0).all()
     sizes = seg.segment.value_counts().sort_index().tolist()
@@ -47,7 +51,7 @@ def test_model_is_stored_and_ml_predict_assigns_like_segment_users(env):
     assert m.metrics[0]["k"] == 3.0
     pred = con.sql("SELECT ml_predict('segments', u) AS s, ml_predict_label('segments', u) AS l FROM uf u ORDER BY user_id").df()
     assert (pred.s.astype(int).to_numpy() == seg.segment.to_numpy()).all()
-    assert (pred.l == seg.segment.astype(str)).all()
+    assert (pred.l == seg.segment).all()  # INTEGER segment numbers
 
 
 def test_predictor_directly_matches_by_name_and_handles_nulls(env):
@@ -117,3 +121,24 @@ def test_bad_input(tmp_path, sql, argument):
     with pytest.raises(Exception) as err:
         con.sql(sql).fetchall()
     assert f"argument '{argument}'" in str(err.value)
+
+
+def test_label_columns_are_left_out_and_deploy_never_keeps_the_active_version(tmp_path):
+    con = wml.connect(str(tmp_path / "s.duckdb"))
+    data, group = sg.simulate_users(300, seed=2)
+    uf = pd.DataFrame(data)
+    uf["churned"] = (group == 0).astype(int)  # the outcome: a label, not a behaviour
+    con.execute("CREATE TABLE uf AS FROM uf")
+    first = con.sql("FROM segment_users('uf', k := 2)").df()
+    assert "label-like column 'churned' excluded" in first.notes[0]
+    features = con.execute("SELECT features FROM ml_models() WHERE model = 'segments'").fetchall()[0][0]
+    assert "churned" not in features and "user_id" not in features
+    second = con.sql("FROM segment_users('uf', k := 3, deploy := 'never')").df()
+    assert set(second.version) == {2} and not second.active.any()
+    assert "not made active (deploy := 'never'; activate it with FROM ml_deploy('segments', 2))" in second.notes[0]
+    assert con.execute("SELECT version FROM ml_models() WHERE model = 'segments' AND is_active").fetchall() == [(1,)]
+    with_label = con.sql("FROM segment_users('uf', k := 2, features := ['frequency', 'churned'])").df()
+    assert "frequency, churned" in with_label.notes[0]  # named explicitly: used, and said so
+    with pytest.raises(Exception, match="argument 'deploy'"):
+        con.execute("FROM segment_users('uf', deploy := 'sometimes')").fetchall()
+    con.close()

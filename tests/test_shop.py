@@ -7,6 +7,8 @@ from datetime import date
 import numpy as np
 import pytest
 
+from warehouse_ml.tasks import abtest as ab
+
 import warehouse_ml as wml
 from warehouse_ml.demo.shop import generate_shop
 
@@ -20,7 +22,7 @@ SCHEMA = {
                  "device VARCHAR", "pages INTEGER", "viewed_price DOUBLE", "added_to_cart BOOLEAN", "purchased BOOLEAN"],
     "events": ["user_id BIGINT", "product_id BIGINT", "event_type VARCHAR", "ts TIMESTAMP"],
     "support_tickets": ["ticket_id BIGINT", "user_id BIGINT", "created_at TIMESTAMP", "topic VARCHAR"],
-    "experiment": ["user_id BIGINT", "variant VARCHAR", "converted INTEGER", "revenue DOUBLE", "pre_revenue DOUBLE"],
+    "experiment": ["visitor_id BIGINT", "variant VARCHAR", "converted INTEGER", "revenue DOUBLE", "pre_revenue DOUBLE"],
     "daily_sales": ["sku VARCHAR", "day DATE", "units DOUBLE", "price DOUBLE", "unit_cost DOUBLE"],
     "inventory": ["sku VARCHAR", "on_hand DOUBLE"],
     "demo_truth": ["name VARCHAR", "value DOUBLE"],
@@ -119,7 +121,11 @@ def test_conversion_and_experiment_structure(shop):
     assert stored["experiment.lift_conversion"] == pytest.approx(0.02)
     assert stored["params.churn_b_tickets"] > 0
     a, b = (one(con, f"SELECT avg(converted) FROM experiment WHERE variant = '{v}'")[0] for v in "AB")
-    assert -0.01 < b - a < 0.05  # +2 points, one standard error is about 1 point with 5,000 users
+    assert 0 < b - a < 0.04  # +2 points; one standard error is about 0.6 points at the sized experiment
+    # sized for 95% power to detect the planted lift, whatever the number of users
+    per_arm = stored["experiment.visitors_per_arm"]
+    assert stored["experiment.power_conversion"] > 0.94 and one(con, "SELECT count(*) FROM experiment")[0] == 2 * per_arm
+    assert ab.power(exp["baseline_conversion"], 0.02, per_arm) == pytest.approx(stored["experiment.power_conversion"])
     assert one(con, "SELECT corr(revenue, pre_revenue) FROM experiment")[0] > 0.3  # CUPED has something to use
 
 

@@ -9,104 +9,39 @@ import time
 
 import duckdb
 
-
-def format_result(cursor, max_rows: int = 50) -> str:
-    """A plain-text table of a DuckDB result, for the shell and the demo."""
-    if cursor.description is None:
-        return "OK"
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchmany(max_rows + 1)
-    more = len(rows) > max_rows
-    rows = rows[:max_rows]
-    cells = [[_cell(v) for v in r] for r in rows]
-    widths = [min(max([len(n)] + [len(r[i]) for r in cells]), 60) for i, n in enumerate(names)]
-    line = lambda vals: " | ".join(v[:w].ljust(w) for v, w in zip(vals, widths))  # noqa: E731
-    out = [line(names), "-+-".join("-" * w for w in widths)] + [line(r) for r in cells]
-    if more:
-        out.append(f"... (more than {max_rows} rows)")
-    return "\n".join(out)
-
-
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {_cell(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_cell(x) for x in v) + "]"
-    return "NULL" if v is None else str(v)
-
-
-def split_sql(text: str) -> list[str]:
-    """Split a script into statements on semicolons outside quotes."""
-    out, buf, quote = [], [], None
-    for ch in text:
-        if quote:
-            buf.append(ch)
-            if ch == quote:
-                quote = None
-            continue
-        if ch in ("'", '"'):
-            quote = ch
-        if ch == ";":
-            stmt = "".join(buf).strip()
-            if stmt:
-                out.append(stmt)
-            buf = []
-            continue
-        buf.append(ch)
-    stmt = "".join(buf).strip()
-    if stmt:
-        out.append(stmt)
-    return out
+from .shell import MODES
 
 
 def cmd_sql(args) -> int:
     import warehouse_ml as wml
 
+    from .progress import duckdb_bar_only_on_a_terminal
+    from .shell import Shell, install_interrupt_handler
+
     con = wml.connect(args.db, read_only=args.read_only)
-
-    def run(stmt: str) -> None:
-        t0 = time.perf_counter()
-        try:
-            result = wml.sql(con, stmt)
-            print(format_result(result))
-        except (duckdb.Error, wml.WmlError) as e:
-            print(f"Error: {e}", file=sys.stderr)
-            raise
-        finally:
-            if args.timer:
-                print(f"({time.perf_counter() - t0:.2f}s)", file=sys.stderr)
-
-    if args.command:
-        try:
-            for stmt in split_sql(args.command):
-                run(stmt)
-        except (duckdb.Error, Exception):
-            return 1
-        return 0
-    print(f"warehouse-ml SQL shell on {args.db}. End statements with ';'. Ctrl-D quits.")
-    buf = ""
-    while True:
-        try:
-            line = input("wml> " if not buf else "...> ")
-        except EOFError:
-            print()
-            return 0
-        buf += line + "\n"
-        if buf.rstrip().endswith(";"):
-            for stmt in split_sql(buf):
-                try:
-                    run(stmt)
-                except Exception:  # the shell keeps going after an error, which it has printed
-                    pass
-            buf = ""
+    duckdb_bar_only_on_a_terminal(con)
+    shell = Shell(con, mode=args.mode)
+    shell.timer = args.timer
+    install_interrupt_handler()
+    try:
+        if args.command is not None:
+            return 0 if shell.run_script(args.command) else 1
+        return shell.interactive(f"warehouse-ml SQL shell on {args.db} (DuckDB {duckdb.__version__}). "
+                                 "End statements with ';'. .help lists commands; Ctrl-C cancels; Ctrl-D quits.")
+    finally:
+        con.close()
 
 
 def cmd_demo(args) -> int:
     from .demo.run import run_demo
 
-    run_demo(args.db, users=args.users, seed=args.seed)
+    from .errors import WmlError
+
+    try:
+        run_demo(args.db, users=args.users, seed=args.seed, force=args.force)
+    except WmlError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -146,7 +81,8 @@ def cmd_report(args) -> int:
     from .integrations.report import write_report
 
     try:
-        path = write_report(args.db, args.out, forecast_items=args.forecast_items, horizon=args.horizon)
+        path = write_report(args.db, args.out, forecast_items=args.forecast_items, horizon=args.horizon,
+                            force=args.force)
     except (WmlError, duckdb.Error, OSError) as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
@@ -156,20 +92,23 @@ def cmd_report(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warehouse-ml", description="Machine learning inside DuckDB, from SQL.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress of long steps")
+    _add_verbose(p)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("demo", help="build a realistic shop in a DuckDB file and run the whole loop in SQL")
     d.add_argument("--db", default="shop.duckdb", help="DuckDB file to create (default: shop.duckdb)")
     d.add_argument("--users", type=int, default=5000, help="number of shop users (default: 5000)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--force", action="store_true",
+                   help="replace --db even if the demo did not build it (otherwise such a file is left untouched)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("sql", help="a SQL shell on a DuckDB file with every function installed")
     s.add_argument("db")
     s.add_argument("-c", "--command", help="run these statements and exit")
     s.add_argument("--read-only", action="store_true")
-    s.add_argument("--timer", action="store_true", help="print each statement's time")
+    s.add_argument("--timer", action="store_true", help="print each statement's time (as .timer on)")
+    s.add_argument("--mode", default="duckbox", choices=MODES, help="how results are shown (as .mode; default duckbox)")
     s.set_defaults(func=cmd_sql)
 
     v = sub.add_parser("serve", help="serve a DuckDB file over the PostgreSQL protocol (psql, BI tools) on 127.0.0.1")
@@ -204,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     r.add_argument("--forecast-items", type=int, default=3, help="series to forecast and plot (default: 3)")
     r.add_argument("--horizon", type=int, default=28, help="forecast horizon in periods (default: 28)")
+    r.add_argument("--force", action="store_true", help="replace --out even if warehouse-ml did not write it")
     r.set_defaults(func=cmd_report)
     f = sub.add_parser("plot-forecast", help="write a PNG of an item's history, forecast and band")
     f.add_argument("db")
@@ -216,17 +156,28 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--method", default="auto")
     f.add_argument("--level", type=float, default=0.95)
     f.add_argument("--out", help="PNG path (default: forecast_<item>.png)")
+    f.add_argument("--force", action="store_true", help="replace --out even if warehouse-ml did not write it")
     f.set_defaults(func=cmd_plot_forecast)
+    for command in sub.choices.values():  # -v before or after the subcommand
+        _add_verbose(command)
     return p
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand that did not get -v leaves the value the main parser set
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress of long steps")
 
 
 def cmd_plot_forecast(args) -> int:
     import warehouse_ml as wml
     from .functions.forecast import plot_forecast
+    from .outputs import check_replaceable
 
-    con = wml.connect(args.db, read_only=True)
     out = args.out or f"forecast_{args.item}.png"
     try:
+        check_replaceable(out, "--out", args.force)
+        con = wml.connect(args.db, read_only=True)
         plot_forecast(con, args.relation, args.item, args.horizon, out, item_col=args.item_col, date=args.date,
                       value=args.value, method=args.method, level=args.level)
     except (duckdb.Error, wml.WmlError) as e:
@@ -238,9 +189,26 @@ def cmd_plot_forecast(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    verbose = getattr(args, "verbose", False)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except duckdb.IOException as e:  # e.g. another process holds the file's write lock: one line, no traceback
+        if verbose:
+            raise
+        print(f"Error: {_one_line_io_error(getattr(args, 'db', None), e)}", file=sys.stderr)
+        return 2
+
+
+def _one_line_io_error(db: str | None, error: duckdb.IOException) -> str:
+    text = " ".join(str(error).split())
+    if "lock" in text.lower():
+        holder = text.split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in text else None
+        who = f"process {holder}" if holder else "another process"
+        return (f"cannot open {db!r}: {who} has it open for writing. Close that process, or work on a copy "
+                f"(cp {db} copy.duckdb)")
+    return f"cannot open {db!r}: {text}"
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ class UnknownRelation(WmlError):
         self.name = name
         super().__init__(
             f"no table or view named '{name}'.{did_you_mean(name, candidates)} "
-            "Pass the name of a table or view as a string, e.g. 'orders' or 'main.orders' "
-            "(TEMP tables of your own connection are not visible to warehouse-ml functions: use a regular table)."
+            "Pass the name of a table or view as a string, e.g. 'orders' or 'main.orders', or a query as text, "
+            "e.g. 'SELECT * FROM orders WHERE amount > 0'. TEMP tables, CTEs and DataFrames registered on your "
+            "connection are readable when the statement runs through the front door (wml.sql(con, ...), "
+            "`warehouse-ml sql`, `warehouse-ml serve`)."
         )
 
 

@@ -11,11 +11,13 @@ that need neither run exactly as written.
 from __future__ import annotations
 
 import re
+import warnings
 
 import duckdb
 import sqlglot
 from sqlglot import exp
 
+from .binding.inputs import drop_scratch_copies, make_inputs_readable, mentions_relation_macro
 from .errors import InvalidArgument
 
 ROW_FUNCTIONS = re.compile(r"^(predict_\w+|ml_predict|ml_predict_label|ml_explain_row)$", re.IGNORECASE)
@@ -34,20 +36,27 @@ def needs_rewrite(query: str, compile_models: bool = False) -> bool:
 
 
 def rewrite(query: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
-    """Rewrite star arguments of row functions, and (given the connection) inline linear models as SQL.
-    Returns the query unchanged when there is nothing to rewrite."""
+    """Rewrite star arguments of row functions, and (given the connection) inline linear models as SQL and make
+    TEMP tables, CTEs and registered DataFrames readable as inputs. Returns the query unchanged when there is
+    nothing to rewrite."""
     compiler = _linear_compiler(con)
-    if not needs_rewrite(query, compiler is not None):
+    inputs = con is not None and mentions_relation_macro(con, query)
+    if not needs_rewrite(query, compiler is not None) and not inputs:
         return query
     try:
         statements = sqlglot.parse(query, read="duckdb")
     except sqlglot.errors.ParseError as e:
+        if not needs_rewrite(query, False):
+            return query  # only inputs to check, and DuckDB parses what sqlglot cannot: run it as written
         raise InvalidArgument("query", f"could not parse the SQL to rewrite f(*): {str(e).splitlines()[0]}",
                               "Pass the row by naming the table or its alias instead: predict_churn(u) FROM users u") from None
-    out = []
+    out, changed = [], False
     for stmt in statements:
         if stmt is None:
             continue
+        if inputs:
+            changed |= make_inputs_readable(con, stmt)
+        named = _name_prediction_columns(stmt)
         for call in list(stmt.find_all(exp.Anonymous)):
             name = call.name
             if not ROW_FUNCTIONS.match(name or ""):
@@ -60,13 +69,31 @@ def rewrite(query: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
             row = _row_reference(select, name)
             for i in stars:
                 args[i].replace(exp.column(row))
+            changed = True
         if compiler is not None:
             for call in list(stmt.find_all(exp.Anonymous)):
                 compiled = compiler(call)
                 if compiled is not None:
                     call.replace(compiled)
-        out.append(stmt.sql(dialect="duckdb"))
-    return ";\n".join(out)
+                    changed = True
+        changed |= named
+        out.append(stmt.sql(dialect="duckdb", normalize_functions=False))
+    return ";\n".join(out) if changed else query
+
+
+def _name_prediction_columns(stmt: exp.Expression) -> bool:
+    """Alias unaliased select items that call a row function, so a column's name never depends on the model
+    behind it (an inlined linear model would otherwise name it by its whole SQL expression): a bare call is
+    named after the function (``predict_churn``), any other expression after its text as written."""
+    changed = False
+    for select in stmt.find_all(exp.Select):
+        for item in list(select.expressions):
+            if isinstance(item, exp.Alias) or not any(ROW_FUNCTIONS.match(c.name or "") for c in item.find_all(exp.Anonymous)):
+                continue
+            label = item.name if isinstance(item, exp.Anonymous) else item.sql(dialect="duckdb", normalize_functions=False)
+            item.replace(exp.alias_(item.copy(), exp.to_identifier(label, quoted=True)))
+            changed = True
+    return changed
 
 
 def _linear_compiler(con):
@@ -118,10 +145,33 @@ def _row_reference(select: exp.Select | None, fname: str) -> exp.Identifier:
 
 def run(con: duckdb.DuckDBPyConnection, query: str, params=None):
     """Run a query through the front door; returns the connection holding the result (fetchall(), df(), ...)."""
+    handled = _run_statement_handler(con, query, params)
+    if handled is not None:
+        return handled
+    drop_scratch_copies(con)
+    sql = rewrite(query, con)
+    return con.execute(sql, params) if params is not None else con.execute(sql)
+
+
+def relation(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelation | None:
+    """A statement through the front door as a DuckDB relation, for DuckDB's own rendering (the shell, the
+    demo); None for statements that return no rows. Call ``materialize()`` on it to run it exactly once."""
+    handled = _run_statement_handler(con, query, None)
+    if handled is not None:
+        if handled.description is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Arrow output on a DB-API result makes an extra copy": small results
+            return con.from_arrow(handled.to_arrow_table())
+    drop_scratch_copies(con)
+    return con.sql(rewrite(query, con))
+
+
+def _run_statement_handler(con, query: str, params):
+    """The result of an integration's handler (e.g. BigQuery ML statements) if one takes the query, else None."""
     from .integrations import bigquery_dp, bigquery_ml  # noqa: F401  (register their statement handlers once)
 
     for matches, handler in _EXTENSIONS:
         if matches(query):
             return handler(con, query, params)
-    sql = rewrite(query, con)
-    return con.execute(sql, params) if params is not None else con.execute(sql)
+    return None

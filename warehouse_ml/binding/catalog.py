@@ -3,6 +3,9 @@
 Names are never pasted into SQL: a string is parsed as a (possibly quoted, dotted) identifier, looked up in
 ``duckdb_tables()`` / ``duckdb_views()`` with bound parameters, and only the catalog's own spelling is quoted
 back into SQL. Anything else (``'users; DROP TABLE users'``) is an UnknownRelation.
+
+A string that starts like a query (``'SELECT ...'``, ``'FROM orders WHERE ...'``, ``'WITH ...'``) is read as
+one: DuckDB's own parser must find exactly one read-only SELECT in it, and it is then used as a subquery.
 """
 from __future__ import annotations
 
@@ -18,6 +21,19 @@ _NUMERIC = re.compile(
 )
 _TEMPORAL = re.compile(r"^(DATE|TIMESTAMP.*|TIME.*)$")
 _IDENT_PART = re.compile(r'"((?:[^"]|"")*)"|([^."]+)')
+# query text, or any other statement (which validate_query then refuses by name)
+_QUERY_START = re.compile(
+    r"^[\s(]*(select|from|with|values|table|summarize|describe|show|pivot|unpivot|insert|update|delete|drop|"
+    r"create|alter|copy|attach|detach|pragma|set|call|export|import|install|load|truncate|merge|vacuum|"
+    r"checkpoint|begin|commit|rollback|use|prepare|execute)\s", re.IGNORECASE)
+
+#: an in-memory database attached to every instance that the front door uses to make TEMP tables, CTEs and
+#: registered DataFrames of a connection readable by the UDFs' second cursor (see ``binding/inputs.py``)
+SCRATCH_DATABASE = "wml_scratch"
+#: how to pass what plain DuckDB cannot hand to a UDF, for error messages
+INPUT_SPELLINGS = ("TEMP tables, CTEs and DataFrames registered on your connection are readable when the statement "
+                   "runs through the front door (wml.sql(con, ...), `warehouse-ml sql`, `warehouse-ml serve`); "
+                   "in plain DuckDB pass a table, a view or the query text, e.g. 'SELECT * FROM orders WHERE ...'")
 
 
 def quote_ident(name: str) -> str:
@@ -53,18 +69,49 @@ def is_temporal_type(sql_type: str) -> bool:
     return bool(_TEMPORAL.match(sql_type.upper()))
 
 
+def looks_like_query(text: str) -> bool:
+    """Whether a relation argument is query text rather than a name."""
+    return isinstance(text, str) and bool(_QUERY_START.match(text))
+
+
+def validate_query(text: str, argument: str = "relation") -> str:
+    """The text of the one read-only SELECT in ``text`` (trailing semicolon dropped), or InvalidArgument."""
+    fix = ("Pass one query that only reads, e.g. 'SELECT * FROM orders WHERE amount > 0' or 'FROM orders', "
+           "or the name of a table or view")
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as e:
+        raise InvalidArgument(argument, f"could not parse the query {short_text(text)!r}: {str(e).splitlines()[0]}",
+                              fix) from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(str(s.type).rsplit(".", 1)[-1] for s in statements) or "nothing"
+        raise InvalidArgument(argument, f"expected exactly one read-only query (SELECT, FROM or WITH), got {kinds} "
+                              f"in {short_text(text)!r}", fix)
+    return statements[0].query.strip().rstrip(";").strip()
+
+
+def short_text(text: str, width: int = 60) -> str:
+    """One line of at most ``width`` characters, for naming a query in a message."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
+
+
 @dataclass(frozen=True)
 class Relation:
-    """A table or view that exists, with its columns in order and a safely quoted SQL name."""
+    """A table, view or query that exists, with its columns in order and a safely quoted SQL name."""
 
     name: str  # what the user passed, for messages
     database: str
     schema: str
     table: str
     columns: dict[str, str] = field(default_factory=dict)  # column -> DuckDB type, in order
+    query: str | None = None  # the validated SELECT when the relation was passed as query text
 
     @property
     def sql(self) -> str:
+        """What goes after FROM: the quoted catalog name, or the query as a subquery."""
+        if self.query is not None:
+            return f"(\n{self.query}\n)"
         return ".".join(quote_ident(p) for p in (self.database, self.schema, self.table))
 
     def column(self, name: str, argument: str | None = None) -> str:
@@ -94,7 +141,9 @@ class Relation:
 
 
 def resolve(con: duckdb.DuckDBPyConnection, name: str, argument: str = "relation") -> Relation:
-    """Look a relation name up in the catalog (tables and views, temporary ones included)."""
+    """Look a relation name up in the catalog (tables and views, temporary ones included), or bind query text."""
+    if looks_like_query(name):
+        return resolve_query(con, name, argument)
     try:
         parts = split_name(name)
     except UnknownRelation:
@@ -106,10 +155,10 @@ def resolve(con: duckdb.DuckDBPyConnection, name: str, argument: str = "relation
     database = parts[-3] if len(parts) == 3 else None
     rows = con.execute(
         """
-        SELECT database_name, schema_name, table_name FROM (
-            SELECT database_name, schema_name, table_name, temporary FROM duckdb_tables()
+        SELECT database_name, schema_name, table_name, comment FROM (
+            SELECT database_name, schema_name, table_name, temporary, comment FROM duckdb_tables()
             UNION ALL
-            SELECT database_name, schema_name, view_name, temporary FROM duckdb_views() WHERE NOT internal
+            SELECT database_name, schema_name, view_name, temporary, comment FROM duckdb_views() WHERE NOT internal
         )
         WHERE lower(table_name) = lower($1)
           AND ($2::VARCHAR IS NULL OR lower(schema_name) = lower($2))
@@ -121,7 +170,9 @@ def resolve(con: duckdb.DuckDBPyConnection, name: str, argument: str = "relation
     ).fetchall()
     if not rows:
         raise UnknownRelation(name, _all_relation_names(con))
-    db, sch, tbl = rows[0]
+    db, sch, tbl, comment = rows[0]
+    if db == SCRATCH_DATABASE and comment:
+        name = comment  # a copy the front door made of a TEMP table, CTE or DataFrame: name what the user named
     columns = dict(
         con.execute(
             """SELECT column_name, data_type FROM duckdb_columns()
@@ -132,9 +183,21 @@ def resolve(con: duckdb.DuckDBPyConnection, name: str, argument: str = "relation
     return Relation(name=name, database=db, schema=sch, table=tbl, columns=columns)
 
 
+def resolve_query(con: duckdb.DuckDBPyConnection, text: str, argument: str = "relation") -> Relation:
+    """Query text as a relation: validated as one read-only SELECT and bound (not run) for its columns."""
+    query = validate_query(text, argument)
+    try:
+        bound = con.sql(query)
+    except duckdb.Error as e:
+        raise InvalidArgument(argument, f"the query {short_text(text)!r} does not run: {str(e).splitlines()[0]}",
+                              f"Fix the query. {INPUT_SPELLINGS}") from None
+    columns = dict(zip(bound.columns, (str(t) for t in bound.types)))
+    return Relation(name=short_text(text), database="", schema="", table="", columns=columns, query=query)
+
+
 def _all_relation_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
-        """SELECT table_name FROM duckdb_tables() WHERE schema_name <> 'wml'
-           UNION SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"""
+        f"""SELECT table_name FROM duckdb_tables() WHERE schema_name <> 'wml' AND database_name <> '{SCRATCH_DATABASE}'
+            UNION SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"""
     ).fetchall()
     return [r[0] for r in rows]

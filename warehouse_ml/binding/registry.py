@@ -26,8 +26,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import ReadOnlyDatabase
+from ..sqltext import split_statements
 from .context import CallContext, Runtime
+from .inputs import drop_scratch_copies
 
 log = logging.getLogger("warehouse_ml")
 
@@ -62,11 +63,12 @@ def table_udf(name: str, args: Sequence[str], returns: str, writes: bool = False
     return wrap
 
 
-def scalar_udf(name: str, args: Sequence[str] | None, returns: str, side_effects: bool = False):
-    """Declare a column-wise function: ``func(ctx, *pa.Array) -> pa.Array`` of the same length."""
+def scalar_udf(name: str, args: Sequence[str] | None, returns: str, side_effects: bool = False, writes: bool = False):
+    """Declare a column-wise function: ``func(ctx, *pa.Array) -> pa.Array`` of the same length. ``writes=True``
+    marks one whose result leads to a store write (the SQL text of a writing call that a macro runs)."""
 
     def wrap(func):
-        _UDFS[name] = UdfSpec(name, func, None if args is None else list(args), returns, "scalar", side_effects)
+        _UDFS[name] = UdfSpec(name, func, None if args is None else list(args), returns, "scalar", side_effects, writes)
         return func
 
     return wrap
@@ -168,27 +170,11 @@ def sql_files() -> list[tuple[str, str]]:
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
-def split_statements(text: str) -> list[str]:
-    """Split a macro file on semicolons that end a line (macro bodies never end a line with one inside)."""
-    stmts, buf = [], []
-    for line in text.splitlines():
-        if line.strip().startswith("--") and not buf:
-            continue
-        buf.append(line)
-        if line.rstrip().endswith(";"):
-            stmt = "\n".join(buf).strip()
-            if stmt.rstrip(";").strip():
-                stmts.append(stmt)
-            buf = []
-    if "\n".join(buf).strip():
-        stmts.append("\n".join(buf).strip())
-    return stmts
-
-
 def install_macros(con) -> None:
     """(Re)create the TEMP macros on a connection or cursor; TEMP macros are per connection and per cursor."""
     for fname, text in sql_files():
-        for stmt in split_statements(text):
+        statements, rest = split_statements(text)
+        for stmt in statements + ([rest] if rest else []):
             try:
                 con.execute(stmt)
             except duckdb.Error as e:  # a broken macro file is a packaging bug: say which
@@ -203,8 +189,10 @@ def runtime_for(con) -> Runtime | None:
 
 
 def forget(con) -> None:
-    """Drop the state install() keeps for a connection or cursor (its model cache), e.g. when a session ends."""
+    """Drop the state install() keeps for a connection or cursor (its model cache, the scratch copies of its
+    last statement's inputs), e.g. when a session ends."""
     _RUNTIMES.pop(id(con), None)
+    drop_scratch_copies(con)
 
 
 def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -5,14 +5,20 @@ door, so the demo doubles as a tour of the SQL surface.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 
+import duckdb
+
 import warehouse_ml as wml
 
-from ..cli import format_result
+from ..frontdoor import relation
 from ..functions.forecast import plot_forecast
+from ..outputs import DEMO_TABLE_COMMENT, check_replaceable, refuse_to_replace
+from ..progress import duckdb_bar_only_on_a_terminal
+from ..shell import render
 from .shop import generate_shop
 
 AS_OF = "DATE '2024-06-30'"
@@ -61,21 +67,23 @@ STEPS: list[tuple[str, str]] = [
     ("Conversion by traffic source: observed vs predicted",
      "SELECT traffic_source, round(avg(purchased::INT), 4) AS observed, round(avg(predict_conversion(s)), 4) AS predicted "
      "FROM session_features s GROUP BY ALL ORDER BY observed DESC"),
-    ("Which recommender to trust: every method against popularity on a time-ordered holdout",
+    ("Which recommender to trust: every method, tuned for 20 s, against popularity on a time-ordered holdout",
      "SELECT method, round(precision_at_k, 3) AS precision_at_10, round(recall_at_k, 3) AS recall_at_10, "
-     "round(ndcg_at_k, 3) AS ndcg_at_10, round(coverage, 3) AS coverage, round(ndcg_vs_popular, 2) AS ndcg_vs_popular "
-     "FROM evaluate_recommender('events', 10)"),
-    ("Train the recommender once (method chosen on the holdout), then look recommendations up",
-     "SELECT version, algorithm, metrics['ndcg_at_k'] AS ndcg_at_10 FROM ml_train('recs', 'events', task := 'recommend', k := 10)"),
+     "round(ndcg_at_k, 3) AS ndcg_at_10, round(coverage, 3) AS coverage, round(ndcg_vs_popular, 2) AS ndcg_vs_popular, "
+     "params FROM evaluate_recommender('events', 10, budget := '20s')"),
+    ("Train the recommender once (method and settings tuned on the holdout), then look recommendations up",
+     "SELECT version, algorithm, metrics['ndcg_at_k'] AS ndcg_at_10 FROM ml_train('recs', 'events', task := 'recommend', "
+     "k := 10, params := {'budget': '20s'})"),
     ("Recommendations for three customers, next to the categories they bought",
      "WITH bought AS (SELECT o.user_id, string_agg(DISTINCT p.category, ', ' ORDER BY p.category) AS bought "
      "FROM order_items i JOIN orders o USING (order_id) JOIN products p USING (product_id) GROUP BY ALL), "
      "recs AS (SELECT r.\"user\", string_agg(p.category || ' #' || p.product_id, ', ' ORDER BY r.rank) AS recommended "
-     "FROM recommend_items('recs', 4) r JOIN products p ON p.product_id = r.item::BIGINT GROUP BY ALL) "
-     "SELECT b.user_id, b.bought, r.recommended FROM bought b JOIN recs r ON r.\"user\" = b.user_id::VARCHAR "
+     "FROM recommend_items('recs', 4) r JOIN products p ON p.product_id = r.item GROUP BY ALL) "
+     "SELECT b.user_id, b.bought, r.recommended FROM bought b JOIN recs r ON r.\"user\" = b.user_id "
      "ORDER BY b.user_id LIMIT 3"),
-    ("Customer segments (k chosen by silhouette), described in words",
-     "SELECT segment, n, round(share, 3) AS share, description FROM segment_profiles('churn_features', exclude := ['churned'])"),
+    ("Customer segments (k chosen by silhouette): segment_users stores a model, and says what it trained on",
+     "SELECT DISTINCT model, version, active, notes FROM segment_users('churn_features')"),
+    ("The segments described in words", "SELECT segment, n, round(share, 3) AS share, description FROM segment_profiles('churn_features')"),
     ("7-day demand forecast for the three best sellers (method chosen per series by backtest)",
      "SELECT item, date, round(forecast, 1) AS forecast, round(lower, 1) AS lower, round(upper, 1) AS upper, method "
      "FROM forecast_demand('daily_sales', 7, item := 'sku', date := 'day', value := 'units') "
@@ -89,6 +97,11 @@ STEPS: list[tuple[str, str]] = [
      "round(reorder_point, 1) AS reorder_point, on_hand, round(order_qty, 1) AS order_qty "
      "FROM reorder_plan('daily_sales', lead_time := 7, service_level := 0.95, on_hand := 'inventory', "
      "item := 'sku', date := 'day', value := 'units') ORDER BY order_qty DESC LIMIT 10"),
+    ("The experiment's design: visitors per arm and the power to detect the planted +2 points on conversion",
+     "SELECT count(*) FILTER (variant = 'A') AS visitors_a, count(*) FILTER (variant = 'B') AS visitors_b, "
+     "round(avg(converted) FILTER (variant = 'A'), 4) AS baseline, "
+     "round(ab_power(avg(converted) FILTER (variant = 'A'), 0.02, count(*) FILTER (variant = 'A')), 3) AS power "
+     "FROM experiment"),
     ("A/B test on conversion (the simulation's true lift is +2.0 points)",
      "SELECT variant, n, round(mean, 4) AS mean, round(lift, 4) AS lift, round(ci_low, 4) AS ci_low, "
      "round(ci_high, 4) AS ci_high, round(p_value, 4) AS p_value, significant, test, round(srm_p_value, 3) AS srm_p "
@@ -143,27 +156,87 @@ SELECT session_id, traffic_source, device, pages, viewed_price, purchased FROM s
 """
 
 
-def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.stdout) -> None:
+def _demo_contents(con) -> dict:
+    """What a demo database holds: its tables and views and how many versions of each model, to compare with
+    the mark."""
+    tables = sorted(r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name <> 'wml' AND NOT temporary "
+        "AND database_name = current_database() UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE NOT internal AND NOT temporary AND database_name = current_database()").fetchall())
+    models = dict(con.execute("SELECT model, count(*) FROM wml.model_versions GROUP BY ALL ORDER BY 1").fetchall()) \
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'wml' "
+                       "AND table_name = 'model_versions'").fetchall()[0][0] else {}
+    return {"tables": tables, "models": models}
+
+
+def check_demo_target(db: str, force: bool = False) -> bool:
+    """Whether ``db`` exists and may be replaced: only a database an earlier demo built and nobody changed since
+    (no new tables, no new model versions), or anything with ``force``. Anything else raises, naming --force."""
+    if not os.path.exists(db):
+        if os.path.exists(db + ".wal") and not force:
+            raise refuse_to_replace(db + ".wal", "--db", "is the write-ahead log of a database that is not there")
+        return False
+    if force:
+        return True
+    try:
+        con = duckdb.connect(db, read_only=True)
+    except duckdb.IOException:
+        raise  # e.g. another process has it open for writing: the command says so in one line
+    except duckdb.Error as e:
+        raise refuse_to_replace(db, "--db", f"could not be opened as a demo database ({str(e).splitlines()[0]})") from None
+    try:
+        mark = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'demo_truth' "
+                           "AND database_name = current_database()").fetchall()
+        recorded = mark[0][0] if mark and mark[0][0] else ""
+        if not recorded.startswith(DEMO_TABLE_COMMENT + ": "):
+            raise refuse_to_replace(db, "--db", "was not created by the demo")
+        if _demo_contents(con) != json.loads(recorded[len(DEMO_TABLE_COMMENT) + 2:]):
+            raise refuse_to_replace(db, "--db", "was changed since the demo built it (new tables, views or model versions)")
+    finally:
+        con.close()
+    return True
+
+
+def _mark_as_demo(con) -> None:
+    """Record what the demo built, so a later run may replace this file only while nobody added to it."""
+    con.execute(f"COMMENT ON TABLE demo_truth IS $${DEMO_TABLE_COMMENT}: {json.dumps(_demo_contents(con))}$$")
+
+
+def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.stdout, force: bool = False) -> None:
+    """Build the shop in ``db`` and run every step. An existing ``db`` is replaced only when an earlier demo
+    built it and it is unchanged since, or with ``force``."""
     started = time.perf_counter()
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
-    for suffix in ("", ".wal"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
+    if check_demo_target(db, force):
+        say(f"replacing {db}" + (" (--force)" if force else " (built by an earlier demo, unchanged since)"))
+        for suffix in ("", ".wal"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
     con = wml.connect(db)
+    duckdb_bar_only_on_a_terminal(con)
     say(f"[{_elapsed(started)}] building a shop of {users:,} users in {db} ...")
     truth = generate_shop(con, users=users, seed=seed)
     rows = ", ".join(f"{t} {n:,}" for t, n in truth["rows"].items())
     say(f"[{_elapsed(started)}] done: {rows}")
+    _mark_as_demo(con)
     con.execute(SESSION_FEATURES)
     for title, sql in STEPS:
         say(f"\n== {title}  [{_elapsed(started)}]")
         say("   " + " ".join(sql.split())[:400])
-        result = wml.sql(con, sql)
-        say(format_result(result, max_rows=15))
+        step_started = time.perf_counter()
+        rel = relation(con, sql)
+        if rel is not None:
+            say(render(rel.materialize(), max_rows=15))
+        say(f"   ({time.perf_counter() - step_started:.1f} s)")
     top = con.execute("SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC LIMIT 1").fetchone()[0]
     png = os.path.splitext(db)[0] + f"_forecast_{top}.png"
-    plot_forecast(con, "daily_sales", top, 28, png, item_col="sku", date="day", value="units")
-    say(f"\nForecast chart of {top}: {png}")
+    try:
+        check_replaceable(png, "--db", force)
+        plot_forecast(con, "daily_sales", top, 28, png, item_col="sku", date="day", value="units")
+        say(f"\nForecast chart of {top}: {png}")
+    except wml.WmlError as e:
+        say(f"\nForecast chart not drawn: {e}")
+    _mark_as_demo(con)
     say(f"Done in {_elapsed(started)}. Open the database with: warehouse-ml sql {db}")
     con.close()
 

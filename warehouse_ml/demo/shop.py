@@ -44,8 +44,10 @@ conversion drops there and nowhere else (the random draws are the same, so nothi
 
 **Support tickets** come from the weekly simulation above, with a topic each.
 
-**Experiment**: every user is randomised 50/50 to A or B. A user's conversion probability ``p`` grows with
-their order rate; B adds exactly ``lift_conversion`` (+2 points) to ``p``. Revenue of a converter is the
+**Experiment** (``experiment``, one row per visitor): visitors who each behave like a random user of the shop,
+as many as a two-proportion test needs for 95% power to detect the planted lift (about 7,000 per arm), are
+randomised 50/50 to A or B. A visitor's conversion probability ``p`` grows with their order rate; B adds exactly
+``lift_conversion`` (+2 points) to ``p``. Revenue of a converter is the
 user's basket value times 1 + Poisson(2p) orders times Gamma noise with mean 1, and ``pre_revenue`` is spend in a pre-period from the same
 latent quantities, so CUPED with ``pre_revenue`` reduces variance. True lifts are returned: conversion
 points (exactly 0.02 in expectation) and revenue per user (0.02 x the mean basket value of the population).
@@ -71,6 +73,8 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+
+from ..tasks import abtest as ab
 
 CHANNELS = np.array(["organic", "paid_search", "social", "email", "referral"])
 CHANNEL_P = np.array([0.35, 0.25, 0.15, 0.15, 0.10])
@@ -101,6 +105,7 @@ CONV_B_MOBILE = -0.3
 CART_EXTRA = 1.3
 # Experiment.
 LIFT_CONVERSION = 0.02
+EXPERIMENT_POWER = 0.95  # the experiment's size gives this power to detect LIFT_CONVERSION at alpha 0.05
 # A planted key driver: in the last DRIVER_DAYS days, paid-search sessions on mobile convert worse (log-odds shift).
 DRIVER_DAYS = 14
 DRIVER_CONV_EFFECT = -1.5
@@ -328,16 +333,21 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
     s_order = np.argsort(s_day, kind="stable")
 
     # ---- experiment ----------------------------------------------------------------------------------
-    z = (np.log(rate) - np.log(rate).mean()) / np.log(rate).std()
-    p_a = np.clip(_sigmoid(-2.2 + 1.4 * z), 0.005, 0.95)
-    variant_b = rng.random(n) < 0.5
+    z_users = (np.log(rate) - np.log(rate).mean()) / np.log(rate).std()
+    p_users = np.clip(_sigmoid(-2.2 + 1.4 * z_users), 0.005, 0.95)
+    # visitors who each behave like a random user of the shop, as many as EXPERIMENT_POWER needs to detect the
+    # planted lift, so the demo's test shows the method working rather than a coin flip
+    per_arm = int(np.ceil(ab.sample_size(p_users.mean(), LIFT_CONVERSION, 0.05, EXPERIMENT_POWER)))
+    who = rng.integers(0, n, 2 * per_arm)
+    n_exp, z, p_a = len(who), z_users[who], p_users[who]
+    variant_b = rng.random(n_exp) < 0.5
     p = p_a + LIFT_CONVERSION * variant_b
-    converted = (rng.random(n) < p).astype(np.int32)
-    basket_value = 60.0 * basket_scale * np.exp(0.3 * z)
+    converted = (rng.random(n_exp) < p).astype(np.int32)
+    basket_value = 60.0 * basket_scale[who] * np.exp(0.3 * z)
     repeat = 1 + rng.poisson(2 * p_a)  # orders of a converter in the test period (independent of the variant)
-    revenue = np.round(converted * repeat * basket_value * rng.gamma(8.0, 0.125, n), 2)
+    revenue = np.round(converted * repeat * basket_value * rng.gamma(8.0, 0.125, n_exp), 2)
     pre_orders = rng.poisson(12 * p_a)
-    pre_revenue = np.round(pre_orders * basket_value * rng.gamma(8.0, 0.125, n), 2)
+    pre_revenue = np.round(pre_orders * basket_value * rng.gamma(8.0, 0.125, n_exp), 2)
     lift_revenue = float(np.mean(LIFT_CONVERSION * basket_value * (1 + 2 * p_a)))
 
     # ---- daily sales ---------------------------------------------------------------------------------
@@ -416,7 +426,8 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
         "ticket_id": np.arange(1, len(tk_user) + 1, dtype=np.int64), "user_id": uid[tk_user],
         "created_at": _ts(tk_day, start), "topic": _cat(tk_topic, TOPICS)}))
     _write(con, "experiment", pa.table({
-        "user_id": uid, "variant": _cat(variant_b, np.array(["A", "B"])), "converted": converted,
+        "visitor_id": np.arange(1, n_exp + 1, dtype=np.int64), "variant": _cat(variant_b, np.array(["A", "B"])),
+        "converted": converted,
         "revenue": revenue, "pre_revenue": pre_revenue}))
     _write(con, "daily_sales", pa.table({
         "sku": _cat(ds_sku, skus), "day": _dates(ds_day, start), "units": ds_units,
@@ -429,6 +440,8 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
         "lift_conversion_points": LIFT_CONVERSION * 100,
         "lift_revenue_per_user": lift_revenue,
         "baseline_conversion": float(p_a.mean()),
+        "visitors_per_arm": per_arm,
+        "power_conversion": float(ab.power(p_a.mean(), LIFT_CONVERSION, per_arm)),
         "baseline_revenue_per_user": float(np.mean(p_a * basket_value * (1 + 2 * p_a))),
     }
     params = {
@@ -442,7 +455,7 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
         "churned_users_by_end": int((churn_week >= 0).sum()),
     }
     rows = {"users": n, "products": N_PRODUCTS, "orders": n_orders, "order_items": len(it_order),
-            "sessions": ns, "events": len(ev_user), "support_tickets": len(tk_user), "experiment": n,
+            "sessions": ns, "events": len(ev_user), "support_tickets": len(tk_user), "experiment": n_exp,
             "daily_sales": len(ds_sku), "inventory": N_PRODUCTS}
     truth_rows = ([(f"experiment.{k}", float(v)) for k, v in experiment.items()]
                   + [(f"params.{k}", float(v)) for k, v in params.items()]

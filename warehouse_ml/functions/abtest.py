@@ -102,3 +102,11 @@ def ab_sample_size(ctx, baseline, mde, alpha, power):
     n = ab.sample_size(*arrays)
     valid = np.isfinite(n)
     return pa.array(np.ceil(np.where(valid, n, 0)).astype(np.int64), pa.int64(), mask=~valid)
+
+
+@scalar_udf("wml_ab_power", args=["DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"], returns="DOUBLE")
+def ab_power(ctx, baseline, mde, n_per_arm, alpha):
+    arrays = [pc.fill_null(pc.cast(a, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+              for a in (baseline, mde, n_per_arm, alpha)]
+    p = ab.power(*arrays)
+    return pa.array(p, pa.float64(), mask=~np.isfinite(p))

@@ -137,7 +137,8 @@ def _check_clean(rel: Relation, spec: dict) -> None:
 
 @scalar_udf("wml_prep_check", args=["VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
 def prep_check(ctx, function, relation, spec):
-    """Validate a prep macro's arguments; return the relation's quoted catalog name for ``query_table``."""
+    """Validate a prep macro's arguments; return the query the macro reads with ``query()``: a SELECT of the
+    relation's quoted catalog name, or of the validated query text."""
     out = []
     for fn, name, raw in zip(function.to_pylist(), relation.to_pylist(), spec.to_pylist()):
         opts = json.loads(raw) if raw else {}
@@ -146,7 +147,7 @@ def prep_check(ctx, function, relation, spec):
             _check_user_features(ctx, rel, opts)
         elif fn == "clean_events":
             _check_clean(rel, opts)
-        out.append(rel.sql)
+        out.append(f"SELECT * FROM {rel.sql}")
     return pa.array(out, pa.string())
 
 

@@ -1,13 +1,15 @@
 """segment_users, segment_profiles and the 'segment' task of ml_train / ml_predict.
 
 ``FROM segment_users('uf', k := 'auto', model := 'segments')`` fits k-means on the relation's behavioural
-columns (numeric and boolean; ID-like columns and the user column are left out and reported), stores it as
-model ``segments`` (a new version each call), and returns every row's user, segment and distance to its
-segment's centre. ``ml_predict('segments', u)`` assigns new users with the stored model; ``segment_profiles``
+columns (numeric and boolean; ID-like and label-like columns and the user column are left out and reported),
+stores it as model ``segments`` (a new version each call, made active unless ``deploy := 'never'``), and
+returns every row's user, segment and distance to its segment's centre, with the model, version and notes
+saying what was trained. ``ml_predict('segments', u)`` assigns new users with the stored model; ``segment_profiles``
 describes each segment of a relation under the stored model (fitting one first if none exists).
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import datetime, timezone
@@ -17,15 +19,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.registry import JSON, table_udf
+from ..binding.keys import typed_calls
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
-from ..tasks.features import looks_like_id
+from ..tasks.features import looks_like_id, looks_like_label
 from .base import predictor, trainer
 
-OPTIONS = {"k", "model", "user", "features", "exclude", "max_k", "seed"}
-SEGMENT_ROW = "STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE)"
+OPTIONS = {"k", "model", "user", "features", "exclude", "max_k", "seed", "deploy"}
+DEPLOY = ("always", "never")
+SEGMENT_ROW = ("STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE, model VARCHAR, version INTEGER, "
+               "active BOOLEAN, notes VARCHAR)")
 PROFILE_ROW = ("STRUCT(segment INTEGER, n BIGINT, share DOUBLE, description VARCHAR, "
                "feature_means MAP(VARCHAR, DOUBLE), feature_z MAP(VARCHAR, DOUBLE), model VARCHAR, version INTEGER, "
                "notes VARCHAR, intervals MAP(VARCHAR, DOUBLE[]), epsilon DOUBLE)")
@@ -64,6 +69,17 @@ def _is_feature_type(t: str) -> bool:
     return is_numeric_type(t) or t.upper() == "BOOLEAN"
 
 
+def user_column(rel, opts: dict) -> str | None:
+    """The user column: user := ..., else the one user-like name, else the one '..._id' column (None: none)."""
+    if opts.get("user") is not None:
+        return rel.column(opts["user"], "user")
+    named = [c for c in rel.columns if _USER_NAME.search(c)]
+    if len(named) == 1:
+        return named[0]
+    ids = [c for c in rel.columns if re.search(r"(^|_)id$", c, re.IGNORECASE)]
+    return ids[0] if len(ids) == 1 else None
+
+
 def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[str]]:
     """(user column, feature columns, notes). Features are the numeric/boolean columns that are not ID-like."""
     notes: list[str] = []
@@ -75,18 +91,10 @@ def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[st
         row = ctx.read_arrow(f"SELECT {parts} FROM {rel.sql}").to_pylist()[0]
         vals = list(row.values())
         stats = {c: (vals[2 * i], vals[2 * i + 1]) for i, c in enumerate(numeric)}
-    if opts.get("user") is not None:
-        user = rel.column(opts["user"], "user")
-    else:
-        named = [c for c in rel.columns if _USER_NAME.search(c)]
-        user = named[0] if len(named) == 1 else None
-        if user is None:
-            ids = [c for c in rel.columns if re.search(r"(^|_)id$", c, re.IGNORECASE)]
-            user = ids[0] if len(ids) == 1 else None
-        if user is not None:
-            notes.append(f"user column: '{user}' (name it with user := ...)")
-        else:
-            notes.append("no user column found; user is the row number (name it with user := ...)")
+    user = user_column(rel, opts)
+    if opts.get("user") is None:
+        notes.append(f"user column: '{user}' (name it with user := ...)" if user is not None else
+                     "no user column found; user is the row number (name it with user := ...)")
     if opts.get("features") is not None:
         features = [rel.column(c, "features") for c in _as_list(opts["features"], "features")]
         bad = [c for c in features if not _is_feature_type(rel.columns[c])]
@@ -106,6 +114,10 @@ def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[st
                 continue
             if distinct <= 1:
                 notes.append(f"constant column '{c}' excluded")
+                continue
+            if looks_like_label(c):
+                notes.append(f"label-like column '{c}' excluded (an outcome, not a behaviour; name it in "
+                             "features := [...] to segment on it)")
                 continue
             features.append(c)
     skipped = [c for c, t in rel.columns.items() if not _is_feature_type(t) and c != user]
@@ -137,6 +149,10 @@ def fit_and_store(ctx, model: str, relation: str, opts: dict):
     seed = opts.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidArgument("seed", f"expected a whole number, got {seed!r}", "Pass e.g. seed := 0")
+    deploy = opts.get("deploy", "always")
+    if deploy not in DEPLOY:
+        raise InvalidArgument("deploy", f"expected 'always' or 'never', got {deploy!r}",
+                              "deploy := 'never' stores the new version without making it the active one")
     started = time.perf_counter()
     rel = ctx.relation(relation)
     user, features, notes = choose_columns(ctx, rel, opts)
@@ -169,8 +185,11 @@ def fit_and_store(ctx, model: str, relation: str, opts: dict):
         params={"k": k, "max_k": max_k, "seed": seed},
         meta={"relation": relation, "user": user, "notes": notes,
               "descriptions": [p["description"] for p in prof]},
-        n_rows=n_all, n_train=n_all, n_test=0, seconds=seconds)
-    return dict(m=m, users=users, X=X, seg=seg, dist=dist, prof=prof, version=version, notes=notes,
+        n_rows=n_all, n_train=n_all, n_test=0, seconds=seconds, activate=deploy == "always")
+    notes.insert(0, f"trained k-means on {', '.join(features)} and stored it as model '{model}' version {version}"
+                 + (", now the active version" if deploy == "always" else
+                    f", not made active (deploy := 'never'; activate it with FROM ml_deploy('{model}', {version}))"))
+    return dict(active=deploy == "always", model=model, m=m, users=users, X=X, seg=seg, dist=dist, prof=prof, version=version, notes=notes,
                 seconds=seconds, metrics=metrics, features=features)
 
 
@@ -195,12 +214,27 @@ def train_segments(ctx, model, relation, options):
                 notes=r["notes"])]
 
 
+def _user_type(ctx, relation, raw) -> dict[str, str]:
+    rel = ctx.relation(relation)
+    user = user_column(rel, _options(json.loads(raw) if raw else {}))
+    return {"user": rel.columns[user] if user else "BIGINT"}  # without a user column: the row number
+
+
+@scalar_udf("wml_segment_users_sql", args=["VARCHAR", "VARCHAR"], returns="VARCHAR", writes=True)
+def segment_users_sql(ctx, relations, options):
+    """segment_users' call with "user" cast back to the type of the user column (binding/keys.py)."""
+    return typed_calls(ctx, "wml_segment_users", [relations, options], ["user", "segment", "distance", "model", "version", "active", "notes"], _user_type)
+
+
 @table_udf("wml_segment_users", args=["VARCHAR", JSON], returns=SEGMENT_ROW, writes=True)
 def segment_users(ctx, relation, options):
     opts = _options(options)
     r = fit_and_store(ctx, opts.pop("model", "segments"), relation, opts)
+    n = len(r["seg"])
     return pa.table({"user": r["users"], "segment": pa.array(r["seg"], pa.int32()),
-                     "distance": pa.array(r["dist"], pa.float64())})
+                     "distance": pa.array(r["dist"], pa.float64()), "model": pa.array([r["model"]] * n, pa.string()),
+                     "version": pa.array([r["version"]] * n, pa.int32()), "active": pa.array([r["active"]] * n),
+                     "notes": pa.array(["; ".join(r["notes"])] * n, pa.string())})
 
 
 def _load_segment_model(ctx, model: str):

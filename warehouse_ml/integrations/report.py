@@ -23,6 +23,7 @@ import numpy as np
 
 from ..binding.catalog import quote_ident
 from ..errors import InvalidArgument, WmlError
+from ..outputs import HTML_MARK, check_replaceable
 
 log = logging.getLogger("warehouse_ml")
 
@@ -84,7 +85,7 @@ class Report:
     def render(self) -> str:
         nav = "".join(f"<li>{s.split('</h2>')[0].split('<h2>')[1]}</li>" for s in self.sections)
         return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
+<html lang="en"><head><meta charset="utf-8">{HTML_MARK}<title>{html.escape(self.title)}</title>
 <style>
 body {{ font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0; color: #222; background: #f6f7f9; }}
 header {{ background: #1f3a5f; color: white; padding: 18px 32px; }}
@@ -497,8 +498,10 @@ def build_report(con, title: str, forecast_items: int = 3, horizon: int = 28) ->
     return rep.render()
 
 
-def write_report(db: str, out: str = "report.html", forecast_items: int = 3, horizon: int = 28) -> str:
-    """Write the report of DuckDB file ``db`` to ``out``; returns the path written."""
+def write_report(db: str, out: str = "report.html", forecast_items: int = 3, horizon: int = 28,
+                 force: bool = False) -> str:
+    """Write the report of DuckDB file ``db`` to ``out``; returns the path written. An existing ``out`` is
+    replaced only if an earlier report wrote it, or with ``force``."""
     import warehouse_ml as wml
 
     if not os.path.exists(db):
@@ -507,6 +510,7 @@ def write_report(db: str, out: str = "report.html", forecast_items: int = 3, hor
         raise InvalidArgument("--forecast-items", f"expected 1 to 20, got {forecast_items!r}", "Use e.g. --forecast-items 3")
     if not isinstance(horizon, int) or not 1 <= horizon <= 365:
         raise InvalidArgument("--horizon", f"expected 1 to 365 periods, got {horizon!r}", "Use e.g. --horizon 28")
+    check_replaceable(out, "--out", force)
     con = wml.connect(db, read_only=True)
     try:
         page = build_report(con, f"{os.path.basename(db)}", forecast_items, horizon)

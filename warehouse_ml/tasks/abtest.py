@@ -275,22 +275,8 @@ def sample_size(baseline, mde, alpha=0.05, power=0.8) -> np.ndarray:
     b, d, a, pw = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (baseline, mde, alpha, power)))
     out = np.full(b.shape, np.nan)
     ok = ~(np.isnan(b) | np.isnan(d) | np.isnan(a) | np.isnan(pw))
-    for name, v, fix in (("alpha", a, "Pass e.g. alpha := 0.05"), ("power", pw, "Pass e.g. power := 0.8"),
-                         ("baseline", b, "Pass the control's conversion rate, e.g. 0.05 for 5%")):
-        bad = ok & ~((v > 0) & (v < 1))
-        if bad.any():
-            raise InvalidArgument(name, f"must lie strictly between 0 and 1, got {v[bad][0]!r}", fix)
-    p2 = b + d
-    bad = ok & ~((p2 > 0) & (p2 < 1))
-    if bad.any():
-        raise InvalidArgument("min_detectable_effect", f"baseline + effect = {p2[bad][0]!r} is not a rate between 0 and 1",
-                              "The effect is absolute: 0.01 means from 5% to 6%")
-    bad = ok & (d == 0)
-    if bad.any():
-        raise InvalidArgument("min_detectable_effect", "is 0; no sample size detects no change",
-                              "Pass the smallest lift worth detecting, e.g. 0.01 for one percentage point")
-    h = np.abs(2 * np.arcsin(np.sqrt(np.where(ok, p2, 0.5))) - 2 * np.arcsin(np.sqrt(np.where(ok, b, 0.5))))
-    h = np.where(ok, h, 1.0)
+    _check_rate("power", pw, ok, "Pass e.g. power := 0.8")
+    h = _effect_size(b, d, a, ok)
     za = stats.norm.isf(np.where(ok, a, 0.05) / 2)
     zb = stats.norm.ppf(np.where(ok, pw, 0.8))
     # power(n) = Phi(h sqrt(n/2) - za) + Phi(-h sqrt(n/2) - za); solve for s = h sqrt(n/2)
@@ -306,6 +292,42 @@ def sample_size(baseline, mde, alpha=0.05, power=0.8) -> np.ndarray:
     n = 2 * (s / h) ** 2
     out[ok] = n[ok]
     return out
+
+
+def _check_rate(name: str, v: np.ndarray, ok: np.ndarray, fix: str) -> None:
+    bad = ok & ~((v > 0) & (v < 1))
+    if bad.any():
+        raise InvalidArgument(name, f"must lie strictly between 0 and 1, got {v[bad][0]!r}", fix)
+
+
+def _effect_size(b: np.ndarray, d: np.ndarray, a: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Cohen's h of ``b -> b + d`` where ``ok`` (1.0 elsewhere), after checking alpha, baseline and effect."""
+    _check_rate("alpha", a, ok, "Pass e.g. alpha := 0.05")
+    _check_rate("baseline", b, ok, "Pass the control's conversion rate, e.g. 0.05 for 5%")
+    p2 = b + d
+    bad = ok & ~((p2 > 0) & (p2 < 1))
+    if bad.any():
+        raise InvalidArgument("min_detectable_effect", f"baseline + effect = {p2[bad][0]!r} is not a rate between 0 and 1",
+                              "The effect is absolute: 0.01 means from 5% to 6%")
+    bad = ok & (d == 0)
+    if bad.any():
+        raise InvalidArgument("min_detectable_effect", "is 0; no sample size detects no change",
+                              "Pass the smallest lift worth detecting, e.g. 0.01 for one percentage point")
+    h = np.abs(2 * np.arcsin(np.sqrt(np.where(ok, p2, 0.5))) - 2 * np.arcsin(np.sqrt(np.where(ok, b, 0.5))))
+    return np.where(ok, h, 1.0)
+
+
+def power(baseline, mde, n_per_arm, alpha=0.05) -> np.ndarray:
+    """Power of the two-sided two-proportion test with ``n_per_arm`` users per arm to detect ``baseline ->
+    baseline + mde``: the inverse of ``sample_size`` (the same normal approximation and effect size)."""
+    b, d, n, a = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (baseline, mde, n_per_arm, alpha)))
+    ok = ~(np.isnan(b) | np.isnan(d) | np.isnan(n) | np.isnan(a))
+    bad = ok & ~(n >= 1)
+    if bad.any():
+        raise InvalidArgument("n_per_arm", f"must be at least 1, got {n[bad][0]!r}", "Pass the users in each arm, e.g. 5000")
+    s = _effect_size(b, d, a, ok) * np.sqrt(np.where(ok, n, 1) / 2)
+    za = stats.norm.isf(np.where(ok, a, 0.05) / 2)
+    return np.where(ok, stats.norm.cdf(s - za) + stats.norm.cdf(-s - za), np.nan)
 
 
 # -- simulation (tests and the demo) ----------------------------------------------------------------------------

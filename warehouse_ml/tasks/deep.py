@@ -15,25 +15,25 @@ codes in the categorical columns).
   seeds fixed and deterministic ops on the CPU, mixed precision only on a GPU. A GPU running out of memory
   retries with smaller batches, then on the CPU, with a warning.
 * Scoring is a NumPy forward pass over the trained weights (no TensorFlow call per 2048-row UDF batch).
-* Storage (format ``keras``): an ``.npz`` (loaded with ``allow_pickle=False``) holding the model in Keras' own
-  ``.keras`` zip, the preprocessing arrays and a JSON config. The Keras config is checked against an allowlist
-  of layer classes before ``keras.saving.load_model(..., safe_mode=True)`` reads it, so nothing from the table
-  can name code to run.
+* Storage (format ``keras``): an ``.npz`` (loaded with ``allow_pickle=False``) of the trained weights, the
+  preprocessing arrays and a JSON config. Loading reads plain arrays (nothing from the table can name code to
+  run) and scoring is the NumPy forward pass, so a stored MLP scores without TensorFlow installed.
 
-TensorFlow is imported lazily (it takes seconds): importing this module does not import it.
+TensorFlow is imported lazily, only to train (it takes seconds): importing this module does not import it.
 """
 from __future__ import annotations
 
 import copy
 import importlib.util
+import contextlib
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 import warnings
-import zipfile
 
 import logging
 
@@ -41,9 +41,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from ..errors import InvalidArgument, MissingDependency, TrainingFailed, UnsafeModel
+from ..progress import counter
 
 INSTALL_HINT = "pip install tensorflow-cpu  (or: pip install tensorflow, for a GPU)"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1 held Keras' own .keras zip, which needed TensorFlow to load
 MIN_BATCH = 32
 FORWARD_CHUNK = 4096  # rows per block of the NumPy forward pass
 TRANSFORM_CHUNK = 32768  # rows per block of the preprocessing
@@ -69,8 +70,9 @@ def import_tf(feature: str = "algorithm := 'mlp'"):
         return _tf_state["tf"], _tf_state["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of SQL sessions
     try:
-        import tensorflow as tf
-        import keras
+        with _native_stderr_filtered():
+            import tensorflow as tf
+            import keras
     except Exception as e:  # missing, or installed but failing to import (wrong wheel, broken install)
         why = "is not installed" if isinstance(e, ImportError) and "No module named" in str(e) else f"failed to import ({type(e).__name__}: {e})"
         raise MissingDependency("TensorFlow", feature, INSTALL_HINT + f". TensorFlow {why}; the classical "
@@ -84,6 +86,35 @@ def import_tf(feature: str = "algorithm := 'mlp'"):
             pass  # already initialised
     _tf_state.update(tf=tf, keras=keras)
     return tf, keras
+
+
+# what TensorFlow's native code writes to stderr on import whatever TF_CPP_MIN_LOG_LEVEL says (absl logs before
+# its logging is set up): informational lines, kept out of shells, servers and reports
+_IMPORT_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} |To enable the following "
+                           r"instructions|oneDNN custom operations)")
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered():
+    """Route file descriptor 2 to a temporary file while TensorFlow imports, then pass on what is not noise."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                    if line.strip() and not _IMPORT_NOISE.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 def device_name() -> str:
@@ -358,8 +389,9 @@ class _KerasMLP(BaseEstimator):
             callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(self.patience),
                                                        restore_best_weights=True)] if n_val else []
             try:
-                with tf.device(device):
+                with tf.device(device), counter("mlp epochs", int(self.epochs), unit="epoch") as tick:
                     model = self._build(keras, mixed_precision=on_gpu)
+                    callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: tick()))
                     history = model.fit(train, validation_data=valid, epochs=int(self.epochs), callbacks=callbacks,
                                         shuffle=False, verbose=int(self.verbose))  # the dataset shuffles
                 break
@@ -395,7 +427,7 @@ class _KerasMLP(BaseEstimator):
         Z, ids = self.prep_.transform(np.asarray(X, dtype=np.float64))
         _seed_everything(tf, keras, int(self.random_state), deterministic=True)
         model = self._build(keras)
-        model.set_weights([np.asarray(v) for v in self.model_.get_weights()])
+        _set_weights(model, self._weights if self.model_ is None else _extract_weights(self.model_))
         batch = int(min(self.batch_size_ or 256, max(len(t), 1)))
         model.fit(make_dataset(tf, model_inputs(self.prep_, Z, ids), t, w, batch, True, int(self.random_state)),
                   epochs=int(epochs), shuffle=False, verbose=0)
@@ -450,7 +482,8 @@ class _KerasMLP(BaseEstimator):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_weights"] = None
+        if state.get("model_") is not None:
+            state["_weights"] = None  # derived from the Keras model again when needed
         return state
 
 
@@ -594,26 +627,47 @@ def _extract_weights(model) -> dict:
     return out
 
 
+def _set_weights(model, weights: dict) -> None:
+    """Load the forward pass's weights (a stored version) into a freshly built Keras model, layer by name."""
+    for i, (W, b) in enumerate(weights["hidden"]):
+        model.get_layer(f"hidden_{i}").set_weights([W, b])
+    model.get_layer("output").set_weights(list(weights["output"]))
+    if "embedding" in weights:
+        model.get_layer("embedding").set_weights([weights["embedding"]])
+
+
 # -- storage -----------------------------------------------------------------------------------------------
-# The only Keras classes an MLP artifact may name: anything else (Lambda layers, custom objects, functions)
-# is refused before Keras reads the file.
-ALLOWED_KERAS_CLASSES = {
-    "Functional", "InputLayer", "Dense", "Dropout", "Embedding", "Flatten", "Concatenate",
-    "DTypePolicy", "GlorotUniform", "Zeros", "RandomUniform", "__keras_tensor__",
-}
-_ALLOWED_KERAS_FILES = {"config.json", "metadata.json", "model.weights.h5"}
+def _weight_arrays(weights: dict) -> dict[str, np.ndarray]:
+    arrays = {"output_w": weights["output"][0], "output_b": weights["output"][1]}
+    for i, (W, b) in enumerate(weights["hidden"]):
+        arrays[f"hidden_w_{i}"], arrays[f"hidden_b_{i}"] = W, b
+    if "embedding" in weights:
+        arrays["embedding"] = weights["embedding"]
+    return arrays
+
+
+def _weights_from_arrays(arrays: dict, prep: TabularPrep) -> dict:
+    """The forward pass's weights from an artifact, refused unless their shapes chain into one network."""
+    n_hidden = sum(1 for k in arrays if k.startswith("hidden_w_"))
+    hidden = [(arrays[f"hidden_w_{i}"].astype(np.float32), arrays[f"hidden_b_{i}"].astype(np.float32))
+              for i in range(n_hidden)]
+    weights = {"hidden": hidden, "output": (arrays["output_w"].astype(np.float32), arrays["output_b"].astype(np.float32))}
+    width = prep.n_numeric
+    if prep.n_categorical:
+        weights["embedding"] = arrays["embedding"].astype(np.float32)
+        width += prep.n_categorical * weights["embedding"].shape[1]
+    for W, b in hidden + [weights["output"]]:
+        if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
+            raise UnsafeModel("the stored MLP's weights do not fit together. Retrain the model")
+        width = W.shape[1]
+    return weights
 
 
 def dumps_keras(est: _KerasMLP) -> bytes:
-    """The artifact of a fitted MLP: an npz with the ``.keras`` zip, the preprocessing arrays and a JSON config."""
-    _, keras = import_tf()
-    inference = est._build(keras, compile=False)  # float32 and uncompiled: no optimizer in the artifact
-    inference.set_weights([np.asarray(v.numpy(), dtype=np.float32) for v in est.model_.weights])
-    with tempfile.TemporaryDirectory(prefix="wml_keras_") as d:
-        path = os.path.join(d, "model.keras")
-        inference.save(path)
-        with open(path, "rb") as fh:
-            blob = fh.read()
+    """The artifact of a fitted MLP: an npz (no pickles) of the trained weights, the preprocessing arrays and a
+    JSON config: all the NumPy forward pass needs, so loading and scoring never import TensorFlow."""
+    if getattr(est, "_weights", None) is None:
+        est._weights = _extract_weights(est.model_)
     params = {k: (v.tolist() if isinstance(v, np.ndarray) else list(v) if isinstance(v, tuple) else v)
               for k, v in est.get_params(deep=False).items()}
     if isinstance(params.get("class_weight"), dict):
@@ -621,8 +675,7 @@ def dumps_keras(est: _KerasMLP) -> bytes:
     config = {"format_version": FORMAT_VERSION, "kind": "classifier" if isinstance(est, KerasMLPClassifier) else "regressor",
               "params": params, "n_features_in": int(est.n_features_in_), "n_epochs": int(est.n_epochs_),
               "device": est.device_, "batch_size": int(est.batch_size_)}
-    arrays = {"keras_model": np.frombuffer(blob, dtype=np.uint8), "config": np.array(json.dumps(config)),
-              **est.prep_.to_arrays()}
+    arrays = {"config": np.array(json.dumps(config)), **est.prep_.to_arrays(), **_weight_arrays(est._weights)}
     if isinstance(est, KerasMLPClassifier):
         classes = est.classes_
         arrays["classes"] = classes.astype(str) if classes.dtype == object else classes
@@ -633,66 +686,24 @@ def dumps_keras(est: _KerasMLP) -> bytes:
     return buf.getvalue()
 
 
-def check_keras_archive(blob: bytes) -> None:
-    """Refuse a ``.keras`` zip holding anything but the files and layer classes our MLP writes."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as z:
-            names = set(z.namelist())
-            extra = names - _ALLOWED_KERAS_FILES
-            if extra or "config.json" not in names:
-                raise UnsafeModel(f"the stored Keras model holds unexpected files {sorted(extra)}. "
-                                  "Retrain it with warehouse-ml rather than writing artifacts by hand.")
-            config = json.loads(z.read("config.json"))
-    except (zipfile.BadZipFile, ValueError) as e:
-        raise UnsafeModel(f"the stored Keras model is not a valid .keras archive ({e}). Retrain the model") from None
-    refused = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            cls = node.get("class_name")
-            if isinstance(cls, str):
-                module = node.get("module")
-                if cls not in ALLOWED_KERAS_CLASSES or (module is not None and not str(module).startswith("keras")) \
-                        or node.get("registered_name") not in (None, cls):
-                    refused.add(f"{module}.{cls}")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(config)
-    if refused:
-        raise UnsafeModel(f"the stored Keras model names classes that are not allowed to load: {sorted(refused)}. "
-                          "Retrain it with warehouse-ml rather than writing artifacts by hand.")
-
-
 def loads_keras(data: bytes) -> _KerasMLP:
-    """Load a ``keras`` artifact: npz without pickles, allowlisted Keras config, ``safe_mode=True``."""
+    """Load a ``keras`` artifact: plain arrays (``allow_pickle=False``), scored by the NumPy forward pass."""
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     config = json.loads(str(arrays["config"]))
     if config.get("format_version") != FORMAT_VERSION:
-        raise UnsafeModel(f"keras artifact format {config.get('format_version')} is not supported by this version "
-                          "of warehouse-ml. Retrain the model")
-    blob = arrays["keras_model"].tobytes()
-    check_keras_archive(blob)
-    _, keras = import_tf("loading a model trained with algorithm := 'mlp'")
-    with tempfile.TemporaryDirectory(prefix="wml_keras_") as d:
-        path = os.path.join(d, "model.keras")
-        with open(path, "wb") as fh:
-            fh.write(blob)
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        raise UnsafeModel(f"this MLP was stored in artifact format {config.get('format_version')} by an earlier "
+                          "warehouse-ml (it needed TensorFlow to load). Retrain the model")
     cls = KerasMLPClassifier if config["kind"] == "classifier" else KerasMLPRegressor
     params = dict(config["params"])
     if params.get("categorical") is not None:
         params["categorical"] = np.asarray(params["categorical"], dtype=bool)
     est = cls(**params)
     est.prep_ = TabularPrep.from_arrays(arrays)
-    est.model_ = model
-    est._weights = None
+    est.model_ = None  # the Keras model exists only in the training process; its weights are here
+    est._weights = _weights_from_arrays(arrays, est.prep_)
     est.n_features_in_ = config["n_features_in"]
-    est.n_outputs_ = int(model.get_layer("output").units)
+    est.n_outputs_ = int(est._weights["output"][0].shape[1])
     est.n_epochs_ = config["n_epochs"]
     est.device_ = config.get("device", "CPU")
     est.batch_size_ = config.get("batch_size")

@@ -173,5 +173,14 @@ def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bo
     return pa.types.is_integer(t) and ratio > 0.999 and _is_sequence_like(name)
 
 
+_LABEL_NAME = re.compile(r"^(is_|has_)?(churn|churned|converted|conversion|purchased|clicked|click|label|target|"
+                         r"outcome|response|defaulted|fraud|y)$|_(label|target|outcome)$", re.IGNORECASE)
+
+
+def looks_like_label(name: str) -> bool:
+    """A column named like an outcome (churned, converted, label, ...): not a behaviour to describe users by."""
+    return bool(_LABEL_NAME.search(name))
+
+
 def _is_sequence_like(name: str) -> bool:
     return bool(re.search(r"(^|_)(id|no|num|number|seq|index|row)$", name, re.IGNORECASE))
