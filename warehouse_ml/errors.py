@@ -71,6 +71,15 @@ class TrainingFailed(WmlError):
     """The data cannot train the requested model; the previous version stays active."""
 
 
+class ConcurrentWrite(WmlError):
+    """Another writer kept changing the model store; nothing was written, the active version is as it was."""
+
+    def __init__(self, what: str, attempts: int, cause: Exception):
+        super().__init__(f"{what} could not be written: other writers changed the model store at the same time "
+                         f"{attempts} times in a row ({str(cause).splitlines()[0][:160]}). Nothing was written and the "
+                         "active version is unchanged; run the statement again")
+
+
 class UnsafeModel(WmlError):
     """A stored artifact holds types outside the allowlist; it is refused instead of loaded."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from .errors import ModelNotFound, InvalidArgument, UnsafeModel
+from .errors import ConcurrentWrite, InvalidArgument, ModelNotFound, UnsafeModel
 
 SCHEMA_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",
@@ -52,8 +53,12 @@ SCHEMA_SQL = [
         model VARCHAR NOT NULL,
         version INTEGER NOT NULL,
         action VARCHAR NOT NULL,
-        deployed_at TIMESTAMP NOT NULL)""",
+        deployed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (seq))""",
 ]
+# Attempts of a store write that lost a race to a writer outside this process's lock (DuckDB's optimistic
+# transactions report a conflict at INSERT or COMMIT); each retry allocates its numbers afresh.
+WRITE_ATTEMPTS = 5
 
 # Type prefixes a skops artifact may contain. Anything else (a function, a class from elsewhere) is refused.
 SKOPS_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy._lib", "builtins.slice", "builtins.type",
@@ -62,6 +67,14 @@ SKOPS_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy._lib", "
 
 _generation: dict[str, int] = {}
 _generation_lock = threading.Lock()
+_writer_locks: dict[str, threading.Lock] = {}
+
+
+def _writer_lock(db_key: str) -> threading.Lock:
+    """One lock per database: store writes of every connection and cursor of this process take turns, so
+    version and deployment numbers (max + 1) are allocated and committed atomically."""
+    with _generation_lock:
+        return _writer_locks.setdefault(db_key, threading.Lock())
 
 
 def _bump(db_key: str) -> None:
@@ -146,8 +159,9 @@ class ModelStore:
             ).fetchone()[0]
             if exists == 2:
                 return
-            for stmt in SCHEMA_SQL:
-                cur.execute(stmt)
+            with _writer_lock(self.db_key):
+                for stmt in SCHEMA_SQL:
+                    cur.execute(stmt)
         except duckdb.Error as e:
             if "read-only" in str(e).lower():
                 return  # a read-only database can still score with the models it holds
@@ -163,20 +177,23 @@ class ModelStore:
         """Write a new version (and make it active) in one transaction; returns the version number."""
         validate_model_name(model)
         self.ensure_schema()
-        with self._transaction() as cur:
+        row = [task, algorithm, label, _json(features or []), _json(metrics or {}), _json(params or {}),
+               _json(meta or {}), n_rows, n_train, n_test, seconds]
+
+        def write(cur) -> int:
             version = cur.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM wml.model_versions WHERE model = $1", [model]
             ).fetchone()[0]
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             cur.execute(
                 "INSERT INTO wml.model_versions VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
-                [model, version, task, algorithm, label, _json(features or []), _json(metrics or {}),
-                 _json(params or {}), _json(meta or {}), n_rows, n_train, n_test, seconds, now, fmt, artifact],
+                [model, version, *row, now, fmt, artifact],
             )
             if activate:
                 self._log(cur, model, version, "train", now)
-        _bump(self.db_key)
-        return version
+            return version
+
+        return self._write(write, f"the new version of '{model}' (trained, but not stored)")
 
     def _log(self, cur, model: str, version: int, action: str, now: datetime) -> None:
         seq = cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM wml.deployments").fetchone()[0]
@@ -191,16 +208,33 @@ class ModelStore:
         return version
 
     def rollback(self, model: str) -> int:
-        stack = self._stack(model)
-        if len(stack) < 2:
-            raise InvalidArgument("model", f"model '{model}' has no earlier active version to roll back to",
-                                  "Deploy a specific version with FROM ml_deploy(model, version)")
-        self._write_log(model, stack[-2], "rollback")
-        return stack[-2]
+        def write(cur) -> int:  # the stack is read under the writer lock, so concurrent rollbacks step back in turn
+            stack = self._stack(model)
+            if len(stack) < 2:
+                raise InvalidArgument("model", f"model '{model}' has no earlier active version to roll back to",
+                                      "Deploy a specific version with FROM ml_deploy(model, version)")
+            self._log(cur, model, stack[-2], "rollback", datetime.now(timezone.utc).replace(tzinfo=None))
+            return stack[-2]
+
+        return self._write(write, f"the rollback of '{model}'")
 
     def _write_log(self, model: str, version: int, action: str) -> None:
-        with self._transaction() as cur:
-            self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None))
+        self._write(lambda cur: self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None)),
+                    f"the {action} of '{model}' version {version}")
+
+    def _write(self, body, what: str):
+        """Run ``body(cursor)`` in one transaction under this database's writer lock, retrying when a writer
+        outside the lock won a race (a numbering conflict); returns what ``body`` returns."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with _writer_lock(self.db_key), self._transaction() as cur:
+                    return body(cur)
+            except (duckdb.ConstraintException, duckdb.TransactionException) as e:
+                if not _is_race(e):
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise ConcurrentWrite(what, WRITE_ATTEMPTS, e) from None
+                time.sleep(0.05 * attempt)
 
     @contextmanager
     def _transaction(self):
@@ -312,6 +346,12 @@ class ModelStore:
             return []  # no store yet (e.g. a read-only database that never trained a model)
         finally:
             cur.close()
+
+
+def _is_race(e: duckdb.Error) -> bool:
+    """A write conflict between concurrent writers, as opposed to a bad value (NOT NULL, a CHECK)."""
+    text = str(e)
+    return "Duplicate key" in text or "onflict" in text or "Failed to commit" in text
 
 
 def validate_model_name(model: Any) -> str:
