@@ -20,7 +20,7 @@ from ..errors import InvalidArgument, TrainingFailed
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
-from ..tasks.features import Featurizer, looks_like_id
+from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 
 log = logging.getLogger("warehouse_ml")
@@ -76,14 +76,12 @@ def ml_train(ctx, model, relation, options):
     log.info("%s: read %s rows from %s in %.2fs", model, f"{n_rows:,}", relation, time.perf_counter() - started)
     if n_rows == 0:
         raise TrainingFailed(f"relation '{relation}' is empty; there is nothing to train on")
-    y_col = table.column(label)
-    notes = []
-    if y_col.null_count:
-        notes.append(f"{y_col.null_count} rows with a NULL label were left out")
-        table = table.filter(pc.is_valid(y_col))
-        y_col = table.column(label)
+    table, nonfinite = nonfinite_as_null(table)
+    table, notes = _drop_missing_labels(table, label, nonfinite.get(label, 0))
     if table.num_rows == 0:
-        raise TrainingFailed(f"every row of '{relation}' has a NULL {label}; there is nothing to learn from")
+        raise TrainingFailed(f"every row of '{relation}' has a missing {label} (NULL, NaN or infinite); "
+                             "there is nothing to learn from")
+    y_col = table.column(label)
     label_type = y_col.type
     is_text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
     if pa.types.is_temporal(label_type) or not (is_text or pa.types.is_integer(label_type) or pa.types.is_floating(label_type)
@@ -101,6 +99,8 @@ def ml_train(ctx, model, relation, options):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
     featurizer = Featurizer.fit(table, label, exclude)
+    notes += [f"{nonfinite[c]} NaN or infinite values of '{c}' treated as missing (imputed like NULL)"
+              for c in featurizer.names if c in nonfinite]
     X = featurizer.transform(table, model)
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
     fit = sv.fit_supervised(X, y, task=task, algorithm=algorithm, categorical=featurizer.categorical_mask,
@@ -135,6 +135,15 @@ def read_relation(ctx, rel, columns: list[str] | None = None, batch_size: int = 
         names = columns or list(rel.columns)
         return ctx.read_arrow(f"SELECT {', '.join(rel.q(c) for c in names)} FROM {rel.sql} LIMIT 0")
     return pa.Table.from_batches(batches)
+
+
+def _drop_missing_labels(table: pa.Table, label: str, nonfinite: int) -> tuple[pa.Table, list[str]]:
+    """Rows whose label is missing (NULL, or NaN/inf already turned to NULL) are left out, and counted."""
+    missing = table.column(label).null_count
+    if not missing:
+        return table, []
+    why = f"{missing - nonfinite} NULL, {nonfinite} NaN or infinite" if nonfinite else "NULL"
+    return table.filter(pc.is_valid(table.column(label))), [f"{missing} rows with a missing label ({why}) were left out"]
 
 
 def _label_array(col: pa.ChunkedArray) -> np.ndarray:
@@ -284,9 +293,9 @@ def ml_evaluate(ctx, model, relation):
     label = rel.column(sm.label, "relation")
     feats = Featurizer.from_json(sm.features)
     table = read_relation(ctx, rel, [rel.column(n, "relation") for n in feats.names] + [label])
-    table = table.filter(pc.is_valid(table.column(label)))
+    table, _ = _drop_missing_labels(nonfinite_as_null(table)[0], label, 0)
     if table.num_rows == 0:
-        raise InvalidArgument("relation", f"'{relation}' has no rows with a non-NULL {label}",
+        raise InvalidArgument("relation", f"'{relation}' has no rows with a label (NULL, NaN and inf are missing)",
                               "Evaluate on labelled rows")
     X = feats.transform(table, model)
     y = _label_array(table.column(label))

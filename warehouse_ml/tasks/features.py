@@ -120,7 +120,8 @@ class Featurizer:
 
 
 def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
-    """One feature column as float64: numbers as they are, text as category codes, NULL/unseen as NaN."""
+    """One feature column as float64: numbers as they are, text as category codes; NULL, NaN, inf, unseen
+    categories and (in a numeric feature) text that is not a number all become NaN, the missing value."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if spec["kind"] == "categorical":
@@ -129,15 +130,42 @@ def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
         codes = pc.index_in(col, value_set=pa.array(spec["categories"], pa.string()))
         return codes.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (missing or unseen) -> NaN
     t = col.type
-    if pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_integer(t):
-        col = pc.cast(col, pa.float64())
-    elif pa.types.is_string(t) or pa.types.is_large_string(t):
-        raise InvalidArgument("row", f"feature '{spec['name']}' is numeric in the model but text in the row",
-                              f"Cast it back to a number, e.g. CAST({spec['name']} AS DOUBLE)")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        col = parse_numbers(col)
     elif not pa.types.is_floating(t):
         col = pc.cast(col, pa.float64())
-    arr = col.to_numpy(zero_copy_only=False)
-    return arr.astype(np.float64, copy=False)
+    arr = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    infinite = np.isinf(arr)
+    return np.where(infinite, np.nan, arr) if infinite.any() else arr  # inf is missing, like NaN and NULL
+
+
+# Text a number can be written as (what DuckDB's TRY_CAST(x AS DOUBLE) accepts, less hexadecimal).
+_DIGITS = r"\d(_?\d)*"  # DuckDB reads 1_000 as 1000
+_NUMBER_TEXT = (rf"^[+-]?({_DIGITS}\.?(\d*)([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|(?i:inf|infinity|nan))$")
+
+
+def parse_numbers(col: pa.Array) -> pa.Array:
+    """Text as float64 the way the front door's ``TRY_CAST(x AS DOUBLE)`` reads it: unparsable text is NULL."""
+    text = pc.utf8_trim_whitespace(col)
+    ok = pc.match_substring_regex(text, _NUMBER_TEXT)
+    digits = pc.replace_substring(text, "_", "")
+    return pc.cast(pc.if_else(ok, digits, pa.scalar(None, text.type)), pa.float64())
+
+
+def nonfinite_as_null(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """The numeric policy at the door of training: NaN, inf and -inf in floating columns become NULL (a missing
+    value, imputed or left out like any NULL). Returns the table and the count replaced per column."""
+    counts = {}
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if not pa.types.is_floating(col.type):
+            continue
+        bad = pc.or_(pc.is_nan(col), pc.is_inf(col))
+        k = pc.sum(bad).as_py() or 0
+        if k:
+            table = table.set_column(i, name, pc.if_else(bad, pa.scalar(None, col.type), col))
+            counts[name] = int(k)
+    return table, counts
 
 
 def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bool:
