@@ -20,7 +20,7 @@ from ..errors import InvalidArgument, TrainingFailed
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
-from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null
+from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 
 log = logging.getLogger("warehouse_ml")
@@ -103,15 +103,17 @@ def ml_train(ctx, model, relation, options):
               for c in featurizer.names if c in nonfinite]
     X = featurizer.transform(table, model)
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
+    groups, group_notes = split_groups(table)
+    notes += group_notes
     fit = sv.fit_supervised(X, y, task=task, algorithm=algorithm, categorical=featurizer.categorical_mask,
                             test_size=float(test_size), params=params, features=featurizer.features,
-                            progress=lambda m: log.info("%s: %s", model, m))
+                            progress=lambda m: log.info("%s: %s", model, m), groups=groups)
     notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
     log.info("%s: fitted and evaluated after %.2fs; storing", model, time.perf_counter() - started)
     seconds = time.perf_counter() - started
     fmt, blob = (dumps_keras if fit.algorithm == "mlp" else dumps_estimator)(fit.estimator)  # Keras models: .keras format
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
-            "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type)}
+            "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type), "holdout": fit.holdout}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
                              features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
                              n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds)

@@ -18,7 +18,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import (GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, cross_val_score,
+                                     train_test_split)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
@@ -34,6 +35,7 @@ CV_SAMPLE = 10_000
 # is worth its training time), and only when TensorFlow is installed
 MLP_AUTO_MIN_ROWS = 50_000
 SEED = 0
+HOLDOUT_KEEP = 5_000  # hold-out rows whose scores are stored with the model for the report's curves
 
 
 @dataclass
@@ -50,6 +52,7 @@ class FitResult:
     importance: list[dict] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    holdout: dict = field(default_factory=dict)  # hold-out scores and labels (a sample) for curves drawn later
 
 
 def infer_task(y: np.ndarray, is_text: bool) -> str:
@@ -126,8 +129,9 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
 
 def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, categorical: np.ndarray,
                    test_size: float = 0.2, params: dict | None = None, features: list[dict] | None = None,
-                   progress=None) -> FitResult:
-    """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs."""
+                   progress=None, groups: np.ndarray | None = None) -> FitResult:
+    """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs.
+    Rows with the same ``groups`` id (copies, one user's rows) stay on one side of every split."""
     params = dict(params or {})
     progress = progress or (lambda msg: None)
     notes: list[str] = []
@@ -155,14 +159,14 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
             class_weight = None
     else:
         class_weight = None
-    X_tr, X_te, y_tr, y_te = split_holdout(X, y, task, test_size)
+    X_tr, X_te, y_tr, y_te, g_tr = split_holdout(X, y, task, test_size, groups)
     if test_size == 0:
         notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
 
     candidates = []
     if algorithm == "auto":
         progress("choosing an algorithm by 3-fold cross-validation")
-        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight)
+        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight, g_tr)
         algorithm = candidates[0]["algorithm"]
         notes.append(f"auto chose {algorithm} by cross-validated {candidates[0]['metric']}")
     progress(f"fitting {algorithm} on {len(y_tr):,} rows")
@@ -176,24 +180,40 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     metrics = evaluate(est, X_te, y_te, task, predict)
     importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
                                               predict=predict)
+    holdout = holdout_sample(est, X_te, y_te, task, predict) if test_size > 0 else {}
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
     if class_weight:
         used["class_weight"] = class_weight
     return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
-                     len(y_tr), len(y_te), importance, baseline, used)
+                     len(y_tr), len(y_te), importance, baseline, used, holdout)
 
 
-def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float):
-    """The seeded (stratified, for classes) train/hold-out split every supervised fit uses."""
+def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, groups: np.ndarray | None = None):
+    """The seeded (stratified, for classes) train/hold-out split every supervised fit uses: X_tr, X_te, y_tr,
+    y_te and the training rows' groups. With ``groups``, whole groups go to one side (stratified by each
+    group's first label)."""
     if test_size == 0:
-        return X, X, y, y
+        return X, X, y, y, groups
+    if groups is None:
+        return *_stratified_split(np.arange(len(y)), y, task, test_size, X, y), None
+    ids, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    g_tr, g_te = _stratified_split(np.arange(len(ids)), y[first], task, test_size)
+    test = np.isin(inverse.ravel(), g_te)
+    return X[~test], X[test], y[~test], y[test], groups[~test]
+
+
+def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: float, *arrays):
+    """Split ``units`` (rows, or groups labelled by ``y``); returns the split of ``arrays`` (default: units)."""
     n_classes = len(np.unique(y)) if task == "classification" else 1
     strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
-    n_test = max(int(round(len(y) * test_size)), n_classes)
-    return train_test_split(X, y, test_size=n_test, random_state=SEED, stratify=strat)
+    n_test = min(max(int(round(len(y) * test_size)), n_classes), len(y) - n_classes)
+    if n_test < 1:
+        raise TrainingFailed(f"only {len(y)} distinct rows or groups to split between training and hold-out; "
+                             "add data or pass test_size := 0")
+    return train_test_split(*(arrays or (units,)), test_size=n_test, random_state=SEED, stratify=strat)
 
 
-def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
+def _cross_validate(X, y, task, categorical, class_weight, groups=None) -> list[dict]:
     candidates = AUTO_CANDIDATES
     if len(y) >= MLP_AUTO_MIN_ROWS:
         from .deep import tensorflow_available
@@ -203,17 +223,19 @@ def _cross_validate(X, y, task, categorical, class_weight) -> list[dict]:
     if len(y) > CV_SAMPLE:
         idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
         X, y = X[idx], y[idx]
+        groups = None if groups is None else groups[idx]
     if task == "classification":
         binary = len(np.unique(y)) == 2
         scoring, metric = ("roc_auc", "roc_auc") if binary else ("f1_macro", "f1_macro")
-        cv = StratifiedKFold(3, shuffle=True, random_state=SEED)
+        cv = (StratifiedKFold if groups is None else StratifiedGroupKFold)(3, shuffle=True, random_state=SEED)
     else:
         scoring, metric = "neg_root_mean_squared_error", "rmse"
-        cv = KFold(3, shuffle=True, random_state=SEED)
+        cv = KFold(3, shuffle=True, random_state=SEED) if groups is None else GroupKFold(3)
     out = []
     for algo in candidates:
         a = "linear" if algo == "logistic" and task == "regression" else algo
-        scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, cv=cv, scoring=scoring)
+        scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, groups=groups, cv=cv,
+                                 scoring=scoring)
         mean = float(np.mean(scores))
         out.append({"algorithm": a, "cv_score": -mean if metric == "rmse" else mean, "metric": metric})
     out.sort(key=lambda c: c["cv_score"] if metric == "rmse" else -c["cv_score"])  # best first
@@ -257,6 +279,21 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
             out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
     out["log_loss"] = skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)
     return {k: float(v) for k, v in out.items()}
+
+
+def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
+    """Scores and labels of (a seeded sample of) the hold-out rows, kept with the model so that reports draw
+    ROC, lift and predicted-against-actual only from rows the model never trained on. Binary labels give
+    ``score`` (P(positive)) and ``positive`` (0/1); regression gives ``predicted`` and ``actual``."""
+    if len(y_te) > max_rows:
+        idx = np.sort(np.random.default_rng(SEED).choice(len(y_te), max_rows, replace=False))
+        X_te, y_te = X_te[idx], y_te[idx]
+    predict = predict or (lambda X: score(est, X, task))
+    if task == "regression":
+        return {"predicted": np.round(predict(X_te), 6).tolist(), "actual": np.asarray(y_te, float).tolist()}
+    if len(est.classes_) != 2:
+        return {}
+    return {"score": np.round(predict(X_te), 6).tolist(), "positive": (y_te == est.classes_[1]).astype(int).tolist()}
 
 
 def predict_fn(est, task: str, features: list[dict]):
