@@ -80,6 +80,16 @@ class ConcurrentWrite(WmlError):
                          "active version is unchanged; run the statement again")
 
 
+class CorruptModel(WmlError):
+    """A stored artifact cannot be read (damaged or truncated bytes); nothing of it was executed."""
+
+    def __init__(self, model: str, version: int, fmt: str, cause: Exception, way_out: str):
+        self.model, self.version = model, version
+        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:160]}" if str(cause) else type(cause).__name__
+        super().__init__(f"the stored {fmt} artifact of model '{model}' version {version} cannot be read ({detail}): "
+                         f"it was damaged or truncated after it was written. {way_out}")
+
+
 class UnsafeModel(WmlError):
     """A stored artifact holds types outside the allowlist; it is refused instead of loaded."""
 

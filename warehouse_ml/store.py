@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from .errors import ConcurrentWrite, InvalidArgument, ModelNotFound, UnsafeModel
+from .errors import ConcurrentWrite, CorruptModel, InvalidArgument, ModelNotFound, UnsafeModel
 
 SCHEMA_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",
@@ -120,6 +120,21 @@ def loads_artifact(fmt: str, data: bytes) -> Any:
 
         return loads_keras(data)
     raise UnsafeModel(f"unknown artifact format '{fmt}'; this version of warehouse-ml loads skops, npz and keras")
+
+
+def _load_stored(model: str, version: int, fmt: str, data) -> Any:
+    """``loads_artifact`` for a stored version, whose errors name the model, the version and the way out."""
+    way_out = (f"Retrain it with ml_train, or make an earlier version active with FROM ml_rollback('{model}') "
+               f"or FROM ml_deploy('{model}', version)")
+    try:
+        return loads_artifact(fmt, b"" if data is None else bytes(data))
+    except UnsafeModel as e:
+        raise UnsafeModel(f"model '{model}' version {version}: {e} {way_out}") from None
+    except Exception as e:  # noqa: BLE001  (zip, npz, skops and Keras readers each fail their own way on bad bytes)
+        if "allow_pickle" in str(e):
+            raise UnsafeModel(f"model '{model}' version {version} holds pickled Python objects, which warehouse-ml "
+                              f"never loads (loading a pickle can run any code). {way_out}") from None
+        raise CorruptModel(model, version, fmt, e, way_out) from None
 
 
 @dataclass
@@ -307,7 +322,7 @@ class ModelStore:
         sm = StoredModel(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), json.loads(r[7]),
                          json.loads(r[8]), r[9], r[10])
         if with_object:
-            sm.obj = loads_artifact(r[11], bytes(r[12]))
+            sm.obj = _load_stored(model, version, r[11], r[12])
         return sm
 
     def load(self, model: str) -> StoredModel:

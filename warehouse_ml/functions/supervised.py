@@ -26,7 +26,7 @@ from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
-TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params"}
+TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "shortcut"}
 
 
 def _options(options: dict | None, allowed: set[str]) -> dict:
@@ -93,6 +93,7 @@ def ml_train(ctx, model, relation, options):
         raise InvalidArgument("label", f"column '{label}' looks like an identifier ({distinct} distinct values in "
                               f"{table.num_rows} rows)", "Choose the outcome column to predict, e.g. label := 'churned'")
     y = _label_array(y_col)
+    _check_binary_for_shortcut(opts.get("shortcut"), model, relation, label, y)
     if task == "auto":
         task = sv.infer_task(y, is_text)
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
@@ -112,6 +113,9 @@ def ml_train(ctx, model, relation, options):
     log.info("%s: fitted and evaluated after %.2fs; storing", model, time.perf_counter() - started)
     seconds = time.perf_counter() - started
     fmt, blob = (dumps_keras if fit.algorithm == "mlp" else dumps_estimator)(fit.estimator)  # Keras models: .keras format
+    for warning in sv.size_notes(fit.algorithm, len(blob)):
+        log.warning("%s: %s", model, warning)
+        notes.append(warning)
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
             "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type), "holdout": fit.holdout}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
@@ -137,6 +141,21 @@ def read_relation(ctx, rel, columns: list[str] | None = None, batch_size: int = 
         names = columns or list(rel.columns)
         return ctx.read_arrow(f"SELECT {', '.join(rel.q(c) for c in names)} FROM {rel.sql} LIMIT 0")
     return pa.Table.from_batches(batches)
+
+
+def _check_binary_for_shortcut(shortcut: str | None, model: str, relation: str, label: str, y: np.ndarray) -> None:
+    """train_churn / train_conversion / train_ctr predict a yes/no outcome: any other label is refused, naming
+    the generic call that fits it (their predict_* returns P(yes), which means nothing for three classes)."""
+    if shortcut is None:
+        return
+    values = np.unique(y)
+    if len(values) <= 2:
+        return  # a single class is refused later, with its own message
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    raise InvalidArgument("label", f"{shortcut} predicts a yes/no outcome, and '{label}' has {len(values)} distinct "
+                          f"values ({shown})", f"Train a model for every class with FROM ml_train('{model}', "
+                          f"'{relation}', label := '{label}', task := 'classification') and read it with "
+                          f"ml_predict_label, or map '{label}' to 0/1 first")
 
 
 def _drop_missing_labels(table: pa.Table, label: str, nonfinite: int) -> tuple[pa.Table, list[str]]:

@@ -36,6 +36,12 @@ CV_SAMPLE = 10_000
 MLP_AUTO_MIN_ROWS = 50_000
 SEED = 0
 HOLDOUT_KEEP = 5_000  # hold-out rows whose scores are stored with the model for the report's curves
+# A forest's size grows with its training rows (leaves of min_samples_leaf rows): a default forest on 443k rows
+# stored 654 MB. By default its trees stop at about this many leaves; params := {min_samples_leaf: ...} overrides.
+FOREST_MAX_LEAVES = 2_000
+LARGE_MODEL_BYTES = 100 * 2**20  # a stored model above this gets a note naming the parameter that shrinks it
+SHRINK_PARAMS = {"random_forest": "{min_samples_leaf: 50} or {max_depth: 12} or {n_estimators: 50}",
+                 "decision_tree": "{max_depth: 6}", "gbm": "{max_iter: 100} or {max_leaf_nodes: 15}"}
 
 
 @dataclass
@@ -170,6 +176,7 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         algorithm = candidates[0]["algorithm"]
         notes.append(f"auto chose {algorithm} by cross-validated {candidates[0]['metric']}")
     progress(f"fitting {algorithm} on {len(y_tr):,} rows")
+    params = bounded_size_params(algorithm, len(y_tr), params, notes)
     est = make_estimator(algorithm, task, categorical, params, class_weight)
     t0 = time.perf_counter()
     est.fit(X_tr, y_tr)
@@ -186,6 +193,26 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         used["class_weight"] = class_weight
     return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
                      len(y_tr), len(y_te), importance, baseline, used, holdout)
+
+
+def bounded_size_params(algorithm: str, n_train: int, params: dict, notes: list[str]) -> dict:
+    """Parameters that keep a default random forest's size bounded on big data (said in ``notes``); parameters
+    the user gave that bound the trees are kept as they are."""
+    leaf = max(3, n_train // FOREST_MAX_LEAVES)
+    if algorithm != "random_forest" or leaf == 3 or {"min_samples_leaf", "max_depth", "max_leaf_nodes"} & set(params):
+        return params
+    notes.append(f"random forest on {n_train:,} rows: min_samples_leaf = {leaf} (at most {FOREST_MAX_LEAVES:,} leaves "
+                 "per tree) keeps the stored model small; pass params := {min_samples_leaf: 3} for deeper trees")
+    return {**params, "min_samples_leaf": leaf}
+
+
+def size_notes(algorithm: str, n_bytes: int) -> list[str]:
+    """A note when a stored model is large enough to slow every query that loads it, naming what shrinks it."""
+    if n_bytes < LARGE_MODEL_BYTES:
+        return []
+    shrink = SHRINK_PARAMS.get(algorithm, "fewer features (exclude := [...])")
+    return [f"warning: the stored model is {n_bytes / 2**20:,.0f} MB, which every connection loads before scoring; "
+            f"shrink it with params := {shrink}"]
 
 
 def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, groups: np.ndarray | None = None):
