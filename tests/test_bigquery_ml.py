@@ -221,10 +221,6 @@ def test_arima_plus_and_forecast(con):
 
 
 def test_matrix_factorization_and_recommend(con):
-    from warehouse_ml.functions.base import TRAINERS
-
-    if "recommend" not in TRAINERS:
-        pytest.skip("this build has no recommender (task 'recommend') yet")
     rng = np.random.default_rng(0)
     users = rng.integers(1, 200, 1500)
     items = (users % 5) * 30 + rng.integers(0, 30, 1500)  # five taste groups of 30 items; ~7 purchases a user
