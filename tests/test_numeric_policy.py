@@ -116,3 +116,14 @@ def test_infinite_segment_features_are_missing_values(con):
     notes = con.execute("SELECT notes FROM ml_train('seg', 'users', task := 'segment', k := 2)").fetchone()[0]
     assert any("1 missing (NULL, NaN or infinite) feature values" in n for n in notes)
     assert con.execute("SELECT count(*) FROM users u WHERE ml_predict('seg', u) IS NULL").fetchone() == (0,)
+
+
+def test_infinite_interaction_weights_are_ignored_and_counted(con):
+    con.execute("""CREATE TABLE ev AS SELECT (range % 50) AS user_id, (range * 7 % 30) AS product_id,
+                   CASE WHEN range = 3 THEN 'inf'::DOUBLE WHEN range = 4 THEN 'nan'::DOUBLE ELSE 1.0 END AS w
+                   FROM range(2000)""")
+    notes = con.execute("SELECT notes FROM ml_train('recs', 'ev', task := 'recommend', user := 'user_id', "
+                        "item := 'product_id', weight := 'w', method := 'item_knn')").fetchone()[0]
+    assert "2 rows with a missing (NULL, NaN or infinite), zero or negative w were ignored" in notes
+    scores = [r[0] for r in con.execute("SELECT score FROM recommend_items('recs', 3)").fetchall()]
+    assert len(scores) == 150 and all(math.isfinite(s) for s in scores)
