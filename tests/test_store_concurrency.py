@@ -99,3 +99,29 @@ def test_a_write_that_keeps_losing_says_so_and_writes_nothing(con):
     with pytest.raises(ConcurrentWrite, match="a deploy of 'm' could not be written.*Nothing was written"):
         store._write(always_beaten, "a deploy of 'm'")
     assert con.execute("SELECT count(*) FROM wml.deployments WHERE action = 'deploy'").fetchone() == (WRITE_ATTEMPTS,)
+
+
+def test_two_connections_to_one_file_spelled_differently_share_one_order(db_path, monkeypatch):
+    import os
+
+    monkeypatch.chdir(os.path.dirname(db_path))
+    first, second = wml.connect(os.path.basename(db_path)), wml.connect(db_path)
+    first.execute("CREATE TABLE t AS SELECT range AS x, (range % 2) AS y FROM range(200)")
+    versions, errors = [], []
+
+    def train(con):
+        cur = wml.install(con.cursor())
+        try:
+            versions.append(cur.execute("SELECT version FROM ml_train('m', 't', label := 'y', "
+                                        "algorithm := 'logistic')").fetchall()[0][0])
+        except duckdb.Error as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=train, args=(c,)) for c in (first, second, first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and sorted(versions) == [1, 2, 3, 4]
+    first.close()
+    second.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -162,7 +163,8 @@ class ModelStore:
         row = con.execute(
             "SELECT coalesce(path, '') FROM duckdb_databases() WHERE database_name = current_database()"
         ).fetchone()
-        self.db_key = row[0] if row and row[0] else f"memory:{id(con)}"
+        # one key per database file however its path was spelled, so every connection to it shares one writer lock
+        self.db_key = os.path.realpath(row[0]) if row and row[0] else f"memory:{id(con)}"
 
     # -- schema -------------------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -272,9 +274,12 @@ class ModelStore:
 
     def drop(self, model: str) -> list[StoredModel]:
         removed = [self.describe(model, v) for v in sorted(self.versions(model))]
-        with self._transaction() as cur:
+
+        def delete(cur) -> None:
             cur.execute("DELETE FROM wml.model_versions WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.deployments WHERE model = $1", [model])
+
+        self._write(delete, f"the drop of '{model}'")
         return removed
 
     # -- reading -------------------------------------------------------------------------------------------
