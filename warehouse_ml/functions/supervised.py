@@ -117,7 +117,8 @@ def ml_train(ctx, model, relation, options):
         log.warning("%s: %s", model, warning)
         notes.append(warning)
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
-            "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type), "holdout": fit.holdout}
+            "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type),
+            "holdout": fit.holdout}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
                              features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
                              n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds)

@@ -192,8 +192,8 @@ def split_groups(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
     """Which rows must stay on the same side of a train/hold-out split, so copies never flatter the hold-out.
 
     Exact duplicate rows (equal in every column) form one group; when a column naming whom the row is about
-    (``id``, ``user_id``, ``customer``, ...) repeats, all rows sharing its value form one group too. Returns a group id per row
-    (None when every row is its own group) and notes counting what was grouped."""
+    (``id``, ``user_id``, ``customer``, ...) repeats, all rows sharing its value form one group too. Returns a
+    group id per row (None when every row is its own group) and notes counting what was grouped."""
     n = table.num_rows
     if n == 0:
         return None, []

@@ -224,7 +224,7 @@ def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, gro
     if groups is None:
         return *_stratified_split(np.arange(len(y)), y, task, test_size, X, y), None
     ids, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
-    g_tr, g_te = _stratified_split(np.arange(len(ids)), y[first], task, test_size)
+    _, g_te = _stratified_split(np.arange(len(ids)), y[first], task, test_size)
     test = np.isin(inverse.ravel(), g_te)
     return X[~test], X[test], y[~test], y[test], groups[~test]
 
@@ -251,6 +251,8 @@ def _cross_validate(X, y, task, categorical, class_weight, groups=None) -> list[
         idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
         X, y = X[idx], y[idx]
         groups = None if groups is None else groups[idx]
+    if groups is not None and len(np.unique(groups)) < 30:
+        groups = None  # under 10 groups per fold, a fold may miss a class: plain folds
     if task == "classification":
         binary = len(np.unique(y)) == 2
         scoring, metric = ("roc_auc", "roc_auc") if binary else ("f1_macro", "f1_macro")
