@@ -21,8 +21,8 @@ def test_a_shortcut_refuses_a_label_with_three_classes_and_names_the_generic_cal
     assert f"ml_train('{model}', 't', label := '{label}', task := 'classification')" in text
     assert con.execute("SELECT count(*) FROM wml.model_versions").fetchone() == (0,)
     # the generic call it names does train
-    assert con.execute(f"SELECT task FROM ml_train('{model}', 't', label := '{label}', task := 'classification')"
-                       ).fetchone() == ("classification",)
+    assert con.execute(f"SELECT task FROM ml_train('{model}', 't', label := '{label}', task := 'classification', "
+                       "algorithm := 'logistic')").fetchone() == ("classification",)
 
 
 @pytest.fixture
