@@ -43,10 +43,7 @@ class CallContext:
 
     def read_arrow(self, query: str, params: list | None = None) -> pa.Table:
         """Run a query built only from quoted, catalog-resolved names (values as parameters)."""
-        cur = self.cursor()
-        if params:
-            return cur.execute(query, params).to_arrow_table()
-        return cur.sql(query).to_arrow_table()
+        return self.cursor().sql(query, params=params or None).to_arrow_table()
 
     def stream_arrow(self, query: str, batch_size: int = 1_000_000) -> Iterator[pa.RecordBatch]:
         """Large results in Arrow record batches, so memory stays bounded for whole-table scoring."""

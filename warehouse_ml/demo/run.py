@@ -26,6 +26,21 @@ LEFT JOIN (SELECT user_id, count(*) AS tickets_90d FROM support_tickets
            WHERE created_at < {AS_OF} AND created_at >= {AS_OF} - INTERVAL 90 DAY GROUP BY user_id) t USING (user_id)
 """
 
+RECENT_SESSIONS = """
+CREATE OR REPLACE VIEW recent_sessions AS
+SELECT s.traffic_source, s.device, u.country, s.purchased,
+       CASE WHEN s.started_at >= TIMESTAMP '2024-09-17' THEN 'last_14_days' ELSE 'previous_14_days' END AS period
+FROM sessions s JOIN users u USING (user_id)
+WHERE s.started_at >= TIMESTAMP '2024-09-03'
+"""
+
+CONVERSION_DRIVERS = """
+CREATE OR REPLACE TABLE conversion_drivers AS
+FROM key_drivers('recent_sessions', metric := 'purchased', denominator := '*',
+                 dimensions := ['traffic_source', 'device', 'country'], period := 'period',
+                 test := 'last_14_days', control := 'previous_14_days')
+"""
+
 STEPS: list[tuple[str, str]] = [
     ("Data quality of the raw orders", "FROM data_quality('orders')"),
     ("User features as of 2024-06-30, labelled with churn in the next 90 days", CHURN_FEATURES),
@@ -83,6 +98,13 @@ STEPS: list[tuple[str, str]] = [
      "round(p_value, 4) AS p_value, test, (SELECT round(value, 3) FROM demo_truth WHERE name = 'experiment.lift_revenue_per_user') AS true_lift "
      "FROM ab_test('experiment', variant := 'variant', metric := 'revenue', control := 'A', covariate := 'pre_revenue')"),
     ("Users per arm to detect +1 point on a 5% conversion rate", "SELECT ab_sample_size(0.05, 0.01) AS users_per_arm"),
+    ("Sessions of the last 28 days, labelled by fortnight", RECENT_SESSIONS),
+    ("Why did conversion move in the last 14 days? (the simulation planted a drop for paid search on mobile)",
+     CONVERSION_DRIVERS),
+    ("The key drivers, most important first",
+     "SELECT rank, segment, round(control_value, 3) AS before, round(test_value, 3) AS after, "
+     "round(share_of_change, 2) AS share_of_change, round(p_value, 4) AS p_value, significant, explained_by "
+     "FROM conversion_drivers ORDER BY rank LIMIT 6"),
     ("Price elasticity per product against the simulation's truth (sparse items get wide intervals, so the "
      "correlation is shown for items whose 95% interval is narrower than 1)",
      "SELECT count(*) AS items_estimated, round(avg((t.elasticity BETWEEN e.ci_low AND e.ci_high)::INT), 3) AS ci_coverage, "

@@ -38,7 +38,9 @@ collaborative filtering has real signal.
 **Sessions**: each user browses at a rate tied to their order rate while alive. A session's purchase is
 Bernoulli(sigmoid(eta)) with eta = a + traffic-source effect + b_pages * log(pages) + b_price *
 log(viewed_price / median price) + mobile effect; ``added_to_cart`` is true for every purchase plus abandoned
-carts. The coefficients are returned under ``params``.
+carts. The coefficients are returned under ``params``. A known key driver is planted: in the last
+``DRIVER_DAYS`` (14) days, paid-search sessions on mobile get ``DRIVER_CONV_EFFECT`` (-1.5) added to eta, so
+conversion drops there and nowhere else (the random draws are the same, so nothing else changes).
 
 **Support tickets** come from the weekly simulation above, with a topic each.
 
@@ -99,6 +101,9 @@ CONV_B_MOBILE = -0.3
 CART_EXTRA = 1.3
 # Experiment.
 LIFT_CONVERSION = 0.02
+# A planted key driver: in the last DRIVER_DAYS days, paid-search sessions on mobile convert worse (log-odds shift).
+DRIVER_DAYS = 14
+DRIVER_CONV_EFFECT = -1.5
 
 N_PRODUCTS = 300
 _US_PER_DAY = 86_400_000_000
@@ -316,7 +321,8 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
     s_price = np.round(base_price[s_prod] * np.exp(0.05 * rng.standard_normal(ns)), 2)
     median_price = float(np.median(base_price))
     eta = (CONV_INTERCEPT + SOURCE_CONV_EFFECT[s_src] + CONV_B_PAGES * np.log(s_pages)
-           + CONV_B_PRICE * np.log(s_price / median_price) + CONV_B_MOBILE * (s_dev == 0))
+           + CONV_B_PRICE * np.log(s_price / median_price) + CONV_B_MOBILE * (s_dev == 0)
+           + DRIVER_CONV_EFFECT * ((s_src == 1) & (s_dev == 0) & (s_day >= n_days - DRIVER_DAYS)))
     s_purchased = rng.random(ns) < _sigmoid(eta)
     s_cart = s_purchased | (rng.random(ns) < _sigmoid(eta + CART_EXTRA))
     s_order = np.argsort(s_day, kind="stable")
@@ -431,6 +437,7 @@ def generate_shop(con, users: int = 5000, seed: int = 0, start: date = date(2023
         "churn_b_rate": B_RATE, "churn_ticket_half_life_weeks": 6.0, "median_rate_per_week": median_rate,
         "conv_intercept": CONV_INTERCEPT, "conv_b_log_pages": CONV_B_PAGES, "conv_b_log_price": CONV_B_PRICE,
         "conv_b_mobile": CONV_B_MOBILE, "conv_median_price": median_price,
+        "driver_days": DRIVER_DAYS, "driver_conv_effect_paid_search_mobile": DRIVER_CONV_EFFECT,
         **{f"conv_source_{s}": float(e) for s, e in zip(SOURCES, SOURCE_CONV_EFFECT)},
         "churned_users_by_end": int((churn_week >= 0).sum()),
     }

@@ -4,7 +4,8 @@ For whatever the database holds: the model registry; for each classifier, ROC an
 hold-out scores stored with the model: rows it never trained on) and feature importance; for regressors,
 predicted against actual on the hold-out; demand forecasts with their interval (forecast models, and
 tables that look like daily demand); segment profiles; A/B tests with confidence intervals (tables with a
-variant column); recommender quality and catalogue coverage. Charts are PNGs drawn with matplotlib (Agg) and
+variant column); recommender quality and catalogue coverage; key drivers (tables written from ``key_drivers``) as a
+waterfall of contributions. Charts are PNGs drawn with matplotlib (Agg) and
 inlined as base64, so the page needs no network and no other file. The database is opened read-only.
 """
 from __future__ import annotations
@@ -305,6 +306,45 @@ def _ab_tests(rep: Report, con, tables) -> None:
         rep.section(f"A/B test: {rel}", "".join(parts))
 
 
+_DRIVER_COLUMNS = {"segment", "dimensions", "contribution", "share_of_change", "explained_by", "rank"}
+
+
+def _key_drivers(rep: Report, con, tables) -> None:
+    """Tables written from key_drivers: a waterfall of the largest non-overlapping contributions to the change."""
+    plt = _plt()
+    for (schema, table), cols in tables.items():
+        if schema == "wml" or not _DRIVER_COLUMNS <= set(cols):
+            continue
+        rows = con.execute(f"SELECT segment, dimensions, contribution, share_of_change, explained_by, control_value, "
+                           f"test_value, p_value, significant FROM {_qualified(schema, table)} ORDER BY rank").fetchall()
+        shares = [(r[2], r[3]) for r in rows if r[3]]
+        if not shares:
+            continue
+        total = shares[0][0] / shares[0][1]
+        chosen: list[tuple] = []
+        for r in rows:  # significant segments that share no rows add up: a dimension they both fix differs
+            if r[8] and r[4] is None and len(chosen) < 6 and all(
+                    any(k in c[1] and c[1][k] != v for k, v in r[1].items()) for c in chosen):
+                chosen.append(r)
+        steps = [(c[0].replace(" AND ", " & "), c[2]) for c in chosen]
+        steps.append(("everything else", total - sum(c[2] for c in chosen)))
+        fig, ax = plt.subplots(figsize=(10, 1.2 + 0.5 * len(steps)))
+        level = 0.0
+        for i, (label, value) in enumerate(steps):
+            ax.barh(i, value, left=level, color="#2ca02c" if value >= 0 else "#d62728")
+            level += value
+        ax.barh(len(steps), total, color="#1f3a5f")
+        ax.axvline(0, color="#999", lw=1)
+        ax.set_yticks(range(len(steps) + 1), [lab for lab, _ in steps] + ["total change"], fontsize=8)
+        ax.invert_yaxis()
+        ax.set(xlabel="contribution to the change", title=f"{table}: where the change came from")
+        body = rep.figure(_png(fig), f"{table}: the largest contributions of significant, non-overlapping segments "
+                                     "to the total change, then the rest")
+        body += rep.table(["segment", "before", "after", "share of change", "p", "significant", "explained by"],
+                          [(r[0], r[5], r[6], r[3], r[7], r[8], r[4]) for r in rows[:10]])
+        rep.section(f"Key drivers: {table}", body)
+
+
 def _quoted_name(schema: str, table: str) -> str:
     return table if schema == "main" and '"' not in table and "." not in table else _qualified(schema, table)
 
@@ -396,6 +436,7 @@ def build_report(con, title: str, forecast_items: int = 3, horizon: int = 28) ->
             steps.append((f"recommender {m['model']}", lambda m=m: _recommender(rep, m)))
     steps.append(("forecasts", lambda: _forecasts(rep, con, tables, models, forecast_items, horizon)))
     steps.append(("A/B tests", lambda: _ab_tests(rep, con, tables)))
+    steps.append(("key drivers", lambda: _key_drivers(rep, con, tables)))
     for i, (name, step) in enumerate(steps, 1):
         t0 = time.perf_counter()
         log.info("report [%d/%d] %s ...", i, len(steps), name)
