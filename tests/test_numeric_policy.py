@@ -127,3 +127,14 @@ def test_infinite_interaction_weights_are_ignored_and_counted(con):
     assert "2 rows with a missing (NULL, NaN or infinite), zero or negative w were ignored" in notes
     scores = [r[0] for r in con.execute("SELECT score FROM recommend_items('recs', 3)").fetchall()]
     assert len(scores) == 150 and all(math.isfinite(s) for s in scores)
+
+
+def test_an_infinite_metric_in_key_drivers_is_excluded_with_a_note(con):
+    con.execute("""CREATE TABLE kd AS SELECT CASE WHEN range % 2 = 0 THEN 'a' ELSE 'b' END AS channel,
+                   CASE WHEN range < 500 THEN 'before' ELSE 'after' END AS period,
+                   CASE WHEN range = 7 THEN 'inf'::DOUBLE WHEN range = 9 THEN 'nan'::DOUBLE
+                        ELSE 10.0 + (range % 3) + (range >= 500 AND range % 2 = 0)::INT END AS revenue FROM range(1000)""")
+    rows = con.execute("SELECT control_value, test_value, notes FROM key_drivers('kd', metric := 'revenue', "
+                       "dimensions := ['channel'], period := 'period', test := 'after', control := 'before')").fetchall()
+    assert rows and all(math.isfinite(c) and math.isfinite(t) for c, t, _ in rows)
+    assert "2 rows with a missing (NULL, NaN or infinite) metric or denominator excluded" in rows[0][2]
