@@ -92,3 +92,9 @@ def test_an_oversized_model_warns_with_its_size_and_how_to_shrink_it(con):
                         "params := {min_samples_leaf: 1, n_estimators: 120})").fetchone()[0]
     warning = next(n for n in notes if n.startswith("warning: the stored model is"))
     assert "MB, which every connection loads before scoring; shrink it with params := {min_samples_leaf: 50}" in warning
+
+
+def test_the_shortcut_option_only_takes_the_shortcuts_names(con):
+    con.execute("CREATE TABLE t AS SELECT range AS row_id, random() AS x, (range % 2) AS y FROM range(100)")
+    with pytest.raises(duckdb.Error, match="argument 'shortcut': unknown shortcut 'train_anything'"):
+        con.execute("FROM ml_train('m', 't', label := 'y', shortcut := 'train_anything')").fetchall()

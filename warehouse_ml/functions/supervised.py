@@ -27,6 +27,7 @@ log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
 TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "shortcut"}
+BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
 
 
 def _options(options: dict | None, allowed: set[str]) -> dict:
@@ -149,6 +150,9 @@ def _check_binary_for_shortcut(shortcut: str | None, model: str, relation: str, 
     the generic call that fits it (their predict_* returns P(yes), which means nothing for three classes)."""
     if shortcut is None:
         return
+    if shortcut not in BINARY_SHORTCUTS:
+        raise InvalidArgument("shortcut", f"unknown shortcut {shortcut!r}", f"Leave it out; it is set by "
+                              f"{', '.join(BINARY_SHORTCUTS)}")
     values = np.unique(y)
     if len(values) <= 2:
         return  # a single class is refused later, with its own message
