@@ -7,7 +7,8 @@ CREATE OR REPLACE TEMP MACRO segment_users(relation, k := 'auto', model := 'segm
         'seed', seed)), recursive := true);
 
 CREATE OR REPLACE TEMP MACRO segment_profiles(relation, model := 'segments', k := NULL, "user" := NULL,
-                                              features := NULL, exclude := NULL, max_k := 8, seed := 0) AS TABLE
+                                              features := NULL, exclude := NULL, max_k := 8, seed := 0,
+                                              epsilon := NULL, bounds := NULL) AS TABLE
     SELECT unnest(wml_segment_profiles(relation, json_object(
         'k', k, 'model', model, 'user', "user", 'features', features, 'exclude', exclude, 'max_k', max_k,
-        'seed', seed)), recursive := true);
+        'seed', seed, 'epsilon', epsilon, 'bounds', bounds)), recursive := true);

@@ -4,11 +4,11 @@
 CREATE OR REPLACE TEMP MACRO ml_train(model, relation, label := NULL, task := 'auto', algorithm := 'auto',
                                       exclude := NULL, test_size := 0.2, params := NULL,
                                       user := NULL, item := NULL, weight := NULL, time := NULL, method := NULL,
-                                      k := NULL, shortcut := NULL) AS TABLE
+                                      k := NULL, personal := NULL, shortcut := NULL) AS TABLE
     SELECT unnest(wml_train(model, relation, json_object(
         'label', label, 'task', task, 'algorithm', algorithm, 'exclude', exclude, 'test_size', test_size,
         'params', params, 'user', user, 'item', item, 'weight', weight, 'time', time, 'method', method,
-        'k', k, 'shortcut', shortcut)), recursive := true);
+        'k', k, 'personal', personal, 'shortcut', shortcut)), recursive := true);
 
 CREATE OR REPLACE TEMP MACRO ml_predict(model, row) AS wml_predict(model, row);
 CREATE OR REPLACE TEMP MACRO ml_predict_label(model, row) AS wml_predict_label(model, row);

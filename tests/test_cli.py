@@ -60,7 +60,7 @@ def test_demo_runs_the_whole_loop(tmp_path):
     text = out.read_text()
     for step in ["Data quality", "Train the churn model", "most at risk", "Why they are at risk", "A/B test on conversion",
                  "7-day demand forecast", "Reorder plan", "Price elasticity", "Recommendations for three customers",
-                 "Why did conversion move",
+                 "Why did conversion move", "average order by channel with differential privacy",
                  "model registry"]:
         assert step in text
     con = wml.connect(db)

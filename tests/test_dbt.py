@@ -58,6 +58,10 @@ def test_dbt_run_and_test_example_project(shop_project):
         assert n_items == 3 and n_rows == 3 * 14
         assert con.execute("SELECT count(*) FROM churn_drivers").fetchone()[0] > 0
         assert con.execute("SELECT count(*) FROM recommendations").fetchone()[0] > 0
+        # the private report: noisy values per released channel, and the release in the privacy ledger
+        assert con.execute("SELECT count(*) FROM private_channel_report WHERE metric = 'avg(amount)' "
+                           "AND ci_low < value AND value < ci_high").fetchone()[0] > 0
+        assert con.execute("SELECT relation, epsilon FROM wml.dp_ledger").fetchall() == [("main.order_channels", 1.0)]
     finally:
         con.close()
     test = _dbt(project, db, "test")

@@ -118,7 +118,7 @@ def _row_reference(select: exp.Select | None, fname: str) -> exp.Identifier:
 
 def run(con: duckdb.DuckDBPyConnection, query: str, params=None):
     """Run a query through the front door; returns the connection holding the result (fetchall(), df(), ...)."""
-    from .integrations import bigquery_ml  # noqa: F401  (registers the BigQuery ML statement handler once)
+    from .integrations import bigquery_dp, bigquery_ml  # noqa: F401  (register their statement handlers once)
 
     for matches, handler in _EXTENSIONS:
         if matches(query):

@@ -105,6 +105,24 @@ STEPS: list[tuple[str, str]] = [
      "SELECT rank, segment, round(control_value, 3) AS before, round(test_value, 3) AS after, "
      "round(share_of_change, 2) AS share_of_change, round(p_value, 4) AS p_value, significant, explained_by "
      "FROM conversion_drivers ORDER BY rank LIMIT 6"),
+    ("Privacy: orders with each customer's acquisition channel, and a privacy budget of epsilon 3 for that table",
+     "CREATE OR REPLACE TABLE order_channels AS SELECT o.user_id, u.channel, o.amount FROM orders o JOIN users u USING (user_id); "
+     "FROM dp_set_budget('order_channels', epsilon := 3)"),
+    ("Customers and average order by channel with differential privacy (BigQuery's spelling): each customer counts "
+     "once, amounts clamped to [0, 300], OpenDP noise, rare channels suppressed",
+     "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS(epsilon = 1, delta = 1e-6, privacy_unit_column = user_id) "
+     "channel, COUNT(*) AS customers, ROUND(AVG(amount contribution_bounds_per_group => (0, 300)), 2) AS avg_order "
+     "FROM order_channels GROUP BY channel ORDER BY channel"),
+    ("The same release with its noise (95% noise intervals) next to the exact average over all orders, which the "
+     "private figure does not target exactly: it averages one random order per customer, clamped to [0, 300]",
+     "SELECT d.channel, round(d.value, 2) AS private_avg, round(d.ci_low, 2) AS ci_low, round(d.ci_high, 2) AS ci_high, "
+     "round(e.exact_avg, 2) AS exact_avg FROM dp_aggregate('order_channels', group_by := ['channel'], "
+     "metrics := ['avg(amount)'], bounds := {'amount': [0, 300]}, epsilon := 1, privacy_unit := 'user_id') d "
+     "JOIN (SELECT channel, avg(amount) AS exact_avg FROM order_channels GROUP BY channel) e USING (channel) ORDER BY channel"),
+    ("What is left of the budget (a third release of epsilon 1.5 would be refused)", "FROM dp_budget('order_channels')"),
+    ("A/B test on conversion released with differential privacy (epsilon 1): the interval carries the noise",
+     "SELECT variant, n, round(lift, 4) AS lift, round(ci_low, 4) AS ci_low, round(ci_high, 4) AS ci_high, "
+     "round(p_value, 4) AS p_value FROM ab_test('experiment', variant := 'variant', metric := 'converted', control := 'A', epsilon := 1)"),
     ("Price elasticity per product against the simulation's truth (sparse items get wide intervals, so the "
      "correlation is shown for items whose 95% interval is narrower than 1)",
      "SELECT count(*) AS items_estimated, round(avg((t.elasticity BETWEEN e.ci_low AND e.ci_high)::INT), 3) AS ci_coverage, "

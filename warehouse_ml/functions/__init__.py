@@ -5,5 +5,6 @@ column names, reads Arrow through a second cursor, calls the kernel, and returns
 macros live in ``sql/<module>.sql``.
 """
 from . import (  # noqa: F401  (importing a module registers its UDFs)
-    abtest, deep, drivers, forecast, prep, pricing, recommend, registry_ops, segment, sequence, supervised,
+    abtest, deep, drivers, forecast, prep, pricing, privacy, recommend, registry_ops, segment, sequence,
+    supervised,
 )

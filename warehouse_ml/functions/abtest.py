@@ -12,7 +12,7 @@ from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import abtest as ab
 
-OPTIONS = {"variant", "metric", "control", "covariate", "alpha", "split", "test"}
+OPTIONS = {"variant", "metric", "control", "covariate", "alpha", "split", "test", "epsilon", "bounds"}
 AB_ROW = ("STRUCT(variant VARCHAR, n BIGINT, mean DOUBLE, lift DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
           "p_value DOUBLE, significant BOOLEAN, test VARCHAR, srm_p_value DOUBLE, relative_lift DOUBLE, "
           "relative_ci_low DOUBLE, relative_ci_high DOUBLE, p_value_raw DOUBLE, is_control BOOLEAN, "
@@ -63,11 +63,36 @@ def ab_test(ctx, relation, options):
     enc = pc.dictionary_encode(table.column("v").combine_chunks())
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
     y = pc.fill_null(table.column("m"), np.nan).to_numpy()
+    if "epsilon" in opts:
+        return private_ab_test(ctx, rel, opts, codes, y, enc.dictionary.to_pylist(), alpha)
     x = pc.fill_null(table.column("c"), np.nan).to_numpy() if covariate else None
     result = ab.ab_test(codes, y, labels=enc.dictionary.to_pylist(), control=opts.get("control"), covariate=x, alpha=alpha, split=opts.get("split"),
                         test=str(opts.get("test", "auto")).lower())
     notes = "; ".join(result.notes) or None
     return [dict(r, notes=notes) for r in result.rows]
+
+
+def private_ab_test(ctx, rel, opts: dict, codes: np.ndarray, y: np.ndarray, labels: list, alpha: float) -> list[dict]:
+    """ab_test(..., epsilon := e): the differentially private release (``tasks.privacy.dp_ab_test``), recorded
+    in the relation's privacy ledger before it is returned."""
+    from ..tasks import privacy as pv
+    from .privacy import spend
+
+    if "covariate" in opts:
+        raise InvalidArgument("covariate", "CUPED is not available with epsilon (its adjustment would need exact moments)",
+                              "Leave covariate out for a private test, or drop epsilon for an exact one")
+    epsilon = pv.check_epsilon(opts["epsilon"])
+    bounds = pv.check_bounds(opts["bounds"], "bounds") if "bounds" in opts else None
+    metric_type = rel.columns[rel.column(opts["metric"], "metric")].upper()
+    if bounds is None and not re.fullmatch(r"BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?", metric_type):
+        raise InvalidArgument("bounds", f"a private A/B test of the {metric_type} metric '{opts['metric']}' needs public "
+                              "bounds (only 0/1 metrics, stored as BOOLEAN or integers, default to [0, 1])",
+                              "Pass e.g. bounds := [0, 500]; values outside are clamped")
+    rows, notes, spent = pv.dp_ab_test(codes, y, epsilon, bounds, control=opts.get("control"), alpha=alpha,
+                                       labels=labels, split=opts.get("split"))
+    spend(ctx, rel, spent, 0.0, "ab_test", None, {"metric": opts.get("metric"), "variant": opts.get("variant"),
+                                                  "epsilon": epsilon, "bounds": bounds})
+    return [dict(r, notes="; ".join(notes)) for r in rows]
 
 
 @scalar_udf("wml_ab_sample_size", args=["DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"], returns="BIGINT")

@@ -21,6 +21,7 @@ import pyarrow as pa
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
 from ..binding.registry import scalar_udf, table_udf
 from ..errors import InvalidArgument
+from .privacy import personal_columns
 
 FILLS = ("median", "mode", "zero", "none")
 _AMOUNT_LIKE = re.compile(r"(amount|price|revenue|cost|qty|quantity|units|sales|spend|total|discount|value)", re.I)
@@ -215,6 +216,7 @@ def data_quality(ctx, relation):
         dup, = cur.execute(f"SELECT {n} - count(*) FROM (SELECT DISTINCT * FROM {rel.sql})").fetchall()[0]
     except Exception:  # noqa: BLE001  (a column type DISTINCT cannot compare: report duplicates as unknown)
         dup = None
+    personal = personal_columns(ctx, rel)
     rows = []
     for i, (c, t) in enumerate(cols):
         nn, d = stats[f"nn{i}"], stats[f"d{i}"]
@@ -260,6 +262,9 @@ def data_quality(ctx, relation):
                     issues.append(f"{_plural(stats[f'fut{i}'], 'timestamp')} in the future: check clocks and time zones")
                 if stats[f"old{i}"]:
                     issues.append(f"{_plural(stats[f'old{i}'], 'timestamp')} before 1900: placeholder dates?")
+        if c in personal:
+            issues.append(f"looks personal ({personal[c]}): models leave it out by default; share it only as "
+                          f"pseudonyms, e.g. FROM pseudonymize('{relation}', columns := ['{c}'], key := ...)")
         rows.append({"column": c, "type": t, "null_fraction": frac, "distinct_count": d,
                      "duplicate_rows": dup, "issues": issues})
     return rows

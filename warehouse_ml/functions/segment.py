@@ -28,7 +28,8 @@ OPTIONS = {"k", "model", "user", "features", "exclude", "max_k", "seed"}
 SEGMENT_ROW = "STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE)"
 PROFILE_ROW = ("STRUCT(segment INTEGER, n BIGINT, share DOUBLE, description VARCHAR, "
                "feature_means MAP(VARCHAR, DOUBLE), feature_z MAP(VARCHAR, DOUBLE), model VARCHAR, version INTEGER, "
-               "notes VARCHAR)")
+               "notes VARCHAR, intervals MAP(VARCHAR, DOUBLE[]), epsilon DOUBLE)")
+PROFILE_OPTIONS = OPTIONS | {"epsilon", "bounds"}
 _USER_NAME = re.compile(r"(^|_)(user|customer|client|account|member|visitor|shopper)(_?id|_key)?$", re.IGNORECASE)
 
 
@@ -217,8 +218,12 @@ def _load_segment_model(ctx, model: str):
 
 @table_udf("wml_segment_profiles", args=["VARCHAR", JSON], returns=PROFILE_ROW)
 def segment_profiles(ctx, relation, options):
-    opts = _options(options)
+    opts = _options(options, PROFILE_OPTIONS)
     model = validate_model_name(opts.pop("model", "segments"))
+    if "epsilon" in opts:
+        from .privacy import private_profiles
+
+        return private_profiles(ctx, relation, model, opts, _load_segment_model, _read)
     refit = opts.get("k") is not None or opts.get("features") is not None
     if not refit:
         try:

@@ -22,11 +22,12 @@ from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
 from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
+from .privacy import personal_plan
 
 log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
-TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "shortcut"}
+TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "shortcut"}
 BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
 
 
@@ -100,7 +101,9 @@ def ml_train(ctx, model, relation, options):
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    featurizer = Featurizer.fit(table, label, exclude)
+    personal = personal_plan(table, label, exclude, opts.get("personal", "exclude"))
+    featurizer = Featurizer.fit(table, label, list(exclude) + personal.excluded, hashed=personal.hashed)
+    personal.explain(featurizer)
     notes += [f"{nonfinite[c]} NaN or infinite values of '{c}' treated as missing (imputed like NULL)"
               for c in featurizer.names if c in nonfinite]
     X = featurizer.transform(table, model)

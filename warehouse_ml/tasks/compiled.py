@@ -5,23 +5,20 @@
   inf, unparsable text) scores its median and its missing-indicator weight instead. That form
   scores a NumPy matrix without scikit-learn's per-call overhead, and compiles to a plain SQL expression that
   DuckDB runs in parallel with no Python at all (also usable by clients without this package).
-* Histogram gradient boosting is scored tree by tree with its compiled predictors, skipping the per-call
-  validation and (on DuckDB's 2048-row batches) the thread start-up that dominate small calls.
+* Tree ensembles (histogram gradient boosting, random forests, decision trees) are scored by one compiled
+  traversal that releases the GIL (``trees``), so DuckDB's threads score batches in parallel.
 
 Everything else falls back to the estimator's own ``predict_proba``/``predict``.
 """
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
-
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+from .trees import tree_scorer
 
 
 def linear_form(est, features: list[dict]) -> dict | None:
@@ -70,22 +67,36 @@ def linear_form(est, features: list[dict]) -> dict | None:
     return {"link": link, "intercept": b, "numeric": numeric, "categorical": categorical}
 
 
-def score_linear(form: dict, X: np.ndarray, features: list[dict]) -> np.ndarray:
-    """Score a Featurizer matrix with the affine form: a few vector operations per column."""
-    z = np.full(X.shape[0], form["intercept"])
-    for t in form["numeric"]:
-        x = X[:, t["index"]]
-        missing = np.isnan(x)
-        z += t["weight"] * (np.where(missing, t["median"], x) - t["mean"]) / t["scale"]
-        if t["missing_weight"]:
-            z += t["missing_weight"] * missing
-    for t in form["categorical"]:
-        cats = features[t["index"]]["categories"]
-        table = np.array([t["weights"].get(c, 0.0) for c in cats] + [t["missing_weight"]])
-        codes = X[:, t["index"]]
-        idx = np.where(np.isnan(codes), len(cats), codes).astype(np.intp)
-        z += table[idx]
-    return 1.0 / (1.0 + np.exp(-z)) if form["link"] == "logistic" else z
+class LinearScorer:
+    """Scores a Featurizer matrix with the affine form, its constants packed once per model: a batch costs a
+    column gather, a fill of missing values, two matrix-vector products and one lookup per category column."""
+
+    def __init__(self, form: dict, features: list[dict]):
+        num = form["numeric"]
+        self.num_idx = np.array([t["index"] for t in num], dtype=np.intp)
+        self.median = np.array([t["median"] for t in num])
+        self.slope = np.array([t["weight"] / t["scale"] for t in num])
+        self.missing_weight = np.array([t["missing_weight"] for t in num])
+        # b + sum w * (x - mean) / scale == (b - sum slope * mean) + sum slope * x
+        self.offset = form["intercept"] - float(np.dot(self.slope, [t["mean"] for t in num]))
+        self.categorical = []
+        for t in form["categorical"]:
+            cats = features[t["index"]]["categories"]
+            table = np.array([t["weights"].get(c, 0.0) for c in cats] + [t["missing_weight"]])
+            self.categorical.append((t["index"], table))
+        self.logistic = form["link"] == "logistic"
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        xn = X[:, self.num_idx]
+        missing = np.isnan(xn)
+        np.copyto(xn, self.median, where=missing)
+        z = xn @ self.slope + self.offset
+        if self.missing_weight.any():
+            z += missing @ self.missing_weight
+        for j, table in self.categorical:
+            codes = X[:, j]
+            z += table[np.where(np.isnan(codes), len(table) - 1, codes).astype(np.intp)]
+        return 1.0 / (1.0 + np.exp(-z)) if self.logistic else z
 
 
 def linear_sql(form: dict, row: str) -> str:
@@ -107,55 +118,12 @@ def linear_sql(form: dict, row: str) -> str:
     return f"(1.0 / (1.0 + exp(-({z}))))" if form["link"] == "logistic" else f"({z})"
 
 
-class HgbScorer:
-    """Histogram gradient boosting scored with its compiled tree predictors on one thread."""
-
-    def __init__(self, est):
-        self.est = est
-        self.bitsets, self.f_idx_map = est._bin_mapper.make_known_categories_bitsets()
-        self.baseline = float(np.ravel(est._baseline_prediction)[0])
-        self.trees = [it[0] for it in est._predictors]
-        self.classifier = isinstance(est, HistGradientBoostingClassifier)
-        # With categorical features sklearn re-encodes them with an OrdinalEncoder and moves them first.
-        self.cat_cols, self.num_cols, self.categories = None, None, None
-        if est._preprocessor is not None:
-            mask = np.asarray(est.is_categorical_, dtype=bool)
-            self.cat_cols, self.num_cols = np.flatnonzero(mask), np.flatnonzero(~mask)
-            self.categories = list(est._preprocessor.named_transformers_["encoder"].categories_)
-
-    def _encode(self, X: np.ndarray) -> np.ndarray:
-        if self.cat_cols is None:
-            return np.ascontiguousarray(X, dtype=np.float64)
-        out = np.empty_like(X, dtype=np.float64)
-        for k, (j, cats) in enumerate(zip(self.cat_cols, self.categories)):
-            x = X[:, j]
-            pos = np.minimum(np.searchsorted(cats, x), len(cats) - 1)
-            out[:, k] = np.where(cats[pos] == x, pos, np.nan)  # unseen or missing -> NaN, as sklearn does
-        out[:, len(self.cat_cols):] = X[:, self.num_cols]
-        return out
-
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        X = self._encode(X)
-        raw = np.full(X.shape[0], self.baseline)
-        # One thread for DuckDB's 2048-row batches, all cores for big matrices. Inside a DuckDB query two OpenMP
-        # threads per batch measured slower (0.77x of NumPy against 0.88x with one, 10M rows), though alone on an
-        # idle machine they are faster: DuckDB's own threads compete for the cores.
-        threads = 1 if X.shape[0] <= 8192 else _CORES
-        for tree in self.trees:
-            raw += tree.predict(X, self.bitsets, self.f_idx_map, threads)
-        return 1.0 / (1.0 + np.exp(-raw)) if self.classifier else raw
-
-
 def fast_scorer(est, task: str, features: list[dict]):
     """A function X -> scores equal to ``supervised.score(est, X, task)``, or None when no lean path applies."""
     form = linear_form(est, features)
     if form is not None:
-        return lambda X: score_linear(form, X, features)
-    if isinstance(est, HistGradientBoostingRegressor) or (
-        isinstance(est, HistGradientBoostingClassifier) and len(est.classes_) == 2
-    ):
-        return HgbScorer(est)
-    return None
+        return LinearScorer(form, features)
+    return tree_scorer(est)
 
 
 def _num(v: float) -> str:

@@ -32,8 +32,11 @@ class Featurizer:
 
     # -- fitting ----------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, table: pa.Table, label: str | None, exclude: list[str] = ()) -> "Featurizer":
+    def fit(cls, table: pa.Table, label: str | None, exclude: list[str] = (),
+            hashed: dict[str, str] | None = None) -> "Featurizer":
+        """``hashed``: text column -> salt; its categories are stored as salted digests, never as raw values."""
         self = cls()
+        hashed = hashed or {}
         n = table.num_rows
         skip = {c.lower() for c in exclude}
         for name in table.column_names:
@@ -43,6 +46,8 @@ class Featurizer:
                 self.excluded.append({"name": name, "reason": "excluded by the exclude argument"})
                 continue
             col = table.column(name)
+            if name in hashed:
+                col = _hashed(col, hashed[name])
             t = col.type
             if pa.types.is_temporal(t):
                 self.excluded.append({"name": name, "reason": "date/time column: derive a number from it (e.g. days since) to use it"})
@@ -72,7 +77,10 @@ class Featurizer:
                 counts = pc.value_counts(col.drop_null()).to_pylist() if non_null else []
                 counts.sort(key=lambda d: (-d["counts"], str(d["values"])))
                 cats = [str(d["values"]) for d in counts[:MAX_CATEGORIES]]
-                self.features.append({"name": name, "kind": "categorical", "categories": cats})
+                spec = {"name": name, "kind": "categorical", "categories": cats}
+                if name in hashed:
+                    spec["hash_salt"] = hashed[name]
+                self.features.append(spec)
             else:
                 self.features.append({"name": name, "kind": "numeric"})
         if not self.features:
@@ -131,6 +139,8 @@ def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
     if spec["kind"] == "categorical":
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             col = pc.cast(col, pa.string())
+        if "hash_salt" in spec:
+            col = _hashed(col, spec["hash_salt"])
         codes = pc.index_in(col, value_set=pa.array(spec["categories"], pa.string()))
         return codes.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (missing or unseen) -> NaN
     t = col.type
@@ -170,6 +180,17 @@ def nonfinite_as_null(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
             table = table.set_column(i, name, pc.if_else(bad, pa.scalar(None, col.type), col))
             counts[name] = int(k)
     return table, counts
+
+
+def _hashed(col, salt: str) -> pa.Array:
+    """A personal text column as salted digests (``tasks.privacy.hash_categories``)."""
+    from .privacy import hash_categories
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        col = pc.cast(col, pa.string())
+    return hash_categories(col, salt)
 
 
 def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bool:

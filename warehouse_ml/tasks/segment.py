@@ -149,6 +149,13 @@ def humanise(name: str) -> str:
     return name.replace("_", " ").strip()
 
 
+def describe(z: np.ndarray, names: list[str], top: int = 3, min_z: float = 0.3) -> str:
+    """A segment in words from its mean standardised features, e.g. 'high frequency, very low recency days'."""
+    order = np.argsort(-np.abs(z), kind="stable")
+    words = [f"{_level(z[j])} {humanise(names[j])}" for j in order[:top] if abs(z[j]) >= min_z]
+    return ", ".join(words) if words else "close to average on every feature"
+
+
 def profiles(model: SegmentModel, X: np.ndarray, seg: np.ndarray, top: int = 3, min_z: float = 0.3) -> list[dict]:
     """Per segment: n, share, mean of each raw feature, mean standardised feature, and a description."""
     Z = model.transform(X)
@@ -169,10 +176,8 @@ def profiles(model: SegmentModel, X: np.ndarray, seg: np.ndarray, top: int = 3, 
     out = []
     for s in range(k):  # one row per segment
         z = zmean[s]
-        order = np.argsort(-np.abs(z), kind="stable")
-        words = [f"{_level(z[j])} {humanise(model.names[j])}" for j in order[:top] if abs(z[j]) >= min_z]
         out.append(dict(segment=s + 1, n=int(cnt[s]), share=cnt[s] / total,
-                        description=", ".join(words) if words else "close to average on every feature",
+                        description=describe(z, model.names, top, min_z),
                         feature_means={model.names[j]: (None if np.isnan(raw_mean[s, j]) else float(raw_mean[s, j]))
                                        for j in range(len(model.names))},
                         feature_z={model.names[j]: float(z[j]) for j in range(len(model.names))}))

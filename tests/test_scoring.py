@@ -1,0 +1,54 @@
+"""The lean scorers behind ml_predict equal each estimator's own predict/predict_proba, in plain SQL."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from warehouse_ml.binding.registry import runtime_for
+from warehouse_ml.tasks import supervised as sv
+from warehouse_ml.tasks.compiled import LinearScorer, fast_scorer
+from warehouse_ml.tasks.features import Featurizer
+from warehouse_ml.tasks.trees import HgbForest, SkTreeForest
+
+CASES = [("logistic", "churned", LinearScorer), ("gbm", "churned", HgbForest),
+         ("random_forest", "churned", SkTreeForest), ("decision_tree", "churned", SkTreeForest),
+         ("linear", "monetary", LinearScorer), ("gbm", "monetary", HgbForest), ("random_forest", "monetary", SkTreeForest)]
+
+
+@pytest.mark.parametrize("algorithm,label,scorer_type", CASES)
+def test_plain_sql_scores_equal_the_estimator(con, churn_table, algorithm, label, scorer_type):
+    # rows the model never saw: NULLs in a number, a category it never met, and a NULL category
+    con.execute("""CREATE TABLE fresh AS SELECT * REPLACE (
+                       CASE WHEN user_id % 7 = 0 THEN NULL ELSE recency_days END AS recency_days,
+                       CASE WHEN user_id % 11 = 0 THEN 'tiktok' WHEN user_id % 13 = 0 THEN NULL ELSE channel END AS channel)
+                   FROM uf""")
+    con.execute(f"FROM ml_train('m', 'uf', label := '{label}', algorithm := '{algorithm}')").fetchall()
+    sm = runtime_for(con).store.load("m")
+    scorer = fast_scorer(sm.obj, sm.task, sm.features)
+    assert isinstance(scorer, scorer_type)  # the lean path, not the fallback
+    table = con.sql("FROM fresh ORDER BY user_id").to_arrow_table()
+    X = Featurizer.from_json(sm.features).transform(table)
+    want = sv.score(sm.obj, X, sm.task)  # scikit-learn's own predict_proba / predict
+    got = np.array([r[0] for r in con.execute("SELECT ml_predict('m', f) FROM fresh f ORDER BY user_id").fetchall()])
+    assert np.isnan(want).sum() == 0 and len(got) == len(want) == 1500
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_multiclass_forest_scores_the_predicted_class(con):
+    con.execute("CREATE TABLE t AS SELECT range AS id, random() AS a, random() AS b FROM range(600)")
+    con.execute("ALTER TABLE t ADD COLUMN k VARCHAR")
+    con.execute("UPDATE t SET k = CASE WHEN a < 0.33 THEN 'low' WHEN a + b < 1.2 THEN 'mid' ELSE 'high' END")
+    con.execute("FROM ml_train('k3', 't', label := 'k', algorithm := 'random_forest')").fetchall()
+    sm = runtime_for(con).store.load("k3")
+    X = Featurizer.from_json(sm.features).transform(con.sql("FROM t ORDER BY id").to_arrow_table())
+    got = np.array([r[0] for r in con.execute("SELECT ml_predict('k3', t) FROM t ORDER BY id").fetchall()])
+    np.testing.assert_allclose(got, sm.obj.predict_proba(X).max(axis=1), rtol=0, atol=1e-12)
+
+
+def test_big_matrices_split_over_threads_give_the_same_scores(con, churn_table):
+    con.execute("FROM ml_train('g', 'uf', label := 'churned', algorithm := 'gbm')").fetchall()
+    sm = runtime_for(con).store.load("g")
+    X = Featurizer.from_json(sm.features).transform(con.sql("FROM uf").to_arrow_table())
+    big = np.tile(X, (60, 1))  # 90,000 rows: above the size scored on one thread
+    scorer = HgbForest(sm.obj)
+    np.testing.assert_allclose(scorer(big), sm.obj.predict_proba(big)[:, 1], rtol=0, atol=1e-12)
