@@ -21,7 +21,7 @@ def test_install_twice_is_harmless_and_installs_every_macro(con):
 
 def test_store_schema_is_created_in_the_database_file(con):
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'wml'").fetchall()}
-    assert tables == {"model_versions", "deployments"}
+    assert tables == {"model_versions", "deployments", "monitoring", "forecasts"}
 
 
 @pytest.mark.parametrize("name,parts", [

@@ -62,6 +62,11 @@ def test_dbt_run_and_test_example_project(shop_project):
         assert con.execute("SELECT count(*) FROM private_channel_report WHERE metric = 'avg(amount)' "
                            "AND ci_low < value AND value < ci_high").fetchone()[0] > 0
         assert con.execute("SELECT relation, epsilon FROM wml.dp_ledger").fetchall() == [("main.order_channels", 1.0)]
+        # the daily monitoring models: the training data itself has not drifted, so nothing was retrained
+        kinds = {r[0] for r in con.execute("SELECT DISTINCT kind FROM churn_drift").fetchall()}
+        assert kinds == {"skew", "decay"} and not con.execute("SELECT bool_or(drifted) FROM churn_drift").fetchone()[0]
+        assert con.execute("SELECT retrained FROM churn_retrain").fetchall() == [(False,)]
+        assert con.execute("SELECT count(DISTINCT check_id) FROM churn_monitoring").fetchone()[0] == 3
     finally:
         con.close()
     test = _dbt(project, db, "test")
@@ -71,6 +76,14 @@ def test_dbt_run_and_test_example_project(shop_project):
     op = _dbt(project, db, "run-operation", "wml_train_churn", "--args", "{relation: user_features}")
     assert op.returncode == 0, op.stdout[-4000:] + op.stderr[-2000:]
     assert "trained churn version 2" in op.stdout
+    # the data moves (every user now comes through one channel): today's check drifts and the dbt test fails
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE users SET channel = 'paid'")
+    con.close()
+    rerun = _dbt(project, db, "run", "--select", "user_features", "churn_drift")
+    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
+    drifted = _dbt(project, db, "test", "--select", "churn_has_not_drifted")
+    assert drifted.returncode != 0 and "FAIL 1 churn_has_not_drifted" in drifted.stdout, drifted.stdout[-3000:]
 
 
 def test_plugin_rejects_unknown_config_keys():

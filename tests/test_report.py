@@ -33,6 +33,8 @@ def shop(tmp_path_factory):
                  "label_window := 90)")
     wml.sql(con, "FROM train_churn('churn_features', algorithm := 'logistic')").fetchall()
     wml.sql(con, "FROM segment_users('churn_features', k := 3)").fetchall()
+    for _ in range(2):  # a monitoring history to chart
+        wml.sql(con, "FROM ml_drift('churn', 'churn_features')").fetchall()
     con.close()
     return path
 
@@ -46,7 +48,8 @@ def report(shop, tmp_path_factory):
 
 def test_report_is_one_self_contained_page(report, shop):
     page = open(report, encoding="utf-8").read()
-    for heading in ("Models", "Classifier: churn", "Segments: segments", "Forecast: daily_sales.units", "A/B test: experiment"):
+    for heading in ("Models", "Classifier: churn", "Monitoring: churn", "Segments: segments", "Forecast: daily_sales.units",
+                    "A/B test: experiment"):
         assert f"<h2>{heading}</h2>" in page, heading
     assert "(not drawn)" not in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)

@@ -87,7 +87,8 @@ def test_persistence_across_reconnects(db_path):
 def test_versions_deploy_rollback_drop(con, churn_table):
     con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
     p1 = scores(con)
-    con.execute("FROM train_churn('uf', algorithm := 'decision_tree')").fetchall()
+    # deploy := 'always': this test is about the registry's mechanics; the default policy is tested in test_drift
+    con.execute("FROM train_churn('uf', algorithm := 'decision_tree', deploy := 'always')").fetchall()
     assert con.execute("SELECT version, is_active FROM ml_models() ORDER BY version").fetchall() == [(1, False), (2, True)]
     assert not np.allclose(scores(con), p1)
     assert con.execute("SELECT version FROM ml_rollback('churn')").fetchall() == [(1,)]

@@ -111,14 +111,33 @@ def cmd_demo(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .integrations.server import ServerError, serve
+    from .integrations.server import Limits, ServerError, serve
 
+    limits = Limits(max_connections=args.max_connections, startup_timeout=args.auth_timeout,
+                    idle_timeout=args.idle_timeout, statement_timeout=args.statement_timeout)
     try:
         serve(args.db, host=args.host, port=args.port, allow_writes=args.allow_writes,
-              password=args.password if args.password is not None else os.environ.get("WML_SERVER_PASSWORD"))
+              password=args.password if args.password is not None else os.environ.get("WML_SERVER_PASSWORD"),
+              users_file=args.users, tls_cert=args.tls_cert, tls_key=args.tls_key, limits=limits)
     except ServerError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_serve_user(args) -> int:
+    """Add or replace a user in a server users file; the password is read from WML_SERVER_PASSWORD or asked for."""
+    import getpass
+
+    from .integrations.pgwire.auth import write_user
+
+    password = os.environ.get("WML_SERVER_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    try:
+        write_user(args.file, args.name, args.role, password)
+    except (ValueError, OSError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: {args.name} ({args.role}) saved as a SCRAM-SHA-256 verifier; the password itself is not stored")
     return 0
 
 
@@ -159,8 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; others need --password)")
     v.add_argument("--allow-writes", action="store_true", help="open the file read-write and permit training")
     v.add_argument("--password", default=None,
-                   help="require this password from clients (or set WML_SERVER_PASSWORD)")
+                   help="require this password from clients, any user name (or set WML_SERVER_PASSWORD)")
+    v.add_argument("--users", default=None, metavar="FILE",
+                   help="users and roles (reader/writer) with hashed passwords, written by `warehouse-ml serve-user`")
+    v.add_argument("--tls-cert", default=None, help="PEM certificate: clients may (other machines must) use TLS")
+    v.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    v.add_argument("--max-connections", type=int, default=64, help="sessions at once (default: 64)")
+    v.add_argument("--auth-timeout", type=float, default=10.0,
+                   help="seconds a client has to start up and authenticate (default: 10)")
+    v.add_argument("--idle-timeout", type=float, default=3600.0,
+                   help="seconds a client may stay silent before it is disconnected, 0 for none (default: 3600)")
+    v.add_argument("--statement-timeout", type=float, default=3600.0,
+                   help="seconds a statement may run, 0 for none (default: 3600; clients may SET a lower statement_timeout)")
     v.set_defaults(func=cmd_serve)
+
+    u = sub.add_parser("serve-user", help="add a user (reader or writer) to a users file for `serve --users`")
+    u.add_argument("file")
+    u.add_argument("name")
+    u.add_argument("--role", choices=["reader", "writer"], default="reader",
+                   help="reader: queries only; writer: may train and write when the server runs --allow-writes")
+    u.set_defaults(func=cmd_serve_user)
 
     r = sub.add_parser("report", help="write one self-contained HTML page of charts for the models in a DuckDB file")
     r.add_argument("db")

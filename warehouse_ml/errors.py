@@ -67,6 +67,13 @@ class ModelNotFound(WmlError):
         super().__init__(f"no model named '{model}'.{did_you_mean(model, candidates)} Train one with: {hint}")
 
 
+class ReadOnlyDatabase(WmlError):
+    def __init__(self, function: str, why: str):
+        super().__init__(f"{function.removeprefix('wml_')} changes the model store, and {why}: nothing was trained "
+                         "or changed. Connect read-write (for the server: `warehouse-ml serve DB --allow-writes`, "
+                         "as a user with the writer role)")
+
+
 class TrainingFailed(WmlError):
     """The data cannot train the requested model; the previous version stays active."""
 

@@ -56,7 +56,40 @@ SCHEMA_SQL = [
         action VARCHAR NOT NULL,
         deployed_at TIMESTAMP NOT NULL,
         PRIMARY KEY (seq))""",
+    # one row per statistic of each drift check, and one per update or retrain (monitor.py); added in the second
+    # round: ensure_schema adds it to a store created before
+    """CREATE TABLE IF NOT EXISTS wml.monitoring (
+        check_id BIGINT NOT NULL,
+        model VARCHAR NOT NULL,
+        version INTEGER,
+        checked_at TIMESTAMP NOT NULL,
+        action VARCHAR NOT NULL,
+        relation VARCHAR,
+        n_rows BIGINT,
+        feature VARCHAR,
+        kind VARCHAR,
+        statistic VARCHAR,
+        value DOUBLE,
+        threshold DOUBLE,
+        drifted BOOLEAN,
+        note VARCHAR,
+        counts BIGINT[])""",
+    # forecasts kept by save_forecast with their run date, for forecast_accuracy
+    """CREATE TABLE IF NOT EXISTS wml.forecasts (
+        name VARCHAR NOT NULL,
+        run_at TIMESTAMP NOT NULL,
+        relation VARCHAR NOT NULL,
+        roles JSON,
+        item VARCHAR,
+        date DATE,
+        forecast DOUBLE,
+        lower DOUBLE,
+        upper DOUBLE,
+        level DOUBLE,
+        method VARCHAR,
+        scale DOUBLE)""",
 ]
+STORE_TABLES = ("model_versions", "deployments", "monitoring", "forecasts")
 # Attempts of a store write that lost a race to a writer outside this process's lock (DuckDB's optimistic
 # transactions report a conflict at INSERT or COMMIT); each retry allocates its numbers afresh.
 WRITE_ATTEMPTS = 5
@@ -171,10 +204,10 @@ class ModelStore:
         cur = self.con.cursor()
         try:
             exists = cur.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'wml' AND table_name IN ('model_versions', 'deployments') "
-                "AND database_name = current_database()"
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'wml' AND list_contains($1, table_name) "
+                "AND database_name = current_database()", [list(STORE_TABLES)]
             ).fetchone()[0]
-            if exists == 2:
+            if exists == len(STORE_TABLES):
                 return
             with _writer_lock(self.db_key):
                 for stmt in SCHEMA_SQL:
@@ -278,9 +311,27 @@ class ModelStore:
         def delete(cur) -> None:
             cur.execute("DELETE FROM wml.model_versions WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.deployments WHERE model = $1", [model])
+            cur.execute("DELETE FROM wml.monitoring WHERE model = $1", [model])
 
         self._write(delete, f"the drop of '{model}'")
         return removed
+
+    def append_monitoring(self, model: str, version: int | None, action: str, relation: str | None,
+                          n_rows: int | None, rows: list[dict]) -> tuple[int, datetime]:
+        """Append one check (or update, or retrain) to the monitoring history in one transaction; each row
+        holds feature, kind, statistic, value, threshold, drifted, note and counts. Returns (check_id, time)."""
+        self.ensure_schema()
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        def append(cur) -> int:
+            check_id = cur.execute("SELECT coalesce(max(check_id), 0) + 1 FROM wml.monitoring").fetchone()[0]
+            cur.executemany(
+                "INSERT INTO wml.monitoring VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+                [[check_id, model, version, now, action, relation, n_rows, r.get("feature"), r.get("kind"),
+                  r.get("statistic"), r.get("value"), r.get("threshold"), r.get("drifted"), r.get("note"),
+                  r.get("counts")] for r in rows])
+            return check_id
+
+        return self._write(append, f"the monitoring record of '{model}'"), now
 
     # -- reading -------------------------------------------------------------------------------------------
     def model_names(self) -> list[str]:

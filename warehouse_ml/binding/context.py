@@ -19,6 +19,7 @@ class Runtime:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
         self.store = ModelStore(con)
+        self.read_only = False  # set by a host (the server) whose session may read but not change the store
 
 
 class CallContext:

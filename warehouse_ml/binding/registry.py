@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ..errors import ReadOnlyDatabase
 from .context import CallContext, Runtime
 
 log = logging.getLogger("warehouse_ml")
@@ -41,6 +42,7 @@ class UdfSpec:
     returns: str
     kind: str  # "table" or "scalar"
     side_effects: bool
+    writes: bool = False  # changes the model store: refused before it starts on a read-only connection
 
 
 _UDFS: dict[str, UdfSpec] = {}
@@ -48,12 +50,13 @@ _ARROW_TYPES: dict[str, pa.DataType] = {}
 _TYPE_LOCK = threading.Lock()
 
 
-def table_udf(name: str, args: Sequence[str], returns: str):
+def table_udf(name: str, args: Sequence[str], returns: str, writes: bool = False):
     """Declare a table function: ``func(ctx, *python_args) -> pa.Table | list[dict]``; ``returns`` is the row
-    STRUCT type as SQL. The SQL macro calls ``unnest(name(...), recursive := true)``."""
+    STRUCT type as SQL. The SQL macro calls ``unnest(name(...), recursive := true)``. ``writes=True`` marks a
+    function that changes the model store (training, deploys): the one list read-only checks use."""
 
     def wrap(func):
-        _UDFS[name] = UdfSpec(name, func, list(args), f"{returns}[]", "table", True)
+        _UDFS[name] = UdfSpec(name, func, list(args), f"{returns}[]", "table", True, writes)
         return func
 
     return wrap
@@ -79,6 +82,25 @@ def arrow_type(sql_type: str) -> pa.DataType:
             finally:
                 probe.close()
         return _ARROW_TYPES[sql_type]
+
+
+def writing_functions() -> frozenset[str]:
+    """Names of the UDFs that change the model store (declared with ``writes=True``)."""
+    _load_function_modules()
+    return frozenset(spec.name for spec in _UDFS.values() if spec.writes)
+
+
+def _refuse_if_read_only(spec: UdfSpec, runtime: Runtime) -> None:
+    """A writing function on a read-only connection fails before any work (not after a whole training)."""
+    if runtime.read_only:
+        raise ReadOnlyDatabase(spec.name, "this session is read-only")
+    probe = runtime.con.cursor()
+    try:
+        read_only = probe.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    finally:
+        probe.close()
+    if read_only and read_only[0]:
+        raise ReadOnlyDatabase(spec.name, "the database is open read-only")
 
 
 def rows_to_list_array(result: pa.Table | list[dict], element_sql: str) -> pa.Array:
@@ -108,6 +130,8 @@ def _to_python(spec_type: str, value: pa.Scalar) -> Any:
 
 def _make_table_wrapper(spec: UdfSpec, runtime: Runtime):
     def call(*columns):
+        if spec.writes:
+            _refuse_if_read_only(spec, runtime)
         n = len(columns[0]) if columns else 1
         out, memo = [], {}
         for i in range(n):

@@ -5,6 +5,6 @@ column names, reads Arrow through a second cursor, calls the kernel, and returns
 macros live in ``sql/<module>.sql``.
 """
 from . import (  # noqa: F401  (importing a module registers its UDFs)
-    abtest, deep, drivers, forecast, prep, pricing, privacy, recommend, registry_ops, segment, sequence,
+    abtest, deep, drivers, forecast, monitor, prep, pricing, privacy, recommend, registry_ops, segment, sequence,
     supervised,
 )

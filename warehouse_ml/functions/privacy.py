@@ -137,7 +137,7 @@ def _budget_rows(ctx, key: str | None) -> list[dict]:
     return out
 
 
-@table_udf("wml_dp_set_budget", args=["VARCHAR", "DOUBLE", "DOUBLE"], returns=BUDGET_ROW)
+@table_udf("wml_dp_set_budget", args=["VARCHAR", "DOUBLE", "DOUBLE"], returns=BUDGET_ROW, writes=True)
 def dp_set_budget(ctx, relation, epsilon, delta):
     rel = ctx.relation(relation)
     eps = pv.check_epsilon(epsilon)

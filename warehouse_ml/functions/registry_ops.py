@@ -21,7 +21,7 @@ def ml_models(ctx):
     return _rows(ctx)
 
 
-@table_udf("wml_deploy", args=["VARCHAR", "BIGINT"], returns=MODEL_ROW)
+@table_udf("wml_deploy", args=["VARCHAR", "BIGINT"], returns=MODEL_ROW, writes=True)
 def ml_deploy(ctx, model, version):
     validate_model_name(model)
     if version is None:
@@ -30,14 +30,14 @@ def ml_deploy(ctx, model, version):
     return [r for r in _rows(ctx, model) if r["version"] == v]
 
 
-@table_udf("wml_rollback", args=["VARCHAR"], returns=MODEL_ROW)
+@table_udf("wml_rollback", args=["VARCHAR"], returns=MODEL_ROW, writes=True)
 def ml_rollback(ctx, model):
     validate_model_name(model)
     v = ctx.store.rollback(model)
     return [r for r in _rows(ctx, model) if r["version"] == v]
 
 
-@table_udf("wml_drop", args=["VARCHAR"], returns=MODEL_ROW)
+@table_udf("wml_drop", args=["VARCHAR"], returns=MODEL_ROW, writes=True)
 def ml_drop(ctx, model):
     validate_model_name(model)
     before = _rows(ctx, model)

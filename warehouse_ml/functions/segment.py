@@ -200,7 +200,7 @@ def train_segments(ctx, model, relation, options):
                 notes=r["notes"])]
 
 
-@table_udf("wml_segment_users", args=["VARCHAR", JSON], returns=SEGMENT_ROW)
+@table_udf("wml_segment_users", args=["VARCHAR", JSON], returns=SEGMENT_ROW, writes=True)
 def segment_users(ctx, relation, options):
     opts = _options(options)
     r = fit_and_store(ctx, opts.pop("model", "segments"), relation, opts)

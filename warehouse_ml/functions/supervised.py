@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.registry import JSON, scalar_udf, table_udf
-from ..errors import InvalidArgument, TrainingFailed
+from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
+from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
 from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
@@ -27,8 +28,9 @@ from .privacy import personal_plan
 log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
-TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "shortcut"}
+TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy", "shortcut"}
 BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
+PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
 
 
 def _options(options: dict | None, allowed: set[str]) -> dict:
@@ -39,13 +41,17 @@ def _options(options: dict | None, allowed: set[str]) -> dict:
     return options
 
 
-@table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW)
+@table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
 def ml_train(ctx, model, relation, options):
     validate_model_name(model)
     raw = options or {}
     task = (raw.get("task") or "auto").lower()
+    policy = deploy_policy(raw.get("deploy"))
     if task in TRAINERS:
-        row = TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k != "task"})
+        if policy == "never":
+            raise InvalidArgument("deploy", f"'never' applies to supervised models; a {task} model is active once trained",
+                                  "Leave deploy out, or go back afterwards with FROM ml_rollback(model)")
+        row = TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k not in ("task", "deploy")})
         return [row] if isinstance(row, dict) else row
     opts = _options(raw, TRAIN_OPTIONS)
     if task not in ("auto",) + SUPERVISED_TASKS:
@@ -74,12 +80,59 @@ def ml_train(ctx, model, relation, options):
 
     started = time.perf_counter()
     table = read_relation(ctx, rel)
+    log.info("%s: read %s rows from %s in %.2fs", model, f"{table.num_rows:,}", relation, time.perf_counter() - started)
+    options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params,
+               "personal": opts.get("personal", "exclude"), "shortcut": opts.get("shortcut")}
+    return [train_table(ctx, model, relation, table, label, task, options, policy, started)]
+
+
+def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, task: str, options: dict, policy: str,
+                started: float, notes: list[str] = (), extra_meta: dict | None = None) -> dict:
+    """Fit on a table already read (``options``: algorithm, exclude, test_size, params, all validated) and store
+    the version by the deploy policy; returns ml_train's row."""
     n_rows = table.num_rows
-    log.info("%s: read %s rows from %s in %.2fs", model, f"{n_rows:,}", relation, time.perf_counter() - started)
-    if n_rows == 0:
+    table, y, label_type, label_notes = labelled_rows(table, label, relation)
+    _check_binary_for_shortcut(options.get("shortcut"), model, relation, label, y)
+    is_text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
+    if task == "auto":
+        task = sv.infer_task(y, is_text)
+    elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
+        raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
+                              "Use task := 'classification'")
+    personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
+    featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
+    personal.explain(featurizer)
+    X = featurizer.transform(table, model)
+    log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
+    test_size = options["test_size"]
+    groups, group_notes = split_groups(table)
+    fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
+                            test_size=test_size, params=options["params"], features=featurizer.features,
+                            progress=lambda m: log.info("%s: %s", model, m), groups=groups)
+    notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
+             + fit.notes)
+    # the rows fit_supervised held out
+    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, test_size, groups)
+    return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
+                         n_rows, started, notes, options, extra_meta)
+
+
+def deploy_policy(value) -> str:
+    policy = "if_better" if value is None else str(value).lower()
+    if policy not in drift.DEPLOY_POLICIES:
+        raise InvalidArgument("deploy", f"unknown policy {value!r}", f"Use one of: {', '.join(drift.DEPLOY_POLICIES)}")
+    return policy
+
+
+def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table, np.ndarray, pa.DataType, list[str]]:
+    """The rows with a label, the label as NumPy, its Arrow type, and notes on rows left out and on NaN or
+    infinite values (the numeric policy: they are missing values, like NULL) per column."""
+    if table.num_rows == 0:
         raise TrainingFailed(f"relation '{relation}' is empty; there is nothing to train on")
     table, nonfinite = nonfinite_as_null(table)
     table, notes = _drop_missing_labels(table, label, nonfinite.get(label, 0))
+    notes += [f"{k} NaN or infinite values of '{c}' treated as missing (imputed like NULL)"
+              for c, k in nonfinite.items() if c != label]
     if table.num_rows == 0:
         raise TrainingFailed(f"every row of '{relation}' has a missing {label} (NULL, NaN or infinite); "
                              "there is nothing to learn from")
@@ -94,26 +147,17 @@ def ml_train(ctx, model, relation, options):
     if looks_like_id(label, label_type, distinct, table.num_rows) and distinct > 20:
         raise InvalidArgument("label", f"column '{label}' looks like an identifier ({distinct} distinct values in "
                               f"{table.num_rows} rows)", "Choose the outcome column to predict, e.g. label := 'churned'")
-    y = _label_array(y_col)
-    _check_binary_for_shortcut(opts.get("shortcut"), model, relation, label, y)
-    if task == "auto":
-        task = sv.infer_task(y, is_text)
-    elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
-        raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
-                              "Use task := 'classification'")
-    personal = personal_plan(table, label, exclude, opts.get("personal", "exclude"))
-    featurizer = Featurizer.fit(table, label, list(exclude) + personal.excluded, hashed=personal.hashed)
-    personal.explain(featurizer)
-    notes += [f"{nonfinite[c]} NaN or infinite values of '{c}' treated as missing (imputed like NULL)"
-              for c in featurizer.names if c in nonfinite]
-    X = featurizer.transform(table, model)
-    log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
-    groups, group_notes = split_groups(table)
-    notes += group_notes
-    fit = sv.fit_supervised(X, y, task=task, algorithm=algorithm, categorical=featurizer.categorical_mask,
-                            test_size=float(test_size), params=params, features=featurizer.features,
-                            progress=lambda m: log.info("%s: %s", model, m), groups=groups)
-    notes = notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
+    return table, _label_array(y_col), label_type, notes
+
+
+def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy, n_rows,
+                  started, notes, options, extra_meta=None) -> dict:
+    """Snapshot, compare with the active version on the same hold-out, store (active or not, by ``policy``)
+    in one transaction, and return ml_train's row."""
+    snapshot = training_snapshot(table, featurizer, fit, X, holdout, task)
+    active, reason = active_on_holdout(ctx, model, task, label, table.take(pa.array(holdout)), y[holdout])
+    activate, decision = drift.deploy_decision(policy, task, fit.metrics, active and active[1], active and active[0], reason)
+    notes = notes + [decision]
     log.info("%s: fitted and evaluated after %.2fs; storing", model, time.perf_counter() - started)
     seconds = time.perf_counter() - started
     fmt, blob = (dumps_keras if fit.algorithm == "mlp" else dumps_estimator)(fit.estimator)  # Keras models: .keras format
@@ -122,12 +166,44 @@ def ml_train(ctx, model, relation, options):
         notes.append(warning)
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
             "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type),
-            "holdout": fit.holdout}
+            "profile": snapshot, "train_options": options, "holdout": fit.holdout, **(extra_meta or {})}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
                              features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
-                             n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds)
-    return [train_row(model, version, task, fit.algorithm, fit.n_train, fit.n_test, fit.metrics, seconds,
-                      fit.candidates, notes)]
+                             n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds, activate=activate)
+    return train_row(model, version, task, fit.algorithm, fit.n_train, fit.n_test, fit.metrics, seconds,
+                     fit.candidates, notes)
+
+
+def training_snapshot(table: pa.Table, featurizer: Featurizer, fit, X: np.ndarray, holdout: np.ndarray, task: str) -> dict:
+    """Summary statistics of every feature (training rows) and of the predictions (hold-out rows), kept with
+    the version so ml_drift can tell whether new data still looks like it. No row and no identifier is kept."""
+    sample = drift.sample_rows(table.num_rows)
+    rows = table if sample is None else table.take(pa.array(sample))
+    features = [drift.profile_column(f, col) for f, col in zip(featurizer.features, featurizer.columns_of(rows))]
+    scored = holdout if len(holdout) <= PREDICTION_PROFILE_ROWS else \
+        np.random.default_rng(drift.SEED).choice(holdout, PREDICTION_PROFILE_ROWS, replace=False)
+    predictions = sv.predict_fn(fit.estimator, task, featurizer.features)(X[scored]) if len(scored) else np.array([])
+    return {"features": features, "prediction": drift.numeric_profile("prediction", predictions),
+            "n_rows": int(table.num_rows), "n_holdout": int(len(holdout))}
+
+
+def active_on_holdout(ctx, model: str, task: str, label: str, rows: pa.Table, y: np.ndarray):
+    """((version, metrics), None) for the active version scored on the new hold-out, or (None, reason) when
+    it cannot be (no active version: (None, None))."""
+    try:
+        version = ctx.store.active_version(model)
+    except ModelNotFound:
+        return None, None
+    sm = ctx.store.load(model)
+    if sm.task != task or sm.label != label:
+        return (version, {}), f"it is a {sm.task} model of label '{sm.label}'"
+    if len(y) == 0:
+        return (version, {}), "the hold-out is empty"
+    try:
+        featurizer, scorer = _prepared(sm)
+        return (version, sv.evaluate(sm.obj, featurizer.transform(rows, model), y, task, scorer)), None
+    except (InvalidArgument, ValueError, TypeError) as e:
+        return (version, {}), str(e).split(". ")[0]
 
 
 def train_row(model, version, task, algorithm, n_train, n_test, metrics, seconds, candidates=(), notes=()) -> dict:

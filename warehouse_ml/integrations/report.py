@@ -2,10 +2,10 @@
 
 For whatever the database holds: the model registry; for each classifier, ROC and lift curves (drawn from the
 hold-out scores stored with the model: rows it never trained on) and feature importance; for regressors,
-predicted against actual on the hold-out; demand forecasts with their interval (forecast models, and
-tables that look like daily demand); segment profiles; A/B tests with confidence intervals (tables with a
-variant column); recommender quality and catalogue coverage; key drivers (tables written from ``key_drivers``) as a
-waterfall of contributions. Charts are PNGs drawn with matplotlib (Agg) and
+predicted against actual on the hold-out; demand forecasts with their interval (forecast models, and tables that
+look like daily demand); drift checks over time (``wml.monitoring``); segment profiles; A/B tests with
+confidence intervals (tables with a variant column); recommender quality and catalogue coverage; key drivers (tables
+written from ``key_drivers``) as a waterfall of contributions. Charts are PNGs drawn with matplotlib (Agg) and
 inlined as base64, so the page needs no network and no other file. The database is opened read-only.
 """
 from __future__ import annotations
@@ -221,6 +221,36 @@ def _regressor(rep: Report, con, m: dict) -> None:
     rep.section(f"Regression: {m['model']}", "".join(parts))
 
 
+def _monitoring(rep: Report, con) -> None:
+    """Each monitored model's drift checks over time: the skew effect size of every feature (and of the
+    predictions) and the metric's decay against their thresholds, with the checks that passed them marked, and
+    its updates and retrains. Checks run as significance tests (ks, chi_square: p-values) are not charted."""
+    plt = _plt()
+    rows = con.execute("""SELECT model, check_id, checked_at, feature, statistic, value, threshold, drifted, action
+                          FROM wml.monitoring WHERE value IS NOT NULL AND threshold > 0
+                            AND ((kind = 'skew' AND statistic IN ('psi', 'jensen_shannon')) OR kind = 'decay')
+                          ORDER BY model, check_id""").fetchall()
+    for model in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == model]
+        series = dict.fromkeys((r[3], r[4]) for r in mine)
+        fig, ax = plt.subplots(figsize=(10, 4))
+        for feature, statistic in series:
+            pts = [r for r in mine if (r[3], r[4]) == (feature, statistic)]
+            ratio = [r[5] / r[6] for r in pts]  # every statistic as a multiple of its threshold: 1 = the alarm line
+            ax.plot([r[2] for r in pts], ratio, marker="o", ms=3, lw=1.5, label=f"{feature} ({statistic})")
+            hits = [(r[2], q) for r, q in zip(pts, ratio) if r[7]]
+            if hits:
+                ax.scatter(*zip(*hits), color="#d62728", zorder=3, s=30)
+        ax.axhline(1, color="#d62728", ls="--", lw=1)
+        ax.set(ylabel="statistic / threshold", title=f"Drift checks of {model} (above 1: drifted)")
+        ax.legend(loc="upper left", fontsize=7, ncol=3)
+        events = con.execute("""SELECT DISTINCT check_id, checked_at, action, version, statistic, note FROM wml.monitoring
+                                WHERE model = $1 AND action IN ('update', 'retrain') ORDER BY check_id""", [model]).fetchall()
+        rep.section(f"Monitoring: {model}", rep.figure(_png(fig), f"{len({r[1] for r in mine})} checks of {model} "
+                    "(FROM ml_monitoring(model)); red dots passed their threshold")
+                    + (rep.table(["check", "at", "action", "version", "how", "decision"], events) if events else ""))
+
+
 def _segments(rep: Report, con, m: dict) -> None:
     plt = _plt()
     relation = m["meta"].get("relation")
@@ -434,6 +464,8 @@ def build_report(con, title: str, forecast_items: int = 3, horizon: int = 28) ->
             steps.append((f"segments {m['model']}", lambda m=m: _segments(rep, con, m)))
         elif m["task"] == "recommend":
             steps.append((f"recommender {m['model']}", lambda m=m: _recommender(rep, m)))
+    if ("wml", "monitoring") in tables:
+        steps.append(("monitoring", lambda: _monitoring(rep, con)))
     steps.append(("forecasts", lambda: _forecasts(rep, con, tables, models, forecast_items, horizon)))
     steps.append(("A/B tests", lambda: _ab_tests(rep, con, tables)))
     steps.append(("key drivers", lambda: _key_drivers(rep, con, tables)))

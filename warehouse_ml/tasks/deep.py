@@ -24,6 +24,7 @@ TensorFlow is imported lazily (it takes seconds): importing this module does not
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import json
@@ -385,6 +386,28 @@ class _KerasMLP(BaseEstimator):
                            f"{self.samples_seen_ / max(self.train_seconds_, 1e-9):,.0f} samples/s")
         return self
 
+    def warm_started(self, X, y, epochs: int = 5) -> "_KerasMLP":
+        """A copy trained further from these weights on new rows (continual learning), keeping the preprocessing,
+        classes and label scaling of the first fit so that the stored version's inputs and outputs keep their
+        meaning. The copy is what changes: this estimator (perhaps a cached active version) stays as it was."""
+        tf, keras = import_tf()
+        t, w = self._known_targets(np.asarray(y))
+        Z, ids = self.prep_.transform(np.asarray(X, dtype=np.float64))
+        _seed_everything(tf, keras, int(self.random_state), deterministic=True)
+        model = self._build(keras)
+        model.set_weights([np.asarray(v) for v in self.model_.get_weights()])
+        batch = int(min(self.batch_size_ or 256, max(len(t), 1)))
+        model.fit(make_dataset(tf, model_inputs(self.prep_, Z, ids), t, w, batch, True, int(self.random_state)),
+                  epochs=int(epochs), shuffle=False, verbose=0)
+        new = copy.copy(self)
+        new.model_, new._weights = model, None
+        new.n_epochs_ = int(self.n_epochs_) + int(epochs)
+        new.notes_ = [f"warm start: {epochs} more epoch(s) on {len(t):,} new rows from the active version's weights"]
+        return new
+
+    def _known_targets(self, y):
+        raise NotImplementedError
+
     def _build(self, keras, mixed_precision: bool = False, compile: bool = True):
         return build_model(keras, self.prep_, self.n_outputs_, self._output, self._hidden(), float(self.dropout),
                            embedding_dim_for(self.prep_, self.embedding_dim), float(self.learning_rate),
@@ -473,6 +496,19 @@ class KerasMLPClassifier(ClassifierMixin, _KerasMLP):
         t = t.astype(np.float32 if k == 2 else np.int32)
         return t, (1 if k == 2 else k), None if w is None else w.astype(np.float32)
 
+    def _known_targets(self, y):
+        """Targets of new rows on the classes of the first fit (a class it never saw cannot be learnt in place)."""
+        position = {str(c): i for i, c in enumerate(self.classes_)}
+        unknown = sorted({str(v) for v in y} - set(position))
+        if unknown:
+            raise ValueError(f"the new rows hold classes {unknown} the model was not trained on")
+        t = np.array([position[str(v)] for v in y], dtype=np.int64)
+        w = None
+        if self.class_weight == "balanced":
+            counts = np.bincount(t, minlength=len(self.classes_))
+            w = (len(t) / (len(self.classes_) * np.maximum(counts, 1)))[t].astype(np.float32)
+        return t.astype(np.float32 if len(self.classes_) == 2 else np.int32), w
+
     def predict_proba(self, X) -> np.ndarray:
         z = self._forward(X).astype(np.float64)
         if len(self.classes_) == 2:
@@ -509,6 +545,9 @@ class KerasMLPRegressor(RegressorMixin, _KerasMLP):
         sd = float(y.std())
         self.y_scale_ = sd if sd > 1e-12 else 1.0
         return ((y - self.y_mean_) / self.y_scale_).astype(np.float32), 1, None
+
+    def _known_targets(self, y):
+        return ((np.asarray(y, dtype=np.float64) - self.y_mean_) / self.y_scale_).astype(np.float32), None
 
     def predict(self, X) -> np.ndarray:
         return self._forward(X).astype(np.float64)[:, 0] * self.y_scale_ + self.y_mean_

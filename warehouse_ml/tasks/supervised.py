@@ -165,7 +165,9 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
             class_weight = None
     else:
         class_weight = None
-    X_tr, X_te, y_tr, y_te, g_tr = split_holdout(X, y, task, test_size, groups)
+    train, test, y_tr, y_te = split_holdout(np.arange(len(y)), y, task, test_size, groups)
+    X_tr, X_te = X[train], X[test]
+    g_tr = None if groups is None else groups[train]
     if test_size == 0:
         notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
 
@@ -217,16 +219,15 @@ def size_notes(algorithm: str, n_bytes: int) -> list[str]:
 
 def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, groups: np.ndarray | None = None):
     """The seeded (stratified, for classes) train/hold-out split every supervised fit uses: X_tr, X_te, y_tr,
-    y_te and the training rows' groups. With ``groups``, whole groups go to one side (stratified by each
-    group's first label)."""
+    y_te. With ``groups``, whole groups go to one side (stratified by each group's first label)."""
     if test_size == 0:
-        return X, X, y, y, groups
+        return X, X, y, y
     if groups is None:
-        return *_stratified_split(np.arange(len(y)), y, task, test_size, X, y), None
+        return _stratified_split(np.arange(len(y)), y, task, test_size, X, y)
     ids, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     _, g_te = _stratified_split(np.arange(len(ids)), y[first], task, test_size)
     test = np.isin(inverse.ravel(), g_te)
-    return X[~test], X[test], y[~test], y[test], groups[~test]
+    return X[~test], X[test], y[~test], y[test]
 
 
 def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: float, *arrays):
