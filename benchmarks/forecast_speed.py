@@ -2,7 +2,7 @@
 
     python benchmarks/forecast_speed.py                 # 1,000 daily series of two years, horizon 28
     python benchmarks/forecast_speed.py --series 10000  # the large run
-    python benchmarks/forecast_speed.py --sf-series 100 # AutoETS on a subset (it takes ~0.5 s per series)
+    python benchmarks/forecast_speed.py --sf-series 200 # AutoETS on a subset (about 0.1 s per series)
 
 Data: synthetic daily unit sales (seeded): per product a base level (log-normal), a linear trend with a
 possible change point, a weekly profile, a yearly cycle, random promotions (+50-150% for a few days), and
@@ -11,16 +11,16 @@ Poisson or negative-binomial noise; a quarter of the products are slow movers (i
 divided by the in-sample mean absolute seasonal (lag-7) difference, averaged over series.
 
 warehouse-ml runs through SQL (``FROM forecast_demand('sales', 28, method := ...)`` on a DuckDB file), so its
-time includes aggregation, the Arrow hand-off and the output. statsforecast (benchmark-only dependency, never
-imported by the package) runs ``AutoETS(season_length=7)`` per series on NumPy arrays after one warm-up fit
-(numba compiles on first use); its series/s is measured on ``--sf-series`` series (default: all) in the same
-run on the same machine.
+time includes aggregation, the Arrow hand-off and the output. statsforecast (benchmark-only, never imported by
+the package; it pins pandas < 3, so it lives in its own virtualenv ``.sfvenv``, see forecast_accuracy.py) runs
+``StatsForecast([AutoETS(season_length=7)], n_jobs=2)`` (the reference of the ratios: both cores, as ours) and
+with ``n_jobs=1``, after one warm-up fit (numba compiles on first use); its series/s is measured on
+``--sf-series`` series (default: all) in the same run on the same machine.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
@@ -100,15 +100,12 @@ def run_wml(path: str, method: str, n: int):
     return fc, dt, methods
 
 
-def run_statsforecast(train: np.ndarray):
-    from statsforecast.models import AutoETS
+def run_statsforecast(train: np.ndarray, n_jobs: int):
+    """statsforecast AutoETS(season_length=7) on every series with ``n_jobs`` processes (in ``.sfvenv``)."""
+    from forecast_accuracy import call_statsforecast
 
-    AutoETS(season_length=7).forecast(y=train[0], h=HORIZON)  # warm-up: numba compiles here
-    out = np.zeros((len(train), HORIZON))
-    t0 = time.perf_counter()
-    for i, y in enumerate(train):
-        out[i] = AutoETS(season_length=7).forecast(y=y, h=HORIZON)["mean"]
-    return np.maximum(out, 0), time.perf_counter() - t0
+    res = call_statsforecast(train, np.full(len(train), train.shape[1]), 7, HORIZON, ("AutoETS",), n_jobs)
+    return None if res is None else (np.maximum(res["AutoETS.mean"], 0), float(res["seconds"]))
 
 
 def main(argv=None):
@@ -138,13 +135,14 @@ def main(argv=None):
     sn = np.tile(train[:, -7:], (1, HORIZON // 7 + 1))[:, :HORIZON]
     rows.append(("seasonal naive (reference, no timing)", args.series, float("nan"), mase(sn, test, train),
                  mase(sn[:k], test[:k], train[:k])))
-    try:
-        sf, dt = run_statsforecast(train[:k])
-        rows.append(("statsforecast AutoETS(season_length=7)", k, dt, float("nan"), mase(sf, test[:k], train[:k])))
-    except ImportError:
-        print("statsforecast is not installed (pip install statsforecast): no baseline", file=sys.stderr)
-    sf_rate = next((r[1] / r[2] for r in rows if r[0].startswith("statsforecast")), None)
-    print(f"\n{args.series} daily series x {HISTORY} days, horizon {HORIZON}; AutoETS timed on {k} series; "
+    for n_jobs in (2, 1):
+        res = run_statsforecast(train[:k], n_jobs)
+        if res is not None:
+            rows.append((f"statsforecast AutoETS(7), n_jobs={n_jobs}", k, res[1], float("nan"),
+                         mase(res[0], test[:k], train[:k])))
+    sf_rate = next((r[1] / r[2] for r in rows if r[0].startswith("statsforecast")), None)  # n_jobs=2
+    print(f"\n{args.series} daily series x {HISTORY} days, horizon {HORIZON}; AutoETS timed on {k} series "
+          f"(ratios against AutoETS with n_jobs=2); "
           f"MASE(all) over all series, MASE(AutoETS set) over the {k} AutoETS ran on")
     print(f"| {'run':40s} | {'series':>6s} | {'seconds':>8s} | {'series/s':>9s} | {'vs AutoETS':>10s} | "
           f"{'MASE(all)':>9s} | {'MASE(AutoETS set)':>17s} |")

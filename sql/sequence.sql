@@ -2,8 +2,9 @@
 -- last events, trained with ml_train(model, relation, task := 'sequence', ...). Scoring reads the event relation
 -- (a user's score depends on all their events), so it is a table function rather than a row function.
 -- as_of: events on or before it are used (default: the latest event); a DATE means midnight at its start.
+-- "user" keeps the user column's type (query() over SQL written at bind time: warehouse_ml/binding/keys.py).
 CREATE OR REPLACE TEMP MACRO ml_predict_sequence(model, relation, as_of := NULL) AS TABLE
-    SELECT unnest(wml_predict_sequence(model, relation, json_object('as_of', as_of)::VARCHAR), recursive := true);
+    FROM query(wml_predict_sequence_sql(model, relation, json_object('as_of', as_of)::VARCHAR));
 
 -- The model named 'next_purchase': will a user purchase within horizon_days?
 CREATE OR REPLACE TEMP MACRO train_next_purchase(relation, "user" := NULL, "time" := NULL, event := NULL,

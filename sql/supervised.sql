@@ -11,7 +11,10 @@ CREATE OR REPLACE TEMP MACRO ml_train(model, relation, label := NULL, task := 'a
         'k', k, 'personal', personal, 'deploy', deploy, 'shortcut', shortcut)), recursive := true);
 
 CREATE OR REPLACE TEMP MACRO ml_predict(model, row) AS wml_predict(model, row);
-CREATE OR REPLACE TEMP MACRO ml_predict_label(model, row) AS wml_predict_label(model, row);
+-- The label comes back with the label column's type: cast_to_type takes it from a bind-time witness query
+-- (so the model must be a constant; wml_predict_label(model, row) gives the text form for any model argument).
+CREATE OR REPLACE TEMP MACRO ml_predict_label(model, row) AS
+    cast_to_type(wml_predict_label(model, row), (SELECT w FROM query(wml_label_type_sql(model))));
 CREATE OR REPLACE TEMP MACRO ml_explain_row(model, row, k := 3) AS wml_explain_row(model, row, k);
 
 CREATE OR REPLACE TEMP MACRO ml_evaluate(model, relation := NULL) AS TABLE

@@ -58,7 +58,7 @@ def test_mlp_trains_predicts_and_persists_through_sql(con, churn_table, db_path)
     same = np.array([v[0] for v in con.execute("SELECT predict_conversion(u) FROM uf u ORDER BY user_id").fetchall()])
     assert np.array_equal(same, p)
     labels = {v[0] for v in con.execute("SELECT DISTINCT ml_predict_label('conversion', u) FROM uf u").fetchall()}
-    assert labels == {"0", "1"}
+    assert labels == {0, 1}
     metrics = dict(con.execute("FROM ml_evaluate('conversion', 'uf')").fetchall())
     assert metrics["roc_auc"] > 0.75 and metrics["n_rows"] == 1500
     top = con.execute("FROM ml_explain('conversion')").fetchall()

@@ -74,7 +74,8 @@ def test_auto_chooses_per_series_and_says_which():
     y, future, lens = _seasonal_panel(n=10, T=120)
     panel = K.Panel(y, lens, np.zeros(10, int), np.zeros(10, int), lens, "daily", 7)
     res = K.forecast_panel(panel, H, "auto")
-    assert set(res.method) <= {"ets", "theta", "ets+theta", "seasonal_naive", "croston"}
+    members = {m for label in res.method for m in label.split("+")}
+    assert members <= {"ets", "theta", "log_ets", "seasonal_naive", "naive", "croston"}, res.method
     assert np.mean(np.abs(res.forecast.reshape(10, H) - future)) < 1.5
 
 
@@ -190,8 +191,8 @@ def test_forecast_demand_every_item_with_bands(con):
             assert 0 <= lo <= f + 1e-9 <= hi + 2e-9
     methods = {r[0]: r[5] for r in rows}
     assert methods["single"] == "auto->naive (short: 1 point)"
-    assert methods["new"] == "auto->ets (short for backtest)"
-    assert methods["slow"] in ("ets", "croston", "seasonal_naive")
+    assert methods["new"] == "auto->ets+theta (short for backtest)"
+    assert set(methods["slow"].split("+")) <= {"ets", "croston"}  # no naive forecasts of sparse demand
     assert _snapshot(con) == before  # nothing in the database changed
 
 
@@ -237,7 +238,22 @@ def test_roles_are_inferred_or_the_error_names_candidates(con):
 def test_one_series_without_a_key_and_timestamps(con):
     con.execute("CREATE TABLE total AS SELECT CAST(day AS TIMESTAMP) AS ts, sum(units) AS units FROM sales GROUP BY 1")
     rows = con.execute("FROM forecast_demand('total', 3)").fetchall()
-    assert len(rows) == 3 and rows[0][0] is None and rows[0][1] == START + dt.timedelta(days=DAYS)
+    assert len(rows) == 3 and rows[0][0] is None
+    assert rows[0][1] == dt.datetime.combine(START + dt.timedelta(days=DAYS), dt.time())  # TIMESTAMP stays one
+
+
+@pytest.mark.parametrize("call", ["forecast_demand('typed', 3)", "backtest_demand('typed', 3, folds := 1)",
+                                  "reorder_plan('typed')"])
+def test_keys_and_dates_keep_their_source_types(con, call):
+    con.execute("CREATE TABLE typed AS SELECT CAST(substr(sku, 4) AS BIGINT) * 5 + 2 AS product_id, "
+                "CAST(day AS TIMESTAMP) AS ts, units FROM sales WHERE sku LIKE 'sku%'")  # keys 2, 7, 12, 17, 22
+    rel = con.sql(f"FROM {call} ORDER BY item")
+    assert rel.types[0] == "BIGINT"
+    if call.startswith("forecast"):
+        assert rel.types[1] == "TIMESTAMP"
+    assert rel.fetchall()[0][0] == 2  # sorted as numbers (as text, '12' would come first)
+    joined = con.execute(f"SELECT count(*) FROM {call} f JOIN typed t ON f.item = t.product_id").fetchone()[0]
+    assert joined > 0
 
 
 def test_weekly_data_gives_weekly_dates(con):
@@ -303,3 +319,67 @@ def test_plot_forecast_writes_a_png(con, tmp_path):
     out = plot_forecast(con, "sales", "sku0", 14, str(tmp_path / "f.png"))
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_detect_anomalies_finds_a_spike_and_keeps_types(con):
+    con.execute("CREATE TABLE spiky AS SELECT CAST(substr(sku, 4) AS BIGINT) AS product_id, day, "
+                "units + CASE WHEN sku = 'sku2' AND day = DATE '2024-03-01' THEN 200 ELSE 0 END AS units "
+                "FROM sales WHERE sku LIKE 'sku%'")
+    rel = con.sql("FROM detect_anomalies('spiky', level := 0.999)")
+    assert rel.columns == ["item", "date", "value", "expected", "lower", "upper", "is_anomaly", "score"]
+    assert rel.types[:2] == ["BIGINT", "DATE"]
+    rows = rel.fetchall()
+    assert len(rows) == 5 * DAYS  # every period of every series
+    top = max(rows, key=lambda r: r[-1])
+    assert top[:2] == (2, dt.date(2024, 3, 1)) and top[6] and top[2] > top[5]
+    flagged = [r for r in rows if r[6]]
+    assert len(flagged) <= 0.02 * len(rows)  # Poisson noise alone is rarely beyond the 99.9% band
+    assert all(lo <= e <= hi for _, _, _, e, lo, hi, _, _ in rows)
+
+
+def test_explain_forecast_parts_sum_to_the_ets_forecast(con):
+    rel = con.sql("FROM explain_forecast('sales', 7) ORDER BY item, date")
+    assert rel.columns == ["item", "date", "forecast", "level", "trend", "season", "yearly", "method"]
+    rows = rel.fetchall()
+    assert len(rows) == 8 * 7
+    for r in rows:
+        assert r[2] == pytest.approx(r[3] + r[4] + r[5] + r[6], abs=1e-9)
+    ets = dict(((r[0], r[1]), r[2]) for r in con.execute("FROM forecast_demand('sales', 7, method := 'ets')").fetchall())
+    sku = [r for r in rows if r[0] == "sku1"]
+    assert [max(r[2], 0) for r in sku] == pytest.approx([ets[(r[0], r[1])] for r in sku])
+    assert any(abs(r[5]) > 0.5 for r in sku)  # the weekly pattern is a part of its own
+
+
+@pytest.fixture
+def drivers(con):
+    con.execute("CREATE TABLE drv AS SELECT sku, day, units, CAST(dayofweek(day) = 5 AS INTEGER) AS promo FROM sales "
+                "WHERE sku LIKE 'sku%'")
+    con.execute(f"CREATE TABLE plan AS SELECT sku, DATE '{START + dt.timedelta(days=DAYS)}' + k::INTEGER AS day, "
+                "CAST(k = 2 AS INTEGER) AS promo FROM (SELECT DISTINCT sku FROM drv), range(7) t(k)")
+    return con
+
+
+def test_gbm_learns_from_features_future_and_holidays(drivers):
+    rows = drivers.execute("FROM forecast_demand('drv', 7, value := 'units', method := 'gbm', features := ['promo'], "
+                           "future := 'plan', "
+                           "holidays := 'US') WHERE item LIKE 'sku%' ORDER BY item, date").fetchall()
+    assert len(rows) == 5 * 7 and {r[5] for r in rows} == {"gbm"}
+    assert all(r[3] <= r[2] <= r[4] for r in rows)
+
+
+@pytest.mark.parametrize("setup, call, pattern", [
+    ("ALTER TABLE plan DROP COLUMN promo", "features := ['promo'], future := 'plan'",
+     r"argument 'future': relation 'plan' has no column 'promo'"),
+    ("DELETE FROM plan WHERE sku = 'sku3' AND day = (SELECT max(day) FROM plan)",
+     "features := ['promo'], future := 'plan'", r"argument 'future': 'plan' does not cover the horizon: .*'sku3'"),
+    ("UPDATE drv SET promo = NULL WHERE sku = 'sku1' AND day = DATE '2024-02-01'",
+     "features := ['promo'], future := 'plan'", r"argument 'features': column 'promo' of 'drv' has 1 NULL"),
+    ("SELECT 1", "holidays := 'XX'", r"argument 'holidays': unknown country code 'XX'"),
+    ("SELECT 1", "features := ['promo']", r"argument 'future': features need their values over the horizon"),
+])
+def test_gbm_driver_errors_name_the_argument_and_the_fix(drivers, setup, call, pattern):
+    drivers.execute(setup)
+    with pytest.raises(Exception, match=pattern):
+        drivers.execute(f"FROM forecast_demand('drv', 7, value := 'units', method := 'gbm', {call})").fetchall()
+    with pytest.raises(Exception, match=r"argument 'method': features, future and holidays are inputs of method"):
+        drivers.execute("FROM forecast_demand('drv', 7, value := 'units', holidays := 'US')").fetchall()

@@ -12,7 +12,7 @@ import pytest
 
 import warehouse_ml as wml
 from warehouse_ml.tasks import forecast as K
-from warehouse_ml.tasks import forecast_nn as NN
+from warehouse_ml.tasks.forecast import nn as NN
 
 from .conftest import run_without_tensorflow
 
@@ -121,6 +121,15 @@ def test_forecast_demand_nn_through_sql(sales):
     # reorder_plan accepts the network's forecast as well
     plan = con.execute("FROM reorder_plan('sales', lead_time := 5, method := 'nn') WHERE item = 'sku05'").fetchone()
     assert plan[1] > 0 and plan[2] > 0 and plan[-1] == "nn"
+
+
+def test_nn_on_one_series_falls_back_to_auto_and_says_why(sales):
+    con, _ = sales
+    con.execute("CREATE OR REPLACE TABLE lone AS SELECT day, units FROM sales WHERE sku = 'sku03'")
+    nn = con.execute("SELECT forecast, method FROM forecast_demand('lone', 7, method := 'nn') ORDER BY date").fetchall()
+    auto = con.execute("SELECT forecast, method FROM forecast_demand('lone', 7) ORDER BY date").fetchall()
+    assert [f for f, _ in nn] == [f for f, _ in auto]  # a global network needs a panel: auto's forecast instead
+    assert nn[0][1] == f"nn->{auto[0][1]} (one model over all series needs at least 10 series, got 1)"
 
 
 def test_backtest_demand_compares_nn_with_the_classical_methods(sales):

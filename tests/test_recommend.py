@@ -178,7 +178,7 @@ def test_recommend_items_default(shop):
     assert out["user"].nunique() == con.execute("SELECT count(DISTINCT customer) FROM events WHERE sku IS NOT NULL").fetchone()[0]
     seen = con.execute("""SELECT count(*) FROM recommend_items('events', 5, method := 'item_knn') r
                       JOIN events e ON e.customer = r.user AND e.sku = r.item""").fetchone()[0]
-    assert seen == 0  # exclude_seen is the default; the VARCHAR user joins the BIGINT column directly
+    assert seen == 0  # exclude_seen is the default
     unknown = con.execute("""SELECT count(*) FROM recommend_items('events', 5, method := 'item_knn')
                          WHERE item NOT IN (SELECT sku FROM events WHERE sku IS NOT NULL)""").fetchone()[0]
     assert unknown == 0
@@ -261,14 +261,14 @@ def test_cold_start_by_segment(shop):
                    UNION ALL SELECT * FROM (VALUES (100001, 'even'), (100002, 'odd'), (100003, 'nowhere')) t(c, r)""")
     out = con.execute("""FROM recommend_items('events', 3, method := 'item_knn', for_users := 'customers',
                                           segment := 'region')""").df()
-    new = out[out["user"].isin(["100001", "100002", "100003"])].groupby("user")["item"].apply(list)
+    new = out[out["user"].isin([100001, 100002, 100003])].groupby("user")["item"].apply(list)
     assert len(new) == 3 and all(len(v) == 3 for v in new)
     even_top = con.execute("""SELECT sku FROM events WHERE customer % 2 = 0 AND sku IS NOT NULL GROUP BY sku
                           ORDER BY count(DISTINCT customer) DESC, sum(1) DESC LIMIT 1""").fetchone()[0]
-    assert new["100001"][0] == even_top
+    assert new[100001][0] == even_top
     everyone_top = con.execute("""FROM recommend_items('events', 1, method := 'popular', exclude_seen := false)
                               LIMIT 1""").fetchone()[2]
-    assert new["100003"][0] == everyone_top  # an unknown segment falls back to global popularity
+    assert new[100003][0] == everyone_top  # an unknown segment falls back to global popularity
 
 
 def test_bad_input(shop):
@@ -318,5 +318,124 @@ def test_a_model_of_another_task_is_not_a_recommender(tmp_path):
         con.execute("FROM ml_train('churny', 'tiny', label := 'y', algorithm := 'logistic')").fetchall()
         msg = _err(con, "FROM recommend_items('churny', 3)")
         assert "not a recommender" in msg and "task := 'recommend'" in msg
+    finally:
+        con.close()
+
+
+# -- EASE, auto's search, business filters, key types ---------------------------------------------------------------
+def test_ease_is_the_closed_form_and_refuses_huge_catalogues(monkeypatch):
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1], [1, 0, 0, 1.0]]))
+    rec = rk.make_recommender("ease", {"regularization": 0.5}).fit(X)
+    C = np.log1p(X.toarray())
+    G = C.T @ C
+    lam = 0.5 * np.diag(G).mean()
+    # Steck's problem solved directly, column by column: min ||C - C b||^2 + lam ||b||^2 with b_j = 0
+    for j in range(4):
+        others = [i for i in range(4) if i != j]
+        A = C[:, others]
+        b = np.linalg.solve(A.T @ A + lam * np.eye(3), A.T @ C[:, j])
+        np.testing.assert_allclose(rec.weights[others, j], b, rtol=1e-4, atol=1e-6)
+        assert rec.weights[j, j] == 0
+    items, _ = rec.recommend(np.array([0]), X[[0]], 2)
+    assert set(items[0]) == {2, 3}  # the unseen ones
+    monkeypatch.setattr(rk, "EASE_MAX_ITEMS", 3)
+    with pytest.raises(InvalidArgument, match="limited to 3 items") as e:
+        rk.make_recommender("ease").fit(X)
+    assert e.value.argument == "method"
+    choice = rk.tune(*sp.find(X)[:2], np.ones(X.nnz), 5, 4, 2, budget=5)
+    assert "ease was not tried" in " ".join(choice.notes) and all(c.method != "ease" for c in choice.candidates)
+
+
+def test_recency_ranks_and_recent_items_weigh_more():
+    R = rk.recency_ranks(np.array([0, 0, 0, 1]), np.array([2, 0, 1, 1]), np.array([5.0, 9.0, 1.0, 3.0]), 2, 3)
+    assert R.toarray().tolist() == [[1, 3, 2], [0, 1, 0]]
+    # item 0 goes with item 1 and item 2 goes with item 3; the user met item 3 last
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 1, 1, 0],
+                                [1, 1, 0, 0, 1], [0, 0, 1, 1, 1.0]]))
+    user = sp.csr_matrix(np.array([[1, 0, 0, 1, 0.0]]))
+    ranks = sp.csr_matrix(np.array([[5, 0, 0, 1, 0.0]]))
+    flat = rk.make_recommender("item_knn", {"neighbors": 4}).fit(X)
+    recent = rk.make_recommender("item_knn", {"neighbors": 4, "recency": 1.0}).fit(X)
+    assert recent.recommend(np.array([0]), user, 1, recency=ranks)[0][0, 0] == 2
+    s_flat = flat.recommend(np.array([0]), user, 2, recency=ranks)[1][0]
+    assert s_flat[0] == pytest.approx(s_flat[1])  # without a half-life both neighbours tie
+
+
+def test_auto_tunes_within_its_budget_and_reports_every_candidate():
+    d = rk.synthetic_interactions(400, 120, 8000, seed=3)
+    users, items = d["user"], d["item"]
+    w = np.ones(len(users), np.float32)
+    choice = rk.tune(users, items, w, 400, 120, 10, time=d["time"], budget=60)
+    methods = {c.method for c in choice.candidates}
+    assert {"popular", "item_knn", "ease"} <= methods
+    assert len(choice.candidates) > len(methods)  # settings were tuned, not only defaults compared
+    best = max(c.metrics["ndcg_at_k"] for c in choice.candidates)
+    assert choice.score == best and choice.method != "popular"
+    defaults = [c for c in choice.candidates if c.params == rk.METHODS[c.method].validate({})]
+    assert {c.method for c in defaults} == methods  # every method's defaults are scored first
+    assert "chose " + choice.method in choice.notes[-1]
+    # a user's fixed setting is not searched
+    fixed = rk.tune(users, items, w, 400, 120, 10, time=d["time"], methods=["item_knn"], budget=60,
+                    params={"item_knn": {"neighbors": 7}})
+    assert {c.params["neighbors"] for c in fixed.candidates if c.method == "item_knn"} == {7}
+    with pytest.raises(InvalidArgument, match="budget"):
+        rk.tune(users, items, w, 400, 120, 10, budget=0)
+    assert rk.default_budget(1_000) == 10 and rk.default_budget(100_000) == 30 and rk.default_budget(10 ** 8) == 120
+
+
+def test_evaluate_and_train_report_tuned_settings(shop):
+    con, _ = shop
+    out = con.execute("FROM evaluate_recommender('events', 10, methods := ['item_knn', 'ease'], budget := '6s')").df()
+    out = out.set_index("method")
+    assert list(out.index) == ["popular", "item_knn", "ease"]
+    assert out.loc["item_knn", "candidates"] > 1 and "neighbors" in out.loc["item_knn", "params"]
+    assert any("item_knn (neighbors=" in n for n in out.loc["item_knn", "notes"])
+    assert "budget" in _err(con, "FROM evaluate_recommender('events', 10, budget := 'soon')")
+    row = con.execute("""FROM ml_train('tuned', 'events', task := 'recommend',
+                         params := {'budget': '6s', 'methods': ['item_knn', 'ease']})""").df().iloc[0]
+    assert row["algorithm"] in ("item_knn", "ease", "popular")
+    assert any(n.startswith("auto tried") and "chose " + row["algorithm"] in n for n in row["notes"])
+    assert sum(n.startswith(("popular", "item_knn", "ease")) for n in row["notes"]) == len(row["candidates"])
+
+
+def test_exclude_and_candidates_filter_before_ranking(shop):
+    con, _ = shop
+    con.execute("""CREATE OR REPLACE TABLE out_of_stock AS
+                   SELECT sku FROM events WHERE sku IS NOT NULL GROUP BY sku ORDER BY count(*) DESC LIMIT 20""")
+    con.execute("""CREATE OR REPLACE TABLE promo AS SELECT DISTINCT sku AS product FROM events
+                   WHERE sku IS NOT NULL ORDER BY product LIMIT 60""")
+    for method in ("item_knn", "ease", "popular") + (("als",) if HAS_IMPLICIT else ()):
+        base = con.execute(f"FROM recommend_items('events', 5, method := '{method}')").df()
+        out = con.execute(f"FROM recommend_items('events', 5, method := '{method}', exclude := 'out_of_stock')").df()
+        assert out.groupby("user").size().min() == 5 and out["user"].nunique() == base["user"].nunique()
+        banned = set(con.execute("SELECT sku FROM out_of_stock").df()["sku"])
+        assert not set(out["item"]) & banned and set(base["item"]) & banned
+        only = con.execute(f"""FROM recommend_items('events', 5, method := '{method}', candidates := 'promo',
+                               exclude := 'out_of_stock')""").df()
+        allowed = set(con.execute("SELECT product FROM promo").df()["product"]) - banned
+        assert set(only["item"]) <= allowed and only.groupby("user").size().min() == 5
+    con.execute("CREATE OR REPLACE TABLE two_cols AS SELECT 1 AS a, 2 AS b")
+    assert "argument 'exclude'" in _err(con, "FROM recommend_items('events', 5, exclude := 'two_cols')")
+
+
+def test_keys_come_back_with_their_source_types(tmp_path):
+    con = wml.connect(str(tmp_path / "typed.duckdb"))
+    try:
+        d = rk.synthetic_interactions(60, 30, 900, seed=2)
+        con.execute("""CREATE TABLE ev AS SELECT CAST(u AS BIGINT) + 10000000000 AS user_id, CAST(i AS INTEGER) AS item_id,
+                       TIMESTAMP '2024-01-01' + to_seconds(CAST(t AS BIGINT)) AS ts
+                       FROM (SELECT unnest($1) AS u, unnest($2) AS i, unnest($3) AS t)""",
+                    [d["user"].tolist(), d["item"].tolist(), d["time"].tolist()])
+        types = lambda q: [str(t) for t in con.sql(q).types]  # noqa: E731
+        assert types("FROM recommend_items('ev', 3, method := 'ease')") == ["BIGINT", "INTEGER", "INTEGER", "DOUBLE"]
+        assert types("FROM similar_items('ev', 3)") == ["INTEGER", "INTEGER", "INTEGER", "DOUBLE"]
+        con.execute("FROM ml_train('m', 'ev', task := 'recommend', method := 'item_knn')").fetchall()
+        assert types("FROM recommend_items('m', 3)") == ["BIGINT", "INTEGER", "INTEGER", "DOUBLE"]
+        joined = con.execute("""SELECT count(*) FROM recommend_items('m', 3) r JOIN (SELECT DISTINCT user_id FROM ev) e
+                                ON e.user_id = r.user""").fetchone()[0]
+        assert joined == 3 * 60
+        con.execute("CREATE TABLE sev AS SELECT 'c' || user_id AS customer, CAST(item_id AS DECIMAL(9,2)) AS sku FROM ev")
+        assert types("FROM recommend_items('sev', 2, method := 'popular')") == ["VARCHAR", "INTEGER", "DECIMAL(9,2)",
+                                                                                 "DOUBLE"]
     finally:
         con.close()

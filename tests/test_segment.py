@@ -32,7 +32,9 @@ def test_auto_k_recovers_the_simulated_groups(env):
     con, group, seg = env
     assert len(seg) == 1500 and list(seg.columns) == ["user", "segment", "distance"]
     assert seg.segment.nunique() == 3
-    assert seg.user.tolist() == [str(i) for i in range(1, 1501)]  # user_id is the user, not a feature
+    assert seg.user.tolist() == list(range(1, 1501))  # user_id is the user, not a feature
+    utype = con.execute("SELECT typeof(user_id) FROM uf LIMIT 1").fetchall()[0][0]
+    assert [str(t) for t in con.sql("FROM segment_users('uf', k := 3, model := 'typed')").types][0] == utype
     assert adjusted_rand_score(group, seg.segment) > 0.95
     assert (seg.distance >= 0).all()
     sizes = seg.segment.value_counts().sort_index().tolist()
@@ -47,7 +49,7 @@ def test_model_is_stored_and_ml_predict_assigns_like_segment_users(env):
     assert m.metrics[0]["k"] == 3.0
     pred = con.sql("SELECT ml_predict('segments', u) AS s, ml_predict_label('segments', u) AS l FROM uf u ORDER BY user_id").df()
     assert (pred.s.astype(int).to_numpy() == seg.segment.to_numpy()).all()
-    assert (pred.l == seg.segment.astype(str)).all()
+    assert (pred.l == seg.segment).all()  # INTEGER segment numbers
 
 
 def test_predictor_directly_matches_by_name_and_handles_nulls(env):

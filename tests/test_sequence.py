@@ -104,6 +104,8 @@ def trained(tmp_path_factory):
     row = con.execute("FROM ml_train('np', 'events', task := 'sequence', user := 'user_id', time := 'ts', "
                       f"item := 'product_id', {SMALL})").df().iloc[0]
     scores = con.execute("FROM ml_predict_sequence('np', 'events') ORDER BY \"user\"").fetchall()
+    user_type = con.execute("SELECT typeof(user_id) FROM events LIMIT 1").fetchall()[0][0]
+    assert str(con.sql("FROM ml_predict_sequence('np', 'events')").types[0]) == user_type  # the key keeps its type
     con.close()
     return path, row, scores
 

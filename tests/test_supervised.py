@@ -34,7 +34,9 @@ def test_predictions_are_probabilities_that_rank_churners_first(con, churn_table
     same = con.execute("SELECT predict_churn(u) FROM uf u ORDER BY user_id").fetchall()
     assert np.allclose([s[0] for s in same], p)
     labels = {r[0] for r in con.execute("SELECT DISTINCT ml_predict_label('churn', u) FROM uf u").fetchall()}
-    assert labels == {"0", "1"}
+    assert labels == {0, 1}  # the label's own type comes back
+    label_type = con.execute("SELECT typeof(churned) FROM uf LIMIT 1").fetchall()[0][0]
+    assert str(con.sql("SELECT ml_predict_label('churn', u) FROM uf u").types[0]) == label_type
 
 
 @pytest.mark.parametrize("algorithm", ["logistic", "decision_tree", "random_forest", "gbm", "svm"])
@@ -48,8 +50,9 @@ def test_every_algorithm_trains_and_scores(con, churn_table, algorithm):
 def test_auto_reports_every_candidate_and_picks_the_best(con, churn_table):
     row = con.execute("SELECT algorithm, candidates FROM ml_train('churn', 'uf', label := 'churned')").fetchone()
     cands = row[1]
-    assert [c["algorithm"] for c in cands] and {c["algorithm"] for c in cands} == {"logistic", "random_forest", "gbm"}
-    assert row[0] == max(cands, key=lambda c: c["cv_score"])["algorithm"]
+    assert [c["algorithm"] for c in cands] and {c["algorithm"] for c in cands} == {"logistic", "gbm", "blend"}
+    # the best by cross-validation, or the linear model when it is within the noise of the best (one-SE rule)
+    assert row[0] in (max(cands, key=lambda c: c["cv_score"])["algorithm"], "logistic")
     assert all(c["metric"] == "roc_auc" for c in cands)
 
 

@@ -18,13 +18,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_numeric_type
-from ..binding.registry import JSON, table_udf
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import forecast as K
 
 FORECAST_ROW = "STRUCT(item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, method VARCHAR)"
 BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE, rmse DOUBLE, coverage DOUBLE, "
                 "folds INTEGER)")
+ANOMALY_ROW = ("STRUCT(item VARCHAR, date DATE, value DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE, "
+               "is_anomaly BOOLEAN, score DOUBLE)")
+EXPLAIN_ROW = ("STRUCT(item VARCHAR, date DATE, forecast DOUBLE, level DOUBLE, trend DOUBLE, season DOUBLE, "
+               "yearly DOUBLE, method VARCHAR)")
 REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
@@ -46,13 +50,6 @@ def _opt_str(opts: dict, key: str, argument: str | None = None) -> str | None:
         return v
     raise InvalidArgument(argument or key, f"expected a column name as a string, got {v!r}",
                           f"Pass it quoted, e.g. {argument or key} := 'my_column'")
-
-
-def _opt_number(opts: dict, key: str, default, problem_fix: tuple[str, str]):
-    v = opts.get(key, default)
-    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InvalidArgument(key, f"{problem_fix[0]}, got {v!r}", problem_fix[1])
-    return v
 
 
 def _kernel_error(e: K.ForecastInputError) -> InvalidArgument:
@@ -79,7 +76,7 @@ def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | 
         cands = [c for c, t in cols.items() if _is_date_type(t)]
         if not cands:
             raise InvalidArgument("date", f"relation '{rel.name}' has no DATE or TIMESTAMP column",
-                                  f"Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
+                                  "Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
         if len(cands) > 1:
             raise AmbiguousColumn(rel.name, "date", "date column", cands)
         d = cands[0]
@@ -108,6 +105,26 @@ def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | 
             raise AmbiguousColumn(rel.name, "item", "item key", cands)
         it = cands[0] if cands else None  # no key column: the whole relation is one series
     return Roles(it, d, v)
+
+
+NO_ITEM = "__wml_no_item"  # the placeholder column the macros add for a relation that is one series
+
+
+@scalar_udf("wml_forecast_source", args=["VARCHAR"], returns="VARCHAR")
+def forecast_source(ctx, relation):
+    """The relation's quoted catalog name, for ``query_table`` in the macros (resolved, never pasted)."""
+    return pa.array([ctx.relation(name).sql for name in relation.to_pylist()], pa.string())
+
+
+@scalar_udf("wml_forecast_column", args=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
+def forecast_column(ctx, relation, role, item, date, value):
+    """The catalog name of the item or date column (as the table function infers it), so the macros cast the
+    result back to the source column's type: a BIGINT key stays BIGINT, a TIMESTAMP date stays TIMESTAMP."""
+    out = []
+    for name, r, i, d, v in zip(*(a.to_pylist() for a in (relation, role, item, date, value))):
+        roles = infer_roles(ctx.relation(name), i, d, v)
+        out.append(roles.date if r == "date" else (roles.item or NO_ITEM))
+    return pa.array(out, pa.string())
 
 
 @dataclass
@@ -186,14 +203,107 @@ def _level(opts, key="level", default=0.95) -> float:
 # --------------------------------------------------------------------------------------------------------
 # forecast_demand
 # --------------------------------------------------------------------------------------------------------
+def _codes_and_offsets(data: SeriesData, tbl: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Series code (-1: an item the history lacks) and panel column of each (item, d) row of ``tbl``."""
+    pos = pc.index_in(tbl.column("item").combine_chunks(), value_set=data.names).fill_null(-1)
+    code = pos.to_numpy(zero_copy_only=False).astype(np.int64)
+    day = tbl.column("d").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    per = K.period_index(day, data.panel.freq)
+    return code, per - data.panel.start[np.clip(code, 0, None)]
+
+
+def _driver_values(ctx, rel: Relation, roles: Roles, features: list[str], argument: str) -> pa.Table:
+    """Per (item as text, date): the mean of each feature and its NULL count, read with quoted names."""
+    item_sql = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
+    d = rel.q(roles.date)
+    cols = ", ".join(f"avg(CAST({rel.q(f)} AS DOUBLE)) AS f{k}, count(*) - count({rel.q(f)}) AS null{k}"
+                     for k, f in enumerate(features))
+    tbl = ctx.read_arrow(f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, {cols} FROM {rel.sql} "
+                         f"WHERE {d} IS NOT NULL GROUP BY 1, 2")
+    for k, f in enumerate(features):
+        nulls = int(pc.sum(tbl.column(f"null{k}")).as_py() or 0)
+        if nulls:
+            raise InvalidArgument(argument, f"column '{f}' of '{rel.name}' has {nulls} NULL value(s)",
+                                  f"Fill them (e.g. coalesce({f}, 0) in a view) so every date has a value")
+    return tbl
+
+
+def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Drivers | None:
+    """Drivers of ``method := 'gbm'`` from ``features``, ``future`` and ``holidays``; None when none is given."""
+    features, future, country = opts.get("features"), opts.get("future"), opts.get("holidays")
+    if not features and future is None and country is None:
+        return None
+    features = features or []
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise InvalidArgument("features", f"expected a list of column names, got {features!r}",
+                              "Pass e.g. features := ['price', 'promo']")
+    roles = infer_roles(rel, _opt_str(opts, "item"), _opt_str(opts, "date"), _opt_str(opts, "value"))
+    features = [rel.column(f, "features") for f in features]
+    for f in features:
+        if not is_numeric_type(rel.columns[f]) and rel.columns[f].upper() != "BOOLEAN":
+            raise InvalidArgument("features", f"column '{f}' has type {rel.columns[f]}, not a number or boolean",
+                                  "Name numeric driver columns (a price, a 0/1 promotion flag)")
+    panel = data.panel
+    N, T = panel.y.shape
+    F = len(features)
+    hist, fut = np.full((N, T, F), np.nan), np.full((N, h, F), np.nan)
+    if F:
+        if future is None:
+            raise InvalidArgument("future", "features need their values over the horizon",
+                                  "Pass future := 'plan', a relation with item, date and the same columns for the "
+                                  "forecast dates (planned prices, the promotion calendar)")
+        frel = ctx.relation(future, "future")
+        for need in [c for c in (roles.item, roles.date) if c] + features:
+            if need.lower() not in {c.lower() for c in frel.columns}:
+                raise InvalidArgument("future", f"relation '{frel.name}' has no column '{need}'",
+                                      f"Add '{need}' to it: the future needs the history's item, date and feature "
+                                      "columns under the same names")
+        tbl = _driver_values(ctx, rel, roles, features, "features")
+        code, off = _codes_and_offsets(data, tbl)
+        ok = (code >= 0) & (off >= 0) & (off < T)
+        for k in range(F):
+            hist[code[ok], off[ok], k] = tbl.column(f"f{k}").to_numpy(zero_copy_only=False)[ok]
+        froles = Roles(frel.column(roles.item, "future") if roles.item else None, frel.column(roles.date, "future"),
+                       roles.value)
+        ftbl = _driver_values(ctx, frel, froles, [frel.column(f, "future") for f in features], "future")
+        code, off = _codes_and_offsets(data, ftbl)
+        off = off - panel.lens[np.clip(code, 0, None)]
+        ok = (code >= 0) & (off >= 0) & (off < h)
+        for k in range(F):
+            fut[code[ok], off[ok], k] = ftbl.column(f"f{k}").to_numpy(zero_copy_only=False)[ok]
+        missing = (panel.n_obs > 0)[:, None] & np.isnan(fut[:, :, 0])
+        if missing.any():
+            i, k = map(int, np.argwhere(missing)[0])
+            day = K.period_dates(panel.start[i] + panel.lens[i] + k, panel.freq, panel.anchor[i])
+            raise InvalidArgument("future", f"'{frel.name}' does not cover the horizon: no row for item "
+                                  f"{data.names[i].as_py()!r} on {np.datetime64(int(day), 'D')} "
+                                  f"({int(missing.sum())} (item, date) pairs missing)",
+                                  f"Give every item a row for each of the {h} forecast dates")
+    holidays = np.zeros(0, np.int64)
+    if country is not None:
+        if not isinstance(country, str):
+            raise InvalidArgument("holidays", f"expected a country code, got {country!r}", "Pass e.g. holidays := 'US'")
+        last = K.period_dates(panel.start + panel.lens + h, panel.freq, panel.anchor)
+        try:
+            holidays = K.holiday_days(country, int(panel.anchor.min()), int(last.max()))
+        except NotImplementedError:
+            raise InvalidArgument("holidays", f"unknown country code {country!r}",
+                                  "Pass an ISO 3166 code the holidays package knows, e.g. 'US', 'GB', 'DE'") from None
+    return K.Drivers(hist, fut, holidays)
+
+
 def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, SeriesData, K.PanelResult]:
     opts = opts or {}
     h = _horizon(horizon)
     method = _method(opts)
     level = _level(opts)
     data = load_series(ctx, relation, opts)
+    drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
+    if drivers is not None and method != "gbm":
+        raise InvalidArgument("method", f"features, future and holidays are inputs of method := 'gbm', not '{method}'",
+                              "Add method := 'gbm' (one model over all series that learns from them)")
     try:
-        res = K.forecast_panel(data.panel, h, method, level)
+        res = K.forecast_panel(data.panel, h, method, level, nn_config=drivers)
     except K.ForecastInputError as e:
         raise _kernel_error(e) from None
     labels = np.asarray(_labels(data, res.method), dtype=object)
@@ -255,6 +365,57 @@ def backtest_demand(ctx, relation, horizon, opts):
         "rmse": pa.array(cat["rmse"], pa.float64(), from_pandas=True),
         "coverage": pa.array(cat["coverage"], pa.float64(), from_pandas=True),
         "folds": pa.array(cat["folds"], pa.int32()),
+    })
+
+
+# --------------------------------------------------------------------------------------------------------
+# detect_anomalies
+# --------------------------------------------------------------------------------------------------------
+@table_udf("wml_detect_anomalies", args=["VARCHAR", JSON], returns=ANOMALY_ROW)
+def detect_anomalies(ctx, relation, opts):
+    """Every period of every series (gaps as zero, like the forecasts) against its expected value and band."""
+    opts = opts or {}
+    level = _level(opts)
+    data = load_series(ctx, relation, opts)
+    panel = data.panel
+    try:
+        res = K.detect_anomalies(panel, level)
+    except K.ForecastInputError as e:
+        raise _kernel_error(e) from None
+    keep = res.mask & (panel.n_obs > 0)[:, None]
+    series, t = np.nonzero(keep)
+    days = K.period_dates(panel.start[series] + t, panel.freq, panel.anchor[series])
+    return pa.table({
+        "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
+        **{k: pa.array(getattr(res, k)[keep], pa.float64()) for k in ("value", "expected", "lower", "upper")},
+        "is_anomaly": pa.array(res.is_anomaly[keep], pa.bool_()),
+        "score": pa.array(res.score[keep], pa.float64()),
+    })
+
+
+# --------------------------------------------------------------------------------------------------------
+# explain_forecast
+# --------------------------------------------------------------------------------------------------------
+@table_udf("wml_explain_forecast", args=["VARCHAR", "BIGINT", JSON], returns=EXPLAIN_ROW)
+def explain_forecast(ctx, relation, horizon, opts):
+    """The additive parts of each series' ETS forecast (``tasks.forecast.explain``), which sum to ``forecast``."""
+    opts = opts or {}
+    h = _horizon(horizon)
+    data = load_series(ctx, relation, opts)
+    panel = data.panel
+    ex = K.explain_panel(panel, h)
+    keep = np.nonzero(panel.n_obs > 0)[0]
+    series = np.repeat(keep, h)
+    steps = np.tile(np.arange(1, h + 1), len(keep))
+    days = K.period_dates(panel.start[series] + panel.lens[series] - 1 + steps, panel.freq, panel.anchor[series])
+    labels = np.asarray(_labels(data, ex.method), dtype=object)
+    return pa.table({
+        "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
+        "forecast": pa.array(ex.forecast[keep].ravel(), pa.float64()),
+        **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS},
+        "method": pa.array(labels[series] if len(series) else [], pa.string()),
     })
 
 

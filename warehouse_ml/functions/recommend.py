@@ -8,6 +8,7 @@ user-item pair (SQL does the grouping), mapped to codes with Arrow, and handed t
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time as _time
@@ -20,7 +21,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
-from ..binding.registry import JSON, table_udf
+from ..binding.keys import typed_calls
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import recommend as rk
@@ -32,7 +34,8 @@ TASK = "recommend"
 REC_ROW = 'STRUCT("user" VARCHAR, rank INTEGER, item VARCHAR, score DOUBLE)'
 SIM_ROW = "STRUCT(item VARCHAR, rank INTEGER, similar_item VARCHAR, score DOUBLE)"
 EVAL_ROW = ("STRUCT(method VARCHAR, precision_at_k DOUBLE, recall_at_k DOUBLE, ndcg_at_k DOUBLE, map_at_k DOUBLE, "
-            "coverage DOUBLE, ndcg_vs_popular DOUBLE, best BOOLEAN, users BIGINT, seconds DOUBLE, notes VARCHAR[])")
+            "coverage DOUBLE, ndcg_vs_popular DOUBLE, best BOOLEAN, users BIGINT, seconds DOUBLE, notes VARCHAR[], "
+            "params VARCHAR, candidates INTEGER)")
 
 _USER_RE = re.compile(r"^(.*_)?(user|customer|client|visitor|member|account|buyer|shopper|person|cust)(_?(id|no|key|code))?$", re.I)
 _ITEM_RE = re.compile(r"^(.*_)?(item|product|sku|article|asin|movie|track|song|book|listing|offer|prod|variant)(_?(id|no|key|code))?$", re.I)
@@ -47,7 +50,8 @@ DEFAULT_EVENT_WEIGHTS = {
     "checkout": 4.0, "purchase": 5.0, "buy": 5.0, "order": 5.0, "transaction": 5.0, "conversion": 5.0,
 }
 ROLE_OPTIONS = ("user", "item", "weight", "time", "event", "event_weights", "segment")
-CALL_OPTIONS = ROLE_OPTIONS + ("method", "exclude_seen", "for_users", "params", "methods", "test_fraction", "seed")
+CALL_OPTIONS = ROLE_OPTIONS + ("method", "exclude_seen", "for_users", "params", "methods", "test_fraction", "seed",
+                               "budget", "exclude", "candidates")
 
 
 # -- options and column roles ------------------------------------------------------------------------------------
@@ -182,6 +186,7 @@ class Interactions:
     stats: dict
     notes: list[str] = field(default_factory=list)
     event_weights: dict | None = None
+    key_types: dict = field(default_factory=dict)  # role -> SQL type of the source column
 
     @property
     def n_users(self) -> int:
@@ -193,6 +198,12 @@ class Interactions:
 
     def matrix(self) -> sp.csr_matrix:
         return rk.interaction_matrix(self.users, self.items, self.weights, self.n_users, self.n_items)
+
+    def recency(self) -> sp.csr_matrix | None:
+        """Per user-item pair, 1 for the user's latest item, 2 for the one before... (None without times)."""
+        if self.time is None:
+            return None
+        return rk.recency_ranks(self.users, self.items, self.time, self.n_users, self.n_items)
 
 
 def _select_list(rel: Relation, roles: Roles) -> str:
@@ -272,7 +283,8 @@ def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -
                          u.indices.to_numpy(zero_copy_only=False).astype(np.int64),
                          i.indices.to_numpy(zero_copy_only=False).astype(np.int64),
                          table.column("w").to_numpy(zero_copy_only=False).astype(np.float32), t,
-                         stats, notes, mapping if roles.event else None)
+                         stats, notes, mapping if roles.event else None,
+                         {"user": rel.columns[roles.user], "item": rel.columns[roles.item]})
     stats.update(n_pairs=table.num_rows, n_users=inter.n_users, n_items=inter.n_items,
                  n_events=int(pc.sum(table.column("n")).as_py()))
     for n in notes:
@@ -334,6 +346,7 @@ class RecModel:
     segment_ids: pa.Array | None = None
     user_segment: np.ndarray | None = None  # per history user, code into segment_ids or -1
     segment_popularity: sp.csr_matrix | None = None  # segments x items, distinct users
+    recency: sp.csr_matrix | None = None  # users x items, 1 = the user's latest item (None without times)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {f"rec_{k}": v for k, v in self.rec.to_arrays().items()}
@@ -342,6 +355,9 @@ class RecModel:
                 out[f"{name}_offsets"], out[f"{name}_data"] = _strings_to_arrays(arr)
         h = self.history
         out.update(hist_indptr=h.indptr, hist_indices=h.indices, hist_data=h.data)
+        if self.recency is not None:
+            r = self.recency
+            out.update(recency_indptr=r.indptr, recency_indices=r.indices, recency_data=r.data)
         if self.segment_popularity is not None:
             s = self.segment_popularity
             out.update(user_segment=self.user_segment, seg_indptr=s.indptr, seg_indices=s.indices, seg_data=s.data)
@@ -357,6 +373,9 @@ class RecModel:
         hist = sp.csr_matrix((arrays["hist_data"], arrays["hist_indices"], arrays["hist_indptr"]),
                              shape=(len(users), len(items)))
         m = cls(rec, users, items, hist, meta)
+        if "recency_indptr" in arrays:
+            m.recency = sp.csr_matrix((arrays["recency_data"], arrays["recency_indices"], arrays["recency_indptr"]),
+                                      shape=hist.shape)
         if "seg_indptr" in arrays:
             m.segment_ids = _strings_from_arrays(arrays["segment_ids_offsets"], arrays["segment_ids_data"])
             m.user_segment = np.asarray(arrays["user_segment"], dtype=np.int64)
@@ -397,7 +416,7 @@ def _method_params(opts: dict, method: str, strict: bool) -> dict:
                               "Pass e.g. params := {'factors': 32}")
     if isinstance(params.get(method), dict):
         return dict(params[method])
-    flat = {k: v for k, v in params.items() if k not in rk.METHODS and k not in rk.PLANNED}
+    flat = {k: v for k, v in params.items() if k not in rk.METHODS}
     known = set().union(*(cls.defaults for cls in rk.METHODS.values()))
     for name in flat:
         if name not in known:
@@ -443,53 +462,104 @@ def _holdout_fraction(opts: dict) -> float:
     return float(f)
 
 
-def evaluate(inter: Interactions, opts: dict, k: int) -> list[dict]:
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?)?\s*$", re.I)
+
+
+def _budget(opts: dict) -> float | None:
+    """budget := '30s' / '2min' / 45 (seconds); None: the default that grows with the data."""
+    b = opts.get("budget")
+    if b is None:
+        return None
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        seconds = float(b)
+    else:
+        m = _DURATION_RE.match(str(b))
+        if not m:
+            raise InvalidArgument("budget", f"expected a duration such as '30s' or '2min', got {b!r}",
+                                  "Pass e.g. budget := '30s'")
+        seconds = float(m.group(1)) * (60.0 if (m.group(2) or "s").lower().startswith("m") else 1.0)
+    if not 0 < seconds <= 86_400:
+        raise InvalidArgument("budget", f"must be between 0 and 24 hours, got {b!r}", "Pass e.g. budget := '30s'")
+    return seconds
+
+
+def _search(inter: Interactions, opts: dict, k: int) -> rk.Choice:
+    """auto's search over the requested (or every fast) method on a time-ordered per-user holdout."""
     methods = _candidates(opts)
     k = rk.check_k(k, inter.n_items, f"relation '{inter.relation}'")
-    results = rk.evaluate_methods(inter.users, inter.items, inter.weights, inter.n_users, inter.n_items, methods, k,
-                                  time=inter.time, test_fraction=_holdout_fraction(opts), seed=int(opts.get("seed", 0)))
-    base = next(r.metrics["ndcg_at_k"] for r in results if r.method == "popular")
-    best = max(results, key=lambda r: (r.metrics["ndcg_at_k"], r.method == "popular")).method
-    return [{"method": r.method, **{m: r.metrics[m] for m in ("precision_at_k", "recall_at_k", "ndcg_at_k",
-                                                               "map_at_k", "coverage")},
-             "ndcg_vs_popular": r.metrics["ndcg_at_k"] / base if base > 0 else None, "best": r.method == best,
-             "users": r.metrics["users"], "seconds": r.seconds, "notes": inter.notes,
-             "test_pairs": r.metrics["test_pairs"]} for r in results]
+    return rk.tune(inter.users, inter.items, inter.weights, inter.n_users, inter.n_items, k, time=inter.time,
+                   methods=list(methods), budget=_budget(opts), params={m: p for m, p in methods.items() if p},
+                   test_fraction=_holdout_fraction(opts), seed=int(opts.get("seed", 0)))
+
+
+def _candidate_note(ev: rk.Evaluation, k: int) -> str:
+    return (f"{ev.method} {rk.describe(ev.params)}: NDCG@{k} {ev.metrics['ndcg_at_k']:.4f}, "
+            f"recall@{k} {ev.metrics['recall_at_k']:.4f}, {ev.seconds:.2f} s")
+
+
+def evaluate(inter: Interactions, opts: dict, k: int) -> list[dict]:
+    """One row per method: its best settings found by auto's search (the search's holdout scores them, so a tuned
+    method's figures are its validation scores), with every candidate it tried in the notes."""
+    choice = _search(inter, opts, k)
+    best_per_method: dict[str, rk.Evaluation] = {}
+    for ev in choice.candidates:  # the first of equal scores stays
+        if ev.method not in best_per_method or ev.metrics["ndcg_at_k"] > best_per_method[ev.method].metrics["ndcg_at_k"]:
+            best_per_method[ev.method] = ev
+    base = best_per_method["popular"].metrics["ndcg_at_k"]
+    rows = []
+    for method, best in best_per_method.items():
+        tried = [c for c in choice.candidates if c.method == method]
+        m = best.metrics
+        rows.append({"method": method, **{name: m[name] for name in ("precision_at_k", "recall_at_k", "ndcg_at_k",
+                                                                     "map_at_k", "coverage")},
+                     "ndcg_vs_popular": m["ndcg_at_k"] / base if base > 0 else None,
+                     "best": method == choice.method, "users": m["users"], "seconds": sum(c.seconds for c in tried),
+                     "notes": inter.notes + choice.notes + [_candidate_note(c, k) for c in tried],
+                     "params": json.dumps({p: v for p, v in best.params.items() if p not in ("threads",)}),
+                     "candidates": len(tried), "test_pairs": m["test_pairs"]})
+    return rows
 
 
 def fit_model(ctx, inter: Interactions, opts: dict, k: int = 10, always_evaluate: bool = False
               ) -> tuple[RecModel, list[dict], list[str]]:
-    """Fit the requested method on all the interactions. 'auto' first compares every method on a per-user
-    holdout and keeps the best by NDCG@k; ``always_evaluate`` measures an explicit method against popularity."""
+    """Fit the requested method on all the interactions. 'auto' first tunes every method on a per-user holdout
+    (``rk.tune``) and refits the best settings; ``always_evaluate`` measures an explicit method against
+    popularity on that holdout (with the given settings, no search)."""
     requested = _resolve_method(opts)
     method = requested
     notes = list(inter.notes)
     rows: list[dict] = []
+    params = _method_params(opts, method, strict=requested != "auto") if requested != "auto" else {}
     if requested == "auto" or always_evaluate:
-        eval_opts = opts if requested == "auto" else {**opts, "methods": [requested]}
+        kk = min(k, inter.n_items)
         try:
-            rows = evaluate(inter, eval_opts, min(k, inter.n_items))
+            if requested == "auto":
+                choice = _search(inter, opts, kk)
+                method, params, tried = choice.method, choice.params, choice.candidates
+                notes.extend(choice.notes)
+            else:
+                tried = rk.evaluate_methods(inter.users, inter.items, inter.weights, inter.n_users, inter.n_items,
+                                            {"popular": {}, requested: params}, kk, time=inter.time,
+                                            test_fraction=_holdout_fraction(opts), seed=int(opts.get("seed", 0)))
+            notes.extend(_candidate_note(c, kk) for c in tried)
+            rows = [{"method": c.method, **c.metrics} for c in tried]
         except InvalidArgument as e:
             if e.argument != "relation":
                 raise
             notes.append("no user has two or more items, so nothing could be held out"
                          + (": popularity was used" if requested == "auto" else ""))
-        if requested == "auto":
-            method = next((r["method"] for r in rows if r["best"]), "popular")
-        if rows:
-            notes.append(("auto chose " + method + " by" if requested == "auto" else "holdout")
-                         + f" NDCG@{k} on a per-user holdout: "
-                         + ", ".join(f"{r['method']} {r['ndcg_at_k']:.4f}" for r in rows))
+            if requested == "auto":
+                method, params = "popular", {}
     candidates = [{"algorithm": r["method"], "cv_score": r["ndcg_at_k"], "metric": f"ndcg_at_{k}"} for r in rows]
-    params = _method_params(opts, method, strict=requested != "auto")
     t0 = _time.perf_counter()
     rec = rk.make_recommender(method, params).fit(inter.matrix())
     log.info("%s: fitted %s on %d users x %d items (%d pairs) in %.2f s", inter.relation, method, inter.n_users,
              inter.n_items, len(inter.users), _time.perf_counter() - t0)
     notes.extend(getattr(rec, "notes", []))  # e.g. two_tower: epochs, device, seconds, loss
     meta = {"method": method, "params": rec.params, "relation": inter.relation, "roles": inter.roles.as_dict(),
+            "key_types": inter.key_types,
             "event_weights": inter.event_weights, "stats": inter.stats, "notes": notes, "candidates": candidates}
-    model = RecModel(rec, inter.user_ids, inter.item_ids, inter.matrix(), meta)
+    model = RecModel(rec, inter.user_ids, inter.item_ids, inter.matrix(), meta, recency=inter.recency())
     seg = opts.get("segment")
     if seg is not None:
         if opts.get("for_users"):
@@ -604,15 +674,18 @@ def recommend_table(ctx, model: RecModel, k: int, opts: dict) -> pa.Table:
     n = len(codes)
     items = np.full((n, k), -1, np.int64)
     scores = np.full((n, k), rk.FILTERED)
+    allowed = _allowed_items(ctx, model, opts)
     warm = np.flatnonzero(codes >= 0)
     if len(warm):
-        wi, ws = model.rec.recommend(codes[warm], model.history[codes[warm]], k, exclude_seen)
+        recency = None if model.recency is None else model.recency[codes[warm]]
+        wi, ws = model.rec.recommend(codes[warm], model.history[codes[warm]], k, exclude_seen, allowed, recency)
         items[warm], scores[warm] = wi, ws
     cold = np.flatnonzero(codes < 0)
     if len(cold):
         if seg_codes is None and model.user_segment is not None:
             seg_codes = np.full(n, -1, np.int64)
-        ci, cs = _cold_start(model, k, seg_codes[cold] if seg_codes is not None else np.full(len(cold), -1))
+        ci, cs = _cold_start(model, k, seg_codes[cold] if seg_codes is not None else np.full(len(cold), -1),
+                             allowed)
         items[cold], scores[cold] = ci, cs
     valid = items >= 0
     r, c = np.nonzero(valid)
@@ -620,10 +693,47 @@ def recommend_table(ctx, model: RecModel, k: int, opts: dict) -> pa.Table:
                      "item": model.item_ids.take(pa.array(items[r, c])), "score": pa.array(scores[r, c])})
 
 
-def _cold_start(model: RecModel, k: int, seg_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Users with no history: the most popular items of their segment, then of everyone."""
+def _allowed_items(ctx, model: RecModel, opts: dict) -> np.ndarray | None:
+    """The items that may be recommended: those of ``candidates := rel`` (all when not given) less those of
+    ``exclude := rel``; None when neither is given. Items the model never saw cannot be recommended."""
+    if opts.get("candidates") is None and opts.get("exclude") is None:
+        return None
+    allowed = np.ones(len(model.item_ids), bool)
+    for argument in ("candidates", "exclude"):
+        if opts.get(argument) is None:
+            continue
+        rel = ctx.relation(opts[argument], argument)
+        col = _item_column(rel, model.meta["roles"]["item"], argument)
+        ids = ctx.read_arrow(f"SELECT DISTINCT CAST({rel.q(col)} AS VARCHAR) AS i FROM {rel.sql} "
+                             f"WHERE {rel.q(col)} IS NOT NULL").column("i").combine_chunks()
+        codes = pc.index_in(ids, value_set=model.item_ids).drop_null().to_numpy(zero_copy_only=False)
+        listed = np.zeros(len(model.item_ids), bool)
+        listed[codes.astype(np.int64)] = True
+        allowed &= listed if argument == "candidates" else ~listed
+    return allowed
+
+
+def _item_column(rel: Relation, item_col: str, argument: str) -> str:
+    """The column of a filter relation that holds item ids: the interactions' item column name, the only column,
+    or the only item-like one."""
+    lower = {c.lower(): c for c in rel.columns}
+    if item_col.lower() in lower:
+        return lower[item_col.lower()]
+    if len(rel.columns) == 1:
+        return next(iter(rel.columns))
+    cands = [c for c in rel.columns if _ITEM_RE.match(c)]
+    if len(cands) == 1:
+        return cands[0]
+    raise InvalidArgument(argument, f"relation '{rel.name}' has no column '{item_col}' (the item column of the "
+                          "interactions)" + (f" and several item-like columns ({', '.join(cands)})" if cands else ""),
+                          f"Pass a relation with one column, or one named '{item_col}'")
+
+
+def _cold_start(model: RecModel, k: int, seg_codes: np.ndarray, allowed: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Users with no history: the most popular (allowed) items of their segment, then of everyone."""
     pop = model.rec.popularity
-    g_items, g_scores = rk.popular_top_k(pop, k)
+    g_items, g_scores = rk.popular_top_k(pop, k, allowed)
     items = np.repeat(g_items, len(seg_codes), 0)
     scores = np.repeat(g_scores, len(seg_codes), 0)
     if model.segment_popularity is not None:  # a segment without history counts as no segment
@@ -633,8 +743,11 @@ def _cold_start(model: RecModel, k: int, seg_codes: np.ndarray) -> tuple[np.ndar
         segs = np.unique(seg_codes[seg_codes >= 0])
         dense = model.segment_popularity[segs].toarray().astype(np.float64)
         key = dense + pop / (pop.max() + 1.0)  # the segment's counts first, the global order breaks ties
+        if allowed is not None:
+            key[:, ~allowed] = rk.FILTERED
         top = np.argsort(-key, axis=1, kind="stable")[:, :k]
         top_scores = np.floor(np.take_along_axis(key, top, 1))
+        top = np.where(np.isfinite(top_scores), top, -1)
         where = np.searchsorted(segs, seg_codes)
         hit = seg_codes >= 0
         items[hit] = top[where[hit]]
@@ -643,6 +756,33 @@ def _cold_start(model: RecModel, k: int, seg_codes: np.ndarray) -> tuple[np.ndar
 
 
 # -- SQL entry points --------------------------------------------------------------------------------------------
+def key_types(ctx, source, opts: dict) -> dict[str, str]:
+    """The SQL types of the user and item columns behind a relation or a trained recommender (VARCHAR for a model
+    trained before types were recorded)."""
+    if _is_model(ctx, source):
+        return dict(ctx.store.describe(source).meta.get("key_types") or {})  # {} before types were recorded
+    rel = ctx.relation(source, "relation")
+    roles = infer_roles(rel, opts)
+    return {"user": rel.columns[roles.user], "item": rel.columns[roles.item]}
+
+
+def _key_types_of_call(ctx, source, k, raw) -> dict[str, str]:
+    types = key_types(ctx, source, _options(json.loads(raw) if raw else {}))
+    return {"user": types.get("user"), "item": types.get("item"), "similar_item": types.get("item")}
+
+
+@scalar_udf("wml_recommend_items_sql", args=["VARCHAR", "BIGINT", "VARCHAR"], returns="VARCHAR")
+def recommend_items_sql(ctx, sources, ks, options):
+    return typed_calls(ctx, "wml_recommend_items", [sources, ks, options], ["user", "rank", "item", "score"],
+                       _key_types_of_call)
+
+
+@scalar_udf("wml_similar_items_sql", args=["VARCHAR", "BIGINT", "VARCHAR"], returns="VARCHAR")
+def similar_items_sql(ctx, sources, ks, options):
+    return typed_calls(ctx, "wml_similar_items", [sources, ks, options], ["item", "rank", "similar_item", "score"],
+                       _key_types_of_call)
+
+
 @table_udf("wml_recommend_items", args=["VARCHAR", "BIGINT", JSON], returns=REC_ROW)
 def recommend_items(ctx, source, k, options):
     opts = _options(options)
@@ -709,7 +849,7 @@ def train_recommender(ctx, model: str, relation: str, options: dict) -> dict:
     params = dict(raw.get("params") or {}) if isinstance(raw.get("params"), dict) else raw.get("params")
     opts = {k: raw[k] for k in ("user", "item", "weight", "time", "method") if k in raw}
     if isinstance(params, dict):
-        for key in ("event", "event_weights", "segment", "for_users", "test_fraction", "methods", "seed"):
+        for key in ("event", "event_weights", "segment", "for_users", "test_fraction", "methods", "seed", "budget"):
             if key in params:
                 opts[key] = params.pop(key)
         opts["params"] = params
@@ -731,11 +871,11 @@ def train_recommender(ctx, model: str, relation: str, options: dict) -> dict:
     method = rec_model.meta["method"]
     candidates = rec_model.meta["candidates"]
     metrics: dict = {}
-    chosen = next((r for r in rows if r["method"] == method), None)
+    chosen = max((r for r in rows if r["method"] == method), key=lambda r: r["ndcg_at_k"], default=None)
     if chosen:
         metrics.update({m: chosen[m] for m in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage")})
         metrics["k"] = int(k)
-    popular = next((r for r in rows if r["method"] == "popular"), None)
+    popular = next((r for r in rows if r["method"] == "popular"), None)  # popularity has one candidate
     if popular and method != "popular":
         metrics["popular_ndcg_at_k"] = popular["ndcg_at_k"]
     metrics.update({f"n_{s}": inter.stats[f"n_{s}"] for s in ("users", "items", "pairs", "events")})

@@ -8,6 +8,7 @@ describes each segment of a relation under the stored model (fitting one first i
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import datetime, timezone
@@ -17,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.registry import JSON, table_udf
+from ..binding.keys import typed_calls
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
@@ -64,6 +66,17 @@ def _is_feature_type(t: str) -> bool:
     return is_numeric_type(t) or t.upper() == "BOOLEAN"
 
 
+def user_column(rel, opts: dict) -> str | None:
+    """The user column: user := ..., else the one user-like name, else the one '..._id' column (None: none)."""
+    if opts.get("user") is not None:
+        return rel.column(opts["user"], "user")
+    named = [c for c in rel.columns if _USER_NAME.search(c)]
+    if len(named) == 1:
+        return named[0]
+    ids = [c for c in rel.columns if re.search(r"(^|_)id$", c, re.IGNORECASE)]
+    return ids[0] if len(ids) == 1 else None
+
+
 def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[str]]:
     """(user column, feature columns, notes). Features are the numeric/boolean columns that are not ID-like."""
     notes: list[str] = []
@@ -75,18 +88,10 @@ def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[st
         row = ctx.read_arrow(f"SELECT {parts} FROM {rel.sql}").to_pylist()[0]
         vals = list(row.values())
         stats = {c: (vals[2 * i], vals[2 * i + 1]) for i, c in enumerate(numeric)}
-    if opts.get("user") is not None:
-        user = rel.column(opts["user"], "user")
-    else:
-        named = [c for c in rel.columns if _USER_NAME.search(c)]
-        user = named[0] if len(named) == 1 else None
-        if user is None:
-            ids = [c for c in rel.columns if re.search(r"(^|_)id$", c, re.IGNORECASE)]
-            user = ids[0] if len(ids) == 1 else None
-        if user is not None:
-            notes.append(f"user column: '{user}' (name it with user := ...)")
-        else:
-            notes.append("no user column found; user is the row number (name it with user := ...)")
+    user = user_column(rel, opts)
+    if opts.get("user") is None:
+        notes.append(f"user column: '{user}' (name it with user := ...)" if user is not None else
+                     "no user column found; user is the row number (name it with user := ...)")
     if opts.get("features") is not None:
         features = [rel.column(c, "features") for c in _as_list(opts["features"], "features")]
         bad = [c for c in features if not _is_feature_type(rel.columns[c])]
@@ -198,6 +203,18 @@ def train_segments(ctx, model, relation, options):
                 candidates=[dict(algorithm=f"kmeans k={kk}", cv_score=v if np.isfinite(v) else None, metric="silhouette")
                             for kk, v in sorted(r["m"].scores.items())],
                 notes=r["notes"])]
+
+
+def _user_type(ctx, relation, raw) -> dict[str, str]:
+    rel = ctx.relation(relation)
+    user = user_column(rel, _options(json.loads(raw) if raw else {}))
+    return {"user": rel.columns[user] if user else "BIGINT"}  # without a user column: the row number
+
+
+@scalar_udf("wml_segment_users_sql", args=["VARCHAR", "VARCHAR"], returns="VARCHAR")
+def segment_users_sql(ctx, relations, options):
+    """segment_users' call with "user" cast back to the type of the user column (binding/keys.py)."""
+    return typed_calls(ctx, "wml_segment_users", [relations, options], ["user", "segment", "distance"], _user_type)
 
 
 @table_udf("wml_segment_users", args=["VARCHAR", JSON], returns=SEGMENT_ROW, writes=True)

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_temporal_type
-from ..binding.registry import JSON, table_udf
+from ..binding.keys import typed_calls
+from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownColumn, did_you_mean
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import sequence as sq
@@ -360,6 +361,19 @@ def _loaded(ctx, model: str):
     if "sequence" not in sm.derived:
         sm.derived["sequence"] = sq.SequenceModel.from_arrays(sm.obj)
     return sm, sm.derived["sequence"]
+
+
+def _user_type(ctx, model, relation, raw) -> dict[str, str]:
+    _, seq = _loaded(ctx, model)
+    rel = ctx.relation(relation, "relation")
+    return {"user": rel.columns[rel.column(seq.config["roles"]["user"], "relation")]}
+
+
+@scalar_udf("wml_predict_sequence_sql", args=["VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
+def ml_predict_sequence_sql(ctx, models, relations, options):
+    """ml_predict_sequence's call with "user" cast back to the type of the user column (binding/keys.py)."""
+    return typed_calls(ctx, "wml_predict_sequence", [models, relations, options], ["user", "p_purchase", "n_events"],
+                       _user_type)
 
 
 @table_udf("wml_predict_sequence", args=["VARCHAR", "VARCHAR", JSON], returns=PRED_ROW)

@@ -8,6 +8,7 @@ features by name and scores the whole batch at once.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import datetime, timezone
 
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.registry import JSON, scalar_udf, table_udf
-from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
+from ..errors import InvalidArgument, ModelNotFound, TrainingFailed, WmlError
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
@@ -344,6 +345,38 @@ def ml_predict(ctx, models, rows):
 @scalar_udf("wml_predict_label", args=None, returns="VARCHAR")
 def ml_predict_label(ctx, models, rows):
     return _by_model(models, rows, pa.string(), lambda m, r: predict_values(ctx, m, r, "label"))
+
+
+_ARROW_TO_SQL = {"bool": "BOOLEAN", "int8": "TINYINT", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT",
+                 "uint8": "UTINYINT", "uint16": "USMALLINT", "uint32": "UINTEGER", "uint64": "UBIGINT",
+                 "float": "FLOAT", "double": "DOUBLE", "string": "VARCHAR", "large_string": "VARCHAR"}
+
+
+def label_sql_type(sm: StoredModel) -> str:
+    """The SQL type ml_predict_label returns for a model: the label column's own type for a classifier, DOUBLE
+    for a regression, INTEGER for segments, VARCHAR otherwise."""
+    if sm.task == "regression":
+        return "DOUBLE"
+    if sm.task == "segment":
+        return "INTEGER"
+    arrow = str(sm.meta.get("label_type") or "")
+    decimal = re.match(r"^decimal(?:128|256)?\((\d+), (\d+)\)$", arrow)
+    if decimal:
+        return f"DECIMAL({decimal.group(1)},{decimal.group(2)})"
+    return _ARROW_TO_SQL.get(arrow, "VARCHAR") if sm.task == "classification" else "VARCHAR"
+
+
+@scalar_udf("wml_label_type_sql", args=["VARCHAR"], returns="VARCHAR")
+def label_type_sql(ctx, models):
+    """Bind-time witness for ml_predict_label's cast: ``SELECT NULL::<label type> AS w`` (VARCHAR for a name that is
+    not a model: wml_predict_label then reports it)."""
+    out = []
+    for model in models.to_pylist():
+        try:
+            out.append(f"SELECT NULL::{label_sql_type(ctx.store.load(model))} AS w")
+        except WmlError:
+            out.append("SELECT NULL::VARCHAR AS w")
+    return pa.array(out, pa.string())
 
 
 EXPLAIN_ROW = "STRUCT(feature VARCHAR, contribution DOUBLE)[]"

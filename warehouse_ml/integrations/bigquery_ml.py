@@ -679,7 +679,7 @@ def _recommend(con, sm, fname, rest):
     where = ""
     if rest:
         src = _source(con, rest[0], fname)
-        where = f' WHERE "user" IN (SELECT CAST({quote_ident(user)} AS VARCHAR) FROM {src} AS __wml_u)'
+        where = f' WHERE CAST("user" AS VARCHAR) IN (SELECT CAST({quote_ident(user)} AS VARCHAR) FROM {src} AS __wml_u)'
     return (f'SELECT TRY_CAST("user" AS {utype}) AS {quote_ident(user)}, TRY_CAST(item AS {itype}) AS {quote_ident(item)}, '
             f'score AS {score}, rank FROM recommend_items({_lit(sm.model)}, {k}){where}')
 

@@ -1,269 +1,60 @@
-"""Recommendation kernels: popularity, item-kNN and ALS recommenders, a time-ordered holdout, ranking metrics.
+"""Recommendation kernels: popularity, item-kNN, ALS and EASE recommenders, ``auto``'s search, a time-ordered
+holdout, ranking metrics.
 
 Pure NumPy/SciPy (no DuckDB): interactions come in as a users x items CSR matrix of positive weights (one entry
 per user-item pair, repeated events already summed), and results come out as arrays of item codes. The SQL layer
 (``warehouse_ml.functions.recommend``) maps ids to codes and back.
 
 * ``PopularRecommender``: items ranked by how many distinct users interacted with them (the baseline).
-* ``ItemKNNRecommender``: item-item similarity (cosine or BM25-weighted) on the sparse matrix, the ``neighbors``
-  most similar items kept per item; a user's score for an item is the similarity-weighted sum over their history.
+* ``ItemKNNRecommender``: item-item similarity (cosine or BM25-weighted), the ``neighbors`` most similar items
+  kept per item (``implicit``'s all-pairs kNN); a user's score is the similarity-weighted sum over their history.
 * ``ALSRecommender``: implicit-feedback matrix factorisation, fitted by the ``implicit`` library (CPU).
+* ``EASERecommender``: Steck's closed-form item-item regression (2019), for catalogues up to ``EASE_MAX_ITEMS``.
+* ``tune``: ``auto``'s search: each method's hyperparameters tuned one at a time on a time-ordered holdout within a
+  time budget; the best candidate wins.
 
 Every recommender ranks items the user has not seen (``exclude_seen``), never returns an item outside the
-catalogue it was fitted on, and falls back to popularity where its own scores carry no evidence (a user with no
-history, or an item-kNN score of zero). Estimators serialise to plain arrays (``to_arrays``/``from_arrays``) so the
-model store keeps them in the ``npz`` format, whose loading runs no code.
+catalogue it was fitted on (nor outside ``allowed``), and falls back to popularity where its own scores carry no
+evidence (a user with no history, or an item-kNN score of zero). Estimators serialise to plain arrays
+(``to_arrays``/``from_arrays``) so the model store keeps them in the ``npz`` format, whose loading runs no code.
 """
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import time as _time
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidArgument, MissingDependency
+from .recommend_base import (FILTERED, METHODS, _SCORE_BUDGET, Recommender, _confidence, _finish, _non_negative,
+                             _positive, _rows_of, _top_k_dense, check_k, fill_popular, interaction_matrix,
+                             item_popularity, mask_scores, popular_top_k, recency_ranks, register)
 
-FILTERED = -np.inf  # score of a slot with no item (fewer candidates than k)
-_SCORE_BUDGET = 16_000_000  # dense scores held at once (floats): batch size = budget // n_items
+__all__ = ["FILTERED", "METHODS", "Recommender", "check_k", "interaction_matrix", "item_popularity", "popular_top_k",
+           "fill_popular", "recency_ranks", "make_recommender", "available_methods", "similar_items", "holdout_split",
+           "ranking_metrics", "evaluate_methods", "tune", "Choice", "describe", "default_budget", "synthetic_interactions"]
 
-
-# -- parameters --------------------------------------------------------------------------------------------------
-def _check_params(method: str, given: dict | None, defaults: dict) -> dict:
-    """Defaults overridden by ``given``; unknown names and wrong types are InvalidArgument('params')."""
-    out = dict(defaults)
-    for name, value in (given or {}).items():
-        if name not in defaults:
-            close = difflib.get_close_matches(name, list(defaults), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise InvalidArgument("params", f"method '{method}' has no parameter '{name}'{hint}",
-                                  f"Use one of: {', '.join(sorted(defaults))}")
-        default = defaults[name]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
-            value = int(value) if ok else value
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise InvalidArgument("params", f"parameter '{name}' of method '{method}' must be a {type(default).__name__}, "
-                                  f"got {value!r}", f"Pass e.g. {{'{name}': {default!r}}}")
-        out[name] = value
-    return out
+ON_REQUEST = ("two_tower",)  # trained by auto / evaluate_recommender only when named (it takes far longer)
+EASE_MAX_ITEMS = 15_000  # EASE holds about three items x items float64 matrices: 15k items ~ 5.4 GB
+EASE_ONE_THREAD_ITEMS = 4_000
 
 
-def _positive(method: str, params: dict, *names: str) -> None:
-    for n in names:
-        if not params[n] > 0:
-            raise InvalidArgument("params", f"parameter '{n}' of method '{method}' must be positive, got {params[n]!r}",
-                                  f"Pass a value above 0, e.g. {{'{n}': 1}}")
+def _check_choice(method: str, params: dict, name: str, allowed: tuple) -> None:
+    if params[name] not in allowed:
+        raise InvalidArgument("params", f"parameter '{name}' of method '{method}' must be one of "
+                              f"{', '.join(map(repr, allowed))}, got {params[name]!r}",
+                              f"Pass e.g. {{'{name}': {allowed[0]!r}}}")
 
 
-def _non_negative(method: str, params: dict, *names: str) -> None:
-    for n in names:
-        if not params[n] >= 0:
-            raise InvalidArgument("params", f"parameter '{n}' of method '{method}' must be 0 or more, got {params[n]!r}",
-                                  f"Pass e.g. {{'{n}': 0}}")
+def _check_unit(method: str, params: dict, name: str) -> None:
+    if not 0 <= params[name] <= 1:
+        raise InvalidArgument("params", f"parameter '{name}' of method '{method}' must be between 0 and 1, got "
+                              f"{params[name]!r}", f"Pass e.g. {{'{name}': 0.8}}")
 
 
-def check_k(k, n_items: int | None = None, what: str = "the catalogue") -> int:
-    """k must be a positive whole number no larger than the number of items that can be recommended."""
-    if k is None or isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise InvalidArgument("k", f"must be a positive whole number of items per user, got {k!r}",
-                              "Pass e.g. 10 as the second argument")
-    if n_items is not None and k > n_items:
-        raise InvalidArgument("k", f"asks for {k} items but {what} has only {n_items} distinct items",
-                              f"Pass k of at most {n_items}")
-    return int(k)
-
-
-# -- helpers -----------------------------------------------------------------------------------------------------
-def interaction_matrix(users: np.ndarray, items: np.ndarray, weights: np.ndarray | None, n_users: int,
-                       n_items: int) -> sp.csr_matrix:
-    """users x items CSR of summed weights (float32); duplicate pairs are summed, zero and negative dropped."""
-    users = np.asarray(users, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
-    w = np.ones(len(users), np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
-    keep = w > 0
-    m = sp.csr_matrix((w[keep], (users[keep], items[keep])), shape=(n_users, n_items), dtype=np.float32)
-    m.sum_duplicates()
-    m.sort_indices()
-    return m
-
-
-def item_popularity(X: sp.csr_matrix) -> np.ndarray:
-    """Distinct users per item (float64); ties broken by total weight, so it is a strict order where data allows."""
-    users_per_item = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
-    weight_per_item = np.bincount(X.indices, weights=X.data, minlength=X.shape[1])
-    if weight_per_item.max(initial=0) > 0:
-        users_per_item += 0.5 * weight_per_item / (weight_per_item.max() * (1 + 1e-9))
-    return users_per_item
-
-
-def _rows_of(X: sp.csr_matrix) -> np.ndarray:
-    return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-
-
-def _confidence(X: sp.csr_matrix) -> sp.csr_matrix:
-    """log(1 + weight): repeated events and large quantities count, with diminishing returns."""
-    C = X.astype(np.float32, copy=True)
-    C.data = np.log1p(C.data)
-    return C
-
-
-def bm25_weight(item_users: sp.csr_matrix, K1: float = 1.2, B: float = 0.75) -> sp.csr_matrix:
-    """BM25 weighting of an items x users matrix: users with long histories count less (idf), and each item row's
-    weights are saturated by K1 and length-normalised by B."""
-    M = item_users.astype(np.float32, copy=True)
-    n_items = M.shape[0]
-    idf = np.log(max(n_items, 1)) - np.log1p(np.bincount(M.indices, minlength=M.shape[1]))
-    idf = np.maximum(idf, 0.0).astype(np.float32)
-    row_sums = np.asarray(M.sum(axis=1)).ravel()
-    avg = row_sums.mean() if len(row_sums) and row_sums.mean() > 0 else 1.0
-    length_norm = ((1.0 - B) + B * row_sums / avg).astype(np.float32)
-    rows = _rows_of(M)
-    M.data = M.data * (K1 + 1.0) / (K1 * length_norm[rows] + M.data) * idf[M.indices]
-    M.eliminate_zeros()
-    return M
-
-
-def _top_k_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k largest scores in descending order (ties: lower column first)."""
-    n = scores.shape[1]
-    k = min(k, n)
-    if k < n:
-        part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
-    else:
-        part = np.broadcast_to(np.arange(n), scores.shape).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = _desc_order(vals, part)
-    return np.take_along_axis(part, order, 1), np.take_along_axis(vals, order, 1)
-
-
-def _desc_order(vals: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    # sort by column first (stable), then by score descending (stable): ties keep the lower column first
-    by_col = np.argsort(cols, axis=1, kind="stable")
-    v = np.take_along_axis(vals, by_col, 1)
-    by_score = np.argsort(-v, axis=1, kind="stable")
-    return np.take_along_axis(by_col, by_score, 1)
-
-
-def _mask_seen(scores: np.ndarray, seen_rows: sp.csr_matrix) -> None:
-    if seen_rows.nnz:
-        scores[_rows_of(seen_rows), seen_rows.indices] = FILTERED
-
-
-def _finish(items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slots whose score is the filter value hold no item: code -1."""
-    empty = ~np.isfinite(scores) | (scores <= -1e38)
-    items = items.astype(np.int64)
-    items[empty] = -1
-    scores = scores.astype(np.float64)
-    scores[empty] = FILTERED
-    return items, scores
-
-
-# -- recommenders ------------------------------------------------------------------------------------------------
-class Recommender:
-    """Base class: ``fit(X)`` on a users x items CSR, then ``recommend(users, history, k)``."""
-
-    method = "base"
-    defaults: dict = {}
-
-    def __init__(self, **params):
-        self.params = self.validate(params)
-        self.popularity: np.ndarray | None = None
-        self.n_items = 0
-
-    @classmethod
-    def validate(cls, params: dict | None) -> dict:
-        return _check_params(cls.method, params, cls.defaults)
-
-    def fit(self, X: sp.csr_matrix) -> "Recommender":
-        X = sp.csr_matrix(X, dtype=np.float32)
-        if X.nnz == 0:
-            raise InvalidArgument("relation", "there are no interactions to learn from",
-                                  "Pass a relation with at least one row whose user and item are both set")
-        self.n_items = X.shape[1]
-        self.popularity = item_popularity(X)
-        self._fit(X)
-        return self
-
-    def _fit(self, X: sp.csr_matrix) -> None:
-        pass
-
-    def _scores(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        """Dense float32 scores (len(users) x n_items); ``history`` rows belong to ``users``."""
-        raise NotImplementedError
-
-    def _batch(self) -> int:
-        return max(1, _SCORE_BUDGET // max(self.n_items, 1))
-
-    def recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int, exclude_seen: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item codes (len(users) x k, -1 where fewer than k can be recommended) and their scores.
-
-        ``users`` are row codes of the fitted model (used by factor models); ``history`` holds one row per user
-        (what to exclude and what item-kNN scores from). A user whose history row is empty gets popular items.
-        """
-        users = np.asarray(users, dtype=np.int64)
-        history = sp.csr_matrix(history, dtype=np.float32)
-        k = min(int(k), self.n_items)
-        out_items = np.full((len(users), k), -1, np.int64)
-        out_scores = np.full((len(users), k), FILTERED)
-        if not len(users):
-            return out_items, out_scores
-        warm = np.diff(history.indptr) > 0
-        cold = np.flatnonzero(~warm)
-        if len(cold):
-            ci, cs = popular_top_k(self.popularity, k)
-            out_items[cold], out_scores[cold] = ci, cs
-        warm_idx = np.flatnonzero(warm)
-        if len(warm_idx):
-            wi, ws = self._recommend_warm(users[warm_idx], history[warm_idx], k, exclude_seen)
-            out_items[warm_idx], out_scores[warm_idx] = wi, ws
-        return out_items, out_scores
-
-    def _recommend_warm(self, users, history, k, exclude_seen):
-        items_out, scores_out = [], []
-        step = self._batch()
-        for s in range(0, len(users), step):
-            hist = history[s:s + step]
-            scores = self._scores(users[s:s + step], hist)
-            if exclude_seen:
-                _mask_seen(scores, hist)
-            idx, vals = _top_k_dense(scores, k)
-            i, v = _finish(idx, vals)
-            items_out.append(i)
-            scores_out.append(v)
-        return np.vstack(items_out), np.vstack(scores_out)
-
-    # -- serialisation --
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"popularity": self.popularity}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict) -> "Recommender":
-        obj = cls(**params)
-        obj.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
-        obj.n_items = len(obj.popularity)
-        obj._load(arrays)
-        return obj
-
-    def _load(self, arrays: dict[str, np.ndarray]) -> None:
-        pass
-
-
-def popular_top_k(popularity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k most popular item codes (ties: lower code first) and their popularity, as 1 x k arrays."""
-    order = np.argsort(-popularity, kind="stable")[:k]
-    return order[None, :].astype(np.int64), np.floor(popularity[order])[None, :].astype(np.float64)
-
-
+@register
 class PopularRecommender(Recommender):
     """Items by the number of distinct users who interacted with them; the baseline every method is measured
     against. Scores are those user counts."""
@@ -271,59 +62,16 @@ class PopularRecommender(Recommender):
     method = "popular"
     defaults: dict = {}
 
-    def _recommend_warm(self, users, history, k, exclude_seen):
+    def _recommend_warm(self, users, history, profile, k, exclude_seen, allowed):
         n = len(users)
         items = np.full((n, k), -1, np.int64)
         scores = np.full((n, k), FILTERED)
         exclude = history if exclude_seen else sp.csr_matrix(history.shape, dtype=np.float32)
-        fill_popular(items, scores, np.zeros(n, np.int64), exclude, self.popularity)
+        fill_popular(items, scores, np.zeros(n, np.int64), exclude, self.popularity, allowed=allowed)
         return items, scores
 
 
-def fill_popular(items: np.ndarray, scores: np.ndarray, filled: np.ndarray, exclude: sp.csr_matrix,
-                 popularity: np.ndarray, score_value: float | None = None) -> None:
-    """Fill slots ``filled[r]:k`` of each row with the most popular items not in ``exclude[r]`` (in place).
-
-    Scores are the popularity (user counts) unless ``score_value`` is given. Rows are processed in order of how
-    much they exclude, so each batch only looks at the k + (longest exclusion in the batch) most popular items.
-    """
-    n, k = items.shape
-    need = k - filled
-    rows_needing = np.flatnonzero(need > 0)
-    if not len(rows_needing):
-        return
-    exclude = sp.csr_matrix(exclude)
-    lengths = np.diff(exclude.indptr)[rows_needing]
-    rows_needing = rows_needing[np.argsort(lengths, kind="stable")]
-    order = np.argsort(-popularity, kind="stable")
-    rank_of = np.empty(len(order), np.int64)
-    rank_of[order] = np.arange(len(order))
-    pop_scores = np.floor(popularity) if score_value is None else np.full(len(popularity), float(score_value))
-    lengths = np.diff(exclude.indptr)[rows_needing]  # ascending
-    start = 0
-    while start < len(rows_needing):
-        # the largest batch whose (rows) x (k + longest exclusion) fits the budget; at least one row
-        cost = np.arange(1, len(rows_needing) - start + 1) * (k + lengths[start:])
-        step = max(1, int(np.searchsorted(cost, _SCORE_BUDGET, side="right")))
-        batch = rows_needing[start:start + step]
-        width = min(len(order), k + int(lengths[start:start + step].max()))
-        ex = exclude[batch]
-        r_ex = _rows_of(ex)
-        rk = rank_of[ex.indices]
-        inside = rk < width
-        seen = np.zeros((len(batch), width), bool)
-        seen[r_ex[inside], rk[inside]] = True
-        avail = ~seen
-        rank = np.cumsum(avail, axis=1)
-        take = avail & (rank <= need[batch][:, None])
-        r, c = np.nonzero(take)
-        rows = batch[r]
-        slot = filled[rows] + rank[r, c] - 1
-        items[rows, slot] = order[c]
-        scores[rows, slot] = pop_scores[order[c]]
-        start += len(batch)
-
-
+@register
 class ItemKNNRecommender(Recommender):
     """Item-based collaborative filtering. Each item keeps its ``neighbors`` most similar items, by cosine on
     log-weighted interactions (``weighting := 'cosine'``) or by dot product of BM25-weighted item vectors
@@ -331,28 +79,23 @@ class ItemKNNRecommender(Recommender):
     its similarities to the items in the user's history, weighted by log(1 + weight)."""
 
     method = "item_knn"
-    defaults = {"neighbors": 100, "weighting": "cosine", "K1": 1.2, "B": 0.75}
+    defaults = {"neighbors": 100, "weighting": "cosine", "K1": 1.2, "B": 0.75, "recency": 0.0}
+    search_space = (("recency", (10.0, 3.0, 30.0)), ("neighbors", (50, 200, 400, 25)), ("weighting", ("bm25",)),
+                    ("B", (0.5, 0.9, 1.0), {"weighting": "bm25"}), ("K1", (0.5, 3.0), {"weighting": "bm25"}))
 
     def __init__(self, **params):
         super().__init__(**params)
-        p = self.params
-        _positive(self.method, p, "neighbors", "K1")
-        if not 0 <= p["B"] <= 1:
-            raise InvalidArgument("params", f"parameter 'B' of method 'item_knn' must be between 0 and 1, got {p['B']!r}",
-                                  "Pass e.g. {'B': 0.75}")
-        if p["weighting"] not in ("cosine", "bm25"):
-            raise InvalidArgument("params", f"parameter 'weighting' of method 'item_knn' must be 'cosine' or 'bm25', "
-                                  f"got {p['weighting']!r}", "Pass {'weighting': 'cosine'} or {'weighting': 'bm25'}")
+        _positive(self.method, self.params, "neighbors", "K1")
+        _non_negative(self.method, self.params, "recency")
+        _check_unit(self.method, self.params, "B")
+        _check_choice(self.method, self.params, "weighting", ("cosine", "bm25"))
         self.similarity: sp.csr_matrix | None = None
 
     def _fit(self, X):
         self.similarity = item_similarity(X, self.params["neighbors"], self.params["weighting"], self.params["K1"],
                                           self.params["B"])
 
-    def _scores(self, users, history):
-        return np.asarray((_confidence(history) @ self.similarity).toarray(), dtype=np.float32)
-
-    def _recommend_warm(self, users, history, k, exclude_seen):
+    def _recommend_warm(self, users, history, profile, k, exclude_seen, allowed):
         # Dense rows start at a popularity-ordered value below any similarity (in [-2, -1)), the sparse scores are
         # written over them: items without evidence then rank by popularity, and argpartition sees no ties.
         base = (self.popularity / (self.popularity.max() + 1.0) - 2.0).astype(np.float32)
@@ -360,12 +103,11 @@ class ItemKNNRecommender(Recommender):
         step = self._batch()
         for s in range(0, len(users), step):
             hist = history[s:s + step]
-            P = sp.csr_matrix(_confidence(hist) @ self.similarity)
+            P = sp.csr_matrix(profile[s:s + step] @ self.similarity)
             keep = P.data > 0
             dense = np.tile(base, (hist.shape[0], 1))
             dense[_rows_of(P)[keep], P.indices[keep]] = P.data[keep]
-            if exclude_seen:
-                _mask_seen(dense, hist)
+            mask_scores(dense, hist if exclude_seen else None, allowed)
             idx, vals = _top_k_dense(dense, k)
             vals = np.where(np.isfinite(vals) & (vals < 0), 0, vals)  # popularity fill: no similarity evidence
             i, v = _finish(idx, vals)
@@ -384,36 +126,34 @@ class ItemKNNRecommender(Recommender):
 
 def item_similarity(X: sp.csr_matrix, neighbors: int = 100, weighting: str = "cosine", K1: float = 1.2,
                     B: float = 0.75) -> sp.csr_matrix:
-    """items x items CSR keeping, per item, its ``neighbors`` most similar other items (similarity > 0)."""
+    """items x items CSR keeping, per item, its ``neighbors`` most similar other items (similarity > 0): the item
+    vectors (columns of log(1 + weight)) L2-normalised or BM25-weighted by ``implicit``, the nearest neighbours
+    found by ``implicit``'s all-pairs kNN (multi-threaded C++)."""
+    from implicit.nearest_neighbours import all_pairs_knn, bm25_weight, normalize
+
     C = _confidence(sp.csr_matrix(X, dtype=np.float32))
-    IU = C.T.tocsr()  # items x users
-    n_items = IU.shape[0]
-    if weighting == "bm25":
-        IU = bm25_weight(IU, K1, B)
-    else:
-        norms = np.sqrt(np.asarray(IU.multiply(IU).sum(axis=1)).ravel())
-        norms[norms == 0] = 1
-        IU = sp.csr_matrix(sp.diags(1.0 / norms.astype(np.float32)) @ IU, dtype=np.float32)
-    UI = IU.T.tocsr()  # users x items, weighted
+    n_items = C.shape[1]
+    item_users = C.T.tocsr()
+    weighted = bm25_weight(item_users, K1, B) if weighting == "bm25" else normalize(item_users)
     K = min(int(neighbors), max(n_items - 1, 1))
-    chunk = max(1, min(n_items, 8_000_000 // max(n_items, 1)))
-    indptr = [np.zeros(1, np.int64)]
-    indices, data = [], []
-    total = 0
-    for start in range(0, n_items, chunk):
-        stop = min(start + chunk, n_items)
-        block = np.asarray((IU[start:stop] @ UI).toarray(), dtype=np.float32)
-        block[np.arange(stop - start), np.arange(start, stop)] = 0  # an item is not its own neighbour
-        idx, vals = _top_k_dense(block, K)
-        keep = vals > 0
-        counts = keep.sum(axis=1)
-        indices.append(idx[keep].astype(np.int32))
-        data.append(vals[keep].astype(np.float32))
-        indptr.append(total + np.cumsum(counts))
-        total += int(counts.sum())
-    return sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
-                          np.concatenate(indices) if indices else np.zeros(0, np.int32),
-                          np.concatenate(indptr)), shape=(n_items, n_items))
+    S = sp.csr_matrix(all_pairs_knn(sp.csr_matrix(weighted).T.tocsr(), K + 1, num_threads=0, show_progress=False),
+                      dtype=np.float32)
+    S.setdiag(0)  # an item is not its own neighbour
+    S.data[~(S.data > 0)] = 0
+    S.eliminate_zeros()
+    return _keep_top_per_row(S, K)
+
+
+def _keep_top_per_row(S: sp.csr_matrix, K: int) -> sp.csr_matrix:
+    """Rows with more than K entries keep their K largest, in descending order within each row."""
+    S.sort_indices()
+    rows = _rows_of(S)
+    order = np.lexsort((-S.data, rows))
+    rank = np.arange(S.nnz) - S.indptr[rows[order]]
+    keep = order[rank < K]
+    keep = keep[np.lexsort((-S.data[keep], rows[keep]))]
+    counts = np.bincount(rows[keep], minlength=S.shape[0])
+    return sp.csr_matrix((S.data[keep], S.indices[keep], np.concatenate([[0], np.cumsum(counts)])), shape=S.shape)
 
 
 def _implicit_available() -> bool:
@@ -424,6 +164,7 @@ def _implicit_available() -> bool:
     return True
 
 
+@register
 class ALSRecommender(Recommender):
     """Implicit-feedback matrix factorisation (alternating least squares, Hu, Koren and Volinsky 2008), fitted by
     the ``implicit`` library on CPU. Confidence is ``alpha * log(1 + weight)``, or BM25-weighted with
@@ -432,26 +173,25 @@ class ALSRecommender(Recommender):
     method = "als"
     defaults = {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15, "weighting": "bm25",
                 "K1": 100.0, "B": 0.8, "random_state": 0, "threads": 0}
+    search_space = (("factors", (32, 128, 16)), ("regularization", (0.5, 5.0, 0.005)), ("alpha", (1.0, 5.0, 10.0)),
+                    ("B", (0.5, 0.95), {"weighting": "bm25"}), ("weighting", ("log",)), ("iterations", (30,)))
 
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params
         _positive(self.method, p, "factors", "iterations", "alpha", "K1")
         _non_negative(self.method, p, "regularization", "threads")
-        if not 0 <= p["B"] <= 1:
-            raise InvalidArgument("params", f"parameter 'B' of method 'als' must be between 0 and 1, got {p['B']!r}",
-                                  "Pass e.g. {'B': 0.8}")
-        if p["weighting"] not in ("log", "bm25"):
-            raise InvalidArgument("params", f"parameter 'weighting' of method 'als' must be 'log' or 'bm25', "
-                                  f"got {p['weighting']!r}", "Pass {'weighting': 'bm25'} or {'weighting': 'log'}")
+        _check_unit(self.method, p, "B")
+        _check_choice(self.method, p, "weighting", ("bm25", "log"))
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
 
     def confidence(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        from implicit.nearest_neighbours import bm25_weight
+
+        C = _confidence(X)
         if self.params["weighting"] == "bm25":
-            C = bm25_weight(_confidence(X).T.tocsr(), self.params["K1"], self.params["B"]).T.tocsr()
-        else:
-            C = _confidence(X)
+            C = bm25_weight(C.T.tocsr(), self.params["K1"], self.params["B"]).T
         C = sp.csr_matrix(C, dtype=np.float32)
         C.data *= np.float32(self.params["alpha"])
         return C
@@ -471,16 +211,16 @@ class ALSRecommender(Recommender):
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
-    def _scores(self, users, history):
+    def _scores(self, users, profile):
         return self.user_factors[users] @ self.item_factors.T
 
-    def _recommend_warm(self, users, history, k, exclude_seen):
-        try:
-            from implicit.cpu.topk import topk
-        except Exception:  # noqa: BLE001  (scoring works without the library, only slower)
-            return super()._recommend_warm(users, history, k, exclude_seen)
+    def _recommend_warm(self, users, history, profile, k, exclude_seen, allowed):
+        from implicit.cpu.topk import topk
+
         ids, scores = topk(self.item_factors, np.ascontiguousarray(self.user_factors[users]), k,
-                           filter_query_items=history if exclude_seen else None, num_threads=self.params["threads"])
+                           filter_query_items=history if exclude_seen else None,
+                           filter_items=None if allowed is None else np.flatnonzero(~allowed).astype(np.int32),
+                           num_threads=self.params["threads"])
         return _finish(np.asarray(ids), np.asarray(scores))
 
     def to_arrays(self):
@@ -491,14 +231,61 @@ class ALSRecommender(Recommender):
         self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
 
 
-# method name -> class. 'two_tower' (tasks.recommend_nn) imports TensorFlow only when it is fitted.
-METHODS: dict[str, type[Recommender]] = {
-    "popular": PopularRecommender,
-    "item_knn": ItemKNNRecommender,
-    "als": ALSRecommender,
-}
-PLANNED: dict[str, str] = {}
-ON_REQUEST = ("two_tower",)  # trained by auto / evaluate_recommender only when named (it takes far longer)
+@register
+class EASERecommender(Recommender):
+    """EASE (Steck, "Embarrassingly shallow autoencoders for sparse data", 2019): the item-item weights B minimise
+    ||X - XB||^2 + lambda ||B||^2 with a zero diagonal, in closed form: P = (X'X + lambda I)^-1, B_ij = -P_ij / P_jj.
+    X holds log(1 + weight); lambda = ``regularization`` x the mean diagonal of X'X, so one setting suits data
+    of any density. A user's score is their history row times B. Memory grows with the square of the catalogue:
+    above ``EASE_MAX_ITEMS`` items it refuses (use item_knn or als there)."""
+
+    method = "ease"
+    defaults = {"regularization": 10.0, "recency": 0.0}
+    search_space = (("recency", (10.0, 3.0, 30.0)), ("regularization", (3.0, 30.0, 1.0, 100.0, 300.0)))
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        _positive(self.method, self.params, "regularization")
+        _non_negative(self.method, self.params, "recency")
+        self.weights: np.ndarray | None = None
+
+    @classmethod
+    def refuses(cls, n_users, n_items):
+        if n_items > EASE_MAX_ITEMS:
+            return (f"needs about {3 * 8 * n_items ** 2 / 1e9:.1f} GB for {n_items} items (an items x items matrix): "
+                    f"it is limited to {EASE_MAX_ITEMS} items")
+        return None
+
+    def _fit(self, X):
+        from scipy.linalg import cho_factor
+        from scipy.linalg.lapack import dpotri
+
+        from threadpoolctl import threadpool_limits
+
+        C = _confidence(X)
+        G = (C.T @ C).toarray().astype(np.float64)
+        diag = np.arange(G.shape[0])
+        G[diag, diag] += self.params["regularization"] * max(float(G[diag, diag].mean()), 1e-12)
+        # a few thousand items factor in well under a second on one core, where BLAS threads only contend
+        with threadpool_limits(1 if G.shape[0] <= EASE_ONE_THREAD_ITEMS else None, "blas"):
+            L, _ = cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
+            P, info = dpotri(L, lower=True, overwrite_c=True)  # the inverse from the Cholesky factor, lower half
+        if info != 0:
+            raise InvalidArgument("params", "EASE's regularised Gram matrix could not be inverted",
+                                  "Pass a larger regularization, e.g. params := {'regularization': 100}")
+        P = np.tril(P) + np.tril(P, -1).T
+        B = P / -np.diag(P)
+        B[diag, diag] = 0.0
+        self.weights = B.astype(np.float32)
+
+    def _scores(self, users, profile):
+        return np.asarray(profile @ self.weights, dtype=np.float32)
+
+    def to_arrays(self):
+        return {**super().to_arrays(), "weights": self.weights}
+
+    def _load(self, arrays):
+        self.weights = np.asarray(arrays["weights"], dtype=np.float32)
 
 
 def available_methods() -> list[str]:
@@ -507,14 +294,11 @@ def available_methods() -> list[str]:
 
 
 def make_recommender(method: str, params: dict | None = None) -> Recommender:
-    if method in PLANNED and method not in METHODS:
-        raise InvalidArgument("method", f"'{method}' comes with {PLANNED[method]}, which is not installed here",
-                              "Use method := 'als', 'item_knn' or 'popular'")
     if method not in METHODS:
         close = difflib.get_close_matches(str(method), list(METHODS) + ["auto"], n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise InvalidArgument("method", f"unknown method {method!r}{hint}",
-                              "Use 'auto', 'popular', 'item_knn', 'als' or 'two_tower'")
+                              f"Use 'auto', {', '.join(repr(m) for m in METHODS)}")
     return METHODS[method](**(params or {}))
 
 
@@ -616,34 +400,142 @@ class Evaluation:
     method: str
     metrics: dict[str, float]
     seconds: float
+    params: dict = field(default_factory=dict)
+
+
+class Holdout:
+    """A time-ordered per-user holdout of one set of interactions, built once and used to score many candidates:
+    each is fitted on the training part and ranks, for every user with held-out items, the items that user has
+    not met in training; the held-out items are the relevant ones. Inputs are one entry per user-item pair."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_users: int, n_items: int, k: int,
+                 time: np.ndarray | None = None, test_fraction: float = 0.2, seed: int = 0):
+        test = holdout_split(users, n_users, time, test_fraction, seed)
+        if not test.any():
+            raise InvalidArgument("relation", "no user has two or more distinct items, so nothing can be held out",
+                                  "Evaluate on a relation where users interact with several items")
+        self.k = k
+        self.n_items = n_items
+        self.train = interaction_matrix(users[~test], items[~test], weights[~test], n_users, n_items)
+        test_X = interaction_matrix(users[test], items[test], None, n_users, n_items)
+        self.eval_users = np.flatnonzero(np.diff(test_X.indptr) > 0)
+        self.relevant = test_X[self.eval_users]
+        self.history = self.train[self.eval_users]
+        self.recency = None if time is None else recency_ranks(users[~test], items[~test], time[~test], n_users,
+                                                               n_items)[self.eval_users]
+        self.n_catalogue = max(int((np.diff(self.train.tocsc().indptr) > 0).sum()), 1)
+        self.test_pairs = int(test.sum())
+
+    def score(self, method: str, params: dict | None = None) -> Evaluation:
+        t0 = _time.perf_counter()
+        rec = make_recommender(method, params).fit(self.train)
+        top, _ = rec.recommend(self.eval_users, self.history, min(self.k, self.n_items), exclude_seen=True,
+                               recency=self.recency)
+        m = ranking_metrics(top, self.relevant, self.k, self.n_catalogue)
+        m["test_pairs"] = self.test_pairs
+        return Evaluation(method, m, _time.perf_counter() - t0, rec.params)
 
 
 def evaluate_methods(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_users: int, n_items: int,
                      methods: dict[str, dict | None], k: int, time: np.ndarray | None = None,
                      test_fraction: float = 0.2, seed: int = 0) -> list[Evaluation]:
-    """Fit every method on the training part of a per-user holdout and score its top-k against each user's
-    held-out items (items the user had not met in training). Inputs are one entry per user-item pair."""
-    import time as _time
+    """Every method with the given parameters, scored on one time-ordered per-user holdout."""
+    holdout = Holdout(users, items, weights, n_users, n_items, k, time, test_fraction, seed)
+    return [holdout.score(name, params) for name, params in methods.items()]
 
-    test = holdout_split(users, n_users, time, test_fraction, seed)
-    if not test.any():
-        raise InvalidArgument("relation", "no user has two or more distinct items, so nothing can be held out",
-                              "Evaluate on a relation where users interact with several items")
-    train_X = interaction_matrix(users[~test], items[~test], weights[~test], n_users, n_items)
-    test_X = interaction_matrix(users[test], items[test], None, n_users, n_items)
-    eval_users = np.flatnonzero(np.diff(test_X.indptr) > 0)
-    relevant = test_X[eval_users]
-    history = train_X[eval_users]
-    n_catalogue = int((np.diff(train_X.tocsc().indptr) > 0).sum())
-    results = []
-    for name, params in methods.items():
-        t0 = _time.perf_counter()
-        rec = make_recommender(name, params).fit(train_X)
-        top, _ = rec.recommend(eval_users, history, min(k, n_items), exclude_seen=True)
-        m = ranking_metrics(top, relevant, k, max(n_catalogue, 1))
-        m["test_pairs"] = int(test.sum())
-        results.append(Evaluation(name, m, _time.perf_counter() - t0))
-    return results
+
+def default_budget(n_pairs: int) -> float:
+    """Seconds ``auto`` searches for by default: 30 s per 100k user-item pairs on a square-root scale, 10-120 s."""
+    return float(np.clip(30.0 * np.sqrt(n_pairs / 100_000), 10.0, 120.0))
+
+
+@dataclass
+class Choice:
+    """What the search found: the winning method and settings, its holdout NDCG@k and every candidate tried."""
+
+    method: str
+    params: dict
+    score: float
+    candidates: list[Evaluation]
+    notes: list[str]
+
+    def refit(self, X: sp.csr_matrix) -> Recommender:
+        """The winner fitted on all the interactions."""
+        return make_recommender(self.method, self.params).fit(X)
+
+
+def _coordinate_search(cls: type[Recommender], start: dict, fixed: set):
+    """Generator of candidate settings (send back each one's score): the start, then one hyperparameter at a time
+    over ``cls.search_space``, keeping the best value before moving to the next."""
+    best = dict(start)
+    best_score = yield best
+    for name, values, *condition in cls.search_space:
+        if name in fixed or (condition and any(best.get(c) != v for c, v in condition[0].items())):
+            continue
+        for value in values:
+            if value == best[name]:
+                continue
+            trial = {**best, name: value}
+            score = yield trial
+            if score > best_score:
+                best, best_score = trial, score
+
+
+def tune(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_users: int, n_items: int, k: int,
+         time: np.ndarray | None = None, methods: list[str] | None = None, budget: float | None = None,
+         params: dict[str, dict] | None = None, test_fraction: float = 0.2, seed: int = 0) -> Choice:
+    """``auto``: tune each method's hyperparameters on a time-ordered per-user holdout and pick the best NDCG@k.
+
+    Every method's defaults (overridden by ``params[method]``, which the search then leaves alone) are scored
+    first; then the method with the best score so far tries the next candidate of its coordinate search, until
+    its search ends or the ``budget`` (seconds; ``default_budget`` when None) would be exceeded (a candidate is
+    started only when the method's last fit suggests it ends within the budget); then the next best method. Popularity is always a candidate. Ties keep the earlier
+    (simpler) candidate."""
+    budget = default_budget(len(users)) if budget is None else float(budget)
+    if not budget > 0:
+        raise InvalidArgument("budget", f"must be a positive number of seconds, got {budget!r}", "Pass e.g. '30s'")
+    names = ["popular"] + [m for m in (methods or available_methods()) if m != "popular"]
+    params = params or {}
+    notes: list[str] = []
+    holdout = Holdout(users, items, weights, n_users, n_items, k, time, test_fraction, seed)
+    searches = {}
+    for m in names:
+        why = METHODS[m].refuses(*holdout.train.shape)
+        if why:
+            notes.append(f"{m} was not tried: it {why}")
+            continue
+        start = METHODS[m].validate(params.get(m))
+        searches[m] = _coordinate_search(METHODS[m], start, set(params.get(m) or {}))
+    started = _time.perf_counter()
+    candidates: list[Evaluation] = []
+    pending = {m: next(gen) for m, gen in searches.items()}
+    last_seconds: dict[str, float] = {}
+    best_of: dict[str, float] = {}
+    while pending:
+        # every method's defaults first (in order), then the method with the best score so far takes the next turn
+        m = next((m for m in pending if m not in best_of), None) or max(pending, key=lambda m: best_of[m])
+        if m in last_seconds and _time.perf_counter() - started + last_seconds[m] > budget:
+            del pending[m]
+            continue
+        ev = holdout.score(m, pending[m])
+        candidates.append(ev)
+        last_seconds[m] = ev.seconds
+        best_of[m] = max(best_of.get(m, -np.inf), ev.metrics["ndcg_at_k"])
+        try:
+            pending[m] = searches[m].send(ev.metrics["ndcg_at_k"])
+        except StopIteration:
+            del pending[m]
+    spent = _time.perf_counter() - started
+    best = max(candidates, key=lambda e: e.metrics["ndcg_at_k"])  # max keeps the first of equal scores
+    notes.append(f"auto tried {len(candidates)} candidates in {spent:.1f} s (budget {budget:.0f} s) and chose "
+                 f"{best.method} {describe(best.params)} by NDCG@{k} {best.metrics['ndcg_at_k']:.4f} on a "
+                 "time-ordered per-user holdout")
+    return Choice(best.method, best.params, best.metrics["ndcg_at_k"], candidates, notes)
+
+
+def describe(params: dict) -> str:
+    shown = {k: v for k, v in params.items() if k not in ("random_state", "threads")}
+    return "(" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else "(no settings)"
 
 
 # -- synthetic data ----------------------------------------------------------------------------------------------
@@ -684,6 +576,4 @@ def synthetic_interactions(n_users: int = 2000, n_items: int = 500, n_interactio
     return {"user": user, "item": item, "time": time, "event": event, "qty": qty}
 
 
-from .recommend_nn import TwoTowerRecommender  # noqa: E402  (subclasses Recommender, defined above)
-
-METHODS["two_tower"] = TwoTowerRecommender
+from . import recommend_nn  # noqa: E402,F401  (registers two_tower after the classic methods)

@@ -26,11 +26,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidArgument
-from .recommend import Recommender, _positive
+from .recommend_base import Recommender, _positive, register
 
 UNTRAINED_ITEM_BIAS = -10.0  # below any cosine score: items never seen in training rank last
 
 
+@register
 class TwoTowerRecommender(Recommender):
     """User and item towers over id embeddings, trained with an in-batch softmax; score = dot product of the
     towers' normalised outputs."""
@@ -124,7 +125,7 @@ class TwoTowerRecommender(Recommender):
         self.losses_ = losses
 
     # -- scoring -----------------------------------------------------------------------------------------------
-    def _scores(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _scores(self, users: np.ndarray, profile: sp.csr_matrix) -> np.ndarray:
         return self.user_factors[users] @ self.item_factors.T + self.item_bias[None, :]
 
     # -- serialisation -----------------------------------------------------------------------------------------

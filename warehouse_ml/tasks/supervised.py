@@ -15,11 +15,10 @@ from sklearn import metrics as skm
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import (GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, cross_val_score,
-                                     train_test_split)
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
@@ -28,8 +27,10 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from ..errors import InvalidArgument, TrainingFailed
 from .compiled import fast_scorer
 
-ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "svm", "mlp")
-AUTO_CANDIDATES = ("logistic", "random_forest", "gbm")
+ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "blend", "svm", "mlp")
+# random forests stay available by name; auto leaves them out: gradient boosting matched or beat them, and every
+# extra candidate adds cross-validation time and the chance of a lucky winner
+AUTO_CANDIDATES = ("logistic", "gbm")
 CV_SAMPLE = 10_000
 # auto adds 'mlp' to AUTO_CANDIDATES only from this many training rows (where a network can beat the trees and
 # is worth its training time), and only when TensorFlow is installed
@@ -108,11 +109,18 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
                if clf else RandomForestRegressor(n_estimators=100, min_samples_leaf=3, n_jobs=-1, random_state=SEED))
     elif algorithm == "gbm":
         cats = categorical if categorical.any() else None
-        # early stopping on an internal 10% split keeps the number of trees (and the fit time) as small as the data needs
-        common = dict(max_iter=200, learning_rate=0.1, categorical_features=cats, early_stopping=True,
-                      n_iter_no_change=15, random_state=SEED)
+        # scikit-learn's defaults (100 trees; from 10,000 rows early stopping on an internal 10% split keeps the
+        # number of trees as small as the data needs): on small tables a 10% split is too noisy to stop on
+        common = dict(max_iter=100, learning_rate=0.1, categorical_features=cats, early_stopping="auto",
+                      random_state=SEED)
         est = (HistGradientBoostingClassifier(class_weight=class_weight, **common)
                if clf else HistGradientBoostingRegressor(**common))
+    elif algorithm == "blend":
+        if not clf:
+            raise InvalidArgument("algorithm", "'blend' is for classification labels", "Use algorithm := 'gbm'")
+        # the mean of the two probabilities: hedges between a smooth and a tree model when neither clearly wins
+        est = VotingClassifier([("logistic", make_estimator("logistic", task, categorical, {}, class_weight)),
+                                ("gbm", make_estimator("gbm", task, categorical, {}, class_weight))], voting="soft")
     elif algorithm == "mlp":
         from .deep import make_mlp  # TensorFlow is imported only here (MissingDependency when it is absent)
 
@@ -137,7 +145,7 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
                    test_size: float = 0.2, params: dict | None = None, features: list[dict] | None = None,
                    progress=None, groups: np.ndarray | None = None) -> FitResult:
     """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs.
-    Rows with the same ``groups`` id (copies, one user's rows) stay on one side of every split."""
+    Rows with the same ``groups`` id (copies, one user's rows) stay on one side of the hold-out split."""
     params = dict(params or {})
     progress = progress or (lambda msg: None)
     notes: list[str] = []
@@ -167,19 +175,31 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         class_weight = None
     train, test, y_tr, y_te = split_holdout(np.arange(len(y)), y, task, test_size, groups)
     X_tr, X_te = X[train], X[test]
-    g_tr = None if groups is None else groups[train]
     if test_size == 0:
         notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
 
     candidates = []
+    calibrate = False
     if algorithm == "auto":
-        progress("choosing an algorithm by 3-fold cross-validation")
-        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight, g_tr)
-        algorithm = candidates[0]["algorithm"]
-        notes.append(f"auto chose {algorithm} by cross-validated {candidates[0]['metric']}")
+        progress(f"choosing an algorithm by {CV_FOLDS}-fold cross-validation")
+        oof: dict = {}
+        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight, oof)
+        algorithm = next(c["algorithm"] for c in candidates if c["chosen"])
+        best = candidates[0]
+        notes.append(f"auto chose {algorithm} by cross-validated {best['metric']}: "
+                     + ", ".join(f"{c['algorithm']} {c['cv_score']:.4f} ± {c['cv_se']:.4f}" for c in candidates)
+                     + ("" if algorithm == best["algorithm"] else
+                        f" ({algorithm} is simpler and within the noise of {best['algorithm']})"))
+        if algorithm in oof and algorithm != "mlp":  # a Keras model is stored as itself, not inside a wrapper
+            raw, platt = calibration_gain(*oof[algorithm])
+            calibrate = platt < 0.98 * raw
+            notes.append(f"probabilities {'calibrated' if calibrate else 'left as they are'}: out-of-fold Brier "
+                         f"score {raw:.4f} as fitted, {platt:.4f} after Platt scaling")
     progress(f"fitting {algorithm} on {len(y_tr):,} rows")
     params = bounded_size_params(algorithm, len(y_tr), params, notes)
     est = make_estimator(algorithm, task, categorical, params, class_weight)
+    if calibrate:  # the model refitted on every row, its scores mapped by a sigmoid fitted out of fold
+        est = CalibratedClassifierCV(est, method="sigmoid", cv=3, ensemble=False)
     t0 = time.perf_counter()
     est.fit(X_tr, y_tr)
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
@@ -241,7 +261,17 @@ def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: fl
     return train_test_split(*(arrays or (units,)), test_size=n_test, random_state=SEED, stratify=strat)
 
 
-def _cross_validate(X, y, task, categorical, class_weight, groups=None) -> list[dict]:
+CV_FOLDS = 5
+CV_ROWS_PER_REPEAT = 3_000  # small tables get the 5 folds repeated (up to 3 times) so the noise estimate is usable
+# simpler first: auto keeps the simplest candidate whose score is within the noise of the best one
+SIMPLICITY = ("logistic", "linear", "gbm", "random_forest", "blend", "mlp")
+
+
+def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = None) -> list[dict]:
+    """Every auto candidate scored by stratified 5-fold cross-validation (ROC AUC for two classes, macro F1 for
+    more, RMSE for numbers) on at most CV_SAMPLE rows, repeated on small tables, best mean first. Each candidate carries its per-fold
+    scores' mean, standard error and ``chosen`` (see ``choose``). ``oof``, when given, receives the out-of-fold
+    probability of the positive class per candidate (two classes only), with the fold of each row."""
     candidates = AUTO_CANDIDATES
     if len(y) >= MLP_AUTO_MIN_ROWS:
         from .deep import tensorflow_available
@@ -251,25 +281,87 @@ def _cross_validate(X, y, task, categorical, class_weight, groups=None) -> list[
     if len(y) > CV_SAMPLE:
         idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
         X, y = X[idx], y[idx]
-        groups = None if groups is None else groups[idx]
-    if groups is not None and len(np.unique(groups)) < 30:
-        groups = None  # under 10 groups per fold, a fold may miss a class: plain folds
-    if task == "classification":
-        binary = len(np.unique(y)) == 2
-        scoring, metric = ("roc_auc", "roc_auc") if binary else ("f1_macro", "f1_macro")
-        cv = (StratifiedKFold if groups is None else StratifiedGroupKFold)(3, shuffle=True, random_state=SEED)
-    else:
-        scoring, metric = "neg_root_mean_squared_error", "rmse"
-        cv = KFold(3, shuffle=True, random_state=SEED) if groups is None else GroupKFold(3)
+    clf = task == "classification"
+    binary = clf and len(np.unique(y)) == 2
+    metric = "roc_auc" if binary else "f1_macro" if clf else "rmse"
+    folds = max(2, min(CV_FOLDS, int(np.unique(y, return_counts=True)[1].min())) if clf else CV_FOLDS)
+    repeats = int(np.clip(np.ceil(CV_ROWS_PER_REPEAT / max(len(y), 1)), 1, 3))
+    splits = []
+    for r in range(repeats):
+        cv = (StratifiedKFold if clf else KFold)(folds, shuffle=True, random_state=SEED + r)
+        splits += list(cv.split(X, y))
+    fold_of = np.empty(len(y), np.int64)
+    for f, (_, val) in enumerate(splits[:folds]):  # out-of-fold probabilities come from the first repeat
+        fold_of[val] = f
     out = []
+    split_probs: dict[str, list] = {}
     for algo in candidates:
-        a = "linear" if algo == "logistic" and task == "regression" else algo
-        scores = cross_val_score(make_estimator(a, task, categorical, {}, class_weight), X, y, groups=groups, cv=cv,
-                                 scoring=scoring)
-        mean = float(np.mean(scores))
-        out.append({"algorithm": a, "cv_score": -mean if metric == "rmse" else mean, "metric": metric})
+        a = "linear" if algo == "logistic" and not clf else algo
+        per_fold, p_oof = [], np.full(len(y), np.nan)
+        for i, (train, val) in enumerate(splits):
+            est = make_estimator(a, task, categorical, {}, class_weight).fit(X[train], y[train])
+            if binary:
+                p = est.predict_proba(X[val])[:, 1]
+                split_probs.setdefault(a, []).append(p)
+                if i < folds:
+                    p_oof[val] = p
+                per_fold.append(skm.roc_auc_score(y[val] == est.classes_[1], p))
+            elif clf:
+                per_fold.append(skm.f1_score(y[val], est.predict(X[val]), average="macro"))
+            else:
+                per_fold.append(float(np.sqrt(skm.mean_squared_error(y[val], est.predict(X[val])))))
+            classes = getattr(est, "classes_", None)
+        if oof is not None and binary:
+            oof[a] = (y == classes[1], p_oof, fold_of)
+        out.append(_cv_candidate(a, metric, per_fold))
+    if binary and {"logistic", "gbm"} <= set(split_probs):  # the blend's folds come from its parts' probabilities
+        blend = [(pl + pg) / 2 for pl, pg in zip(split_probs["logistic"], split_probs["gbm"])]
+        out.append(_cv_candidate("blend", metric, [skm.roc_auc_score(y[val] == classes[1], p)
+                                                   for (_, val), p in zip(splits, blend)]))
+        if oof is not None:
+            p_oof = np.full(len(y), np.nan)
+            for (_, val), p in zip(splits[:folds], blend):
+                p_oof[val] = p
+            oof["blend"] = (y == classes[1], p_oof, fold_of)
     out.sort(key=lambda c: c["cv_score"] if metric == "rmse" else -c["cv_score"])  # best first
+    chosen = choose(out)
+    for c in out:
+        c["chosen"] = c["algorithm"] == chosen
     return out
+
+
+def _cv_candidate(algorithm: str, metric: str, per_fold: list[float]) -> dict:
+    scores = np.asarray(per_fold, dtype=np.float64)
+    return {"algorithm": algorithm, "cv_score": float(scores.mean()), "metric": metric,
+            "cv_se": float(scores.std(ddof=1) / np.sqrt(len(scores))), "folds": scores.tolist()}
+
+
+def choose(candidates: list[dict]) -> str:
+    """The one-standard-error rule in favour of the simplest candidate (the regularised linear model), paired
+    across folds: it is kept when its per-fold shortfall against the best candidate averages no more than that
+    shortfall's standard error (the validation's noise); otherwise the best candidate wins. Intermediate models are
+    not preferred for being simpler: one within the noise of the best is not known to be better than either."""
+    best = candidates[0]
+    simplest = min(candidates, key=lambda c: SIMPLICITY.index(c["algorithm"]) if c["algorithm"] in SIMPLICITY else 99)
+    sign = 1.0 if best["metric"] == "rmse" else -1.0  # d: how much worse than the best, per fold
+    d = sign * (np.asarray(best["folds"]) - np.asarray(simplest["folds"]))
+    noise = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+    return simplest["algorithm"] if -d.mean() <= noise else best["algorithm"]
+
+
+def calibration_gain(positive: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -> tuple[float, float]:
+    """Brier score of out-of-fold probabilities as they are and after Platt scaling (a logistic map of their
+    log-odds), the map itself cross-fitted over the same folds so the comparison is honest."""
+    z = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1)).reshape(-1, 1)
+    calibrated = np.empty(len(p))
+    for f in np.unique(fold_of):
+        rest, this = fold_of != f, fold_of == f
+        if len(np.unique(positive[rest])) < 2:
+            calibrated[this] = p[this]
+            continue
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(z[rest], positive[rest])
+        calibrated[this] = platt.predict_proba(z[this])[:, 1]
+    return float(skm.brier_score_loss(positive, p)), float(skm.brier_score_loss(positive, calibrated))
 
 
 def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
@@ -301,6 +393,8 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
         if len(present) == 2:
             out["roc_auc"] = skm.roc_auc_score(y == pos, proba[:, 1])
             out["pr_auc"] = skm.average_precision_score(y == pos, proba[:, 1])
+        out["brier"] = skm.brier_score_loss(y == pos, proba[:, 1])
+        out["ece"] = expected_calibration_error(y == pos, proba[:, 1])
     else:
         out.update(precision=skm.precision_score(y, pred, average="macro", zero_division=0),
                    recall=skm.recall_score(y, pred, average="macro", zero_division=0),
@@ -311,19 +405,17 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
-def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
-    """Scores and labels of (a seeded sample of) the hold-out rows, kept with the model so that reports draw
-    ROC, lift and predicted-against-actual only from rows the model never trained on. Binary labels give
-    ``score`` (P(positive)) and ``positive`` (0/1); regression gives ``predicted`` and ``actual``."""
-    if len(y_te) > max_rows:
-        idx = np.sort(np.random.default_rng(SEED).choice(len(y_te), max_rows, replace=False))
-        X_te, y_te = X_te[idx], y_te[idx]
-    predict = predict or (lambda X: score(est, X, task))
-    if task == "regression":
-        return {"predicted": np.round(predict(X_te), 6).tolist(), "actual": np.asarray(y_te, float).tolist()}
-    if len(est.classes_) != 2:
-        return {}
-    return {"score": np.round(predict(X_te), 6).tolist(), "positive": (y_te == est.classes_[1]).astype(int).tolist()}
+def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed rate - mean predicted probability| over ten equal-width probability bins, weighted by the
+    share of rows in each bin (0 for perfectly calibrated probabilities)."""
+    positive = np.asarray(positive, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if not len(p):
+        return float("nan")
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, positive, bins) - np.bincount(which, p, bins))  # per bin: n x |rate - mean p|
+    return float(gap.sum() / len(p)) if n.sum() else float("nan")
 
 
 def predict_fn(est, task: str, features: list[dict]):

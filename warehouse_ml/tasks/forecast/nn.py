@@ -1,6 +1,6 @@
 """The global neural forecaster behind ``forecast_demand(..., method := 'nn')``: one network over all series.
 
-Pure NumPy in and out (the panel of ``tasks.forecast``: a left-aligned float matrix, zeros in gaps, one length per
+Pure NumPy in and out (the panel of ``tasks.forecast.panel``: a left-aligned float matrix, zeros in gaps, one length per
 series); TensorFlow is imported only when a network is trained (``import_tf`` of ``tasks.deep``: a clear
 ``MissingDependency`` naming the install command when it is missing).
 
@@ -30,6 +30,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .panel import PanelForecast
+from .registry import Method, register
 
 # Lookback (periods of history the network sees) and the lag of "the same period last year", per frequency.
 LOOKBACK = {"daily": 56, "weekly": 26, "monthly": 24, "quarterly": 8, "yearly": 6}
@@ -69,7 +72,7 @@ class NNResult:
 
 def require_tensorflow():
     """``(tf, keras)``, or MissingDependency naming the install command (checked before any work starts)."""
-    from .deep import import_tf
+    from ..deep import import_tf
 
     return import_tf(FEATURE)
 
@@ -205,7 +208,7 @@ def fit_predict(Y0: np.ndarray, lens: np.ndarray, start: np.ndarray, freq: str, 
     back). Returns quantiles in the series' own units (not clipped)."""
     config = config or NNConfig()
     tf, keras = require_tensorflow()
-    from .deep import make_dataset  # the tf.data path of the tabular MLP (index batches gathered from tensors)
+    from ..deep import make_dataset  # the tf.data path of the tabular MLP (index batches gathered from tensors)
 
     Y0 = np.ascontiguousarray(np.nan_to_num(np.asarray(Y0, dtype=np.float64), nan=0.0))
     lens = np.asarray(lens, dtype=np.int64)
@@ -254,21 +257,52 @@ def fit_predict(Y0: np.ndarray, lens: np.ndarray, start: np.ndarray, freq: str, 
     return NNResult(med * s, lo * s, hi * s, notes, seconds, device.strip("/"), len(y))
 
 
-def panel_forecast(Y0: np.ndarray, lens: np.ndarray, start: np.ndarray, freq: str, m: int, horizon: int,
-                   level: float = 0.95, config: NNConfig | None = None):
-    """``(PanelForecast, lower, upper)`` for ``tasks.forecast.forecast_panel``: the median as the point forecast,
-    the quantile band as the interval. For lead-time sums (reorder_plan) the band is also expressed as a
-    per-step standard deviation, ``(upper - lower) / (2 z)``, with errors taken as independent across steps."""
-    from statistics import NormalDist
+@register
+class NN(Method):
+    """``method := 'nn'``: one network over all series of the panel (median forecast, quantile band).
 
-    from .forecast import PanelForecast
+    A global model needs a panel to learn from: fewer than ``min_series`` series get ``auto`` instead, and
+    series shorter than the lookback get ETS, each said in ``method``."""
 
-    res = fit_predict(Y0, lens, start, freq, m, horizon, level, config)
-    N, h = res.median.shape
-    z = NormalDist().inv_cdf(0.5 + level / 2.0)
-    psi = np.zeros((N, h))
-    psi[:, 0] = 1.0
-    sd = np.maximum(res.upper - res.lower, 0.0) / (2 * z)
-    fc = PanelForecast(res.median, np.ones(N), psi, sd, ["nn"] * N)
-    fc.notes = res.notes
-    return fc, res.lower, res.upper
+    name = "nn"
+    fallback = "ets"
+    needs = ("start",)
+    min_series = 10
+
+    def __init__(self, season_length: int = 7, freq: str = "daily", level: float = 0.95,
+                 config: NNConfig | None = None):
+        super().__init__(season_length)
+        self.freq, self.level, self.config = freq, level, config
+
+    @classmethod
+    def check_available(cls):
+        require_tensorflow()
+
+    @classmethod
+    def min_length(cls, freq, m, h, lens, config=None):
+        return lookback_for(freq, lens, h, config)
+
+    @classmethod
+    def create(cls, m, freq="daily", level=0.95, config=None):
+        return cls(m, freq, level, config)
+
+    def fit(self, y, lens=None, start=None):
+        self.Y0 = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0)
+        self.lens = np.asarray(lens, dtype=np.int64)
+        self.start = np.zeros(len(self.lens), np.int64) if start is None else start
+        return self
+
+    def predict(self, h):
+        """The median as the point forecast, the quantile band as the interval. For lead-time sums (reorder_plan)
+        the band is also expressed as a per-step standard deviation, ``(upper - lower) / (2 z)``, with errors
+        taken as independent across steps."""
+        from statistics import NormalDist
+
+        self._check_h(h)
+        res = fit_predict(self.Y0, self.lens, self.start, self.freq, self.m, h, self.level, self.config)
+        N = res.median.shape[0]
+        z = NormalDist().inv_cdf(0.5 + self.level / 2.0)
+        psi = np.zeros((N, h))
+        psi[:, 0] = 1.0
+        sd = np.maximum(res.upper - res.lower, 0.0) / (2 * z)
+        return PanelForecast(res.median, np.ones(N), psi, sd, ["nn"] * N, bands=(res.lower, res.upper))

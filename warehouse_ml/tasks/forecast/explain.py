@@ -1,0 +1,70 @@
+"""Forecasts taken apart: level, trend, season and yearly pattern, which add up to the forecast.
+
+The decomposable model is additive ETS (damped or no trend, additive or no season, chosen per series by AICc)
+on data with the yearly Fourier pattern removed (daily and weekly series covering two years, where an F test
+finds the pattern), the model ``forecast_demand(..., method := 'ets')`` uses. Per step ``k`` after the end:
+``level`` is the smoothed level, ``trend`` the damped trend ``(phi + ... + phi^k) * b``, ``season`` the
+seasonal state of that phase (weekly for daily data), ``yearly`` the Fourier pattern; their sum is the forecast
+(not clipped at zero, so the parts add up exactly). Series shorter than three periods get the last value as
+level and zero parts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ets import ETS
+from .panel import FREQS, Panel, _gather, validate_horizon
+from .seasonality import YearlyAdjust
+
+PARTS = ("level", "trend", "season", "yearly")
+
+
+@dataclass
+class Explanation:
+    parts: dict[str, np.ndarray]  # name -> (N, h)
+    method: list[str]
+
+    @property
+    def forecast(self) -> np.ndarray:
+        return sum(self.parts.values())
+
+
+def explain_panel(panel: Panel, horizon: int) -> Explanation:
+    h = validate_horizon(horizon)
+    lens, m = panel.lens, panel.season
+    N = len(lens)
+    Y0 = np.nan_to_num(panel.y, nan=0.0)
+    M = (np.arange(Y0.shape[1])[None, :] < lens[:, None]).astype(float)
+    parts = {p: np.zeros((N, h)) for p in PARTS}
+    method = ["naive (short)"] * N
+    fit = lens >= 3
+    if fit.any():
+        ix = np.nonzero(fit)[0]
+        Y, L = Y0[ix], lens[ix]
+        step_days, monthly, _ = FREQS[panel.freq]
+        if not monthly and int(L.max()) * step_days >= 700:
+            yearly = YearlyAdjust().fit(Y, M[ix], L, panel.anchor[ix], step_days)
+            Y = Y - yearly.pattern
+            parts["yearly"][ix] = yearly.future(L, h)
+        model = ETS(m).fit(np.where(M[ix] > 0, Y, np.nan), L)
+        steps = np.arange(1, h + 1)
+        for f_i, f in enumerate(model.fits):
+            sel = np.nonzero(model.chosen == f_i)[0]
+            if not len(sel):
+                continue
+            rows = ix[sel]
+            parts["level"][rows] = f["l"][sel, None]
+            if f["trend"]:
+                parts["trend"][rows] = np.cumsum(f["phi"][sel, None] ** steps[None, :], axis=1) * f["b"][sel, None]
+            phase = (L[sel, None] + steps[None, :] - 1) % f["m"]
+            parts["season"][rows] = np.take_along_axis(f["S"][sel], phase, axis=1)
+            label = "ets(A,%s,%s)" % ("Ad" if f["trend"] else "N", "A" if f["seasonal"] else "N")
+            for r in rows:
+                method[r] = label
+    short = ~fit & (panel.n_obs > 0)
+    if short.any():
+        ix = np.nonzero(short)[0]
+        parts["level"][ix] = _gather(Y0[ix], (lens[ix] - 1)[:, None])
+    return Explanation(parts, method)
