@@ -418,6 +418,21 @@ def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 
     return float(gap.sum() / len(p)) if n.sum() else float("nan")
 
 
+def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
+    """Scores and labels of (a seeded sample of) the hold-out rows, kept with the model so that reports draw
+    ROC, lift and predicted-against-actual only from rows the model never trained on. Binary labels give
+    ``score`` (P(positive)) and ``positive`` (0/1); regression gives ``predicted`` and ``actual``."""
+    if len(y_te) > max_rows:
+        idx = np.sort(np.random.default_rng(SEED).choice(len(y_te), max_rows, replace=False))
+        X_te, y_te = X_te[idx], y_te[idx]
+    predict = predict or (lambda X: score(est, X, task))
+    if task == "regression":
+        return {"predicted": np.round(predict(X_te), 6).tolist(), "actual": np.asarray(y_te, float).tolist()}
+    if len(est.classes_) != 2:
+        return {}
+    return {"score": np.round(predict(X_te), 6).tolist(), "positive": (y_te == est.classes_[1]).astype(int).tolist()}
+
+
 def predict_fn(est, task: str, features: list[dict]):
     """The leanest exact scoring function for a fitted estimator (see ``compiled``)."""
     return fast_scorer(est, task, features) or (lambda X: score(est, X, task))
