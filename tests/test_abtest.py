@@ -117,7 +117,7 @@ def test_null_metrics_are_excluded_and_counted(con):
     total = con.execute("SELECT count(*), count(converted) FROM holes").fetchall()[0]
     assert rows["A"]["n"] + rows["B"]["n"] == total[1]
     assert rows["A"]["n_excluded"] + rows["B"]["n_excluded"] == total[0] - total[1] > 0
-    assert f"{total[0] - total[1]} rows with a NULL metric excluded" in rows["A"]["notes"]
+    assert f"{total[0] - total[1]} rows with a NULL or NaN metric excluded" in rows["A"]["notes"]
     # SRM counts every assigned row, NULL metric or not
     per = dict(con.execute("SELECT variant, count(*) FROM holes GROUP BY 1").fetchall())
     assert rows["A"]["srm_p_value"] == pytest.approx(stats.chisquare([per["A"], per["B"]]).pvalue, rel=1e-12)

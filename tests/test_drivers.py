@@ -154,7 +154,7 @@ def test_nulls_periods_and_quoted_names(con):
     assert "Sales Channel IS NULL" in df.segment.tolist()
     assert any(s.startswith('dev"ice=') for s in df.segment)
     notes = df.notes.iloc[0]
-    assert "1 rows outside both periods ignored" in notes and "800 rows with a NULL metric or denominator excluded" in notes
+    assert "1 rows outside both periods ignored" in notes and "800 rows with a missing (NULL, NaN or infinite) metric or denominator excluded" in notes
     null_row = df.set_index("segment").loc["Sales Channel IS NULL"]
     assert dict(null_row.dimensions) == {"Sales Channel": None}
 

@@ -88,7 +88,7 @@ def test_matches_statsmodels_poisson_glm_with_controls(con):
         assert row.method == "poisson GLM (log link), robust SE: log price + trend + weekday"
     # zero-unit days are observations of a count: only the bad prices are excluded
     assert got.loc["sku_000"].n_excluded == 3
-    assert "3 rows with NULL, zero or negative price or NULL or negative units, or a NULL date excluded" in got.loc["sku_000"].note
+    assert "3 rows with a missing (NULL, NaN or infinite), zero or negative price or missing or negative units, or a NULL date excluded" in got.loc["sku_000"].note
 
 
 def test_classic_loglog_matches_statsmodels_ols(con):
@@ -106,7 +106,7 @@ def test_classic_loglog_matches_statsmodels_ols(con):
         assert row.n == len(part)
         assert row.method == "log-log OLS: log price"
     assert got.loc["sku_000"].n_excluded == 4
-    assert "4 rows with NULL, zero or negative price or units excluded" in got.loc["sku_000"].note
+    assert "4 rows with a missing (NULL, NaN or infinite), zero or negative price or units excluded" in got.loc["sku_000"].note
 
 
 def test_too_little_price_variation_says_so(con):

@@ -80,6 +80,25 @@ class TrainingFailed(WmlError):
     """The data cannot train the requested model; the previous version stays active."""
 
 
+class ConcurrentWrite(WmlError):
+    """Another writer kept changing the model store; nothing was written, the active version is as it was."""
+
+    def __init__(self, what: str, attempts: int, cause: Exception):
+        super().__init__(f"{what} could not be written: other writers changed the model store at the same time "
+                         f"{attempts} times in a row ({str(cause).splitlines()[0][:160]}). Nothing was written and the "
+                         "active version is unchanged; run the statement again")
+
+
+class CorruptModel(WmlError):
+    """A stored artifact cannot be read (damaged or truncated bytes); nothing of it was executed."""
+
+    def __init__(self, model: str, version: int, fmt: str, cause: Exception, way_out: str):
+        self.model, self.version = model, version
+        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:160]}" if str(cause) else type(cause).__name__
+        super().__init__(f"the stored {fmt} artifact of model '{model}' version {version} cannot be read ({detail}): "
+                         f"it was damaged or truncated after it was written. {way_out}")
+
+
 class UnsafeModel(WmlError):
     """A stored artifact holds types outside the allowlist; it is refused instead of loaded."""
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +27,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from .errors import ModelNotFound, InvalidArgument, UnsafeModel
+from .errors import ConcurrentWrite, CorruptModel, InvalidArgument, ModelNotFound, UnsafeModel
 
 SCHEMA_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",
@@ -52,7 +54,8 @@ SCHEMA_SQL = [
         model VARCHAR NOT NULL,
         version INTEGER NOT NULL,
         action VARCHAR NOT NULL,
-        deployed_at TIMESTAMP NOT NULL)""",
+        deployed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (seq))""",
     # one row per statistic of each drift check, and one per update or retrain (monitor.py); added in the second
     # round: ensure_schema adds it to a store created before
     """CREATE TABLE IF NOT EXISTS wml.monitoring (
@@ -87,6 +90,9 @@ SCHEMA_SQL = [
         scale DOUBLE)""",
 ]
 STORE_TABLES = ("model_versions", "deployments", "monitoring", "forecasts")
+# Attempts of a store write that lost a race to a writer outside this process's lock (DuckDB's optimistic
+# transactions report a conflict at INSERT or COMMIT); each retry allocates its numbers afresh.
+WRITE_ATTEMPTS = 5
 
 # Type prefixes a skops artifact may contain. Anything else (a function, a class from elsewhere) is refused.
 SKOPS_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy._lib", "builtins.slice", "builtins.type",
@@ -95,6 +101,14 @@ SKOPS_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "scipy._lib", "
 
 _generation: dict[str, int] = {}
 _generation_lock = threading.Lock()
+_writer_locks: dict[str, threading.Lock] = {}
+
+
+def _writer_lock(db_key: str) -> threading.Lock:
+    """One lock per database: store writes of every connection and cursor of this process take turns, so
+    version and deployment numbers (max + 1) are allocated and committed atomically."""
+    with _generation_lock:
+        return _writer_locks.setdefault(db_key, threading.Lock())
 
 
 def _bump(db_key: str) -> None:
@@ -142,6 +156,21 @@ def loads_artifact(fmt: str, data: bytes) -> Any:
     raise UnsafeModel(f"unknown artifact format '{fmt}'; this version of warehouse-ml loads skops, npz and keras")
 
 
+def _load_stored(model: str, version: int, fmt: str, data) -> Any:
+    """``loads_artifact`` for a stored version, whose errors name the model, the version and the way out."""
+    way_out = (f"Retrain it with ml_train, or make an earlier version active with FROM ml_rollback('{model}') "
+               f"or FROM ml_deploy('{model}', version)")
+    try:
+        return loads_artifact(fmt, b"" if data is None else bytes(data))
+    except UnsafeModel as e:
+        raise UnsafeModel(f"model '{model}' version {version}: {e} {way_out}") from None
+    except Exception as e:  # noqa: BLE001  (zip, npz, skops and Keras readers each fail their own way on bad bytes)
+        if "allow_pickle" in str(e):
+            raise UnsafeModel(f"model '{model}' version {version} holds pickled Python objects, which warehouse-ml "
+                              f"never loads (loading a pickle can run any code). {way_out}") from None
+        raise CorruptModel(model, version, fmt, e, way_out) from None
+
+
 @dataclass
 class StoredModel:
     model: str
@@ -167,7 +196,8 @@ class ModelStore:
         row = con.execute(
             "SELECT coalesce(path, '') FROM duckdb_databases() WHERE database_name = current_database()"
         ).fetchone()
-        self.db_key = row[0] if row and row[0] else f"memory:{id(con)}"
+        # one key per database file however its path was spelled, so every connection to it shares one writer lock
+        self.db_key = os.path.realpath(row[0]) if row and row[0] else f"memory:{id(con)}"
 
     # -- schema -------------------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -179,8 +209,9 @@ class ModelStore:
             ).fetchone()[0]
             if exists == len(STORE_TABLES):
                 return
-            for stmt in SCHEMA_SQL:
-                cur.execute(stmt)
+            with _writer_lock(self.db_key):
+                for stmt in SCHEMA_SQL:
+                    cur.execute(stmt)
         except duckdb.Error as e:
             if "read-only" in str(e).lower():
                 return  # a read-only database can still score with the models it holds
@@ -196,20 +227,23 @@ class ModelStore:
         """Write a new version (and make it active) in one transaction; returns the version number."""
         validate_model_name(model)
         self.ensure_schema()
-        with self._transaction() as cur:
+        row = [task, algorithm, label, _json(features or []), _json(metrics or {}), _json(params or {}),
+               _json(meta or {}), n_rows, n_train, n_test, seconds]
+
+        def write(cur) -> int:
             version = cur.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM wml.model_versions WHERE model = $1", [model]
             ).fetchone()[0]
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             cur.execute(
                 "INSERT INTO wml.model_versions VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
-                [model, version, task, algorithm, label, _json(features or []), _json(metrics or {}),
-                 _json(params or {}), _json(meta or {}), n_rows, n_train, n_test, seconds, now, fmt, artifact],
+                [model, version, *row, now, fmt, artifact],
             )
             if activate:
                 self._log(cur, model, version, "train", now)
-        _bump(self.db_key)
-        return version
+            return version
+
+        return self._write(write, f"the new version of '{model}' (trained, but not stored)")
 
     def _log(self, cur, model: str, version: int, action: str, now: datetime) -> None:
         seq = cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM wml.deployments").fetchone()[0]
@@ -224,16 +258,33 @@ class ModelStore:
         return version
 
     def rollback(self, model: str) -> int:
-        stack = self._stack(model)
-        if len(stack) < 2:
-            raise InvalidArgument("model", f"model '{model}' has no earlier active version to roll back to",
-                                  "Deploy a specific version with FROM ml_deploy(model, version)")
-        self._write_log(model, stack[-2], "rollback")
-        return stack[-2]
+        def write(cur) -> int:  # the stack is read under the writer lock, so concurrent rollbacks step back in turn
+            stack = self._stack(model)
+            if len(stack) < 2:
+                raise InvalidArgument("model", f"model '{model}' has no earlier active version to roll back to",
+                                      "Deploy a specific version with FROM ml_deploy(model, version)")
+            self._log(cur, model, stack[-2], "rollback", datetime.now(timezone.utc).replace(tzinfo=None))
+            return stack[-2]
+
+        return self._write(write, f"the rollback of '{model}'")
 
     def _write_log(self, model: str, version: int, action: str) -> None:
-        with self._transaction() as cur:
-            self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None))
+        self._write(lambda cur: self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None)),
+                    f"the {action} of '{model}' version {version}")
+
+    def _write(self, body, what: str):
+        """Run ``body(cursor)`` in one transaction under this database's writer lock, retrying when a writer
+        outside the lock won a race (a numbering conflict); returns what ``body`` returns."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with _writer_lock(self.db_key), self._transaction() as cur:
+                    return body(cur)
+            except (duckdb.ConstraintException, duckdb.TransactionException) as e:
+                if not _is_race(e):
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise ConcurrentWrite(what, WRITE_ATTEMPTS, e) from None
+                time.sleep(0.05 * attempt)
 
     @contextmanager
     def _transaction(self):
@@ -256,10 +307,13 @@ class ModelStore:
 
     def drop(self, model: str) -> list[StoredModel]:
         removed = [self.describe(model, v) for v in sorted(self.versions(model))]
-        with self._transaction() as cur:
+
+        def delete(cur) -> None:
             cur.execute("DELETE FROM wml.model_versions WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.deployments WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.monitoring WHERE model = $1", [model])
+
+        self._write(delete, f"the drop of '{model}'")
         return removed
 
     def append_monitoring(self, model: str, version: int | None, action: str, relation: str | None,
@@ -268,14 +322,16 @@ class ModelStore:
         holds feature, kind, statistic, value, threshold, drifted, note and counts. Returns (check_id, time)."""
         self.ensure_schema()
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        with self._transaction() as cur:
+        def append(cur) -> int:
             check_id = cur.execute("SELECT coalesce(max(check_id), 0) + 1 FROM wml.monitoring").fetchone()[0]
             cur.executemany(
                 "INSERT INTO wml.monitoring VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
                 [[check_id, model, version, now, action, relation, n_rows, r.get("feature"), r.get("kind"),
                   r.get("statistic"), r.get("value"), r.get("threshold"), r.get("drifted"), r.get("note"),
                   r.get("counts")] for r in rows])
-        return check_id, now
+            return check_id
+
+        return self._write(append, f"the monitoring record of '{model}'"), now
 
     # -- reading -------------------------------------------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -322,7 +378,7 @@ class ModelStore:
         sm = StoredModel(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), json.loads(r[7]),
                          json.loads(r[8]), r[9], r[10])
         if with_object:
-            sm.obj = loads_artifact(r[11], bytes(r[12]))
+            sm.obj = _load_stored(model, version, r[11], r[12])
         return sm
 
     def load(self, model: str) -> StoredModel:
@@ -361,6 +417,12 @@ class ModelStore:
             return []  # no store yet (e.g. a read-only database that never trained a model)
         finally:
             cur.close()
+
+
+def _is_race(e: duckdb.Error) -> bool:
+    """A write conflict between concurrent writers, as opposed to a bad value (NOT NULL, a CHECK)."""
+    text = str(e)
+    return "Duplicate key" in text or "onflict" in text or "Failed to commit" in text
 
 
 def validate_model_name(model: Any) -> str:

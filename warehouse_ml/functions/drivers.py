@@ -122,7 +122,8 @@ def key_drivers(ctx, relation, options):
     p = f"CAST({q(period)} AS VARCHAR)"
     y = "1.0" if metric is None else f"CAST({q(metric)} AS DOUBLE)"
     d = "1.0" if denominator in (None, False) else f"CAST({q(denominator)} AS DOUBLE)"
-    valid = f"{y} IS NOT NULL" + ("" if denominator is False else f" AND {d} IS NOT NULL")
+    # the numeric policy (README: Numbers): NaN and inf are missing values, excluded like NULL and counted
+    valid = f"coalesce(isfinite({y}), false)" + ("" if denominator is False else f" AND coalesce(isfinite({d}), false)")
     distinct = ", ".join(f"approx_count_distinct({q(c)})" for c in dims)
     counts = ctx.cursor().execute(
         f"SELECT count(*), count(*) FILTER (WHERE {p} = $1), count(*) FILTER (WHERE {p} = $2), "
@@ -166,5 +167,5 @@ def key_drivers(ctx, relation, options):
     if n_all - n_test - n_control:
         notes.append(f"{n_all - n_test - n_control:,} rows outside both periods ignored")
     if n_invalid:
-        notes.append(f"{n_invalid:,} rows with a NULL metric or denominator excluded")
+        notes.append(f"{n_invalid:,} rows with a missing (NULL, NaN or infinite) metric or denominator excluded")
     return result.rows.append_column("notes", pa.array(["; ".join(notes)] * result.rows.num_rows, pa.string()))

@@ -132,6 +132,7 @@ class SeriesData:
     names: pa.Array  # item per series code (VARCHAR, may hold one NULL)
     panel: K.Panel
     duplicates: np.ndarray  # per series: dates that had more than one row
+    nonfinite: np.ndarray  # per series: NaN or infinite values, treated as missing
 
 
 def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> SeriesData:
@@ -140,8 +141,11 @@ def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> Seri
     roles = infer_roles(rel, _opt_str(opts, "item"), _opt_str(opts, "date"), _opt_str(opts, "value"))
     item_sql = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
     d = rel.q(roles.date)
-    query = (f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, sum(CAST({rel.q(roles.value)} AS DOUBLE)) AS v, "
-             f"count(*) AS n FROM {rel.sql} WHERE {d} IS NOT NULL GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2")
+    value = f"CAST({rel.q(roles.value)} AS DOUBLE)"
+    # The numeric policy: NaN and +-inf are missing values, like NULL (a date with no finite value is a missing day)
+    query = (f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, sum(CASE WHEN isfinite({value}) THEN {value} END) AS v, "
+             f"count(*) AS n, count(*) FILTER (WHERE NOT isfinite({value})) AS nonfinite "
+             f"FROM {rel.sql} WHERE {d} IS NOT NULL GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2")
     tbl = ctx.read_arrow(query)
     enc = tbl.column("item").combine_chunks().dictionary_encode() if tbl.num_rows else \
         pa.array([], pa.string()).dictionary_encode()
@@ -153,8 +157,9 @@ def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> Seri
     day = tbl.column("d").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
     val = tbl.column("v").combine_chunks().cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
     dup = np.bincount(codes[tbl.column("n").to_numpy() > 1], minlength=n_series) if n_series else np.zeros(0, int)
+    nonfinite = np.bincount(codes, weights=tbl.column("nonfinite").to_numpy(), minlength=n_series).astype(np.int64)
     panel = K.build_panel(codes, day, val, n_series, freq)
-    return SeriesData(names, panel, dup)
+    return SeriesData(names, panel, dup, nonfinite)
 
 
 def _labels(data: SeriesData, labels: list[str]) -> list[str]:
@@ -162,6 +167,9 @@ def _labels(data: SeriesData, labels: list[str]) -> list[str]:
     for i in np.nonzero(data.duplicates > 0)[0]:
         k = int(data.duplicates[i])
         out[i] = f"{out[i]} [{k} date{'s' if k > 1 else ''} with duplicate rows summed]"
+    for i in np.nonzero(data.nonfinite > 0)[0]:
+        k = int(data.nonfinite[i])
+        out[i] = f"{out[i]} [{k} NaN or infinite value{'s' if k > 1 else ''} treated as missing]"
     return out
 
 

@@ -235,7 +235,7 @@ def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -
     stat_cols = ["count(*) AS n_rows", "count(*) FILTER (WHERE u IS NULL) AS null_user",
                  "count(*) FILTER (WHERE u IS NOT NULL AND i IS NULL) AS null_item"]
     if roles.weight:
-        stat_cols.append(f"count(*) FILTER (WHERE {valid} AND (w IS NULL OR isnan(w) OR w <= 0)) AS bad_weight")
+        stat_cols.append(f"count(*) FILTER (WHERE {valid} AND (w IS NULL OR NOT isfinite(w) OR w <= 0)) AS bad_weight")
     if roles.event:
         stat_cols.append(f"count(*) FILTER (WHERE {valid} AND m.ev IS NULL) AS unmapped_rows")
         stat_cols.append(f"list(DISTINCT e) FILTER (WHERE {valid} AND m.ev IS NULL) AS unmapped_types")
@@ -249,14 +249,14 @@ def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -
             f"WITH {ctes[0]} SELECT (SELECT count(*) FROM src WHERE {valid}) - "
             f"(SELECT count(*) FROM (SELECT DISTINCT * FROM src WHERE {valid})) AS d").column(0)[0].as_py()
     body = f"(SELECT DISTINCT * FROM src WHERE {valid})" if roles.time else f"(SELECT * FROM src WHERE {valid})"
-    weight = "w" if roles.weight else "1.0"  # NULL weights are dropped (and counted)
+    weight = "w" if roles.weight else "1.0"  # NULL, NaN and infinite weights are dropped (and counted)
     if roles.event:
         default = "NULL" if explicit else "1.0"
         weight = f"{weight} * coalesce(m.ew, {default})"
     tcol = ", min(t) AS t" if roles.time else ""
     pairs_sql = (f"WITH {', '.join(ctes)}, d AS {body}, wt AS (SELECT u, i{', t' if roles.time else ''}, "
                  f"{weight} AS w FROM d{' LEFT JOIN m ON d.e = m.ev' if roles.event else ''}) "
-                 f"SELECT u, i, sum(w) AS w{tcol}, count(*) AS n FROM wt WHERE w > 0 AND NOT isnan(w) "
+                 f"SELECT u, i, sum(w) AS w{tcol}, count(*) AS n FROM wt WHERE w > 0 AND isfinite(w) "
                  f"GROUP BY u, i ORDER BY u, i")
     table = _read(ctx, pairs_sql, params)
     notes = _notes(relation, roles, stats, explicit)
@@ -264,7 +264,7 @@ def load_interactions(ctx, relation: str, opts: dict, need_time: bool = False) -
         raise TrainingFailed(
             f"relation '{relation}' has no interactions to learn from: {stats['n_rows']} rows, "
             f"{stats['null_user']} with a NULL {roles.user}, {stats['null_item']} with a NULL {roles.item}"
-            + (f", {stats.get('bad_weight', 0)} with a NULL or non-positive {roles.weight}" if roles.weight else "")
+            + (f", {stats.get('bad_weight', 0)} with a missing or non-positive {roles.weight}" if roles.weight else "")
             + (f", {stats.get('unmapped_rows', 0)} with an event type outside event_weights" if roles.event else "")
             + f". Pass a relation with rows whose {roles.user} and {roles.item} are set"
             + (" (and check user := / item := name the right columns)" if stats["n_rows"] else ""))
@@ -301,7 +301,8 @@ def _notes(relation: str, roles: Roles, stats: dict, explicit: bool) -> list[str
     if stats["null_item"]:
         notes.append(f"{stats['null_item']} rows with a NULL {roles.item} were ignored")
     if stats.get("bad_weight"):
-        notes.append(f"{stats['bad_weight']} rows with a NULL, zero or negative {roles.weight} were ignored")
+        notes.append(f"{stats['bad_weight']} rows with a missing (NULL, NaN or infinite), zero or negative "
+                     f"{roles.weight} were ignored")
     if stats.get("duplicates"):
         notes.append(f"{stats['duplicates']} exact duplicate events (same {roles.user}, {roles.item}, {roles.time}"
                      f"{', ' + roles.event if roles.event else ''}) were counted once")

@@ -137,7 +137,12 @@ def _read(ctx, rel, user: str | None, features: list[str]) -> tuple[pa.Array, np
         return pa.array([], pa.string()), np.zeros((0, len(features)))
     table = pa.Table.from_batches(batches)
     X = np.column_stack([pc.fill_null(table.column(c), np.nan).to_numpy() for c in features]).astype(float)
-    return table.column("__user").combine_chunks(), X
+    return table.column("__user").combine_chunks(), _infinite_as_missing(X)
+
+
+def _infinite_as_missing(X: np.ndarray) -> np.ndarray:
+    """The numeric policy: +-inf is a missing value like NULL and NaN (filled with the feature mean)."""
+    return np.where(np.isinf(X), np.nan, X)
 
 
 def fit_and_store(ctx, model: str, relation: str, opts: dict):
@@ -167,7 +172,7 @@ def fit_and_store(ctx, model: str, relation: str, opts: dict):
                              f"{'2 or more' if k == 'auto' else k} segments needs at least {n_need}")
     nulls = int(np.isnan(X[usable]).sum())
     if nulls:
-        notes.append(f"{nulls} NULL feature values filled with the feature mean")
+        notes.append(f"{nulls} missing (NULL, NaN or infinite) feature values filled with the feature mean")
     m = sg.fit_segments(X[usable], features, k=k, max_k=max_k, seed=seed)
     if m.log_mask.any():
         notes.append("log-transformed (skewed): " + ", ".join(f"'{c}'" for c, b in zip(features, m.log_mask) if b))
@@ -292,7 +297,7 @@ def _struct_columns(rows: pa.StructArray, names: list[str], model: str) -> np.nd
                 or pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type)):
             raise InvalidArgument("row", f"column '{name}' is {arr.type}, not numeric", "Pass the numeric feature columns")
         cols.append(pc.fill_null(pc.cast(arr, pa.float64()), np.nan).to_numpy(zero_copy_only=False))
-    return np.column_stack(cols) if cols else np.zeros((len(rows), 0))
+    return _infinite_as_missing(np.column_stack(cols)) if cols else np.zeros((len(rows), 0))
 
 
 @predictor("segment")

@@ -22,14 +22,15 @@ from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_na
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
-from ..tasks.features import Featurizer, looks_like_id
+from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 from .privacy import personal_plan
 
 log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
-TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy"}
+TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy", "shortcut"}
+BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
 PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
 
 
@@ -82,7 +83,7 @@ def ml_train(ctx, model, relation, options):
     table = read_relation(ctx, rel)
     log.info("%s: read %s rows from %s in %.2fs", model, f"{table.num_rows:,}", relation, time.perf_counter() - started)
     options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params,
-               "personal": opts.get("personal", "exclude")}
+               "personal": opts.get("personal", "exclude"), "shortcut": opts.get("shortcut")}
     return [train_table(ctx, model, relation, table, label, task, options, policy, started)]
 
 
@@ -92,6 +93,7 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     the version by the deploy policy; returns ml_train's row."""
     n_rows = table.num_rows
     table, y, label_type, label_notes = labelled_rows(table, label, relation)
+    _check_binary_for_shortcut(options.get("shortcut"), model, relation, label, y)
     is_text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
     if task == "auto":
         task = sv.infer_task(y, is_text)
@@ -104,11 +106,14 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     X = featurizer.transform(table, model)
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
     test_size = options["test_size"]
+    groups, group_notes = split_groups(table)
     fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
                             test_size=test_size, params=options["params"], features=featurizer.features,
-                            progress=lambda m: log.info("%s: %s", model, m))
-    notes = list(notes) + label_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded] + fit.notes
-    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, test_size)  # the rows fit_supervised held out
+                            progress=lambda m: log.info("%s: %s", model, m), groups=groups)
+    notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
+             + fit.notes)
+    # the rows fit_supervised held out
+    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, test_size, groups)
     return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
                          n_rows, started, notes, options, extra_meta)
 
@@ -121,17 +126,18 @@ def deploy_policy(value) -> str:
 
 
 def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table, np.ndarray, pa.DataType, list[str]]:
-    """The rows with a label, the label as NumPy, its Arrow type, and a note on rows left out."""
+    """The rows with a label, the label as NumPy, its Arrow type, and notes on rows left out and on NaN or
+    infinite values (the numeric policy: they are missing values, like NULL) per column."""
     if table.num_rows == 0:
         raise TrainingFailed(f"relation '{relation}' is empty; there is nothing to train on")
-    y_col = table.column(label)
-    notes = []
-    if y_col.null_count:
-        notes.append(f"{y_col.null_count} rows with a NULL label were left out")
-        table = table.filter(pc.is_valid(y_col))
-        y_col = table.column(label)
+    table, nonfinite = nonfinite_as_null(table)
+    table, notes = _drop_missing_labels(table, label, nonfinite.get(label, 0))
+    notes += [f"{k} NaN or infinite values of '{c}' treated as missing (imputed like NULL)"
+              for c, k in nonfinite.items() if c != label]
     if table.num_rows == 0:
-        raise TrainingFailed(f"every row of '{relation}' has a NULL {label}; there is nothing to learn from")
+        raise TrainingFailed(f"every row of '{relation}' has a missing {label} (NULL, NaN or infinite); "
+                             "there is nothing to learn from")
+    y_col = table.column(label)
     label_type = y_col.type
     is_text = pa.types.is_string(label_type) or pa.types.is_large_string(label_type)
     if pa.types.is_temporal(label_type) or not (is_text or pa.types.is_integer(label_type) or pa.types.is_floating(label_type)
@@ -156,9 +162,12 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
     log.info("%s: fitted and evaluated after %.2fs; storing", model, time.perf_counter() - started)
     seconds = time.perf_counter() - started
     fmt, blob = (dumps_keras if fit.algorithm == "mlp" else dumps_estimator)(fit.estimator)  # Keras models: .keras format
+    for warning in sv.size_notes(fit.algorithm, len(blob)):
+        log.warning("%s: %s", model, warning)
+        notes.append(warning)
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
             "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type),
-            "profile": snapshot, "train_options": options, **(extra_meta or {})}
+            "profile": snapshot, "train_options": options, "holdout": fit.holdout, **(extra_meta or {})}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
                              features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
                              n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds, activate=activate)
@@ -214,6 +223,33 @@ def read_relation(ctx, rel, columns: list[str] | None = None, batch_size: int = 
         names = columns or list(rel.columns)
         return ctx.read_arrow(f"SELECT {', '.join(rel.q(c) for c in names)} FROM {rel.sql} LIMIT 0")
     return pa.Table.from_batches(batches)
+
+
+def _check_binary_for_shortcut(shortcut: str | None, model: str, relation: str, label: str, y: np.ndarray) -> None:
+    """train_churn / train_conversion / train_ctr predict a yes/no outcome: any other label is refused, naming
+    the generic call that fits it (their predict_* returns P(yes), which means nothing for three classes)."""
+    if shortcut is None:
+        return
+    if shortcut not in BINARY_SHORTCUTS:
+        raise InvalidArgument("shortcut", f"unknown shortcut {shortcut!r}", f"Leave it out; it is set by "
+                              f"{', '.join(BINARY_SHORTCUTS)}")
+    values = np.unique(y)
+    if len(values) <= 2:
+        return  # a single class is refused later, with its own message
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    raise InvalidArgument("label", f"{shortcut} predicts a yes/no outcome, and '{label}' has {len(values)} distinct "
+                          f"values ({shown})", f"Train a model for every class with FROM ml_train('{model}', "
+                          f"'{relation}', label := '{label}', task := 'classification') and read it with "
+                          f"ml_predict_label, or map '{label}' to 0/1 first")
+
+
+def _drop_missing_labels(table: pa.Table, label: str, nonfinite: int) -> tuple[pa.Table, list[str]]:
+    """Rows whose label is missing (NULL, or NaN/inf already turned to NULL) are left out, and counted."""
+    missing = table.column(label).null_count
+    if not missing:
+        return table, []
+    why = f"{missing - nonfinite} NULL, {nonfinite} NaN or infinite" if nonfinite else "NULL"
+    return table.filter(pc.is_valid(table.column(label))), [f"{missing} rows with a missing label ({why}) were left out"]
 
 
 def _label_array(col: pa.ChunkedArray) -> np.ndarray:
@@ -395,9 +431,9 @@ def ml_evaluate(ctx, model, relation):
     label = rel.column(sm.label, "relation")
     feats = Featurizer.from_json(sm.features)
     table = read_relation(ctx, rel, [rel.column(n, "relation") for n in feats.names] + [label])
-    table = table.filter(pc.is_valid(table.column(label)))
+    table, _ = _drop_missing_labels(nonfinite_as_null(table)[0], label, 0)
     if table.num_rows == 0:
-        raise InvalidArgument("relation", f"'{relation}' has no rows with a non-NULL {label}",
+        raise InvalidArgument("relation", f"'{relation}' has no rows with a label (NULL, NaN and inf are missing)",
                               "Evaluate on labelled rows")
     X = feats.transform(table, model)
     y = _label_array(table.column(label))

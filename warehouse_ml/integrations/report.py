@@ -1,8 +1,9 @@
 """``warehouse-ml report shop.duckdb --out report.html``: one self-contained HTML page of charts.
 
-For whatever the database holds: the model registry; for each classifier, ROC and lift curves and feature
-importance; for regressors, predicted against actual; demand forecasts with their interval (forecast models, and
-tables that look like daily demand); drift checks over time (``wml.monitoring``); segment profiles; A/B tests with
+For whatever the database holds: the model registry; for each classifier, ROC and lift curves (drawn from the
+hold-out scores stored with the model: rows it never trained on) and feature importance; for regressors,
+predicted against actual on the hold-out; demand forecasts with their interval (forecast models, and tables that
+look like daily demand); drift checks over time (``wml.monitoring``); segment profiles; A/B tests with
 confidence intervals (tables with a variant column); recommender quality and catalogue coverage; key drivers (tables
 written from ``key_drivers``) as a waterfall of contributions. Charts are PNGs drawn with matplotlib (Agg) and
 inlined as base64, so the page needs no network and no other file. The database is opened read-only.
@@ -27,7 +28,6 @@ from ..outputs import HTML_MARK, check_replaceable
 
 log = logging.getLogger("warehouse_ml")
 
-SAMPLE_ROWS = 20_000
 _VARIANT = re.compile(r"^(variant|group|arm|treatment|bucket|experiment_group)$", re.I)
 _DEMAND = re.compile(r"(units|qty|quantity|sales|demand|volume|orders)$", re.I)
 _ITEM = re.compile(r"(sku|item|product|store|series|article)(_?id)?$", re.I)
@@ -135,19 +135,6 @@ def _active_models(con) -> list[dict]:
     return out
 
 
-def _scoring_table(tables, model: dict) -> tuple[str, str] | None:
-    """A table holding the model's label and every feature (training data kept by CREATE MODEL first)."""
-    need = {f.lower() for f in model["features"]} | {model["label"].lower()}
-    found = [(k, cols) for k, cols in tables.items() if need <= {c.lower() for c in cols}]
-    if not found:
-        return None
-    bq = [k for k, _ in found if k[0] == "wml" and k[1].startswith(f"bqml_{model['model']}_v")]
-    if bq:
-        return sorted(bq)[-1]
-    found.sort(key=lambda kc: (kc[0][0] == "wml", len(kc[1]), kc[0]))
-    return found[0][0]
-
-
 # -- sections --------------------------------------------------------------------------------------------------
 def _registry(rep: Report, models: list[dict], con) -> None:
     rows = con.execute("SELECT model, version, task, algorithm, is_active, n_rows, metrics, created_at FROM ml_models() "
@@ -159,23 +146,27 @@ def _registry(rep: Report, models: list[dict], con) -> None:
     rep.section("Models", rep.table(["model", "version", "task", "algorithm", "active", "rows", "metrics", "trained"], rows))
 
 
-def _classifier(rep: Report, con, tables, m: dict) -> None:
+def _holdout(rep: Report, m: dict, *keys: str) -> tuple[np.ndarray, ...] | str:
+    """The hold-out scores stored with the model (rows it never trained on), or a note saying why there are none."""
+    held = m["meta"].get("holdout") or {}
+    if not all(k in held for k in keys):
+        return rep.note(f"{m['model']} v{m['version']} was trained before warehouse-ml kept its hold-out scores, or "
+                        "without a hold-out (test_size := 0): curves are drawn only from rows a model never trained "
+                        "on. Retrain it to draw them.")
+    return tuple(np.asarray(held[k], dtype=float) for k in keys)
+
+
+def _classifier(rep: Report, con, m: dict) -> None:
     plt = _plt()
     from sklearn.metrics import roc_auc_score, roc_curve
 
     parts = []
-    where = _scoring_table(tables, m)
     classes = m["meta"].get("classes") or []
-    if where and len(classes) == 2:
-        label = quote_ident(next(c for c in tables[where] if c.lower() == m["label"].lower()))
-        ltype = tables[where][label.strip('"').replace('""', '"')]
-        text = f"CAST(CAST(s.{label} AS INTEGER) AS VARCHAR)" if ltype == "BOOLEAN" else f"CAST(s.{label} AS VARCHAR)"
-        rows = con.execute(
-            f"SELECT ({text} = $2)::INTEGER, ml_predict($1, s) FROM (SELECT * FROM {_qualified(*where)} "
-            f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (7)) AS s WHERE s.{label} IS NOT NULL",
-            [m["model"], str(classes[1])]).fetchall()
-        y = np.array([r[0] for r in rows], dtype=int)
-        p = np.array([r[1] for r in rows], dtype=float)
+    held = _holdout(rep, m, "score", "positive") if len(classes) == 2 else ()
+    if isinstance(held, str):
+        parts.append(held)
+    elif held:
+        p, y = held
         if len(np.unique(y)) == 2:
             fpr, tpr, _ = roc_curve(y, p)
             auc = roc_auc_score(y, p)
@@ -193,12 +184,8 @@ def _classifier(rep: Report, con, tables, m: dict) -> None:
             a2.set(xlabel="% of rows targeted (highest score first)", ylabel="lift over random",
                    title=f"Lift: {m['model']} (positive = {classes[1]})")
             a2.set_xlim(0, 100)
-            parts.append(rep.figure(_png(fig), f"{m['model']} v{m['version']} scored on {where[0]}.{where[1]} "
-                                    f"({len(y):,} rows sampled; training rows included, so curves are optimistic). "
-                                    f"Top decile lift {lift[max(0, len(y) // 10 - 1)]:.2f}."))
-    elif not where:
-        parts.append(rep.note(f"No table holds every feature of {m['model']} and its label '{m['label']}', "
-                              "so ROC and lift are not drawn."))
+            parts.append(rep.figure(_png(fig), f"{m['model']} v{m['version']} on {len(y):,} hold-out rows (rows it never "
+                                    f"trained on). Top decile lift {lift[max(0, len(y) // 10 - 1)]:.2f}."))
     parts.append(_importance(rep, con, m))
     rep.section(f"Classifier: {m['model']}", "".join(parts))
 
@@ -217,23 +204,20 @@ def _importance(rep: Report, con, m: dict) -> str:
     return rep.figure(_png(fig), f"Feature importance of {m['model']} v{m['version']}")
 
 
-def _regressor(rep: Report, con, tables, m: dict) -> None:
+def _regressor(rep: Report, con, m: dict) -> None:
     plt = _plt()
     parts = []
-    where = _scoring_table(tables, m)
-    if where:
-        label = quote_ident(next(c for c in tables[where] if c.lower() == m["label"].lower()))
-        rows = con.execute(
-            f"SELECT CAST(s.{label} AS DOUBLE), ml_predict($1, s) FROM (SELECT * FROM {_qualified(*where)} "
-            f"USING SAMPLE reservoir(5000 ROWS) REPEATABLE (7)) AS s WHERE s.{label} IS NOT NULL", [m["model"]]).fetchall()
-        if rows:
-            y, p = np.array(rows, dtype=float).T
-            fig, ax = plt.subplots(figsize=(5.5, 5))
-            ax.scatter(y, p, s=6, alpha=0.4)
-            lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
-            ax.plot([lo, hi], [lo, hi], color="#999", ls="--")
-            ax.set(xlabel=f"actual {m['label']}", ylabel="predicted", title=f"{m['model']}: predicted vs actual")
-            parts.append(rep.figure(_png(fig), f"{m['model']} on {where[0]}.{where[1]} ({len(y):,} rows sampled)"))
+    held = _holdout(rep, m, "actual", "predicted")
+    if isinstance(held, str):
+        parts.append(held)
+    elif len(held[0]):
+        y, p = held
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        ax.scatter(y, p, s=6, alpha=0.4)
+        lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
+        ax.plot([lo, hi], [lo, hi], color="#999", ls="--")
+        ax.set(xlabel=f"actual {m['label']}", ylabel="predicted", title=f"{m['model']}: predicted vs actual")
+        parts.append(rep.figure(_png(fig), f"{m['model']} on {len(y):,} hold-out rows (rows it never trained on)"))
     parts.append(_importance(rep, con, m))
     rep.section(f"Regression: {m['model']}", "".join(parts))
 
@@ -474,9 +458,9 @@ def build_report(con, title: str, forecast_items: int = 3, horizon: int = 28) ->
     steps = [("models", lambda: _registry(rep, models, con))]
     for m in models:
         if m["task"] == "classification":
-            steps.append((f"classifier {m['model']}", lambda m=m: _classifier(rep, con, tables, m)))
+            steps.append((f"classifier {m['model']}", lambda m=m: _classifier(rep, con, m)))
         elif m["task"] == "regression":
-            steps.append((f"regression {m['model']}", lambda m=m: _regressor(rep, con, tables, m)))
+            steps.append((f"regression {m['model']}", lambda m=m: _regressor(rep, con, m)))
         elif m["task"] == "segment":
             steps.append((f"segments {m['model']}", lambda m=m: _segments(rep, con, m)))
         elif m["task"] == "recommend":

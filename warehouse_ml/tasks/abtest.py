@@ -32,6 +32,16 @@ WELCH = "Welch t-test"
 CUPED = "Welch t-test (CUPED)"
 
 
+def _missing_notes(what: str, values: np.ndarray, counted: np.ndarray) -> list[str]:
+    """'k rows with a NULL metric excluded', and how many more were NaN or infinite, among ``counted`` rows."""
+    null = int((np.isnan(values) & counted).sum())  # SQL NULL arrives as NaN; NaN itself cannot be told apart
+    infinite = int((np.isinf(values) & counted).sum())
+    notes = [f"{null} rows with a NULL or NaN {what} excluded"] if null else []
+    if infinite:
+        notes.append(f"{infinite} rows with an infinite {what} treated as missing and excluded")
+    return notes
+
+
 def check_probability(name: str, value, fix: str) -> float:
     try:
         v = float(value)
@@ -102,17 +112,14 @@ def ab_test(variants: np.ndarray, metric: np.ndarray, control=None, covariate: n
     shares = _split_shares(split, levels, order)
     srm_p = float(stats.chisquare(assigned, f_exp=shares * assigned.sum()).pvalue)
 
-    valid = ~np.isnan(metric)
+    # The numeric policy: NaN and +-inf are missing values, excluded like NULL and counted in the notes
+    valid = np.isfinite(metric)
     if cov is not None:
-        valid &= ~np.isnan(cov)
+        valid &= np.isfinite(cov)
     excluded = np.bincount(codes[~valid], minlength=k)
-    n_null_metric = int(np.isnan(metric).sum())
-    if n_null_metric:
-        notes.append(f"{n_null_metric} rows with a NULL metric excluded")
+    notes += _missing_notes("metric", metric, np.ones(len(metric), bool))
     if cov is not None:
-        n_null_cov = int((np.isnan(cov) & ~np.isnan(metric)).sum())
-        if n_null_cov:
-            notes.append(f"{n_null_cov} rows with a NULL covariate excluded")
+        notes += _missing_notes("covariate", cov, np.isfinite(metric))
     y_all, g_all = metric[valid], codes[valid]
     n = np.bincount(g_all, minlength=k)
     empty = [str(levels[i]) for i in range(k) if n[i] < 2]

@@ -1,7 +1,8 @@
 """Lean scoring paths for fitted models: what makes inference from SQL fast.
 
 * Linear models (binary logistic regression, ridge) reduce exactly to one affine form over the raw feature
-  columns: ``b + sum_j w_j * (coalesce(x_j, median_j) - mean_j) / scale_j + ... + W_c[category]``. That form
+  columns: ``b + sum_j w_j * (x_j - mean_j) / scale_j + ... + W_c[category]``, where a missing x_j (NULL, NaN,
+  inf, unparsable text) scores its median and its missing-indicator weight instead. That form
   scores a NumPy matrix without scikit-learn's per-call overhead, and compiles to a plain SQL expression that
   DuckDB runs in parallel with no Python at all (also usable by clients without this package).
 * Tree ensembles (histogram gradient boosting, random forests, decision trees) are scored by one compiled
@@ -102,10 +103,12 @@ def linear_sql(form: dict, row: str) -> str:
     """The affine form as a DuckDB SQL expression over the struct ``row`` (e.g. ``u`` in ``FROM uf u``)."""
     parts = [_num(form["intercept"])]
     for t in form["numeric"]:
-        x = f"{row}.{_ident(t['name'])}"
-        parts.append(f"{_num(t['weight'] / t['scale'])} * (coalesce(CAST({x} AS DOUBLE), {_num(t['median'])}) - {_num(t['mean'])})")
-        if t["missing_weight"]:
-            parts.append(f"CASE WHEN {x} IS NULL THEN {_num(t['missing_weight'])} ELSE 0 END")
+        # The numeric policy: NULL, NaN, +-inf and text that is not a number are all missing (isfinite is NULL
+        # or false), so they score the imputed median plus the missing indicator, as in score_linear.
+        x = f"TRY_CAST({row}.{_ident(t['name'])} AS DOUBLE)"
+        slope = t["weight"] / t["scale"]
+        missing = slope * (t["median"] - t["mean"]) + t["missing_weight"]
+        parts.append(f"CASE WHEN isfinite({x}) THEN {_num(slope)} * ({x} - {_num(t['mean'])}) ELSE {_num(missing)} END")
     for t in form["categorical"]:
         x = f"CAST({row}.{_ident(t['name'])} AS VARCHAR)"
         whens = " ".join(f"WHEN {_str(c)} THEN {_num(v)}" for c, v in t["weights"].items())

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,6 +20,9 @@ from ..errors import InvalidArgument, did_you_mean
 
 MAX_CATEGORIES = 64
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|email|phone)$|^id_|_id_", re.IGNORECASE)
+# A column naming whom a row is about: rows sharing its value are one group in the hold-out split.
+_ENTITY_NAME = re.compile(r"^(id|(.*_)?(user|customer|client|member|account|visitor|person|patient|player|subscriber)"
+                          r"(_?(id|key|uuid|guid|no|number))?)$", re.IGNORECASE)
 
 
 @dataclass
@@ -128,7 +132,8 @@ class Featurizer:
 
 
 def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
-    """One feature column as float64: numbers as they are, text as category codes, NULL/unseen as NaN."""
+    """One feature column as float64: numbers as they are, text as category codes; NULL, NaN, inf, unseen
+    categories and (in a numeric feature) text that is not a number all become NaN, the missing value."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if spec["kind"] == "categorical":
@@ -139,15 +144,42 @@ def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
         codes = pc.index_in(col, value_set=pa.array(spec["categories"], pa.string()))
         return codes.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (missing or unseen) -> NaN
     t = col.type
-    if pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_integer(t):
-        col = pc.cast(col, pa.float64())
-    elif pa.types.is_string(t) or pa.types.is_large_string(t):
-        raise InvalidArgument("row", f"feature '{spec['name']}' is numeric in the model but text in the row",
-                              f"Cast it back to a number, e.g. CAST({spec['name']} AS DOUBLE)")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        col = parse_numbers(col)
     elif not pa.types.is_floating(t):
         col = pc.cast(col, pa.float64())
-    arr = col.to_numpy(zero_copy_only=False)
-    return arr.astype(np.float64, copy=False)
+    arr = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    infinite = np.isinf(arr)
+    return np.where(infinite, np.nan, arr) if infinite.any() else arr  # inf is missing, like NaN and NULL
+
+
+# Text a number can be written as (what DuckDB's TRY_CAST(x AS DOUBLE) accepts, less hexadecimal).
+_DIGITS = r"\d(_?\d)*"  # DuckDB reads 1_000 as 1000
+_NUMBER_TEXT = (rf"^[+-]?({_DIGITS}\.?(\d*)([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|(?i:inf|infinity|nan))$")
+
+
+def parse_numbers(col: pa.Array) -> pa.Array:
+    """Text as float64 the way the front door's ``TRY_CAST(x AS DOUBLE)`` reads it: unparsable text is NULL."""
+    text = pc.utf8_trim_whitespace(col)
+    ok = pc.match_substring_regex(text, _NUMBER_TEXT)
+    digits = pc.replace_substring(text, "_", "")
+    return pc.cast(pc.if_else(ok, digits, pa.scalar(None, text.type)), pa.float64())
+
+
+def nonfinite_as_null(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """The numeric policy at the door of training: NaN, inf and -inf in floating columns become NULL (a missing
+    value, imputed or left out like any NULL). Returns the table and the count replaced per column."""
+    counts = {}
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if not pa.types.is_floating(col.type):
+            continue
+        bad = pc.or_(pc.is_nan(col), pc.is_inf(col))
+        k = pc.sum(bad).as_py() or 0
+        if k:
+            table = table.set_column(i, name, pc.if_else(bad, pa.scalar(None, col.type), col))
+            counts[name] = int(k)
+    return table, counts
 
 
 def _hashed(col, salt: str) -> pa.Array:
@@ -184,3 +216,56 @@ def looks_like_label(name: str) -> bool:
 
 def _is_sequence_like(name: str) -> bool:
     return bool(re.search(r"(^|_)(id|no|num|number|seq|index|row)$", name, re.IGNORECASE))
+
+
+def split_groups(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
+    """Which rows must stay on the same side of a train/hold-out split, so copies never flatter the hold-out.
+
+    Exact duplicate rows (equal in every column) form one group; when a column naming whom the row is about
+    (``id``, ``user_id``, ``customer``, ...) repeats, all rows sharing its value form one group too. Returns a
+    group id per row (None when every row is its own group) and notes counting what was grouped."""
+    n = table.num_rows
+    if n == 0:
+        return None, []
+    row_hash = np.zeros(n, np.uint64)
+    for name in table.column_names:  # FNV-1a over 64-bit words: equal rows, equal hashes
+        row_hash ^= _value_bits(table.column(name))
+        row_hash *= np.uint64(0x100000001B3)
+    copies = pd.factorize(row_hash)[0]  # hash-based, linear time
+    counts = np.bincount(copies)
+    notes = []
+    if len(counts) < n:
+        notes.append(f"{n - len(counts)} exact duplicate rows (copies of {int((counts > 1).sum())} distinct rows): "
+                     "copies are kept on one side of the hold-out split")
+    for name in table.column_names:
+        col = table.column(name)
+        if not _ENTITY_NAME.match(name) or not (pa.types.is_integer(col.type) or pa.types.is_string(col.type)
+                                              or pa.types.is_large_string(col.type)):
+            continue
+        key = _codes(col)
+        distinct = int(key.max()) + 1
+        if 1 < distinct < n - col.null_count:
+            notes.append(f"rows sharing a {name} ({distinct} distinct) are kept on one side of the hold-out split")
+            return np.where(key >= 0, key, distinct + copies), notes  # rows without a key group as copies
+    return (copies if notes else None), notes
+
+
+def _value_bits(col: pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit value per row, equal for equal values (NULL included): numbers by their bits, the rest by
+    dictionary code."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if pa.types.is_boolean(t):
+        col, t = pc.cast(col, pa.int8()), pa.int8()
+    if pa.types.is_floating(t) or pa.types.is_integer(t):  # NULL arrives as NaN
+        return np.ascontiguousarray(col.to_numpy(zero_copy_only=False), dtype=np.float64).view(np.uint64)
+    return _codes(col).view(np.uint64)
+
+
+def _codes(col: pa.ChunkedArray) -> np.ndarray:
+    """Equal values get equal codes 0, 1, ...; NULL gets -1."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_integer(col.type):
+        return pd.factorize(col.to_numpy(zero_copy_only=False))[0].astype(np.int64)
+    enc = pc.dictionary_encode(col)
+    return pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)

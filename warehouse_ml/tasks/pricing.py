@@ -330,8 +330,9 @@ def fit_elasticity(codes: np.ndarray, n_items: int, price: np.ndarray, units: np
         level = _bincount(gk[recent], np.exp(ctrl[recent]), k) / np.maximum(m, 1)
         factor = np.where(fit, smear * level, np.nan)
     zq = q
-    bad_rows = ("NULL, zero or negative price or units" if not poisson else
-                "NULL, zero or negative price or NULL or negative units") + (", or a NULL date" if use_day else "")
+    bad_rows = ("a missing (NULL, NaN or infinite), zero or negative price or units" if not poisson else
+                "a missing (NULL, NaN or infinite), zero or negative price or missing or negative units"
+                ) + (", or a NULL date" if use_day else "")
     methods, notes = [], []
     for i in range(k):
         fitted, omitted = groups[i]

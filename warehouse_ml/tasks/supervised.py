@@ -37,6 +37,13 @@ CV_SAMPLE = 10_000
 # is worth its training time), and only when TensorFlow is installed
 MLP_AUTO_MIN_ROWS = 50_000
 SEED = 0
+HOLDOUT_KEEP = 5_000  # hold-out rows whose scores are stored with the model for the report's curves
+# A forest's size grows with its training rows (leaves of min_samples_leaf rows): a default forest on 443k rows
+# stored 654 MB. By default its trees stop at about this many leaves; params := {min_samples_leaf: ...} overrides.
+FOREST_MAX_LEAVES = 2_000
+LARGE_MODEL_BYTES = 100 * 2**20  # a stored model above this gets a note naming the parameter that shrinks it
+SHRINK_PARAMS = {"random_forest": "{min_samples_leaf: 50} or {max_depth: 12} or {n_estimators: 50}",
+                 "decision_tree": "{max_depth: 6}", "gbm": "{max_iter: 100} or {max_leaf_nodes: 15}"}
 
 
 @dataclass
@@ -53,6 +60,7 @@ class FitResult:
     importance: list[dict] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    holdout: dict = field(default_factory=dict)  # hold-out scores and labels (a sample) for curves drawn later
 
 
 def infer_task(y: np.ndarray, is_text: bool) -> str:
@@ -136,8 +144,9 @@ def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: d
 
 def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, categorical: np.ndarray,
                    test_size: float = 0.2, params: dict | None = None, features: list[dict] | None = None,
-                   progress=None) -> FitResult:
-    """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs."""
+                   progress=None, groups: np.ndarray | None = None) -> FitResult:
+    """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs.
+    Rows with the same ``groups`` id (copies, one user's rows) stay on one side of the hold-out split."""
     params = dict(params or {})
     progress = progress or (lambda msg: None)
     notes: list[str] = []
@@ -165,7 +174,8 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
             class_weight = None
     else:
         class_weight = None
-    X_tr, X_te, y_tr, y_te = split_holdout(X, y, task, test_size)
+    train, test, y_tr, y_te = split_holdout(np.arange(len(y)), y, task, test_size, groups)
+    X_tr, X_te = X[train], X[test]
     if test_size == 0:
         notes.append("test_size := 0: metrics are measured on the training rows and are optimistic")
 
@@ -187,6 +197,7 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
             notes.append(f"probabilities {'calibrated' if calibrate else 'left as they are'}: out-of-fold Brier "
                          f"score {raw:.4f} as fitted, {platt:.4f} after Platt scaling")
     progress(f"fitting {algorithm} on {len(y_tr):,} rows")
+    params = bounded_size_params(algorithm, len(y_tr), params, notes)
     est = make_estimator(algorithm, task, categorical, params, class_weight)
     if calibrate:  # the model refitted on every row, its scores mapped by a sigmoid fitted out of fold
         est = CalibratedClassifierCV(est, method="sigmoid", cv=3, ensemble=False)
@@ -199,21 +210,56 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     metrics = evaluate(est, X_te, y_te, task, predict)
     importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
                                               predict=predict)
+    holdout = holdout_sample(est, X_te, y_te, task, predict) if test_size > 0 else {}
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
     if class_weight:
         used["class_weight"] = class_weight
     return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
-                     len(y_tr), len(y_te), importance, baseline, used)
+                     len(y_tr), len(y_te), importance, baseline, used, holdout)
 
 
-def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float):
-    """The seeded (stratified, for classes) train/hold-out split every supervised fit uses."""
+def bounded_size_params(algorithm: str, n_train: int, params: dict, notes: list[str]) -> dict:
+    """Parameters that keep a default random forest's size bounded on big data (said in ``notes``); parameters
+    the user gave that bound the trees are kept as they are."""
+    leaf = max(3, n_train // FOREST_MAX_LEAVES)
+    if algorithm != "random_forest" or leaf == 3 or {"min_samples_leaf", "max_depth", "max_leaf_nodes"} & set(params):
+        return params
+    notes.append(f"random forest on {n_train:,} rows: min_samples_leaf = {leaf} (at most {FOREST_MAX_LEAVES:,} leaves "
+                 "per tree) keeps the stored model small; pass params := {min_samples_leaf: 3} for deeper trees")
+    return {**params, "min_samples_leaf": leaf}
+
+
+def size_notes(algorithm: str, n_bytes: int) -> list[str]:
+    """A note when a stored model is large enough to slow every query that loads it, naming what shrinks it."""
+    if n_bytes < LARGE_MODEL_BYTES:
+        return []
+    shrink = SHRINK_PARAMS.get(algorithm, "fewer features (exclude := [...])")
+    return [f"warning: the stored model is {n_bytes / 2**20:,.0f} MB, which every connection loads before scoring; "
+            f"shrink it with params := {shrink}"]
+
+
+def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, groups: np.ndarray | None = None):
+    """The seeded (stratified, for classes) train/hold-out split every supervised fit uses: X_tr, X_te, y_tr,
+    y_te. With ``groups``, whole groups go to one side (stratified by each group's first label)."""
     if test_size == 0:
         return X, X, y, y
+    if groups is None:
+        return _stratified_split(np.arange(len(y)), y, task, test_size, X, y)
+    ids, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    _, g_te = _stratified_split(np.arange(len(ids)), y[first], task, test_size)
+    test = np.isin(inverse.ravel(), g_te)
+    return X[~test], X[test], y[~test], y[test]
+
+
+def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: float, *arrays):
+    """Split ``units`` (rows, or groups labelled by ``y``); returns the split of ``arrays`` (default: units)."""
     n_classes = len(np.unique(y)) if task == "classification" else 1
     strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
-    n_test = max(int(round(len(y) * test_size)), n_classes)
-    return train_test_split(X, y, test_size=n_test, random_state=SEED, stratify=strat)
+    n_test = min(max(int(round(len(y) * test_size)), n_classes), len(y) - n_classes)
+    if n_test < 1:
+        raise TrainingFailed(f"only {len(y)} distinct rows or groups to split between training and hold-out; "
+                             "add data or pass test_size := 0")
+    return train_test_split(*(arrays or (units,)), test_size=n_test, random_state=SEED, stratify=strat)
 
 
 CV_FOLDS = 5
@@ -371,6 +417,21 @@ def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 
     n = np.bincount(which, minlength=bins)
     gap = np.abs(np.bincount(which, positive, bins) - np.bincount(which, p, bins))  # per bin: n x |rate - mean p|
     return float(gap.sum() / len(p)) if n.sum() else float("nan")
+
+
+def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
+    """Scores and labels of (a seeded sample of) the hold-out rows, kept with the model so that reports draw
+    ROC, lift and predicted-against-actual only from rows the model never trained on. Binary labels give
+    ``score`` (P(positive)) and ``positive`` (0/1); regression gives ``predicted`` and ``actual``."""
+    if len(y_te) > max_rows:
+        idx = np.sort(np.random.default_rng(SEED).choice(len(y_te), max_rows, replace=False))
+        X_te, y_te = X_te[idx], y_te[idx]
+    predict = predict or (lambda X: score(est, X, task))
+    if task == "regression":
+        return {"predicted": np.round(predict(X_te), 6).tolist(), "actual": np.asarray(y_te, float).tolist()}
+    if len(est.classes_) != 2:
+        return {}
+    return {"score": np.round(predict(X_te), 6).tolist(), "positive": (y_te == est.classes_[1]).astype(int).tolist()}
 
 
 def predict_fn(est, task: str, features: list[dict]):
