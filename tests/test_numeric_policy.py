@@ -30,7 +30,7 @@ def linear(con):
 def _three_paths(con, table: str) -> tuple[list, list, list]:
     plain = [r[0] for r in con.execute(f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
     front = [r[0] for r in wml.sql(con, f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
-    assert "ml_predict" not in wml.frontdoor.rewrite(f"SELECT ml_predict('m', s) FROM {table} s", con)  # inlined
+    assert "ml_predict(" not in wml.frontdoor.rewrite(f"SELECT ml_predict('m', s) FROM {table} s", con)  # inlined
     con.execute(con.execute("SELECT macro_sql FROM ml_export_sql('m')").fetchone()[0])
     exported = [r[0] for r in con.execute(f"SELECT predict_m_sql(s) FROM {table} s ORDER BY row_id").fetchall()]
     return plain, front, exported
@@ -138,3 +138,17 @@ def test_an_infinite_metric_in_key_drivers_is_excluded_with_a_note(con):
                        "dimensions := ['channel'], period := 'period', test := 'after', control := 'before')").fetchall()
     assert rows and all(math.isfinite(c) and math.isfinite(t) for c, t, _ in rows)
     assert "2 rows with a missing (NULL, NaN or infinite) metric or denominator excluded" in rows[0][2]
+
+
+def test_the_server_scores_nan_inf_and_null_like_the_plain_function(linear, db_path):
+    """The fourth path: a psycopg client of `warehouse-ml serve` gets the plain function's numbers."""
+    psycopg = pytest.importorskip("psycopg")
+    from .pgserver import serve
+
+    plain, _, _ = _three_paths(linear, "odd")
+    linear.close()  # the server opens the file read-only
+    with serve(db_path) as (_, port), psycopg.connect(host="127.0.0.1", port=port, user="analyst", dbname="shop",
+                                                       sslmode="disable", autocommit=True) as client:
+        served = [r[0] for r in client.execute("SELECT ml_predict('m', *) FROM odd ORDER BY row_id").fetchall()]
+        inlined = [r[0] for r in client.execute("SELECT ml_predict('m', s) FROM odd s ORDER BY row_id").fetchall()]
+    assert served == pytest.approx(plain, abs=1e-12) and inlined == pytest.approx(plain, abs=1e-12)
