@@ -37,10 +37,11 @@ _NO_BITSETS = np.zeros((1, 8), dtype=np.uint32)
 @njit(nogil=True, cache=True)
 def _walk(X, roots, feature, threshold, left, right, missing_left, categorical, bitset_row, left_bitsets,
           known_bitsets, known_row, value, out):  # pragma: no cover  (compiled: exercised through the tests)
-    """Add each tree's leaf value to ``out[i]`` for every row of ``X``, trees in order."""
+    """Add each tree's leaf value to ``out[i]`` for every row of ``X``, trees in order. Trees are the outer loop
+    so one tree's nodes stay in cache while every row walks it (a forest's nodes together do not fit)."""
     n_outputs = out.shape[1]
-    for i in range(X.shape[0]):
-        for t in range(roots.shape[0]):
+    for t in range(roots.shape[0]):
+        for i in range(X.shape[0]):
             node = roots[t]
             while left[node] >= 0:
                 x = X[i, feature[node]]
