@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ..errors import ReadOnlyDatabase
 from ..sqltext import split_statements
 from .context import CallContext, Runtime
 from .inputs import drop_scratch_copies
