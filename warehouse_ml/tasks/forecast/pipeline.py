@@ -10,6 +10,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ...progress import steps
 from .panel import (FREQS, ForecastInputError, Panel, PanelForecast, PanelResult, _combine, _gather, period_dates,
                     mase_scale, validate_horizon, validate_level)
 from .registry import fit_predict, is_yearly_aware, method_class, method_names
@@ -130,7 +131,7 @@ def backtest_panel(panel: Panel, horizon: int, folds: int = 3, methods=("seasona
     m = panel.season
     Y0 = np.nan_to_num(panel.y, nan=0.0)
     out = {}
-    for meth in methods:
+    for meth in steps(methods, f"backtest of {N} series", unit="method"):
         acc = {k: np.zeros(N) for k in ("mase", "smape", "rmse", "coverage")}
         nf = np.zeros(N)
         for f in range(folds, 0, -1):
