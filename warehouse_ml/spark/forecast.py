@@ -46,9 +46,13 @@ def forecast_arrow(table: pa.Table, roles: Roles, horizon: int, method: str, lev
     n = table.num_rows
     item = pc.cast(table.column(roles.item), pa.string()) if roles.item else pa.nulls(n, pa.string())
     day = pc.cast(pc.cast(table.column(roles.date), pa.date32()), pa.int32())
-    rows = pa.table({"item": item, "d": day, "v": pc.cast(table.column(roles.value), pa.float64())})
+    v = pc.cast(table.column(roles.value), pa.float64())
+    # the numeric policy, as in DuckDB: NaN and +-inf are missing values, counted per series for the note
+    bad = pc.fill_null(pc.or_(pc.is_nan(v), pc.is_inf(v)), False)
+    rows = pa.table({"item": item, "d": day, "v": pc.if_else(bad, pa.scalar(None, pa.float64()), v),
+                     "bad": pc.cast(bad, pa.int64())})
     rows = rows.filter(pc.is_valid(rows.column("d")))
-    agg = rows.group_by(["item", "d"], use_threads=False).aggregate([("v", "sum"), ([], "count_all")])
+    agg = rows.group_by(["item", "d"], use_threads=False).aggregate([("v", "sum"), ([], "count_all"), ("bad", "sum")])
     agg = agg.sort_by([("item", "ascending"), ("d", "ascending")])  # Arrow puts NULL items last, as DuckDB does
     # sum over only-NULL values: Arrow gives NULL, DuckDB too; both become NaN (a gap) in the panel
     enc = agg.column("item").combine_chunks().dictionary_encode()
@@ -61,7 +65,8 @@ def forecast_arrow(table: pa.Table, roles: Roles, horizon: int, method: str, lev
     values = agg.column("v_sum").cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
     counts = agg.column("count_all").to_numpy()
     dup = np.bincount(codes[counts > 1], minlength=n_series) if n_series else np.zeros(0, int)
-    data = SeriesData(names, K.build_panel(codes, days, values, n_series), dup)
+    nonfinite = np.bincount(codes, weights=agg.column("bad_sum").to_numpy(), minlength=n_series).astype(np.int64)
+    data = SeriesData(names, K.build_panel(codes, days, values, n_series), dup, nonfinite)
     try:
         res = K.forecast_panel(data.panel, horizon, method, level)
     except K.ForecastInputError as e:
