@@ -125,7 +125,8 @@ def test_install_refuses_bad_model_sources(spark, trained, tmp_path):
 
 
 def daily_sales() -> pd.DataFrame:
-    """Eight items, 120 days with a weekly pattern, a missing day, a NULL value and a duplicated row."""
+    """Eight items, 120 days with a weekly pattern, a missing day, a NULL value, an infinite value and a
+    duplicated row."""
     rng = np.random.default_rng(7)
     days = pd.date_range("2024-01-01", periods=120, freq="D")
     frames = []
@@ -136,6 +137,7 @@ def daily_sales() -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     df = df.drop(index=10)  # a gap
     df.loc[20, "units"] = np.nan
+    df.loc[140, "units"] = np.inf  # the numeric policy: a missing day, noted, on both engines
     return pd.concat([df, df.iloc[[30]]], ignore_index=True)  # a duplicate (item, day): summed
 
 
@@ -163,6 +165,7 @@ def test_forecasts_match_duckdb(spark, method):
         for c in ("forecast", "lower", "upper"):
             assert_same_numbers(got[c], want[c])
     assert any("duplicate" in m for m in want["method"])
+    assert any("infinite value treated as missing" in m for m in want["method"])
 
 
 def test_forecast_arguments_are_validated(spark):
