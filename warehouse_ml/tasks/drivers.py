@@ -87,6 +87,17 @@ class DriversResult:
     notes: list[str]
 
 
+def _strictly_between_0_and_1(name: str, value, what: str, fix: str) -> float:
+    """``value`` as a float in (0, 1), or InvalidArgument naming ``name``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if not 0 < x < 1:
+        raise InvalidArgument(name, f"expected {what} strictly between 0 and 1, got {value!r}", fix)
+    return x
+
+
 def check_options(max_depth, min_support, alpha, correction, max_segments, n_dimensions: int) -> tuple:
     """Validated (max_depth, min_support, alpha, multipletests method, max_segments)."""
     try:
@@ -102,19 +113,9 @@ def check_options(max_depth, min_support, alpha, correction, max_segments, n_dim
         raise InvalidArgument("dimensions", f"{n_dimensions} dimensions up to max_depth := {depth} make {n_cuboids:,} "
                               f"combinations of dimensions to scan (the limit is {MAX_CUBOIDS:,})",
                               "Pass fewer dimensions or lower max_depth")
-    try:
-        support = float(min_support)
-    except (TypeError, ValueError, OverflowError):
-        support = math.nan
-    if not 0 < support < 1:
-        raise InvalidArgument("min_support", f"expected a share of rows strictly between 0 and 1, got {min_support!r}",
-                              "Pass e.g. min_support := 0.01 (segments with at least 1% of the rows)")
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError, OverflowError):
-        a = math.nan
-    if not 0 < a < 1:
-        raise InvalidArgument("alpha", f"expected a number strictly between 0 and 1, got {alpha!r}", "Pass e.g. alpha := 0.05")
+    support = _strictly_between_0_and_1("min_support", min_support, "a share of rows",
+                                        "Pass e.g. min_support := 0.01 (segments with at least 1% of the rows)")
+    a = _strictly_between_0_and_1("alpha", alpha, "a number", "Pass e.g. alpha := 0.05")
     method = CORRECTIONS.get(str(correction).lower())
     if method is None:
         raise InvalidArgument("correction", f"unknown correction {correction!r}",
