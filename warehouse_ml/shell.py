@@ -256,12 +256,17 @@ class Shell:
         if not self.run_script(text):
             raise ShellError(f".read {arg}: stopped at the first error")
 
-    def _cmd_tables(self, arg: str) -> None:
-        rows = self.con.execute(
-            "SELECT name FROM (SELECT table_name AS name, database_name AS db, schema_name AS sch FROM duckdb_tables() "
-            "UNION ALL SELECT view_name, database_name, schema_name FROM duckdb_views() WHERE NOT internal) "
-            "WHERE sch <> 'wml' AND db <> 'wml_scratch' AND ($1 IS NULL OR name LIKE $1) ORDER BY name",
+    def _user_relations(self, column: str, match: str, arg: str) -> list[tuple]:
+        """``column`` (name or sql) of the user's tables and views, without the store and scratch copies; every
+        one when ``arg`` is empty, else those where ``match`` holds for $1 = arg."""
+        return self.con.execute(
+            f"SELECT {column} FROM (SELECT table_name AS name, sql, schema_name AS sch, database_name AS db FROM duckdb_tables() "
+            "UNION ALL SELECT view_name, sql, schema_name, database_name FROM duckdb_views() WHERE NOT internal) "
+            f"WHERE sch <> 'wml' AND db <> 'wml_scratch' AND ($1 IS NULL OR {match}) ORDER BY name",
             [arg or None]).fetchall()
+
+    def _cmd_tables(self, arg: str) -> None:
+        rows = self._user_relations("name", "name LIKE $1", arg)
         names = [r[0] for r in rows]
         if names:
             width = max(len(n) for n in names) + 2
@@ -270,11 +275,7 @@ class Shell:
                 print("".join(n.ljust(width) for n in names[i:i + per_line]).rstrip(), file=self.out)
 
     def _cmd_schema(self, arg: str) -> None:
-        rows = self.con.execute(
-            "SELECT sql FROM (SELECT table_name AS name, sql, schema_name AS sch, database_name AS db FROM duckdb_tables() "
-            "UNION ALL SELECT view_name, sql, schema_name, database_name FROM duckdb_views() WHERE NOT internal) "
-            "WHERE sch <> 'wml' AND db <> 'wml_scratch' AND ($1 IS NULL OR lower(name) = lower($1)) ORDER BY name",
-            [arg or None]).fetchall()
+        rows = self._user_relations("sql", "lower(name) = lower($1)", arg)
         if arg and not rows:
             raise ShellError(f"no table or view named {arg!r}. Type .tables for the list")
         for (sql,) in rows:
