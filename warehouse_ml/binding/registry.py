@@ -1,15 +1,16 @@
-"""Registration of Arrow UDFs and SQL macros on a DuckDB connection.
+"""Registration of a connection's UDFs and TEMP macros, from the function specs (``binding.spec``).
 
-DuckDB's Python UDFs are scalar only, so every SQL function here takes one of two shapes:
+DuckDB's Python UDFs are scalar only, so every SQL function takes one of two shapes:
 
-* ``scalar_udf``: a column-wise function over Arrow arrays (predict, explain_row, sample sizes). DuckDB hands
-  it at most 2048 rows per call; it must work on whole columns, never per row.
-* ``table_udf``: a function called with constant arguments (a relation name, options) that returns a whole
-  result as ``LIST(STRUCT(...))``; a TEMP table macro in ``sql/`` unnests it into rows. It reads data through
-  a second cursor (a UDF must not query the connection running it) and writes models the same way.
+* scalar: a column-wise function over Arrow arrays (predict, explain_row, sample sizes). DuckDB hands it at most
+  2048 rows per call; it must work on whole columns, never per row.
+* table: a function called with constant arguments (a relation name, options) that returns a whole result as
+  ``LIST(STRUCT(...))``; its generated TEMP table macro unnests it into rows. It reads data through a second
+  cursor (a UDF must not query the connection running it) and writes models the same way.
 
-Task modules in ``warehouse_ml.functions`` declare their UDFs with the decorators below; ``install`` registers
-them once per connection and (re)creates the TEMP macros from ``sql/*.sql``, so calling it twice is harmless.
+Modules in ``warehouse_ml.functions`` declare their functions with ``spec.sql_function`` (internal helpers with
+``table_udf``/``scalar_udf``, specs without options); ``install`` registers them once per connection and
+(re)creates the TEMP macros, so calling it twice is harmless.
 """
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ import inspect
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -30,49 +29,44 @@ from ..errors import ReadOnlyDatabase
 from ..sqltext import split_statements
 from .context import CallContext, Runtime
 from .inputs import drop_scratch_copies
+from .keys import typed_calls
+from .spec import Arg, FunctionSpec, declare, macro_sql, specs, writing_names
+from .spec import row_functions as spec_row_functions
 
 log = logging.getLogger("warehouse_ml")
 
-JSON = "JSON"  # argument marker: passed as VARCHAR from SQL, handed to Python as a parsed object
-
-
-@dataclass(frozen=True)
-class UdfSpec:
-    name: str
-    func: Callable
-    args: Sequence[str] | None  # SQL types; None registers varargs of ANY
-    returns: str
-    kind: str  # "table" or "scalar"
-    side_effects: bool
-    writes: bool = False  # changes the model store: refused before it starts on a read-only connection
-
-
-_UDFS: dict[str, UdfSpec] = {}
-_ARROW_TYPES: dict[str, pa.DataType] = {}
-_TYPE_LOCK = threading.Lock()
+JSON = "JSON"  # argument marker of a legacy declaration: VARCHAR in SQL, a parsed object in Python
 
 
 def table_udf(name: str, args: Sequence[str], returns: str, writes: bool = False):
-    """Declare a table function: ``func(ctx, *python_args) -> pa.Table | list[dict]``; ``returns`` is the row
-    STRUCT type as SQL. The SQL macro calls ``unnest(name(...), recursive := true)``. ``writes=True`` marks a
-    function that changes the model store (training, deploys): the one list read-only checks use."""
+    """Declare an internal table UDF without a spec of options: ``func(ctx, *python_args)``; ``returns`` is the
+    row STRUCT type. A ``JSON`` argument arrives parsed."""
 
     def wrap(func):
-        _UDFS[name] = UdfSpec(name, func, list(args), f"{returns}[]", "table", True, writes)
+        declare(FunctionSpec(name=name, doc=func.__doc__ or "", kind="table", returns=returns,
+                             args=tuple(Arg(f"a{i}", t) for i, t in enumerate(args)), kernel=func, writes=writes,
+                             udf=name, public=False, module=func.__module__.rsplit(".", 1)[-1]))
         return func
 
     return wrap
 
 
 def scalar_udf(name: str, args: Sequence[str] | None, returns: str, side_effects: bool = False, writes: bool = False):
-    """Declare a column-wise function: ``func(ctx, *pa.Array) -> pa.Array`` of the same length. ``writes=True``
-    marks one whose result leads to a store write (the SQL text of a writing call that a macro runs)."""
+    """Declare an internal column-wise UDF: ``func(ctx, *pa.Array) -> pa.Array`` of the same length; ``args``
+    None takes a row of any shape."""
 
     def wrap(func):
-        _UDFS[name] = UdfSpec(name, func, None if args is None else list(args), returns, "scalar", side_effects, writes)
+        declare(FunctionSpec(name=name, doc=func.__doc__ or "", kind="scalar", returns=returns,
+                             args=tuple(Arg(f"a{i}", t) for i, t in enumerate(["ANY"] if args is None else args)),
+                             kernel=func, writes=writes, udf=name, side_effects=side_effects, public=False,
+                             module=func.__module__.rsplit(".", 1)[-1]))
         return func
 
     return wrap
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {}
+_TYPE_LOCK = threading.Lock()
 
 
 def arrow_type(sql_type: str) -> pa.DataType:
@@ -88,12 +82,18 @@ def arrow_type(sql_type: str) -> pa.DataType:
 
 
 def writing_functions() -> frozenset[str]:
-    """Names of the UDFs that change the model store (declared with ``writes=True``)."""
-    _load_function_modules()
-    return frozenset(spec.name for spec in _UDFS.values() if spec.writes)
+    """Names of the functions that change the model store (declared with ``writes=True``): macros and UDFs."""
+    load_function_modules()
+    return writing_names()
 
 
-def _refuse_if_read_only(spec: UdfSpec, runtime: Runtime) -> None:
+def row_functions() -> frozenset[str]:
+    """Names of the functions that take a whole row (declared with ``row_input=True``)."""
+    load_function_modules()
+    return spec_row_functions()
+
+
+def _refuse_if_read_only(spec: FunctionSpec, runtime: Runtime) -> None:
     """A writing function on a read-only connection fails before any work (not after a whole training)."""
     if runtime.read_only:
         raise ReadOnlyDatabase(spec.name, "this session is read-only")
@@ -124,40 +124,68 @@ def rows_to_list_array(result: pa.Table | list[dict], element_sql: str) -> pa.Ar
     return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
 
 
-def _to_python(spec_type: str, value: pa.Scalar) -> Any:
-    py = value.as_py()
-    if spec_type == JSON and py is not None:
-        return json.loads(py)
-    return py
+def _table_call(spec: FunctionSpec, ctx: CallContext, raw: tuple):
+    """One call of a table kernel: positional arguments, then the options parsed and checked by the spec."""
+    n = len(spec.args)
+    args = [json.loads(v) if a.sql_type == JSON and v is not None else v for a, v in zip(spec.args, raw[:n])]
+    if not spec.options:
+        return spec.kernel(ctx, *args)
+    return spec.kernel(ctx, *args, **spec.parse_options(json.loads(raw[n]) if raw[n] else {}))
 
 
-def _make_table_wrapper(spec: UdfSpec, runtime: Runtime):
+def _make_table_wrapper(spec: FunctionSpec, runtime: Runtime):
     def call(*columns):
         if spec.writes:
             _refuse_if_read_only(spec, runtime)
         n = len(columns[0]) if columns else 1
         out, memo = [], {}
-        for i in range(n):
-            args = tuple(_to_python(t, c[i]) for t, c in zip(spec.args, columns))
-            key = json.dumps(args, default=str, sort_keys=True)
+        for i in range(n):  # one call per distinct row of constant arguments, not per data row
+            raw = tuple(c[i].as_py() for c in columns)
+            key = json.dumps(raw, default=str, sort_keys=True)
             if key not in memo:
-                ctx = CallContext(runtime, spec.name)
-                memo[key] = rows_to_list_array(spec.func(ctx, *args), spec.returns[:-2])
+                memo[key] = rows_to_list_array(_table_call(spec, CallContext(runtime, spec.udf), raw), spec.returns)
             out.append(memo[key])
         return pa.concat_arrays(out) if len(out) != 1 else out[0]
 
     return call
 
 
-def _make_scalar_wrapper(spec: UdfSpec, runtime: Runtime):
+def _make_scalar_wrapper(spec: FunctionSpec, runtime: Runtime):
     def call(*columns):
         arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
-        return spec.func(CallContext(runtime, spec.name), *arrays)
+        return spec.kernel(CallContext(runtime, spec.udf), *arrays)
 
     return call
 
 
-def _load_function_modules() -> None:
+def _make_sql_writer(spec: FunctionSpec, runtime: Runtime):
+    """The bind-time ``<udf>_sql`` of a function whose keys come back typed: per row of constant arguments, the
+    SQL text of the table UDF's call with each key cast to the type ``spec.key_types`` finds (binding/keys.py)."""
+    columns = [f.name for f in arrow_type(spec.returns)]
+
+    def types_of(ctx, *raw):
+        n = len(spec.args)
+        opts = spec.parse_options(json.loads(raw[n]) if raw[n] else {}) if spec.options else {}
+        return spec.key_types(ctx, *raw[:n], **opts)
+
+    def call(*columns_in):
+        arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns_in]
+        return typed_calls(CallContext(runtime, spec.udf + "_sql"), spec.udf, arrays, columns, types_of)
+
+    return call
+
+
+def _registrations(spec: FunctionSpec, runtime: Runtime):
+    """(UDF name, Python callable, SQL parameter types or None, SQL return type, side effects) of one spec."""
+    if spec.kind == "table":
+        yield spec.udf, _make_table_wrapper(spec, runtime), spec.udf_params(), f"{spec.returns}[]", True
+        if spec.key_types:
+            yield spec.udf + "_sql", _make_sql_writer(spec, runtime), spec.udf_params(), "VARCHAR", False
+    elif spec.kind == "scalar":
+        yield spec.udf, _make_scalar_wrapper(spec, runtime), spec.udf_params(), spec.returns, spec.side_effects
+
+
+def load_function_modules() -> None:
     from .. import functions  # noqa: F401  (importing registers every task's UDFs)
 
 
@@ -171,9 +199,23 @@ def sql_files() -> list[tuple[str, str]]:
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
+def macro_statements() -> list[str]:
+    """The CREATE TEMP MACRO statement of every public function, generated from its spec."""
+    load_function_modules()
+    return [m for m in map(macro_sql, specs()) if m]
+
+
 def install_macros(con) -> None:
     """(Re)create the TEMP macros on a connection or cursor; TEMP macros are per connection and per cursor."""
+    for stmt in macro_statements():
+        try:
+            con.execute(stmt)
+        except duckdb.Error as e:  # a spec whose macro DuckDB refuses is a packaging bug: say which
+            raise RuntimeError(f"warehouse-ml could not create a macro: {e}\n{stmt[:300]}") from e
+    bodies = {s.name for s in specs()}
     for fname, text in sql_files():
+        if fname.removesuffix(".sql") in bodies:
+            continue  # the body of a spec's macro, read by its module
         statements, rest = split_statements(text)
         for stmt in statements + ([rest] if rest else []):
             try:
@@ -198,7 +240,7 @@ def forget(con) -> None:
 
 def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Register every UDF on ``con`` (once) and create the TEMP macros (every call). Returns ``con``."""
-    _load_function_modules()
+    load_function_modules()
     runtime = _RUNTIMES.get(id(con))
     if runtime is None or runtime.con is not con:
         runtime = Runtime(con)
@@ -206,26 +248,20 @@ def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         registered = {
             r[0] for r in con.execute("SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'wml_%' OR function_name LIKE 'ml_%'").fetchall()
         }
-        for spec in _UDFS.values():
-            if spec.name in registered:
-                try:
-                    con.remove_function(spec.name)
-                except duckdb.Error:
-                    continue  # a cursor sees the UDFs of the connection it came from: keep those
-            wrapper = (_make_table_wrapper if spec.kind == "table" else _make_scalar_wrapper)(spec, runtime)
-            if spec.args is not None:  # DuckDB checks the Python signature against the declared arity
-                wrapper.__signature__ = inspect.Signature(
-                    [inspect.Parameter(f"a{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(spec.args))])
-            params = None if spec.args is None else [duckdb.sqltype("VARCHAR" if t == JSON else t) for t in spec.args]
-            con.create_function(
-                spec.name,
-                wrapper,
-                params,
-                duckdb.sqltype(spec.returns),
-                type="arrow",
-                null_handling="special",
-                side_effects=spec.side_effects,
-            )
+        for spec in specs():
+            for name, func, params, returns, side_effects in _registrations(spec, runtime):
+                if name in registered:
+                    try:
+                        con.remove_function(name)
+                    except duckdb.Error:
+                        continue  # a cursor sees the UDFs of the connection it came from: keep those
+                if params is not None:  # DuckDB checks the Python signature against the declared arity
+                    func.__signature__ = inspect.Signature(
+                        [inspect.Parameter(f"a{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(params))])
+                con.create_function(name, func, None if params is None else [duckdb.sqltype("VARCHAR" if t == JSON else t) for t in params],
+                                    duckdb.sqltype(returns), type="arrow", null_handling="special",
+                                    side_effects=side_effects)
     runtime.store.ensure_schema()
     install_macros(con)
     return con
+

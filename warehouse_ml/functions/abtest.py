@@ -8,25 +8,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.registry import JSON, scalar_udf, table_udf
+from ..binding.spec import Arg, Anything, Identifier, Interval, Option, StrOptions, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import abtest as ab
 
-OPTIONS = {"variant", "metric", "control", "covariate", "alpha", "split", "test", "epsilon", "bounds"}
 AB_ROW = ("STRUCT(variant VARCHAR, n BIGINT, mean DOUBLE, lift DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
           "p_value DOUBLE, significant BOOLEAN, test VARCHAR, srm_p_value DOUBLE, relative_lift DOUBLE, "
           "relative_ci_low DOUBLE, relative_ci_high DOUBLE, p_value_raw DOUBLE, is_control BOOLEAN, "
           "n_excluded BIGINT, notes VARCHAR)")
 _VARIANT_NAME = re.compile(r"^(variant|variation|group|arm|treatment|bucket|cohort|experiment_group|test_group)$",
                            re.IGNORECASE)
-
-
-def _options(options: dict | None) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of ab_test", f"Use: {', '.join(sorted(OPTIONS))}")
-    return options
 
 
 def _metric_column(rel, name: str, argument: str) -> str:
@@ -38,22 +29,33 @@ def _metric_column(rel, name: str, argument: str) -> str:
     return col
 
 
-@table_udf("wml_ab_test", args=["VARCHAR", JSON], returns=AB_ROW)
-def ab_test(ctx, relation, options):
-    opts = _options(options)
-    alpha = ab.check_probability("alpha", opts.get("alpha", 0.05), "Pass e.g. alpha := 0.05")
+@sql_function(
+    "ab_test", "One row per variant compared with the control: lift, confidence interval, corrected p-value.",
+    args=[Arg("relation")], returns=AB_ROW, options=[
+        Option("variant", Identifier(), doc="the assignment column (inferred from its name)"),
+        Option("metric", Identifier(), doc="the outcome column (required)"),
+        Option("control", Anything("a value of the variant column")),
+        Option("covariate", Identifier(), doc="a pre-experiment column for CUPED"),
+        Option("alpha", Interval(float, 0, 1, closed="neither"), 0.05),
+        Option("split", Anything("the planned shares of the variants")),
+        Option("test", StrOptions({"auto", "z", "t"}), "auto", fix="Use 'auto', 'z' (proportions) or 't' (Welch)"),
+        Option("epsilon", Anything("a positive privacy budget")),
+        Option("bounds", Anything("[lower, upper]")),
+    ])
+def ab_test(ctx, relation, **opts):
+    alpha = opts["alpha"]
     rel = ctx.relation(relation)
-    if "variant" in opts:
+    if opts["variant"] is not None:
         variant = rel.column(opts["variant"], "variant")
     else:
         named = [c for c in rel.columns if _VARIANT_NAME.match(c)]
         if len(named) != 1:
             raise AmbiguousColumn(rel.name, "variant", "variant (assignment)", named or list(rel.columns))
         variant = named[0]
-    if "metric" not in opts:
+    if opts["metric"] is None:
         raise InvalidArgument("metric", "is required", f"Name the outcome column, e.g. FROM ab_test('{relation}', metric := 'converted')")
     metric = _metric_column(rel, opts["metric"], "metric")
-    covariate = _metric_column(rel, opts["covariate"], "covariate") if "covariate" in opts else None
+    covariate = _metric_column(rel, opts["covariate"], "covariate") if opts["covariate"] is not None else None
     if metric == variant:
         raise InvalidArgument("metric", f"'{metric}' is the variant column", "Pass the outcome column as metric")
     cols = [f"CAST({rel.q(variant)} AS VARCHAR) AS v", f"CAST({rel.q(metric)} AS DOUBLE) AS m"]
@@ -63,11 +65,11 @@ def ab_test(ctx, relation, options):
     enc = pc.dictionary_encode(table.column("v").combine_chunks())
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
     y = pc.fill_null(table.column("m"), np.nan).to_numpy()
-    if "epsilon" in opts:
+    if opts["epsilon"] is not None:
         return private_ab_test(ctx, rel, opts, codes, y, enc.dictionary.to_pylist(), alpha)
     x = pc.fill_null(table.column("c"), np.nan).to_numpy() if covariate else None
-    result = ab.ab_test(codes, y, labels=enc.dictionary.to_pylist(), control=opts.get("control"), covariate=x, alpha=alpha, split=opts.get("split"),
-                        test=str(opts.get("test", "auto")).lower())
+    result = ab.ab_test(codes, y, labels=enc.dictionary.to_pylist(), control=opts["control"], covariate=x, alpha=alpha,
+                        split=opts["split"], test=opts["test"])
     notes = "; ".join(result.notes) or None
     return [dict(r, notes=notes) for r in result.rows]
 
@@ -78,24 +80,27 @@ def private_ab_test(ctx, rel, opts: dict, codes: np.ndarray, y: np.ndarray, labe
     from ..tasks import privacy as pv
     from .privacy import spend
 
-    if "covariate" in opts:
+    if opts["covariate"] is not None:
         raise InvalidArgument("covariate", "CUPED is not available with epsilon (its adjustment would need exact moments)",
                               "Leave covariate out for a private test, or drop epsilon for an exact one")
     epsilon = pv.check_epsilon(opts["epsilon"])
-    bounds = pv.check_bounds(opts["bounds"], "bounds") if "bounds" in opts else None
+    bounds = pv.check_bounds(opts["bounds"], "bounds") if opts["bounds"] is not None else None
     metric_type = rel.columns[rel.column(opts["metric"], "metric")].upper()
     if bounds is None and not re.fullmatch(r"BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?", metric_type):
         raise InvalidArgument("bounds", f"a private A/B test of the {metric_type} metric '{opts['metric']}' needs public "
                               "bounds (only 0/1 metrics, stored as BOOLEAN or integers, default to [0, 1])",
                               "Pass e.g. bounds := [0, 500]; values outside are clamped")
-    rows, notes, spent = pv.dp_ab_test(codes, y, epsilon, bounds, control=opts.get("control"), alpha=alpha,
-                                       labels=labels, split=opts.get("split"))
-    spend(ctx, rel, spent, 0.0, "ab_test", None, {"metric": opts.get("metric"), "variant": opts.get("variant"),
+    rows, notes, spent = pv.dp_ab_test(codes, y, epsilon, bounds, control=opts["control"], alpha=alpha,
+                                       labels=labels, split=opts["split"])
+    spend(ctx, rel, spent, 0.0, "ab_test", None, {"metric": opts["metric"], "variant": opts["variant"],
                                                   "epsilon": epsilon, "bounds": bounds})
     return [dict(r, notes="; ".join(notes)) for r in rows]
 
 
-@scalar_udf("wml_ab_sample_size", args=["DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"], returns="BIGINT")
+@sql_function("ab_sample_size", "Users per variant to detect an absolute change of min_detectable_effect from "
+              "baseline (two-sided test).", kind="scalar", returns="BIGINT",
+              args=[Arg("baseline", "DOUBLE", cast=True), Arg("min_detectable_effect", "DOUBLE", cast=True),
+                    Arg("alpha", "DOUBLE", 0.05, cast=True), Arg("power", "DOUBLE", 0.8, cast=True)])
 def ab_sample_size(ctx, baseline, mde, alpha, power):
     arrays = [pc.fill_null(pc.cast(a, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
               for a in (baseline, mde, alpha, power)]
@@ -104,7 +109,10 @@ def ab_sample_size(ctx, baseline, mde, alpha, power):
     return pa.array(np.ceil(np.where(valid, n, 0)).astype(np.int64), pa.int64(), mask=~valid)
 
 
-@scalar_udf("wml_ab_power", args=["DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"], returns="DOUBLE")
+@sql_function("ab_power", "Power of the two-sided test with n_per_arm users in each arm (the inverse of ab_sample_size).",
+              kind="scalar", returns="DOUBLE",
+              args=[Arg("baseline", "DOUBLE", cast=True), Arg("min_detectable_effect", "DOUBLE", cast=True),
+                    Arg("n_per_arm", "DOUBLE", cast=True), Arg("alpha", "DOUBLE", 0.05, cast=True)])
 def ab_power(ctx, baseline, mde, n_per_arm, alpha):
     arrays = [pc.fill_null(pc.cast(a, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
               for a in (baseline, mde, n_per_arm, alpha)]
