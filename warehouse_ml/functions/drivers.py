@@ -10,12 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.registry import JSON, table_udf
+from ..binding.spec import Anything, Arg, Identifier, Identifiers, Interval, Option, StrOptions, Text, sql_function
 from ..errors import InvalidArgument, did_you_mean
 from ..tasks import drivers as kd
 
-OPTIONS = {"metric", "dimensions", "period", "test", "control", "denominator", "max_depth", "min_support", "alpha",
-           "correction", "max_values", "max_segments"}
 DRIVER_ROW = ("STRUCT(rank INTEGER, segment VARCHAR, depth INTEGER, dimensions MAP(VARCHAR, VARCHAR), "
               "control_value DOUBLE, test_value DOUBLE, difference DOUBLE, relative_change DOUBLE, contribution DOUBLE, "
               "share_of_change DOUBLE, rate_effect DOUBLE, mix_effect DOUBLE, share_of_rows DOUBLE, n_control BIGINT, "
@@ -23,14 +21,6 @@ DRIVER_ROW = ("STRUCT(rank INTEGER, segment VARCHAR, depth INTEGER, dimensions M
               "description VARCHAR, notes VARCHAR)")
 ROWS = "*"  # metric := '*' counts rows; denominator := '*' divides by the row count (a mean per row)
 _NESTED = ("[]", "STRUCT", "MAP", "UNION")
-
-
-def _options(options: dict | None) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of key_drivers", f"Use: {', '.join(sorted(OPTIONS))}")
-    return options
 
 
 def _value_column(rel, name, argument: str) -> str | None:
@@ -46,12 +36,7 @@ def _value_column(rel, name, argument: str) -> str | None:
     return col
 
 
-def _dimensions(rel, given, taken: dict[str, str]) -> list[str]:
-    if isinstance(given, str):
-        given = [given]
-    if not isinstance(given, list) or not given:
-        raise InvalidArgument("dimensions", f"expected a list of column names, got {given!r}",
-                              "Pass e.g. dimensions := ['channel', 'device']")
+def _dimensions(rel, given: list[str], taken: dict[str, str]) -> list[str]:
     out = []
     for name in given:
         col = rel.column(name, "dimensions")
@@ -77,38 +62,50 @@ def _period_value(value) -> str:
     return str(value)
 
 
-def _positive_int(opts: dict, name: str, default: int, fix: str) -> int:
-    value = opts.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value != int(value) \
-            or value < 1:
-        raise InvalidArgument(name, f"expected a positive whole number, got {value!r}", fix)
-    return int(value)
+_BETWEEN_0_AND_1 = Interval(float, 0, 1, closed="neither")
 
 
-@table_udf("wml_key_drivers", args=["VARCHAR", JSON], returns=DRIVER_ROW)
-def key_drivers(ctx, relation, options):
-    opts = _options(options)
+@sql_function(
+    "key_drivers", "The segments that explain a metric's change from control to test: contributions, rate and mix "
+    "effects, corrected tests.", args=[Arg("relation")], returns=DRIVER_ROW, options=[
+        Option("metric", Text(nonempty=True), doc="a column to sum, '*' to count rows"),
+        Option("dimensions", Identifiers(), fix="Pass e.g. dimensions := ['channel', 'device']"),
+        Option("period", Identifier()),
+        Option("test", Anything("a value of the period column")),
+        Option("control", Anything("a value of the period column")),
+        Option("denominator", Text(nonempty=True), doc="sum(metric) / sum(denominator); '*' divides by rows"),
+        Option("max_depth", Interval(int, 1, 6), 3,
+               fix="Pass a whole number from 1 to 6, e.g. max_depth := 3 (segments of up to three dimension values)"),
+        Option("min_support", _BETWEEN_0_AND_1, 0.01,
+               fix="Pass a share of rows strictly between 0 and 1, e.g. min_support := 0.01 (segments with at least "
+                   "1% of the rows)"),
+        Option("alpha", _BETWEEN_0_AND_1, 0.05, fix="Pass a number strictly between 0 and 1, e.g. alpha := 0.05"),
+        Option("correction", StrOptions(kd.CORRECTIONS), "holm",
+               fix="Use 'holm' (family-wise error), 'bh' (false discovery rate) or 'bonferroni'"),
+        Option("max_values", Interval(int, 1, None), 1000, fix="Pass e.g. max_values := 1000"),
+        Option("max_segments", Interval(int, 1, None), 10_000, fix="Pass e.g. max_segments := 10000"),
+    ])
+def key_drivers(ctx, relation, **opts):
     example = f"FROM key_drivers('{relation}', metric := 'revenue', dimensions := ['channel', 'device'], " \
               "period := 'period', test := 'this_week', control := 'last_week')"
     for required in ("metric", "dimensions", "period"):
-        if required not in opts:
+        if opts[required] is None:
             raise InvalidArgument(required, "is required", f"For example: {example}")
     rel = ctx.relation(relation)
     metric = _value_column(rel, opts["metric"], "metric")
-    denominator = _value_column(rel, opts["denominator"], "denominator") if "denominator" in opts else False
+    denominator = _value_column(rel, opts["denominator"], "denominator") if opts["denominator"] is not None else False
     period = rel.column(opts["period"], "period")
     roles = {"period": period, **({"metric": metric} if metric else {}), **({"denominator": denominator} if denominator else {})}
     if metric == period:
         raise InvalidArgument("metric", f"'{metric}' is the period column", "Pass the measure to explain as metric")
     dims = _dimensions(rel, opts["dimensions"], roles)
-    max_values = _positive_int(opts, "max_values", 1000, "Pass e.g. max_values := 1000")
+    max_values = opts["max_values"]
     depth, support, alpha, correction, max_segments = kd.check_options(  # before the heavy query
-        opts.get("max_depth", 3), opts.get("min_support", 0.01), opts.get("alpha", 0.05), opts.get("correction", "holm"),
-        opts.get("max_segments", 10_000), len(dims))
+        opts["max_depth"], opts["min_support"], opts["alpha"], opts["correction"], opts["max_segments"], len(dims))
     defaults = {"test": True, "control": False} if rel.columns[period].upper() == "BOOLEAN" else {}
     periods = {}
     for argument, example_value in (("test", "this_week"), ("control", "last_week")):
-        value = opts.get(argument, defaults.get(argument))
+        value = opts[argument] if opts[argument] is not None else defaults.get(argument)
         if value is None:
             raise InvalidArgument(argument, f"is required: which value of '{period}' marks the {argument} period",
                                   f"Name it, e.g. {argument} := '{example_value}', or pass a BOOLEAN period column "
