@@ -122,7 +122,7 @@ def test_sql_bodies_are_used_by_a_spec():
     """Files left in sql/ are macro bodies a spec reads: none is orphaned."""
     used = {s.name for s in specs()}
     legacy = {"deep", "forecast", "monitor", "prep", "pricing", "privacy", "recommend", "registry",
-              "segment", "sequence", "supervised"}  # modules not converted yet
+              "sequence", "supervised"}  # modules not converted yet
     for fname, _ in registry.sql_files():
         assert fname.removesuffix(".sql") in used | legacy, fname
 

@@ -25,7 +25,6 @@ from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
 from .abtest import _metric_column as numeric_column  # a numeric or 0/1 column, or a clear error
-from .segment import _options as known_options  # the options given, checked against those allowed
 
 LEDGER_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",
@@ -44,6 +43,14 @@ LEDGER_SQL = [
         released_at TIMESTAMP NOT NULL,
         query JSON)""",
 ]
+def known_options(options: dict | None, allowed) -> dict:
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
+    return options
+
+
 DP_OPTIONS = {"group_by", "metrics", "bounds", "epsilon", "delta", "privacy_unit", "max_groups_per_unit",
               "max_rows_per_unit"}
 DP_ROW = ("STRUCT(group_key VARCHAR, metric VARCHAR, value DOUBLE, noise_scale DOUBLE, ci_low DOUBLE, "

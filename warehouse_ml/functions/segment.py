@@ -19,50 +19,37 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.keys import typed_calls
-from ..binding.registry import JSON, scalar_udf, table_udf
+from ..binding.spec import Anything, Arg, Identifier, Identifiers, Interval, OneOf, Option, StrOptions, Text, spec, \
+    sql_function
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
 from ..tasks.features import looks_like_id, looks_like_label
 from .base import predictor, trainer
 
-OPTIONS = {"k", "model", "user", "features", "exclude", "max_k", "seed", "deploy"}
-DEPLOY = ("always", "never")
 SEGMENT_ROW = ("STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE, model VARCHAR, version INTEGER, "
                "active BOOLEAN, notes VARCHAR)")
 PROFILE_ROW = ("STRUCT(segment INTEGER, n BIGINT, share DOUBLE, description VARCHAR, "
                "feature_means MAP(VARCHAR, DOUBLE), feature_z MAP(VARCHAR, DOUBLE), model VARCHAR, version INTEGER, "
                "notes VARCHAR, intervals MAP(VARCHAR, DOUBLE[]), epsilon DOUBLE)")
-PROFILE_OPTIONS = OPTIONS | {"epsilon", "bounds"}
 _USER_NAME = re.compile(r"(^|_)(user|customer|client|account|member|visitor|shopper)(_?id|_key)?$", re.IGNORECASE)
 
 
-def _options(options: dict | None, allowed=OPTIONS) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - allowed
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
-    return options
-
-
-def _as_list(value, argument: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise InvalidArgument(argument, f"expected a list of column names, got {value!r}", f"Pass e.g. {argument} := ['col_a', 'col_b']")
-
-
-def _check_k(k):
-    if k is None or (isinstance(k, str) and k.lower() == "auto"):
-        return "auto"
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or int(k) != k or not 2 <= int(k) <= 50:
-        raise InvalidArgument("k", f"expected 'auto' or a whole number of segments from 2 to 50, got {k!r}",
-                              "Pass e.g. k := 4, or k := 'auto' to choose by silhouette")
-    return int(k)
+def _fit_options(k_default):
+    """The options of fitting segments, shared by segment_users and segment_profiles (which refits only when k or
+    features is given, so its k has no default)."""
+    return [
+        Option("k", OneOf(StrOptions({"auto"}), Interval(int, 2, 50)), k_default,
+               fix="Pass e.g. k := 4, or k := 'auto' to choose by silhouette"),
+        Option("model", Text(nonempty=True), "segments"),
+        Option("user", Identifier()),
+        Option("features", Identifiers(), fix="Pass e.g. features := ['col_a', 'col_b']"),
+        Option("exclude", Identifiers(nonempty=False), fix="Pass e.g. exclude := ['col_a', 'col_b']"),
+        Option("max_k", Interval(int, 2, 50), 8),
+        Option("seed", Interval(int), 0),
+        Option("deploy", StrOptions({"always", "never"}), "always",
+               fix="deploy := 'never' stores the new version without making it the active one"),
+    ]
 
 
 def _is_feature_type(t: str) -> bool:
@@ -83,7 +70,7 @@ def user_column(rel, opts: dict) -> str | None:
 def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[str]]:
     """(user column, feature columns, notes). Features are the numeric/boolean columns that are not ID-like."""
     notes: list[str] = []
-    exclude = {rel.column(c, "exclude") for c in _as_list(opts.get("exclude"), "exclude")}
+    exclude = {rel.column(c, "exclude") for c in opts.get("exclude") or []}
     numeric = [c for c, t in rel.columns.items() if _is_feature_type(t)]
     stats = {}
     if numeric:
@@ -96,7 +83,7 @@ def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[st
         notes.append(f"user column: '{user}' (name it with user := ...)" if user is not None else
                      "no user column found; user is the row number (name it with user := ...)")
     if opts.get("features") is not None:
-        features = [rel.column(c, "features") for c in _as_list(opts["features"], "features")]
+        features = [rel.column(c, "features") for c in opts["features"]]
         bad = [c for c in features if not _is_feature_type(rel.columns[c])]
         if bad:
             raise InvalidArgument("features", f"column(s) {bad} are not numeric",
@@ -146,18 +133,9 @@ def _infinite_as_missing(X: np.ndarray) -> np.ndarray:
 
 
 def fit_and_store(ctx, model: str, relation: str, opts: dict):
+    """Fit k-means on the relation with options checked by segment_users' spec, store it, return what was done."""
     validate_model_name(model)
-    k = _check_k(opts.get("k"))
-    max_k = opts.get("max_k", 8)
-    if isinstance(max_k, bool) or not isinstance(max_k, int) or not 2 <= max_k <= 50:
-        raise InvalidArgument("max_k", f"expected a whole number from 2 to 50, got {max_k!r}", "Pass e.g. max_k := 8")
-    seed = opts.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidArgument("seed", f"expected a whole number, got {seed!r}", "Pass e.g. seed := 0")
-    deploy = opts.get("deploy", "always")
-    if deploy not in DEPLOY:
-        raise InvalidArgument("deploy", f"expected 'always' or 'never', got {deploy!r}",
-                              "deploy := 'never' stores the new version without making it the active one")
+    k, max_k, seed, deploy = opts["k"] or "auto", opts["max_k"], opts["seed"], opts["deploy"]
     started = time.perf_counter()
     rel = ctx.relation(relation)
     user, features, notes = choose_columns(ctx, rel, opts)
@@ -209,7 +187,7 @@ def train_segments(ctx, model, relation, options):
                               "Leave algorithm out or pass algorithm := 'kmeans'")
     for key in ("label", "algorithm", "test_size"):  # ml_train's defaults, meaningless here
         opts.pop(key, None)
-    r = fit_and_store(ctx, model, relation, _options(opts))
+    r = fit_and_store(ctx, model, relation, spec("segment_users").parse_options(opts))
     # a one-row list: ml_train hands the trainer's result straight to the LIST(STRUCT) conversion
     return [dict(model=model, version=r["version"], task="segment", algorithm="kmeans", n_train=len(r["X"]), n_test=0,
                 metrics={k: float(v) for k, v in r["metrics"].items()}, trained_at=datetime.now(timezone.utc).replace(tzinfo=None),
@@ -219,22 +197,17 @@ def train_segments(ctx, model, relation, options):
                 notes=r["notes"])]
 
 
-def _user_type(ctx, relation, raw) -> dict[str, str]:
+def _user_type(ctx, relation, **opts) -> dict[str, str]:
     rel = ctx.relation(relation)
-    user = user_column(rel, _options(json.loads(raw) if raw else {}))
+    user = user_column(rel, opts)
     return {"user": rel.columns[user] if user else "BIGINT"}  # without a user column: the row number
 
 
-@scalar_udf("wml_segment_users_sql", args=["VARCHAR", "VARCHAR"], returns="VARCHAR", writes=True)
-def segment_users_sql(ctx, relations, options):
-    """segment_users' call with "user" cast back to the type of the user column (binding/keys.py)."""
-    return typed_calls(ctx, "wml_segment_users", [relations, options], ["user", "segment", "distance", "model", "version", "active", "notes"], _user_type)
-
-
-@table_udf("wml_segment_users", args=["VARCHAR", JSON], returns=SEGMENT_ROW, writes=True)
-def segment_users(ctx, relation, options):
-    opts = _options(options)
-    r = fit_and_store(ctx, opts.pop("model", "segments"), relation, opts)
+@sql_function(
+    "segment_users", "Fits k-means on behavioural columns, stores it as a model and returns each user's segment.",
+    args=[Arg("relation")], options=_fit_options("auto"), returns=SEGMENT_ROW, writes=True, key_types=_user_type)
+def segment_users(ctx, relation, **opts):
+    r = fit_and_store(ctx, opts["model"], relation, opts)
     n = len(r["seg"])
     return pa.table({"user": r["users"], "segment": pa.array(r["seg"], pa.int32()),
                      "distance": pa.array(r["dist"], pa.float64()), "model": pa.array([r["model"]] * n, pa.string()),
@@ -250,11 +223,14 @@ def _load_segment_model(ctx, model: str):
     return sm, sg.SegmentModel.from_arrays(sm.obj)
 
 
-@table_udf("wml_segment_profiles", args=["VARCHAR", JSON], returns=PROFILE_ROW)
-def segment_profiles(ctx, relation, options):
-    opts = _options(options, PROFILE_OPTIONS)
-    model = validate_model_name(opts.pop("model", "segments"))
-    if "epsilon" in opts:
+@sql_function(
+    "segment_profiles", "Describes each segment of a relation under the stored segment model (fitting one if none "
+    "exists).", args=[Arg("relation")], returns=PROFILE_ROW,
+    options=_fit_options(None) + [Option("epsilon", Anything("a positive privacy budget")),
+                                  Option("bounds", Anything("a struct of [lower, upper] per feature"))])
+def segment_profiles(ctx, relation, **opts):
+    model = validate_model_name(opts["model"])
+    if opts["epsilon"] is not None:
         from .privacy import private_profiles
 
         return private_profiles(ctx, relation, model, opts, _load_segment_model, _read)
