@@ -22,12 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.registry import JSON, table_udf
+from ..binding.spec import Arg, Boolean, Identifier, Interval, OneOf, Option, StrOptions, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import pricing as pr
 
-ELASTICITY_OPTIONS = {"item", "price", "units", "date", "controls", "model", "alpha", "min_rows", "min_price_variation"}
-OPTIMAL_OPTIONS = ELASTICITY_OPTIONS | {"cost", "min_price", "max_price", "within_observed"}
 ELASTICITY_ROW = ("STRUCT(item VARCHAR, elasticity DOUBLE, ci_low DOUBLE, ci_high DOUBLE, r2 DOUBLE, n BIGINT, "
                   "n_excluded BIGINT, method VARCHAR, note VARCHAR)")
 OPTIMAL_ROW = ("STRUCT(item VARCHAR, current_price DOUBLE, optimal_price DOUBLE, expected_units DOUBLE, "
@@ -40,12 +38,17 @@ _UNITS = re.compile(r"(^|_)(units?|qty|quantity|quantities|demand|sold|volume)(_
 _TEXT = re.compile(r"^(VARCHAR|TEXT|STRING|CHAR.*|ENUM.*)$", re.IGNORECASE)
 
 
-def _options(options: dict | None, allowed: set[str], fn: str) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - allowed
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], f"is not an option of {fn}", f"Use: {', '.join(sorted(allowed))}")
-    return options
+_COLUMNS = [Option("item", Identifier()), Option("price", Identifier()), Option("units", Identifier()),
+            Option("date", Identifier())]
+_FIT = [
+    Option("controls", StrOptions({"auto", "none"}), "auto",
+           fix="Pass controls := 'auto' (trend, weekday and yearly terms from the date) or controls := 'none'"),
+    Option("model", StrOptions({"poisson", "loglog"}), "poisson",
+           fix="Pass model := 'poisson' (GLM with a log link; uses zero-unit days) or model := 'loglog'"),
+    Option("alpha", Interval(float, 0, 1, closed="neither"), 0.05),
+    Option("min_rows", Interval(int, 3, None), 5),
+    Option("min_price_variation", Interval(float, 0, None), 0.02),
+]
 
 
 def _numeric(rel, col: str, argument: str) -> str:
@@ -67,15 +70,6 @@ def _infer(rel, given, argument: str, role: str, pattern, type_ok, taken=(), req
     if required:
         raise AmbiguousColumn(rel.name, argument, role, [c for c in rel.columns if type_ok(rel.columns[c])])
     return None
-
-
-def _number(opts: dict, key: str, default, lo=None, fix="") -> float:
-    v = opts.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or (lo is not None and v < lo):
-        raise InvalidArgument(key, f"expected a number{'' if lo is None else f' >= {lo}'}, got {v!r}", fix or f"Pass e.g. {key} := {default}")
-    return float(v)
 
 
 def _resolve(rel, opts: dict):
@@ -112,13 +106,6 @@ def _date(rel, opts: dict) -> str | None:
     return dates[0] if len(dates) == 1 else None
 
 
-def _choice(opts: dict, key: str, allowed: tuple, default: str, fix: str) -> str:
-    v = opts.get(key, default)
-    if not isinstance(v, str) or v.lower() not in allowed:
-        raise InvalidArgument(key, f"must be one of {', '.join(repr(a) for a in allowed)}, got {v!r}", fix)
-    return v.lower()
-
-
 def _read(ctx, rel, item, price, units, extra: list[str] = ()) -> pa.Table:
     cols = [f"CAST({rel.q(item)} AS VARCHAR) AS item" if item else "'all' AS item",
             f"CAST({rel.q(price)} AS DOUBLE) AS price", f"CAST({rel.q(units)} AS DOUBLE) AS units", *extra]
@@ -135,22 +122,13 @@ def _fit(table: pa.Table, opts: dict, has_date: bool):
     item_out = labels.to_pylist() + ([None] if has_null else [])
     price = pc.fill_null(table.column("price"), np.nan).to_numpy()
     units = pc.fill_null(table.column("units"), np.nan).to_numpy()
-    alpha = opts.get("alpha", 0.05)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise InvalidArgument("alpha", f"must lie strictly between 0 and 1, got {alpha!r}", "Pass e.g. alpha := 0.05")
-    min_rows = opts.get("min_rows", 5)
-    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 3:
-        raise InvalidArgument("min_rows", f"expected a whole number >= 3, got {min_rows!r}", "Pass e.g. min_rows := 5")
-    mpv = _number(opts, "min_price_variation", 0.02, lo=0)
-    controls = _choice(opts, "controls", ("auto", "none"), "auto",
-                       "Pass controls := 'auto' (trend, weekday and yearly terms from the date) or controls := 'none'")
-    model = _choice(opts, "model", ("poisson", "loglog"), "poisson",
-                    "Pass model := 'poisson' (GLM with a log link; uses zero-unit days) or model := 'loglog'")
+    controls = opts["controls"]
     day = None
     if has_date and controls == "auto":
         day = pc.fill_null(pc.cast(table.column("t"), pa.float64()), np.nan).to_numpy() / 86_400_000_000
-    fit = pr.fit_elasticity(codes, k, price, units, alpha=float(alpha), min_rows=min_rows, min_price_variation=mpv,
-                            day=day, controls=controls, model=model)
+    fit = pr.fit_elasticity(codes, k, price, units, alpha=opts["alpha"], min_rows=opts["min_rows"],
+                            min_price_variation=opts["min_price_variation"], day=day, controls=controls,
+                            model=opts["model"])
     return fit, codes, item_out, price, units
 
 
@@ -158,9 +136,10 @@ def _nan_to_none(a) -> list:
     return [None if v is None or (isinstance(v, float) and not np.isfinite(v)) else v for v in np.asarray(a, dtype=float).tolist()]
 
 
-@table_udf("wml_price_elasticity", args=["VARCHAR", JSON], returns=ELASTICITY_ROW)
-def price_elasticity(ctx, relation, options):
-    opts = _options(options, ELASTICITY_OPTIONS, "price_elasticity")
+@sql_function("price_elasticity", "Per-item demand curves: the elasticity of units to price with its confidence "
+              "interval (a Poisson GLM with trend, weekday and yearly controls by default).",
+              args=[Arg("relation")], options=_COLUMNS + _FIT, returns=ELASTICITY_ROW)
+def price_elasticity(ctx, relation, **opts):
     rel = ctx.relation(relation)
     item, price, units = _resolve(rel, opts)
     date = _date(rel, opts)
@@ -179,28 +158,30 @@ def price_elasticity(ctx, relation, options):
     })
 
 
-@table_udf("wml_optimal_price", args=["VARCHAR", JSON], returns=OPTIMAL_ROW)
-def optimal_price(ctx, relation, options):
-    opts = _options(options, OPTIMAL_OPTIONS, "optimal_price")
+@sql_function(
+    "optimal_price", "The profit-maximising price of each item from its demand curve and unit cost.",
+    args=[Arg("relation")], returns=OPTIMAL_ROW, options=[
+        Option("cost", OneOf(Identifier(), Interval(float, 0, None)), fix="Pass a cost column name or a number >= 0"),
+        *_COLUMNS[:4], *_FIT[:2],
+        Option("min_price", Interval(float, 0, None)),
+        Option("max_price", Interval(float, 0, None, closed="neither"), fix="Pass e.g. max_price := 20"),
+        Option("within_observed", Boolean(), True,
+               fix="Pass within_observed := false to search beyond the observed prices"),
+        *_FIT[2:]])
+def optimal_price(ctx, relation, **opts):
     rel = ctx.relation(relation)
     item, price, units = _resolve(rel, opts)
     extra = []
-    cost = opts.get("cost")
+    cost = opts["cost"]
     cost_const = None
     if isinstance(cost, str):
         extra.append(f"CAST({rel.q(_numeric(rel, rel.column(cost, 'cost'), 'cost'))} AS DOUBLE) AS cost")
     elif cost is not None:
-        cost_const = _number(opts, "cost", 0.0, lo=0, fix="Pass a cost column name or a number >= 0")
+        cost_const = cost
     date = _date(rel, opts)
     if date:
         extra.append(f"epoch_us(CAST({rel.q(date)} AS TIMESTAMP)) AS t")
-    within = opts.get("within_observed", True)
-    if not isinstance(within, bool):
-        raise InvalidArgument("within_observed", f"expected true or false, got {within!r}", "Pass within_observed := false to search beyond the observed prices")
-    min_price = _number(opts, "min_price", None, lo=0)
-    max_price = _number(opts, "max_price", None, lo=0)
-    if max_price is not None and max_price <= 0:
-        raise InvalidArgument("max_price", "must be above 0", "Pass e.g. max_price := 20")
+    within, min_price, max_price = opts["within_observed"], opts["min_price"], opts["max_price"]
     table = _read(ctx, rel, item, price, units, extra)
     fit, codes, items, p, q = _fit(table, opts, bool(date))
     k = len(items)
