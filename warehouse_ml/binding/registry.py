@@ -189,6 +189,11 @@ def load_function_modules() -> None:
     from .. import functions  # noqa: F401  (importing registers every task's UDFs)
 
 
+def sql_body(function: str) -> str:
+    """The hand-written body of a function's macro, ``sql/<function>.sql`` (pure SQL too long for a spec)."""
+    return dict(sql_files())[f"{function}.sql"]
+
+
 def sql_files() -> list[tuple[str, str]]:
     """(file name, text) of every macro file shipped in ``warehouse_ml.sql`` (the repository's ``sql/``)."""
     try:

@@ -128,12 +128,14 @@ class Identifier(Text):
 
 @dataclass(frozen=True)
 class Identifiers(Constraint):
-    """A list of names; one name alone is taken as a list of one. ``nonempty`` refuses []."""
+    """A list of names; one name alone is taken as a list of one (unless ``one_alone`` is False: a SQL body
+    that casts it to VARCHAR[] needs a list). ``nonempty`` refuses []."""
 
     nonempty: bool = True
+    one_alone: bool = True
 
     def check(self, value):
-        value = [value] if isinstance(value, str) else value
+        value = [value] if isinstance(value, str) and self.one_alone else value
         if (not isinstance(value, list) or (self.nonempty and not value)
                 or not all(isinstance(v, str) and v.strip() for v in value)):
             raise Invalid(f"must be {self.describe()}, got {_shown(value)}")
@@ -410,8 +412,8 @@ def macro_sql(spec: FunctionSpec) -> str | None:
         call = call_sql(spec) if spec.kind == "scalar" else ""
     body = call if spec.body is None else spec.body.replace("{call}", call).replace(
         "{options}", options_sql(spec) if spec.options else "NULL")
-    table = spec.kind == "table" or (spec.body is not None and spec.body.lstrip().upper().startswith(
-        ("SELECT", "FROM", "WITH")))
+    code = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--")).lstrip().upper()
+    table = spec.kind == "table" or code.startswith(("SELECT", "FROM", "WITH"))
     return (f"-- {spec.doc}\nCREATE OR REPLACE TEMP MACRO {spec.name}({_signature(spec)}) AS"
             f"{' TABLE' if table else ''}\n{body}")
 

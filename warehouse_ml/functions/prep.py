@@ -1,6 +1,6 @@
 """Data preparation (SQL_SURFACE section 1): argument checks for the pure-SQL macros, and data_quality.
 
-``clean_events``, ``user_features`` and ``rfm_segments`` are pure SQL macros in ``sql/prep.sql``: their output
+``clean_events``, ``user_features`` and ``rfm_segments`` are pure SQL macros (bodies in ``sql/<name>.sql``): their output
 keeps the relation's own columns (clean_events) or the user column's own name and type, which a Python table
 function with a fixed return type could not. They read their input as
 ``query_table(wml_prep_check(function, relation, to_json({...})))``: DuckDB folds that constant call while it
@@ -19,7 +19,8 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
-from ..binding.registry import scalar_udf, table_udf
+from ..binding.registry import scalar_udf, sql_body
+from ..binding.spec import Anything, Arg, Identifier, Identifiers, Option, StrOptions, spec, sql_function, sql_macro
 from ..errors import InvalidArgument
 from .privacy import personal_columns
 
@@ -59,17 +60,6 @@ def _check_window(spec: dict) -> int | None:
     if isinstance(value, bool) or float(value) != int(value) or int(value) < 1:
         raise InvalidArgument("label_window", f"expected a whole number of days of at least 1, got {value!r}", fix)
     return int(value)
-
-
-def _column_list(rel: Relation, spec: dict, argument: str) -> None:
-    value = spec.get(argument)
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise InvalidArgument(argument, f"expected a list of column names, got {value!r}",
-                              f"Write {argument} := ['col_a', 'col_b'] (a list, even for one column)")
-    for name in value:
-        rel.column(name, argument)
 
 
 def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
@@ -125,14 +115,33 @@ def _cutoff(spec: dict) -> datetime | None:
     return parsed.replace(tzinfo=None)
 
 
-def _check_clean(rel: Relation, spec: dict) -> None:
-    _column_list(rel, spec, "dedupe")
-    _column_list(rel, spec, "required")
-    fill = spec.get("fill")
-    if fill not in FILLS:
-        raise InvalidArgument("fill", f"expected one of {', '.join(repr(f) for f in FILLS)}, got {fill!r}",
-                              "'median' fills numbers with the median and text with the most common value; "
-                              "'mode' uses the most common value; 'zero' fills numbers with 0; 'none' leaves gaps")
+def _check_clean(rel: Relation, given: dict) -> None:
+    opts = spec("clean_events").parse_options(given)
+    for argument in ("dedupe", "required"):
+        for name in opts[argument] or []:
+            rel.column(name, argument)
+
+
+def _column_list(argument: str) -> Option:
+    return Option(argument, Identifiers(nonempty=False, one_alone=False),
+                  fix=f"Write {argument} := ['col_a', 'col_b'] (a list, even for one column)")
+
+
+sql_macro("clean_events", "The relation's own columns with duplicates removed, rows missing a required column "
+          "dropped and the remaining gaps filled.", sql_body("clean_events"), module="prep", args=[Arg("relation")],
+          options=[_column_list("dedupe"), _column_list("required"), Option(
+              "fill", StrOptions(FILLS), "median",
+              fix="'median' fills numbers with the median and text with the most common value; 'mode' uses the most "
+                  "common value; 'zero' fills numbers with 0; 'none' leaves gaps")])
+_ORDERS = [Arg("orders")]
+_ORDER_COLUMNS = [Option("as_of", Anything("a date or timestamp")), Option("user_col", Identifier(), "user_id"),
+                  Option("time_col", Identifier(), "order_ts"), Option("amount_col", Identifier(), "amount")]
+sql_macro("user_features", "One row per user: recency, frequency, monetary value, tenure and order counts as of a "
+          "date, and a churn label with label_window.", sql_body("user_features"), module="prep", args=_ORDERS,
+          options=_ORDER_COLUMNS + [Option("label_window", Anything("a whole number of days")),
+                                    Option("discount_col", Identifier())])
+sql_macro("rfm_segments", "Recency, frequency and monetary scores 1-5 per user and the standard RFM segment.",
+          sql_body("rfm_segments"), module="prep", args=_ORDERS, options=_ORDER_COLUMNS)
 
 
 @scalar_udf("wml_prep_check", args=["VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
@@ -188,7 +197,8 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-@table_udf("wml_data_quality", args=["VARCHAR"], returns=QUALITY_ROW)
+@sql_function("data_quality", "One row per column with plain-language issues (gaps, constants, outliers, "
+              "personal data).", args=[Arg("relation")], returns=QUALITY_ROW)
 def data_quality(ctx, relation):
     """One row per column: type, share of NULLs, distinct values, whole-row duplicates and plain-language issues."""
     rel = ctx.relation(relation)
