@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation
-from ..binding.registry import JSON, scalar_udf, table_udf
+from ..binding.registry import scalar_udf
+from ..binding.spec import Anything, Arg, Identifier, Identifiers, Option, Struct, spec, sql_function, sql_macro
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
 from .abtest import _metric_column as numeric_column  # a numeric or 0/1 column, or a clear error
@@ -43,16 +44,6 @@ LEDGER_SQL = [
         released_at TIMESTAMP NOT NULL,
         query JSON)""",
 ]
-def known_options(options: dict | None, allowed) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - allowed
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
-    return options
-
-
-DP_OPTIONS = {"group_by", "metrics", "bounds", "epsilon", "delta", "privacy_unit", "max_groups_per_unit",
-              "max_rows_per_unit"}
 DP_ROW = ("STRUCT(group_key VARCHAR, metric VARCHAR, value DOUBLE, noise_scale DOUBLE, ci_low DOUBLE, "
           "ci_high DOUBLE, epsilon DOUBLE, mechanism VARCHAR, notes VARCHAR)")
 BUDGET_ROW = ("STRUCT(relation VARCHAR, epsilon_budget DOUBLE, delta_budget DOUBLE, epsilon_spent DOUBLE, "
@@ -144,7 +135,9 @@ def _budget_rows(ctx, key: str | None) -> list[dict]:
     return out
 
 
-@table_udf("wml_dp_set_budget", args=["VARCHAR", "DOUBLE", "DOUBLE"], returns=BUDGET_ROW, writes=True)
+@sql_function("dp_set_budget", "Sets the privacy budget of a relation: what may be spent in total.",
+              args=[Arg("relation"), Arg("epsilon", "DOUBLE", None, cast=True), Arg("delta", "DOUBLE", 1e-5, cast=True)],
+              returns=BUDGET_ROW, writes=True)
 def dp_set_budget(ctx, relation, epsilon, delta):
     rel = ctx.relation(relation)
     eps = pv.check_epsilon(epsilon)
@@ -159,7 +152,8 @@ def dp_set_budget(ctx, relation, epsilon, delta):
     return _budget_rows(ctx, key)
 
 
-@table_udf("wml_dp_budget", args=["VARCHAR"], returns=BUDGET_ROW)
+@sql_function("dp_budget", "The privacy budget of a relation (or of every relation): set, spent and left.",
+              args=[Arg("relation", default=None)], returns=BUDGET_ROW)
 def dp_budget(ctx, relation):
     return _budget_rows(ctx, relation_key(ctx.relation(relation)) if relation is not None else None)
 
@@ -167,22 +161,13 @@ def dp_budget(ctx, relation):
 # -- dp_aggregate --------------------------------------------------------------------------------------------
 def parse_request(rel: Relation, opts: dict) -> dict:
     """Validate every dp_aggregate argument against the relation; returns the resolved request."""
-    group_by = opts.get("group_by") or []
-    if isinstance(group_by, str):
-        group_by = [group_by]
-    if not isinstance(group_by, list):
-        raise InvalidArgument("group_by", f"expected a list of column names, got {group_by!r}", "Write group_by := ['channel']")
-    groups = [rel.column(c, "group_by") for c in group_by]
-    unit = rel.column(opts["privacy_unit"], "privacy_unit") if opts.get("privacy_unit") is not None else None
+    groups = [rel.column(c, "group_by") for c in opts["group_by"] or []]
+    unit = rel.column(opts["privacy_unit"], "privacy_unit") if opts["privacy_unit"] is not None else None
     if unit is not None and unit in groups:
         raise InvalidArgument("privacy_unit", f"'{unit}' is also a group_by column: every group would be one person",
                               "Group by something else, or count people with metrics := ['count']")
-    specs = pv.parse_metrics(opts.get("metrics"))
-    raw_bounds = opts.get("bounds") or {}
-    if not isinstance(raw_bounds, dict):
-        raise InvalidArgument("bounds", f"expected a struct of column bounds, got {raw_bounds!r}",
-                              "Write bounds := {'revenue': [0, 500]}")
-    bounds = {rel.column(c, "bounds"): pv.check_bounds(b, f"bounds.{c}") for c, b in raw_bounds.items()}
+    specs = pv.parse_metrics(opts["metrics"])
+    bounds = {rel.column(c, "bounds"): pv.check_bounds(b, f"bounds.{c}") for c, b in (opts["bounds"] or {}).items()}
     resolved = []
     for s in specs:
         if s.column is None:
@@ -194,9 +179,9 @@ def parse_request(rel: Relation, opts: dict) -> dict:
                                   "would themselves leak)", f"Add them, e.g. bounds := {{'{col}': [0, 500]}}")
         resolved.append(pv.MetricSpec(s.kind, col, s.alpha))
     return dict(groups=groups, unit=unit, metrics=resolved, bounds=bounds,
-                epsilon=pv.check_epsilon(opts.get("epsilon", 1.0)), delta=pv.check_delta(opts.get("delta", 1e-6)),
-                max_groups=pv.check_count(opts.get("max_groups_per_unit"), "max_groups_per_unit", 1),
-                max_rows=pv.check_count(opts.get("max_rows_per_unit"), "max_rows_per_unit", 1))
+                epsilon=pv.check_epsilon(opts["epsilon"]), delta=pv.check_delta(opts["delta"]),
+                max_groups=pv.check_count(opts["max_groups_per_unit"], "max_groups_per_unit", 1),
+                max_rows=pv.check_count(opts["max_rows_per_unit"], "max_rows_per_unit", 1))
 
 
 def bounded_aggregates(ctx, rel: Relation, req: dict) -> tuple[list[str], pv.GroupAggregates]:
@@ -248,10 +233,40 @@ def bounded_aggregates(ctx, rel: Relation, req: dict) -> tuple[list[str], pv.Gro
     return t.column("__k").to_pylist(), agg
 
 
-@table_udf("wml_dp_aggregate", args=["VARCHAR", JSON], returns=DP_ROW)
-def dp_aggregate(ctx, relation, options):
+# The UDF releases the groups; the macro joins each back to its key columns, read from the relation so they keep
+# their types. The relation is read as query_table(wml_dp_relation(...)), which checks every argument while DuckDB
+# binds the macro.
+_DP_BODY = """WITH released AS (
+    {call}
+), src AS (
+    SELECT *, 1 AS __wml_one
+    FROM query_table(wml_dp_relation(relation, CAST({options} AS VARCHAR)))
+), keys AS (
+    SELECT *, CAST(row(*COLUMNS(*)) AS VARCHAR) AS __wml_key
+    FROM (SELECT DISTINCT COLUMNS(lambda c: c = '__wml_one'
+            OR list_contains(list_transform(coalesce(CAST(group_by AS VARCHAR[]), []), lambda x: lower(x)), lower(c)))
+          FROM src)
+)
+SELECT keys.* EXCLUDE (__wml_one, __wml_key), released.* EXCLUDE (group_key)
+FROM released LEFT JOIN keys ON released.group_key = keys.__wml_key
+ORDER BY ALL"""
+
+
+@sql_function(
+    "dp_aggregate", "Differentially private counts, sums, means and quantiles per group, recorded in the privacy "
+    "ledger.", args=[Arg("relation")], returns=DP_ROW, body=_DP_BODY, options=[
+        Option("group_by", Identifiers(nonempty=False, one_alone=False), fix="Write group_by := ['channel']"),
+        Option("metrics", Anything("a list such as ['count', 'avg(revenue)']")),
+        Option("bounds", Struct(), fix="Write bounds := {'revenue': [0, 500]}"),
+        Option("epsilon", Anything("a positive privacy budget"), 1.0),
+        Option("delta", Anything("a probability"), 1e-6),
+        Option("privacy_unit", Identifier()),
+        Option("max_groups_per_unit", Anything("a whole number >= 1"), 1),
+        Option("max_rows_per_unit", Anything("a whole number >= 1"), 1),
+    ])
+def dp_aggregate(ctx, relation, **opts):
     rel = ctx.relation(relation)
-    req = parse_request(rel, known_options(options, DP_OPTIONS))
+    req = parse_request(rel, opts)
     keys, agg = bounded_aggregates(ctx, rel, req)
     release = pv.dp_aggregate(agg, req["metrics"], req["bounds"], req["epsilon"], req["delta"], req["max_groups"],
                               req["max_rows"], grouped=bool(req["groups"]))
@@ -276,7 +291,7 @@ def dp_relation(ctx, relation, options):
     out = []
     for name, raw in zip(relation.to_pylist(), options.to_pylist()):
         rel = ctx.relation(name)
-        parse_request(rel, known_options(json.loads(raw) if raw else {}, DP_OPTIONS))
+        parse_request(rel, spec("dp_aggregate").parse_options(json.loads(raw) if raw else {}))
         out.append(rel.sql)
     return pa.array(out, pa.string())
 
@@ -296,6 +311,17 @@ def pseudonym_check(ctx, relation, columns, key):
             rel.column(c, "columns")
         out.append(rel.sql)
     return pa.array(out, pa.string())
+
+
+# HMAC-SHA256 computed by DuckDB column-wise over the padded keys wml_hmac_pad returns once per query.
+sql_macro("pseudonymize", "The relation's own columns with each listed column replaced by its keyed hash "
+          "(HMAC-SHA256): the same value and key give the same pseudonym, so tables still join.", """
+    SELECT COLUMNS(lambda c: NOT list_contains(list_transform(CAST(columns AS VARCHAR[]), lambda x: lower(x)), lower(c))),
+        sha256(wml_hmac_pad("key", 'outer') || unhex(sha256(wml_hmac_pad("key", 'inner')
+            || encode(CAST(COLUMNS(lambda c: list_contains(list_transform(CAST(columns AS VARCHAR[]), lambda x: lower(x)),
+                                            lower(c))) AS VARCHAR)))))
+    FROM query_table(wml_pseudonym_check(relation, CAST(columns AS VARCHAR[]), "key"))""", module="privacy",
+          args=[Arg("relation")], options=[Option("columns", Identifiers()), Option("key", Anything("a secret key"))])
 
 
 @scalar_udf("wml_hmac_pad", args=["VARCHAR", "VARCHAR"], returns="BLOB")
@@ -364,10 +390,7 @@ def private_profiles(ctx, relation: str, model: str, opts: dict, load_model, rea
                               f"Fit one first: FROM segment_users('{relation}', model := '{model}')") from None
     rel = ctx.relation(relation)
     bounds = _model_bounds(m)
-    given = opts.get("bounds") or {}
-    if not isinstance(given, dict):
-        raise InvalidArgument("bounds", f"expected a struct of feature bounds, got {given!r}",
-                              "Write bounds := {'monetary': [0, 5000]}")
+    given = opts["bounds"] or {}
     lower = {c.lower(): i for i, c in enumerate(m.names)}
     for c, b in given.items():
         if c.lower() not in lower:
