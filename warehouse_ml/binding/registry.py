@@ -205,18 +205,16 @@ def sql_files() -> list[tuple[str, str]]:
 
 
 def macro_statements() -> list[str]:
-    """The CREATE TEMP MACRO statement of every public function, generated from its spec."""
+    """The CREATE TEMP MACRO statement of every public function, generated from its spec: first those over a UDF,
+    then the pure-SQL ones in declaration order (DuckDB binds a table macro's body when it is created, so the
+    functions it calls must exist)."""
     load_function_modules()
-    return [m for m in map(macro_sql, specs()) if m]
+    ordered = sorted(specs(), key=lambda s: s.kind == "macro")
+    return [m for m in map(macro_sql, ordered) if m]
 
 
 def install_macros(con) -> None:
     """(Re)create the TEMP macros on a connection or cursor; TEMP macros are per connection and per cursor."""
-    for stmt in macro_statements():
-        try:
-            con.execute(stmt)
-        except duckdb.Error as e:  # a spec whose macro DuckDB refuses is a packaging bug: say which
-            raise RuntimeError(f"warehouse-ml could not create a macro: {e}\n{stmt[:300]}") from e
     bodies = {s.name for s in specs()}
     for fname, text in sql_files():
         if fname.removesuffix(".sql") in bodies:
@@ -227,6 +225,11 @@ def install_macros(con) -> None:
                 con.execute(stmt)
             except duckdb.Error as e:  # a broken macro file is a packaging bug: say which
                 raise RuntimeError(f"warehouse-ml could not create a macro from sql/{fname}: {e}\n{stmt[:300]}") from e
+    for stmt in macro_statements():
+        try:
+            con.execute(stmt)
+        except duckdb.Error as e:  # a spec whose macro DuckDB refuses is a packaging bug: say which
+            raise RuntimeError(f"warehouse-ml could not create a macro: {e}\n{stmt[:300]}") from e
 
 
 _RUNTIMES: dict[int, Runtime] = {}

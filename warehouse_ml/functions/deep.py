@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..binding.registry import scalar_udf
+from ..binding.spec import sql_function
 from ..tasks.deep import device_name
 
 
-@scalar_udf("wml_device", args=[], returns="VARCHAR")
+@sql_function("ml_device", "The device deep training would use (GPU name or CPU), as SQL sees it.", kind="scalar",
+              returns="VARCHAR")
 def ml_device(ctx):
     return pa.array([device_name()], pa.string())

@@ -31,8 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_temporal_type
-from ..binding.keys import typed_calls
-from ..binding.registry import JSON, scalar_udf, table_udf
+from ..binding.spec import Anything, Arg, Identifier, Option, Struct, sql_function, sql_macro
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownColumn, did_you_mean
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import sequence as sq
@@ -45,7 +44,6 @@ TASK = "sequence"
 PRED_ROW = 'STRUCT("user" VARCHAR, p_purchase DOUBLE, n_events BIGINT)'
 PURCHASE_NAMES = ("purchase", "purchased", "order", "ordered", "buy", "transaction", "checkout", "conversion", "sale")
 EVENT_KEYS = ("event", "item", "purchase_event", "as_of")  # role options, top level or inside params
-SCORE_OPTIONS = ("as_of",)
 
 
 # -- options and columns -----------------------------------------------------------------------------------------
@@ -363,26 +361,18 @@ def _loaded(ctx, model: str):
     return sm, sm.derived["sequence"]
 
 
-def _user_type(ctx, model, relation, raw) -> dict[str, str]:
+def _user_type(ctx, model, relation, **_) -> dict[str, str]:
     _, seq = _loaded(ctx, model)
     rel = ctx.relation(relation, "relation")
     return {"user": rel.columns[rel.column(seq.config["roles"]["user"], "relation")]}
 
 
-@scalar_udf("wml_predict_sequence_sql", args=["VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
-def ml_predict_sequence_sql(ctx, models, relations, options):
-    """ml_predict_sequence's call with "user" cast back to the type of the user column (binding/keys.py)."""
-    return typed_calls(ctx, "wml_predict_sequence", [models, relations, options], ["user", "p_purchase", "n_events"],
-                       _user_type)
-
-
-@table_udf("wml_predict_sequence", args=["VARCHAR", "VARCHAR", JSON], returns=PRED_ROW)
-def ml_predict_sequence(ctx, model, relation, options):
+@sql_function(
+    "ml_predict_sequence", "Each user's probability of a purchase within the model's horizon, from their event "
+    "history up to as_of (default: the latest event).", args=[Arg("model"), Arg("relation")], returns=PRED_ROW,
+    options=[Option("as_of", Anything("a date or timestamp"))], key_types=_user_type)
+def ml_predict_sequence(ctx, model, relation, as_of):
     validate_model_name(model)
-    opts = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = sorted(set(opts) - set(SCORE_OPTIONS))
-    if unknown:
-        raise InvalidArgument(unknown[0], "is not an option of ml_predict_sequence", "Use: as_of")
     sm, seq = _loaded(ctx, model)
     rel = ctx.relation(relation, "relation")
     roles = {}
@@ -398,7 +388,7 @@ def ml_predict_sequence(ctx, model, relation, options):
                                   f"Pass a relation with the columns it was trained on "
                                   f"({', '.join(c for c in seq.config['roles'].values() if c)}), e.g. a view that "
                                   "renames yours") from None
-    as_of_us = _as_of_us(ctx, opts.get("as_of"))
+    as_of_us = _as_of_us(ctx, as_of)
     table, _, _ = read_events(ctx, rel, roles, as_of_us)
     if table.num_rows == 0:
         raise InvalidArgument("as_of" if as_of_us is not None else "relation",
@@ -414,6 +404,22 @@ def ml_predict_sequence(ctx, model, relation, options):
     order = np.argsort(-p, kind="stable")
     return pa.table({"user": elog.user_ids.take(pa.array(ex.users[order])), "p_purchase": p[order],
                      "n_events": ex.n_events[order]})
+
+
+# The model named 'next_purchase': ml_train with task 'sequence', its named options passed in params (params
+# given by the caller win, as in ml_train).
+sql_macro("train_next_purchase", "Trains the model named 'next_purchase', which predicts a purchase within horizon_days.",
+          """FROM ml_train('next_purchase', relation, task := 'sequence', "user" := "user", "time" := "time", item := item,
+    params := json_merge_patch(json_object('event', event, 'purchase_event', purchase_event,
+        'horizon_days', horizon_days, 'as_of', as_of), coalesce(CAST(params AS JSON), '{}')))""",
+          module="sequence", writes=True, args=[Arg("relation")], options=[
+              Option("user", Identifier()), Option("time", Identifier()), Option("event", Identifier()),
+              Option("item", Identifier()), Option("purchase_event", Anything("an event type or a list of them")),
+              Option("horizon_days", Anything("a whole number of days"), 14),
+              Option("as_of", Anything("a date or timestamp")), Option("params", Struct())])
+sql_macro("predict_next_purchase", "Each user's probability of a purchase, from the model named 'next_purchase'.",
+          "FROM ml_predict_sequence('next_purchase', relation, as_of := as_of)", module="sequence",
+          args=[Arg("relation")], options=[Option("as_of", Anything("a date or timestamp"))])
 
 
 @predictor(TASK)
