@@ -25,7 +25,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import warehouse_ml as wml  # noqa: E402
-from warehouse_ml.functions.recommend import DEFAULT_EVENT_WEIGHTS  # noqa: E402
+from warehouse_ml.functions.recommend_data import DEFAULT_EVENT_WEIGHTS  # noqa: E402
 from warehouse_ml.tasks import recommend as rk  # noqa: E402
 
 

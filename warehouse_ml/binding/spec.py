@@ -287,18 +287,25 @@ class FunctionSpec:
 
     def parse_options(self, given: Mapping | None) -> dict:
         """Every option of the function, validated, with its default where not given (NULL means not given)."""
-        given = {k: v for k, v in (given or {}).items() if v is not None}
-        unknown = sorted(set(given) - set(self.option_names))
-        if unknown:
-            raise InvalidArgument(unknown[0], f"is not an option of {self.name}",
-                                  f"Use: {', '.join(sorted(self.option_names))}")
-        return {o.name: (o.parse(given[o.name]) if o.name in given else o.default) for o in self.options}
+        return parse_options(self.options, given, self.name)
 
     def udf_params(self) -> list[str] | None:
         """The UDF's SQL parameter types; None registers varargs of ANY (a row of any shape)."""
         if any(a.sql_type == "ANY" for a in self.args):
             return None
         return [a.sql_type for a in self.args] + (["VARCHAR"] if self.options else [])
+
+
+def parse_options(options: Iterable[Option], given: Mapping | None, function: str) -> dict:
+    """``given`` checked against ``options``: an unknown name or a bad value raises InvalidArgument naming it;
+    every option comes back, with its default where not given (NULL means not given)."""
+    options = list(options)
+    names = [o.name for o in options]
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise InvalidArgument(unknown[0], f"is not an option of {function}", f"Use: {', '.join(sorted(names))}")
+    return {o.name: (o.parse(given[o.name]) if o.name in given else o.default) for o in options}
 
 
 _SPECS: dict[str, FunctionSpec] = {}

@@ -9,7 +9,6 @@ describes each segment of a relation under the stored model (fitting one first i
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import datetime, timezone

@@ -36,7 +36,7 @@ from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownCo
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import sequence as sq
 from .base import predictor, trainer
-from .recommend import _EVENT_RE, _TIME_RE, _USER_RE, _pick
+from .recommend_data import _EVENT_RE, _TIME_RE, _USER_RE, _pick
 
 log = logging.getLogger("warehouse_ml")
 
