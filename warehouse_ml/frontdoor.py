@@ -10,6 +10,7 @@ that need neither run exactly as written.
 """
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 
@@ -17,11 +18,10 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from .binding import registry
 from .binding.inputs import drop_scratch_copies, make_inputs_readable, mentions_relation_macro
 from .errors import InvalidArgument
 
-ROW_FUNCTIONS = re.compile(r"^(predict_\w+|ml_predict|ml_predict_label|ml_explain_row)$", re.IGNORECASE)
-_QUICK = re.compile(r"(predict_\w+|ml_predict\w*|ml_explain_row)\s*\([^()]*\*", re.IGNORECASE)
 _PREDICT = re.compile(r"(predict_\w+|ml_predict)\s*\(", re.IGNORECASE)
 _EXTENSIONS: list = []  # (matches(statement_text) -> bool, run(con, statement_text, params)) from integrations
 
@@ -31,8 +31,22 @@ def register_statement_handler(matches, run) -> None:
     _EXTENSIONS.append((matches, run))
 
 
+def is_row_function(name: str | None) -> bool:
+    """Takes a whole row: a function declared with ``row_input=True`` (ml_predict, ml_predict_label,
+    ml_explain_row, predict_churn, ...), or any ``predict_<model>`` macro (deploys create them)."""
+    name = (name or "").lower()
+    return name.startswith("predict_") or name in registry.row_functions()
+
+
+@functools.cache
+def _star_call() -> re.Pattern:
+    """A row function called with a star argument somewhere in the text: the quick test before parsing."""
+    names = "|".join(sorted(map(re.escape, registry.row_functions())))
+    return re.compile(rf"\b(predict_\w+|{names})\s*\([^()]*\*", re.IGNORECASE)
+
+
 def needs_rewrite(query: str, compile_models: bool = False) -> bool:
-    return bool(_QUICK.search(query) or (compile_models and _PREDICT.search(query)))
+    return bool(_star_call().search(query) or (compile_models and _PREDICT.search(query)))
 
 
 def rewrite(query: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
@@ -59,7 +73,7 @@ def rewrite(query: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
         named = _name_prediction_columns(stmt)
         for call in list(stmt.find_all(exp.Anonymous)):
             name = call.name
-            if not ROW_FUNCTIONS.match(name or ""):
+            if not is_row_function(name):
                 continue
             args = call.expressions
             stars = [i for i, a in enumerate(args) if isinstance(a, exp.Star)]
@@ -88,7 +102,7 @@ def _name_prediction_columns(stmt: exp.Expression) -> bool:
     changed = False
     for select in stmt.find_all(exp.Select):
         for item in list(select.expressions):
-            if isinstance(item, exp.Alias) or not any(ROW_FUNCTIONS.match(c.name or "") for c in item.find_all(exp.Anonymous)):
+            if isinstance(item, exp.Alias) or not any(is_row_function(c.name) for c in item.find_all(exp.Anonymous)):
                 continue
             label = item.name if isinstance(item, exp.Anonymous) else item.sql(dialect="duckdb", normalize_functions=False)
             item.replace(exp.alias_(item.copy(), exp.to_identifier(label, quoted=True)))

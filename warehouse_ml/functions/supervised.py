@@ -16,7 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.registry import JSON, scalar_udf, table_udf
+from ..binding.registry import scalar_udf
+from ..binding.spec import (
+    Anything, Arg, Identifier, Identifiers, Interval, Option, StrOptions, Struct, Text, sql_function, sql_macro,
+)
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed, WmlError
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import drift
@@ -29,7 +32,7 @@ from .privacy import personal_plan
 log = logging.getLogger("warehouse_ml")
 
 SUPERVISED_TASKS = ("classification", "regression")
-TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy", "shortcut"}
+SUPERVISED_OPTIONS = ("label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy", "shortcut")
 BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
 PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
 
@@ -42,48 +45,60 @@ def _options(options: dict | None, allowed: set[str]) -> dict:
     return options
 
 
-@table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
-def ml_train(ctx, model, relation, options):
+DEPLOY = Option("deploy", StrOptions(drift.DEPLOY_POLICIES), "if_better",
+                fix=f"Use one of: {', '.join(drift.DEPLOY_POLICIES)}",
+                doc="'if_better' activates a new version only when it scores at least as well as the active one on "
+                    "the new hold-out; 'always' activates it; 'never' only stores it")
+PARAMS = Option("params", Struct(), fix="Use e.g. params := {max_iter: 300}")
+TEST_SIZE = Option("test_size", Interval(float, 0, 1, closed="left"), 0.2, fix="Use e.g. test_size := 0.2")
+
+
+@sql_function(
+    "ml_train", "Trains a model on a relation and stores it as a new version: supervised (label := ...) or another "
+    "task (recommend, segment, sequence).", args=[Arg("model"), Arg("relation")], returns=TRAIN_ROW, writes=True,
+    options=[
+        Option("label", Identifier()), Option("task", Text(nonempty=True), "auto"),
+        Option("algorithm", Text(nonempty=True), "auto"), Option("exclude", Identifiers(nonempty=False)),
+        TEST_SIZE, PARAMS, Option("user", Identifier()), Option("item", Identifier()),
+        Option("weight", Identifier()), Option("time", Identifier()), Option("method", Text(nonempty=True)),
+        Option("k", Anything("a number of segments or recommendations")),
+        Option("personal", Anything("'exclude', 'hash' or 'keep'")), DEPLOY,
+        Option("shortcut", Text(), doc="the macro that called ml_train (its label must be yes/no)")])
+def ml_train(ctx, model, relation, **opts):
     validate_model_name(model)
-    raw = options or {}
-    task = (raw.get("task") or "auto").lower()
-    policy = deploy_policy(raw.get("deploy"))
+    task = opts["task"].lower()
+    policy = opts["deploy"]
     if task in TRAINERS:
         if policy == "never":
             raise InvalidArgument("deploy", f"'never' applies to supervised models; a {task} model is active once trained",
                                   "Leave deploy out, or go back afterwards with FROM ml_rollback(model)")
-        row = TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k not in ("task", "deploy")})
+        row = TRAINERS[task](ctx, model, relation, {k: v for k, v in opts.items()
+                                                    if k not in ("task", "deploy") and v is not None})
         return [row] if isinstance(row, dict) else row
-    opts = _options(raw, TRAIN_OPTIONS)
+    other = sorted(k for k, v in opts.items() if k not in SUPERVISED_OPTIONS and v is not None)
+    if other:
+        raise InvalidArgument(other[0], "is not an option of this function", f"Use: {', '.join(sorted(SUPERVISED_OPTIONS))}")
     if task not in ("auto",) + SUPERVISED_TASKS:
         raise InvalidArgument("task", f"unknown task '{task}'",
                               f"Use one of: auto, classification, regression, {', '.join(sorted(TRAINERS))}")
     rel = ctx.relation(relation)
-    if "label" not in opts:
+    if opts["label"] is None:
         raise InvalidArgument("label", "is required to train a supervised model",
                               f"Name the column to predict, e.g. FROM ml_train('{model}', '{relation}', label := 'churned')")
     label = rel.column(opts["label"], "label")
-    exclude = opts.get("exclude") or []
-    if isinstance(exclude, str):
-        exclude = [exclude]
+    exclude = opts["exclude"] or []
     for c in exclude:
         rel.column(c, "exclude")
-    algorithm = str(opts.get("algorithm", "auto")).lower()
+    algorithm = opts["algorithm"].lower()
     if algorithm not in sv.ALGORITHMS:
         raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of: {', '.join(sv.ALGORITHMS)}")
-    test_size = opts.get("test_size", 0.2)
-    if not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
-        raise InvalidArgument("test_size", f"must be a number in [0, 1), got {test_size!r}", "Use e.g. test_size := 0.2")
-    params = opts.get("params") or {}
-    if not isinstance(params, dict):
-        raise InvalidArgument("params", f"expected a struct of estimator parameters, got {params!r}",
-                              "Use e.g. params := {max_iter: 300}")
+    test_size, params = opts["test_size"], opts["params"] or {}
 
     started = time.perf_counter()
     table = read_relation(ctx, rel)
     log.info("%s: read %s rows from %s in %.2fs", model, f"{table.num_rows:,}", relation, time.perf_counter() - started)
     options = {"algorithm": algorithm, "exclude": exclude, "test_size": float(test_size), "params": params,
-               "personal": opts.get("personal", "exclude"), "shortcut": opts.get("shortcut")}
+               "personal": opts["personal"] or "exclude", "shortcut": opts["shortcut"]}
     return [train_table(ctx, model, relation, table, label, task, options, policy, started)]
 
 
@@ -317,7 +332,8 @@ def linear_sql_for(sm: StoredModel, row: str) -> str | None:
     return None if form is None else linear_sql(form, row)
 
 
-@table_udf("wml_export_sql", args=["VARCHAR"], returns="STRUCT(model VARCHAR, version INTEGER, macro_sql VARCHAR)")
+@sql_function("ml_export_sql", "A linear model as a plain SQL macro definition: scoring with no Python, by any "
+              "DuckDB client.", args=[Arg("model")], returns="STRUCT(model VARCHAR, version INTEGER, macro_sql VARCHAR)")
 def ml_export_sql(ctx, model):
     validate_model_name(model)
     sm = ctx.store.load(model)
@@ -337,12 +353,20 @@ def _prepared(sm: StoredModel):
     return sm.derived["featurizer"], sm.derived["scorer"]
 
 
-@scalar_udf("wml_predict", args=None, returns="DOUBLE")
+_ROW = [Arg("model"), Arg("row", "ANY")]
+
+
+@sql_function("ml_predict", "The model's prediction for a row (a probability for a yes/no classifier).",
+              kind="scalar", args=_ROW, returns="DOUBLE", row_input=True)
 def ml_predict(ctx, models, rows):
     return _by_model(models, rows, pa.float64(), lambda m, r: predict_values(ctx, m, r, "value"))
 
 
-@scalar_udf("wml_predict_label", args=None, returns="VARCHAR")
+# The label comes back with the label column's type: cast_to_type takes it from a bind-time witness query (so the
+# model must be a constant; wml_predict_label(model, row) gives the text form for any model argument).
+@sql_function("ml_predict_label", "The predicted class (or value) for a row, with the label column's type.",
+              kind="scalar", args=_ROW, returns="VARCHAR", row_input=True,
+              body="cast_to_type({call}, (SELECT w FROM query(wml_label_type_sql(model))))")
 def ml_predict_label(ctx, models, rows):
     return _by_model(models, rows, pa.string(), lambda m, r: predict_values(ctx, m, r, "label"))
 
@@ -382,7 +406,8 @@ def label_type_sql(ctx, models):
 EXPLAIN_ROW = "STRUCT(feature VARCHAR, contribution DOUBLE)[]"
 
 
-@scalar_udf("wml_explain_row", args=None, returns=EXPLAIN_ROW)
+@sql_function("ml_explain_row", "The k features that moved a row's prediction most, with their contributions.",
+              kind="scalar", args=[*_ROW, Arg("k", "BIGINT", 3)], returns=EXPLAIN_ROW, row_input=True)
 def ml_explain_row(ctx, models, rows, ks):
     k = pc.max(ks).as_py() if len(ks) else 3
     if k is None or k < 1:
@@ -421,7 +446,8 @@ def _supervised(ctx, model: str) -> StoredModel:
 
 
 # -- evaluation and global explanation ---------------------------------------------------------------------
-@table_udf("wml_evaluate", args=["VARCHAR", "VARCHAR"], returns="STRUCT(metric VARCHAR, value DOUBLE)")
+@sql_function("ml_evaluate", "The active version's hold-out metrics, or its metrics on another labelled relation.",
+              args=[Arg("model"), Arg("relation", default=None)], returns="STRUCT(metric VARCHAR, value DOUBLE)")
 def ml_evaluate(ctx, model, relation):
     validate_model_name(model)
     sm = _supervised(ctx, model)
@@ -441,8 +467,27 @@ def ml_evaluate(ctx, model, relation):
     return [{"metric": k, "value": v} for k, v in metrics.items()] + [{"metric": "n_rows", "value": float(len(y))}]
 
 
-@table_udf("wml_explain", args=["VARCHAR"], returns="STRUCT(feature VARCHAR, importance DOUBLE, direction VARCHAR)")
+@sql_function("ml_explain", "The active version's feature importances and the direction of each feature's effect.",
+              args=[Arg("model")], returns="STRUCT(feature VARCHAR, importance DOUBLE, direction VARCHAR)")
 def ml_explain(ctx, model):
     validate_model_name(model)
     sm = _supervised(ctx, model)
     return sm.meta.get("importance", [])
+
+
+def _shortcut(model: str, label: str, what: str) -> None:
+    """train_<model> (ml_train on the model of that name, whose yes/no label ml_train checks: shortcut := names
+    the macro) and predict_<model> (scoring with it)."""
+    sql_macro(f"train_{model}", f"Trains the {what} model (named '{model}') on a yes/no label.",
+              f"""FROM ml_train('{model}', relation, label := label, task := 'classification', algorithm := algorithm,
+    exclude := exclude, test_size := test_size, params := params, deploy := deploy, shortcut := 'train_{model}')""",
+              module="supervised", writes=True, args=[Arg("relation")],
+              options=[Option("label", Identifier(), label), Option("algorithm", Text(nonempty=True), "auto"),
+                       Option("exclude", Identifiers(nonempty=False)), TEST_SIZE, PARAMS, DEPLOY])
+    sql_macro(f"predict_{model}", f"The {what} model's prediction for a row.", f"wml_predict('{model}', \"row\")",
+              module="supervised", row_input=True, args=[Arg("row", "ANY")])
+
+
+_shortcut("churn", "churned", "churn")
+_shortcut("conversion", "converted", "purchase conversion")
+_shortcut("ctr", "clicked", "click-through")
