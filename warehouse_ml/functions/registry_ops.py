@@ -1,7 +1,7 @@
 """ml_models, ml_deploy, ml_rollback, ml_drop: the model registry as table functions."""
 from __future__ import annotations
 
-from ..binding.registry import table_udf
+from ..binding.spec import Arg, sql_function
 from ..errors import InvalidArgument
 from ..store import validate_model_name
 
@@ -16,12 +16,17 @@ def _rows(ctx, model: str | None = None) -> list[dict]:
     return [r for r in ctx.store.listing() if model is None or r["model"] == model]
 
 
-@table_udf("wml_models", args=[], returns=MODEL_ROW)
+_MODEL = [Arg("model")]
+
+
+@sql_function("ml_models", "Every stored version of every model, with its metrics and whether it is active.",
+              returns=MODEL_ROW)
 def ml_models(ctx):
     return _rows(ctx)
 
 
-@table_udf("wml_deploy", args=["VARCHAR", "BIGINT"], returns=MODEL_ROW, writes=True)
+@sql_function("ml_deploy", "Makes a stored version the active one.", args=[*_MODEL, Arg("version", "BIGINT")],
+              returns=MODEL_ROW, writes=True)
 def ml_deploy(ctx, model, version):
     validate_model_name(model)
     if version is None:
@@ -30,14 +35,15 @@ def ml_deploy(ctx, model, version):
     return [r for r in _rows(ctx, model) if r["version"] == v]
 
 
-@table_udf("wml_rollback", args=["VARCHAR"], returns=MODEL_ROW, writes=True)
+@sql_function("ml_rollback", "Makes the previously active version the active one again.", args=_MODEL,
+              returns=MODEL_ROW, writes=True)
 def ml_rollback(ctx, model):
     validate_model_name(model)
     v = ctx.store.rollback(model)
     return [r for r in _rows(ctx, model) if r["version"] == v]
 
 
-@table_udf("wml_drop", args=["VARCHAR"], returns=MODEL_ROW, writes=True)
+@sql_function("ml_drop", "Deletes a model and all its versions.", args=_MODEL, returns=MODEL_ROW, writes=True)
 def ml_drop(ctx, model):
     validate_model_name(model)
     before = _rows(ctx, model)
