@@ -85,16 +85,20 @@ def _num(x) -> str:
 
 @dataclass(frozen=True)
 class StrOptions(Constraint):
-    """One of a set of words, compared case-insensitively; the kernel gets it lower-cased."""
+    """One of a set of words, compared case-insensitively; the kernel gets it lower-cased. ``what`` names the kind
+    of word in the problem ("unknown statistic 'x'")."""
 
     options: frozenset[str]
+    what: str | None = None
 
-    def __init__(self, options: Iterable[str]):
+    def __init__(self, options: Iterable[str], what: str | None = None):
         object.__setattr__(self, "options", frozenset(o.lower() for o in options))
+        object.__setattr__(self, "what", what)
 
     def check(self, value):
         if not isinstance(value, str) or value.lower() not in self.options:
-            raise Invalid(f"is {_shown(value)}, not one of {self.describe()}")
+            raise Invalid(f"unknown {self.what} {value!r}" if self.what else
+                          f"is {_shown(value)}, not one of {self.describe()}")
         return value.lower()
 
     def describe(self) -> str:

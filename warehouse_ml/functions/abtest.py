@@ -38,7 +38,7 @@ def _metric_column(rel, name: str, argument: str) -> str:
         Option("covariate", Identifier(), doc="a pre-experiment column for CUPED"),
         Option("alpha", Interval(float, 0, 1, closed="neither"), 0.05),
         Option("split", Anything("the planned shares of the variants")),
-        Option("test", StrOptions({"auto", "z", "t"}), "auto", fix="Use 'auto', 'z' (proportions) or 't' (Welch)"),
+        Option("test", StrOptions({"auto", "z", "t"}, "test"), "auto", fix="Use 'auto', 'z' (proportions) or 't' (Welch)"),
         Option("epsilon", Anything("a positive privacy budget")),
         Option("bounds", Anything("[lower, upper]")),
     ])

@@ -80,7 +80,7 @@ _BETWEEN_0_AND_1 = Interval(float, 0, 1, closed="neither")
                fix="Pass a share of rows strictly between 0 and 1, e.g. min_support := 0.01 (segments with at least "
                    "1% of the rows)"),
         Option("alpha", _BETWEEN_0_AND_1, 0.05, fix="Pass a number strictly between 0 and 1, e.g. alpha := 0.05"),
-        Option("correction", StrOptions(kd.CORRECTIONS), "holm",
+        Option("correction", StrOptions(kd.CORRECTIONS, "correction"), "holm",
                fix="Use 'holm' (family-wise error), 'bh' (false discovery rate) or 'bonferroni'"),
         Option("max_values", Interval(int, 1, None), 1000, fix="Pass e.g. max_values := 1000"),
         Option("max_segments", Interval(int, 1, None), 10_000, fix="Pass e.g. max_segments := 10000"),

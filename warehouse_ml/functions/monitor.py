@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_temporal_type, quote_ident
-from ..binding.registry import JSON, table_udf
+from ..binding.spec import Anything, Arg, Boolean, Identifier, Interval, Option, StrOptions, Text, spec, sql_function
 from ..errors import InvalidArgument, did_you_mean
 from ..store import StoredModel, validate_model_name
 from ..tasks import drift
@@ -28,8 +28,8 @@ from ..tasks import supervised as sv
 from ..tasks.features import Featurizer
 from .base import TRAIN_ROW
 from .forecast import Roles, forecast_demand, infer_roles
-from .supervised import (SUPERVISED_TASKS, _label_array, _options, _prepared, deploy_policy, labelled_rows,
-                         linear_sql_for, store_version, train_table)
+from .supervised import (DEPLOY, SUPERVISED_TASKS, _label_array, _prepared, labelled_rows, linear_sql_for,
+                         store_version, train_table)
 
 log = logging.getLogger("warehouse_ml")
 
@@ -40,7 +40,6 @@ MONITORING_ROW = ("STRUCT(check_id BIGINT, checked_at TIMESTAMP, model VARCHAR, 
                   "relation VARCHAR, n_rows BIGINT, feature VARCHAR, kind VARCHAR, statistic VARCHAR, value DOUBLE, "
                   "threshold DOUBLE, drifted BOOLEAN, note VARCHAR)")
 MONITORING_COLUMNS = [part.split(" ")[0] for part in MONITORING_ROW[len("STRUCT("):-1].split(", ")]
-DRIFT_OPTIONS = {"threshold", "numeric", "categorical", "record"}
 SCORE_BATCH = 1_000_000
 
 
@@ -53,11 +52,6 @@ def _supervised(ctx, model: str, function: str) -> StoredModel:
     return sm
 
 
-def _statistic(opts: dict, key: str, allowed: tuple[str, ...]) -> str:
-    value = str(opts.get(key, allowed[0])).lower()
-    if value not in allowed:
-        raise InvalidArgument(key, f"unknown statistic {opts.get(key)!r}", f"Use one of: {', '.join(allowed)}")
-    return value
 
 
 # -- counting in SQL ----------------------------------------------------------------------------------------------
@@ -154,21 +148,30 @@ def score_batches(ctx, rel, sm: StoredModel, cols: list[str], label: str | None)
 
 
 # -- ml_drift -----------------------------------------------------------------------------------------------------
-@table_udf("wml_drift", args=["VARCHAR", "VARCHAR", JSON], returns=DRIFT_ROW)
-def ml_drift(ctx, model, relation, options):
-    return check(ctx, model, relation, options, "check")["rows"]
+_THRESHOLD = Option("threshold", Anything("a number, or a struct naming some of psi, jensen_shannon, ks, chi_square "
+                                          "and decay"))
+_MODEL_RELATION = [Arg("model"), Arg("relation")]
 
 
-def check(ctx, model: str, relation: str, options: dict | None, action: str) -> dict:
-    """One drift check: the rows of ml_drift, whether anything drifted or decayed, and the check's id."""
+@sql_function(
+    "ml_drift", "Each feature, the prediction and the model's metric on a relation compared with the training "
+    "snapshot (skew) and the previous check (drift).", args=_MODEL_RELATION, returns=DRIFT_ROW, options=[
+        _THRESHOLD,
+        Option("numeric", StrOptions(drift.NUMERIC_STATISTICS, "statistic"), drift.NUMERIC_STATISTICS[0],
+               fix=f"Use one of: {', '.join(drift.NUMERIC_STATISTICS)}"),
+        Option("categorical", StrOptions(drift.CATEGORICAL_STATISTICS, "statistic"), drift.CATEGORICAL_STATISTICS[0],
+               fix=f"Use one of: {', '.join(drift.CATEGORICAL_STATISTICS)}"),
+        Option("record", Boolean(), True, fix="Use record := false to skip the history")])
+def ml_drift(ctx, model, relation, **opts):
+    return check(ctx, model, relation, opts, "check")["rows"]
+
+
+def check(ctx, model: str, relation: str, opts: dict, action: str) -> dict:
+    """One drift check (``opts``: ml_drift's, checked): the rows of ml_drift, whether anything drifted or decayed,
+    and the check's id."""
     sm = _supervised(ctx, model, "ml_drift")
-    opts = _options(options, DRIFT_OPTIONS)
-    limits = drift.thresholds(opts.get("threshold"))
-    numeric = _statistic(opts, "numeric", drift.NUMERIC_STATISTICS)
-    categorical = _statistic(opts, "categorical", drift.CATEGORICAL_STATISTICS)
-    record = opts.get("record", True)
-    if not isinstance(record, bool):
-        raise InvalidArgument("record", f"expected true or false, got {record!r}", "Use record := false to skip the history")
+    limits = drift.thresholds(opts["threshold"])
+    numeric, categorical, record = opts["numeric"], opts["categorical"], opts["record"]
     profile = sm.meta.get("profile")
     if not profile:
         raise InvalidArgument("model", f"version {sm.version} of '{model}' was trained before training snapshots were "
@@ -241,7 +244,8 @@ def _previous_counts(ctx, model: str, version: int) -> dict[str, tuple[int, list
 
 
 # -- ml_monitoring ------------------------------------------------------------------------------------------------
-@table_udf("wml_monitoring", args=["VARCHAR"], returns=MONITORING_ROW)
+@sql_function("ml_monitoring", "The monitoring history of a model: every drift check, update and retrain.",
+              args=[Arg("model")], returns=MONITORING_ROW)
 def ml_monitoring(ctx, model):
     validate_model_name(model)
     rows = ctx.store._query(
@@ -254,7 +258,8 @@ def ml_monitoring(ctx, model):
 
 
 # -- ml_update ----------------------------------------------------------------------------------------------------
-UPDATE_OPTIONS = {"window", "time", "deploy", "trees", "epochs", "test_size"}
+_WINDOW = [Option("window", Anything("an interval, e.g. INTERVAL 180 DAY")),
+           Option("time", Identifier(), doc="the DATE or TIMESTAMP column the window is counted on")]
 
 
 def _windowed(ctx, rel, opts: dict) -> tuple[pa.Table, str]:
@@ -281,23 +286,22 @@ def _windowed(ctx, rel, opts: dict) -> tuple[pa.Table, str]:
     return table, f"rows within {window} of the latest {t}"
 
 
-@table_udf("wml_update", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
-def ml_update(ctx, model, relation, options):
+@sql_function(
+    "ml_update", "Updates the active version on new rows (more trees, more epochs, or a retrain with its settings) "
+    "and deploys by policy.", args=_MODEL_RELATION, returns=TRAIN_ROW, writes=True, options=[
+        *_WINDOW, DEPLOY,
+        Option("trees", Interval(int, 1, 10_000), fix="Use e.g. trees := 50"),
+        Option("epochs", Interval(int, 1, 10_000), fix="Use e.g. epochs := 5"),
+        Option("test_size", Interval(float, 0, 1, closed="neither"), fix="Use e.g. test_size := 0.2")])
+def ml_update(ctx, model, relation, **opts):
     sm = _supervised(ctx, model, "ml_update")
-    opts = _options(options, UPDATE_OPTIONS)
-    policy = deploy_policy(opts.get("deploy"))
-    for key, example in (("trees", 50), ("epochs", 5)):
-        v = opts.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000):
-            raise InvalidArgument(key, f"must be a whole number from 1 to 10000, got {v!r}", f"Use e.g. {key} := {example}")
+    policy = opts["deploy"]
     rel = ctx.relation(relation)
     label = rel.column(sm.label, "relation")
     started = time.perf_counter()
     table, rows_used = _windowed(ctx, rel, opts)
     stored = _stored_options(sm)
-    test_size = opts.get("test_size", stored["test_size"])
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
-        raise InvalidArgument("test_size", f"must be a number in (0, 1), got {test_size!r}", "Use e.g. test_size := 0.2")
+    test_size = opts["test_size"] if opts["test_size"] is not None else stored["test_size"]
     notes = [f"update of version {sm.version} on {rows_used} of '{relation}'"]
     method, row = "retrain", None
     if sm.algorithm in drift.UPDATABLE:
@@ -360,15 +364,15 @@ RETRAIN_ROW = ("STRUCT(model VARCHAR, retrained BOOLEAN, reason VARCHAR, version
 RETRAIN_WHEN = ("drift", "decay", "always")
 
 
-@table_udf("wml_retrain", args=["VARCHAR", "VARCHAR", JSON], returns=RETRAIN_ROW, writes=True)
-def ml_retrain(ctx, model, relation, options):
+@sql_function(
+    "ml_retrain", "Checks drift first (recorded) and retrains with the active version's settings only when the "
+    "condition says so.", args=_MODEL_RELATION, returns=RETRAIN_ROW, writes=True, options=[
+        Option("when", StrOptions(RETRAIN_WHEN, "condition"), "drift", fix=f"Use one of: {', '.join(RETRAIN_WHEN)}"),
+        _THRESHOLD, DEPLOY, *_WINDOW])
+def ml_retrain(ctx, model, relation, **opts):
     sm = _supervised(ctx, model, "ml_retrain")
-    opts = _options(options, {"when", "threshold", "deploy", "window", "time"})
-    when = str(opts.get("when", "drift")).lower()
-    if when not in RETRAIN_WHEN:
-        raise InvalidArgument("when", f"unknown condition {opts.get('when')!r}", f"Use one of: {', '.join(RETRAIN_WHEN)}")
-    policy = deploy_policy(opts.get("deploy"))
-    result = check(ctx, model, relation, {"threshold": opts.get("threshold")}, "check")
+    when, policy = opts["when"], opts["deploy"]
+    result = check(ctx, model, relation, spec("ml_drift").parse_options({"threshold": opts["threshold"]}), "check")
     if when == "always":
         reason = "when := 'always'"
     elif result["decayed"]:
@@ -404,14 +408,16 @@ ACCURACY_ROW = ("STRUCT(name VARCHAR, run_at TIMESTAMP, scope VARCHAR, item VARC
                 "last_actual DATE)")
 
 
-@table_udf("wml_save_forecast", args=["VARCHAR", "BIGINT", JSON], returns=SAVED_ROW, writes=True)
-def save_forecast(ctx, relation, horizon, options):
+@sql_function(
+    "save_forecast", "forecast_demand whose rows are also kept (wml.forecasts) under a name with their run time.",
+    args=[Arg("relation"), Arg("horizon", "BIGINT")], returns=SAVED_ROW, writes=True, options=[
+        Option("item", Identifier()), Option("date", Identifier()), Option("value", Identifier()),
+        Option("method", Text(nonempty=True), "auto"), Option("level", Anything("a probability"), 0.95),
+        Option("name", Text(nonempty=True), fix="Use e.g. name := 'sales'", doc="default: the relation's name")])
+def save_forecast(ctx, relation, horizon, **opts):
     """forecast_demand, kept in ``wml.forecasts`` with its run time and each item's in-sample seasonal-naive
     error (the MASE scale), so forecast_accuracy can compare it with the actuals that arrive later."""
-    opts = dict(options or {})
-    name = opts.pop("name", None) or relation
-    if not isinstance(name, str):
-        raise InvalidArgument("name", f"expected a name for the saved forecasts, got {name!r}", "Use e.g. name := 'sales'")
+    name = opts.pop("name") or relation
     rel = ctx.relation(relation)
     roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
     opts.update(item=roles.item, date=roles.date, value=roles.value)
@@ -454,7 +460,8 @@ def _is_daily(table: pa.Table) -> bool:
     return len(days) < 2 or int(np.min(np.diff(days))) == 1
 
 
-@table_udf("wml_forecast_accuracy", args=["VARCHAR"], returns=ACCURACY_ROW)
+@sql_function("forecast_accuracy", "Every saved forecast run scored against the actuals now in its relation (MAE, "
+              "bias, MASE, coverage), per item and overall.", args=[Arg("name")], returns=ACCURACY_ROW)
 def forecast_accuracy(ctx, name):
     """Every saved run of ``name`` against the actuals now in its relation: per item and overall (scope)."""
     if not isinstance(name, str) or not name:

@@ -37,15 +37,7 @@ BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros wh
 PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
 
 
-def _options(options: dict | None, allowed: set[str]) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - allowed
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
-    return options
-
-
-DEPLOY = Option("deploy", StrOptions(drift.DEPLOY_POLICIES), "if_better",
+DEPLOY = Option("deploy", StrOptions(drift.DEPLOY_POLICIES, "policy"), "if_better",
                 fix=f"Use one of: {', '.join(drift.DEPLOY_POLICIES)}",
                 doc="'if_better' activates a new version only when it scores at least as well as the active one on "
                     "the new hold-out; 'always' activates it; 'never' only stores it")
@@ -131,13 +123,6 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, test_size, groups)
     return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
                          n_rows, started, notes, options, extra_meta)
-
-
-def deploy_policy(value) -> str:
-    policy = "if_better" if value is None else str(value).lower()
-    if policy not in drift.DEPLOY_POLICIES:
-        raise InvalidArgument("deploy", f"unknown policy {value!r}", f"Use one of: {', '.join(drift.DEPLOY_POLICIES)}")
-    return policy
 
 
 def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table, np.ndarray, pa.DataType, list[str]]:
