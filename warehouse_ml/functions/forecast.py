@@ -1,7 +1,7 @@
 """forecast_demand, backtest_demand, reorder_plan: demand forecasting from SQL (SQL_SURFACE.md section 4).
 
-Each is a table UDF ``wml_<name>(relation, <number>, options JSON)`` wrapped by a TEMP table macro in
-``sql/forecast.sql``. The UDF resolves the relation and its column roles against the catalog, aggregates one row
+Each is a table UDF ``wml_<name>(relation, <number>, options JSON)`` declared by its spec, whose TEMP table macro
+casts the item and date back to the source columns' types. The UDF resolves the relation and its column roles against the catalog, aggregates one row
 per (item, date) in SQL on a second cursor (quoted catalog names only; duplicate rows are summed and said so
 in ``method``), reads Arrow, runs the vectorised kernels of ``warehouse_ml.tasks.forecast`` on all series at
 once and returns the rows. Nothing is written to the database.
@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_numeric_type
-from ..binding.registry import JSON, scalar_udf, table_udf
+from ..binding.registry import scalar_udf
+from ..binding.spec import Arg, Identifier, Identifiers, Interval, Option, StrOptions, Text, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import forecast as K
 
@@ -44,14 +45,6 @@ def _is_date_type(t: str) -> bool:
 # --------------------------------------------------------------------------------------------------------
 # Arguments and roles
 # --------------------------------------------------------------------------------------------------------
-def _opt_str(opts: dict, key: str, argument: str | None = None) -> str | None:
-    v = opts.get(key)
-    if v is None or isinstance(v, str):
-        return v
-    raise InvalidArgument(argument or key, f"expected a column name as a string, got {v!r}",
-                          f"Pass it quoted, e.g. {argument or key} := 'my_column'")
-
-
 def _kernel_error(e: K.ForecastInputError) -> InvalidArgument:
     return InvalidArgument(e.argument, e.problem, e.fix)
 
@@ -138,7 +131,7 @@ class SeriesData:
 def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> SeriesData:
     """Resolve, aggregate per (item, date) in SQL, and build the panel."""
     rel = ctx.relation(relation)
-    roles = infer_roles(rel, _opt_str(opts, "item"), _opt_str(opts, "date"), _opt_str(opts, "value"))
+    roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
     item_sql = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
     d = rel.q(roles.date)
     value = f"CAST({rel.q(roles.value)} AS DOUBLE)"
@@ -173,18 +166,6 @@ def _labels(data: SeriesData, labels: list[str]) -> list[str]:
     return out
 
 
-def _method(opts: dict) -> str:
-    m = opts.get("method", "auto")
-    if m is None:
-        m = "auto"
-    if not isinstance(m, str):
-        raise InvalidArgument("method", f"expected a method name, got {m!r}", f"Use one of {', '.join(K.METHODS)}")
-    m = m.strip().lower()
-    if m not in K.METHODS:
-        raise InvalidArgument("method", f"unknown method '{m}'", f"Use one of {', '.join(K.METHODS)}")
-    return m
-
-
 def _horizon(h, argument="horizon") -> int:
     try:
         return K.validate_horizon(h)
@@ -192,12 +173,33 @@ def _horizon(h, argument="horizon") -> int:
         raise InvalidArgument(argument, e.problem, e.fix.replace("periods to forecast", f"periods ({argument})")) from None
 
 
-def _level(opts, key="level", default=0.95) -> float:
-    v = opts.get(key, default)
-    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-        raise InvalidArgument(key, f"must be a probability strictly between 0 and 1, got {v!r}",
-                              f"Pass e.g. {key} := 0.95")
-    return float(v)
+# -- the options, declared once for every forecasting function --------------------------------------------------
+def _probability(name: str, default: float) -> Option:
+    return Option(name, Interval(float, 0, 1, closed="neither"), default, fix=f"Pass e.g. {name} := {default}")
+
+
+def _method_option(default: str | None, *extra: str) -> Option:
+    return Option("method", StrOptions(K.METHODS + extra, "method"), default,
+                  fix=f"Use one of {', '.join(K.METHODS + extra)}")
+
+
+_ROLES = [Option("item", Identifier()), Option("date", Identifier()), Option("value", Identifier())]
+_RELATION = Arg("relation")
+_HORIZON = Arg("horizon", "BIGINT")
+
+# The table UDFs hand keys over as text and dates as DATE; each macro casts them back to the type of the source
+# column (cast_to_type against a one-row probe of that column, picked by the catalog name wml_forecast_column
+# resolves; a relation without an item column probes a NULL placeholder).
+_TYPED_ITEM = """cast_to_type(f.item, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'item', item, date, value))
+        FROM (SELECT *, NULL::VARCHAR AS __wml_no_item FROM query_table(wml_forecast_source(relation))) LIMIT 1)) AS item"""
+_TYPED_DATE = """cast_to_type(f.date, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'date', item, date, value))
+        FROM query_table(wml_forecast_source(relation)) LIMIT 1)) AS date"""
+
+
+def _typed(*columns: str, date: bool = True) -> str:
+    """A macro body: the UDF's rows with item (and date) cast back to their source types, then ``columns``."""
+    keys = [_TYPED_ITEM] + ([_TYPED_DATE] if date else [])
+    return f"SELECT {', '.join(keys)}, {', '.join('f.' + c for c in columns)}\nFROM ({{call}}) f"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -234,10 +236,7 @@ def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Driv
     if not features and future is None and country is None:
         return None
     features = features or []
-    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        raise InvalidArgument("features", f"expected a list of column names, got {features!r}",
-                              "Pass e.g. features := ['price', 'promo']")
-    roles = infer_roles(rel, _opt_str(opts, "item"), _opt_str(opts, "date"), _opt_str(opts, "value"))
+    roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
     features = [rel.column(f, "features") for f in features]
     for f in features:
         if not is_numeric_type(rel.columns[f]) and rel.columns[f].upper() != "BOOLEAN":
@@ -281,8 +280,6 @@ def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Driv
                                   f"Give every item a row for each of the {h} forecast dates")
     holidays = np.zeros(0, np.int64)
     if country is not None:
-        if not isinstance(country, str):
-            raise InvalidArgument("holidays", f"expected a country code, got {country!r}", "Pass e.g. holidays := 'US'")
         last = K.period_dates(panel.start + panel.lens + h, panel.freq, panel.anchor)
         try:
             holidays = K.holiday_days(country, int(panel.anchor.min()), int(last.max()))
@@ -293,10 +290,9 @@ def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Driv
 
 
 def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, SeriesData, K.PanelResult]:
-    opts = opts or {}
+    """forecast_demand's rows (``opts``: its options, checked), with the series and the kernel's result."""
     h = _horizon(horizon)
-    method = _method(opts)
-    level = _level(opts)
+    method, level = opts["method"], opts["level"]
     data = load_series(ctx, relation, opts)
     drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
     if drivers is not None and method != "gbm":
@@ -319,24 +315,31 @@ def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, S
     return tbl, data, res
 
 
-@table_udf("wml_forecast_demand", args=["VARCHAR", "BIGINT", JSON], returns=FORECAST_ROW)
-def forecast_demand(ctx, relation, horizon, opts):
+@sql_function(
+    "forecast_demand", "Demand per item for the next horizon periods with a prediction interval; method := 'auto' "
+    "picks per series by backtest.", args=[_RELATION, _HORIZON], returns=FORECAST_ROW,
+    body=_typed("forecast", "lower", "upper", "method"), options=[
+        *_ROLES, _method_option("auto"), _probability("level", 0.95),
+        Option("features", Identifiers(), fix="Pass e.g. features := ['price', 'promo']",
+               doc="columns method := 'gbm' learns from"),
+        Option("future", Identifier(), doc="a relation with the features' planned values over the horizon"),
+        Option("holidays", Text(nonempty=True), fix="Pass e.g. holidays := 'US'", doc="a country code")])
+def forecast_demand(ctx, relation, horizon, **opts):
     return forecast_table(ctx, relation, horizon, opts)[0]
 
 
 # --------------------------------------------------------------------------------------------------------
 # backtest_demand
 # --------------------------------------------------------------------------------------------------------
-@table_udf("wml_backtest_demand", args=["VARCHAR", "BIGINT", JSON], returns=BACKTEST_ROW)
-def backtest_demand(ctx, relation, horizon, opts):
-    opts = opts or {}
+@sql_function(
+    "backtest_demand", "Each method's accuracy (MASE, sMAPE, RMSE, interval coverage) on rolling-origin folds of "
+    "the history, per item.", args=[_RELATION, _HORIZON], returns=BACKTEST_ROW,
+    body=_typed("method", "mase", "smape", "rmse", "coverage", "folds", date=False), options=[
+        Option("folds", Interval(int, 1, 100), 3), *_ROLES, _method_option(None, "all"), _probability("level", 0.95)])
+def backtest_demand(ctx, relation, horizon, **opts):
     h = _horizon(horizon)
-    folds = opts.get("folds", 3)
-    if folds is None or isinstance(folds, bool) or not isinstance(folds, int) or not 1 <= folds <= 100:
-        raise InvalidArgument("folds", f"must be a whole number from 1 to 100, got {folds!r}", "Pass e.g. folds := 3")
-    level = _level(opts)
-    m = opts.get("method")
-    methods = BACKTEST_METHODS if m is None or m == "all" else (_method(opts),)
+    folds, level, m = opts["folds"], opts["level"], opts["method"]
+    methods = BACKTEST_METHODS if m is None or m == "all" else (m,)
     if methods == ("nn",):  # the network (slower: one training per fold) is compared with the classical methods
         methods = BACKTEST_METHODS + ("nn",)
     data = load_series(ctx, relation, opts)
@@ -371,11 +374,14 @@ def backtest_demand(ctx, relation, horizon, opts):
 # --------------------------------------------------------------------------------------------------------
 # detect_anomalies
 # --------------------------------------------------------------------------------------------------------
-@table_udf("wml_detect_anomalies", args=["VARCHAR", JSON], returns=ANOMALY_ROW)
-def detect_anomalies(ctx, relation, opts):
+@sql_function(
+    "detect_anomalies", "Every period of history against a robust trend + season decomposition of its series; "
+    "values outside the level band are anomalies.", args=[_RELATION], returns=ANOMALY_ROW,
+    body=_typed("value", "expected", "lower", "upper", "is_anomaly", "score"),
+    options=[*_ROLES, _probability("level", 0.99)])
+def detect_anomalies(ctx, relation, **opts):
     """Every period of every series (gaps as zero, like the forecasts) against its expected value and band."""
-    opts = opts or {}
-    level = _level(opts)
+    level = opts["level"]
     data = load_series(ctx, relation, opts)
     panel = data.panel
     try:
@@ -397,10 +403,12 @@ def detect_anomalies(ctx, relation, opts):
 # --------------------------------------------------------------------------------------------------------
 # explain_forecast
 # --------------------------------------------------------------------------------------------------------
-@table_udf("wml_explain_forecast", args=["VARCHAR", "BIGINT", JSON], returns=EXPLAIN_ROW)
-def explain_forecast(ctx, relation, horizon, opts):
+@sql_function(
+    "explain_forecast", "The ETS forecast of each item taken apart: level + trend + season + yearly = forecast.",
+    args=[_RELATION, _HORIZON], returns=EXPLAIN_ROW, options=_ROLES,
+    body=_typed("forecast", "level", "trend", "season", "yearly", "method"))
+def explain_forecast(ctx, relation, horizon, **opts):
     """The additive parts of each series' ETS forecast (``tasks.forecast.explain``), which sum to ``forecast``."""
-    opts = opts or {}
     h = _horizon(horizon)
     data = load_series(ctx, relation, opts)
     panel = data.panel
@@ -427,7 +435,7 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
     sum over rows. Items missing from it have 0 on hand."""
     rel = ctx.relation(name, "on_hand")
     cols = rel.columns
-    it = _opt_str(opts, "on_hand_item")
+    it = opts.get("on_hand_item")
     if it is not None:
         it = rel.column(it, "on_hand_item")
     elif item_hint is not None and item_hint.lower() in {c.lower() for c in cols}:
@@ -439,7 +447,7 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
         if len(cands) != 1:
             raise AmbiguousColumn(rel.name, "on_hand_item", "item key", cands)
         it = cands[0]
-    qty = _opt_str(opts, "on_hand_qty")
+    qty = opts.get("on_hand_qty")
     if qty is not None:
         qty = rel.column(qty, "on_hand_qty")
         if not is_numeric_type(cols[qty]):
@@ -465,20 +473,23 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
     return np.where(p >= 0, vals[np.clip(p, 0, max(len(vals) - 1, 0))] if len(vals) else 0.0, 0.0)
 
 
-@table_udf("wml_reorder_plan", args=["VARCHAR", JSON], returns=REORDER_ROW)
-def reorder_plan(ctx, relation, opts):
-    opts = opts or {}
-    lt = opts.get("lead_time", 7)
-    if lt is None or isinstance(lt, bool) or not isinstance(lt, int) or not 1 <= lt <= K.MAX_HORIZON:
-        raise InvalidArgument("lead_time", f"must be a whole number of periods from 1 to {K.MAX_HORIZON:,}, got {lt!r}",
-                              "Pass the replenishment lead time in periods of the data (days for daily sales), "
-                              "e.g. lead_time := 7")
-    rp = opts.get("review_period", 0)
-    if rp is None or isinstance(rp, bool) or not isinstance(rp, int) or not 0 <= rp <= K.MAX_HORIZON - lt:
-        raise InvalidArgument("review_period", f"must be a whole number of periods, 0 or more, got {rp!r}",
-                              "Pass how often stock is reviewed, e.g. review_period := 7 (0: continuous review)")
-    sl = _level(opts, "service_level")
-    method = _method(opts)
+@sql_function(
+    "reorder_plan", "Per item: lead-time demand, safety stock, reorder point and the quantity to order now.",
+    args=[_RELATION], returns=REORDER_ROW,
+    body=_typed("lead_time_demand", "safety_stock", "reorder_point", "on_hand", "order_qty", "method", date=False),
+    options=[
+        Option("lead_time", Interval(int, 1, K.MAX_HORIZON), 7,
+               fix="Pass the replenishment lead time in periods of the data (days for daily sales), e.g. lead_time := 7"),
+        _probability("service_level", 0.95), Option("on_hand", Identifier(), doc="a relation of stock per item"),
+        *_ROLES, _method_option("auto"),
+        Option("review_period", Interval(int, 0, K.MAX_HORIZON), 0,
+               fix="Pass how often stock is reviewed, e.g. review_period := 7 (0: continuous review)"),
+        Option("on_hand_item", Identifier()), Option("on_hand_qty", Identifier())])
+def reorder_plan(ctx, relation, **opts):
+    lt, rp, sl, method = opts["lead_time"], opts["review_period"], opts["service_level"], opts["method"]
+    if lt + rp > K.MAX_HORIZON:
+        raise InvalidArgument("review_period", f"lead_time + review_period must be at most {K.MAX_HORIZON:,} periods",
+                              "Pass a shorter review period")
     data = load_series(ctx, relation, opts)
     try:
         res = K.forecast_panel(data.panel, lt + rp, method, 0.95)
@@ -487,14 +498,11 @@ def reorder_plan(ctx, relation, opts):
     N = len(data.panel.lens)
     keep = np.nonzero(data.panel.n_obs > 0)[0]
     items = data.names.take(pa.array(keep, pa.int64())) if N else pa.array([], pa.string())
-    oh_name = opts.get("on_hand")
-    if oh_name is not None and not isinstance(oh_name, str):
-        raise InvalidArgument("on_hand", f"expected the name of a table or view, got {oh_name!r}",
-                              "Pass e.g. on_hand := 'inventory' (a relation with item and quantity columns)")
-    roles_item = _opt_str(opts, "item")
+    oh_name = opts["on_hand"]
+    roles_item = opts["item"]
     if oh_name:
         if roles_item is None:
-            roles_item = infer_roles(ctx.relation(relation), None, _opt_str(opts, "date"), _opt_str(opts, "value")).item
+            roles_item = infer_roles(ctx.relation(relation), None, opts["date"], opts["value"]).item
         on_hand = _on_hand(ctx, oh_name, roles_item, opts, items)
     else:
         on_hand = np.zeros(len(keep))

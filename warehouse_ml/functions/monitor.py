@@ -419,10 +419,11 @@ def save_forecast(ctx, relation, horizon, **opts):
     error (the MASE scale), so forecast_accuracy can compare it with the actuals that arrive later."""
     name = opts.pop("name") or relation
     rel = ctx.relation(relation)
-    roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
+    roles = infer_roles(rel, opts["item"], opts["date"], opts["value"])
     opts.update(item=roles.item, date=roles.date, value=roles.value)
-    table = forecast_demand(ctx, relation, horizon, opts)
-    level = float(opts.get("level") or 0.95)
+    opts = spec("forecast_demand").parse_options(opts)  # checked like forecast_demand's own call
+    table = forecast_demand(ctx, relation, horizon, **opts)
+    level = opts["level"]
     history = _series_sql(rel, roles)
     # seasonal naive (lag 7 for daily data, else the previous period) on each item's history: the MASE scale
     lag = 7 if table.num_rows < 2 or _is_daily(table) else 1

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 
 from ..binding.catalog import Relation
 from ..errors import InvalidArgument
-from ..functions.forecast import Roles, SeriesData, _kernel_error, _labels, _method, _horizon, _level, \
-    infer_roles
+from ..binding.spec import spec
+from ..functions.forecast import Roles, SeriesData, _horizon, _kernel_error, _labels, infer_roles
 from ..tasks import forecast as K
 
 # functions.forecast.FORECAST_ROW in Spark's DDL: the same names and types as DuckDB returns.
@@ -86,12 +86,14 @@ GLOBAL_METHODS = ("gbm", "nn")  # one model learnt across all series: a partitio
 
 
 def _validated(horizon, method, level) -> tuple[int, str, float]:
-    m = _method({"method": method})
+    """The arguments checked by forecast_demand's spec, as DuckDB checks them."""
+    opts = spec("forecast_demand").parse_options({"method": method, "level": level})
+    m = opts["method"]
     if m in GLOBAL_METHODS:
         raise InvalidArgument("method", f"'{m}' learns one model across all series, which a per-partition forecast on "
                               "Spark cannot do yet", "Use a per-series method (auto, ets, theta, seasonal_naive, "
                               "croston, arima, naive), or run this one in DuckDB")
-    return _horizon(horizon), m, _level({"level": level})
+    return _horizon(horizon), m, opts["level"]
 
 
 def forecast_demand(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None,
