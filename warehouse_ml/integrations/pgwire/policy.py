@@ -210,8 +210,8 @@ def _constant_strings(arguments) -> list[str]:
 
 
 class WritingFunctions:
-    """The functions that change the model store, as seen from one session: the ``writes=True`` UDFs and every
-    macro whose body (recursively) calls one."""
+    """The functions that change the model store, as seen from one session: those whose spec says ``writes=True``
+    (their macros and UDFs) and every other macro, e.g. one a user created, whose body (recursively) calls one."""
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection):
         self._cursor = cursor
