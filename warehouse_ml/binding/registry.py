@@ -10,6 +10,8 @@ DuckDB's Python UDFs are scalar only, so every SQL function here takes one of tw
 
 Task modules in ``warehouse_ml.functions`` declare their UDFs with the decorators below; ``install`` registers
 them once per connection and (re)creates the TEMP macros from ``sql/*.sql``, so calling it twice is harmless.
+This layer never imports those modules (they import it): ``warehouse_ml.wiring`` does, and its ``install`` is the
+one callers use.
 """
 from __future__ import annotations
 
@@ -89,7 +91,6 @@ def arrow_type(sql_type: str) -> pa.DataType:
 
 def writing_functions() -> frozenset[str]:
     """Names of the UDFs that change the model store (declared with ``writes=True``)."""
-    _load_function_modules()
     return frozenset(spec.name for spec in _UDFS.values() if spec.writes)
 
 
@@ -157,10 +158,6 @@ def _make_scalar_wrapper(spec: UdfSpec, runtime: Runtime):
     return call
 
 
-def _load_function_modules() -> None:
-    from .. import functions  # noqa: F401  (importing registers every task's UDFs)
-
-
 def sql_files() -> list[tuple[str, str]]:
     """(file name, text) of every macro file shipped in ``warehouse_ml.sql`` (the repository's ``sql/``)."""
     try:
@@ -197,8 +194,11 @@ def forget(con) -> None:
 
 
 def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Register every UDF on ``con`` (once) and create the TEMP macros (every call). Returns ``con``."""
-    _load_function_modules()
+    """Register every declared UDF on ``con`` (once) and create the TEMP macros (every call). Returns ``con``.
+    Call ``warehouse_ml.install``, which imports the function modules first (the macros call their UDFs)."""
+    if not _UDFS:
+        raise RuntimeError("internal: no SQL function is declared yet; install through warehouse_ml.install "
+                           "(warehouse_ml.wiring), which imports the function modules")
     runtime = _RUNTIMES.get(id(con))
     if runtime is None or runtime.con is not con:
         runtime = Runtime(con)

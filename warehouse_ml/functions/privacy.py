@@ -24,8 +24,7 @@ from ..binding.catalog import Relation
 from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
-from .abtest import _metric_column as numeric_column  # a numeric or 0/1 column, or a clear error
-from .segment import _options as known_options  # the options given, checked against those allowed
+from .base import known_options, numeric_column
 
 LEDGER_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",

@@ -26,6 +26,8 @@ from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import recommend as rk
+from ..tasks import roles
+from ..tasks.roles import is_date_type
 from .base import trainer
 
 log = logging.getLogger("warehouse_ml")
@@ -37,10 +39,6 @@ EVAL_ROW = ("STRUCT(method VARCHAR, precision_at_k DOUBLE, recall_at_k DOUBLE, n
             "coverage DOUBLE, ndcg_vs_popular DOUBLE, best BOOLEAN, users BIGINT, seconds DOUBLE, notes VARCHAR[], "
             "params VARCHAR, candidates INTEGER)")
 
-_USER_RE = re.compile(r"^(.*_)?(user|customer|client|visitor|member|account|buyer|shopper|person|cust)(_?(id|no|key|code))?$", re.I)
-_ITEM_RE = re.compile(r"^(.*_)?(item|product|sku|article|asin|movie|track|song|book|listing|offer|prod|variant)(_?(id|no|key|code))?$", re.I)
-_TIME_RE = re.compile(r"^(.*_)?(ts|time|timestamp|date|datetime|at|created|occurred|event_time|event_date)$", re.I)
-_EVENT_RE = re.compile(r"^(.*_)?(event|event_type|action|interaction|interaction_type|activity|behaviou?r|type|kind)$", re.I)
 
 # Weights of common event types when an event column is present and no mapping is given (view < cart < purchase).
 DEFAULT_EVENT_WEIGHTS = {
@@ -90,8 +88,8 @@ def _pick(rel: Relation, given, argument: str, role: str, pattern: re.Pattern, e
 
 def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
     """Which columns are the user, the item, and optionally the weight, time, event type and segment."""
-    user = _pick(rel, opts.get("user"), "user", "user id", _USER_RE)
-    item = _pick(rel, opts.get("item"), "item", "item id", _ITEM_RE, exclude=(user,))
+    user = _pick(rel, opts.get("user"), "user", "user id", roles.USER)
+    item = _pick(rel, opts.get("item"), "item", "item id", roles.ITEM, exclude=(user,))
     if user == item:
         raise InvalidArgument("item", f"is the same column as the user ('{user}')",
                               "Name two different columns with user := and item :=")
@@ -107,7 +105,7 @@ def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
     if opts.get("time") is not None:
         time_col = rel.column(opts["time"], "time")
         t = rel.columns[time_col]
-        if is_temporal_type(t) and not t.upper().startswith("TIME ") and t.upper() != "TIME":
+        if is_date_type(t):
             time_kind = "temporal"
         elif is_numeric_type(t):
             time_kind = "numeric"
@@ -116,9 +114,9 @@ def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
                                   "Name a DATE or TIMESTAMP column (or a numeric epoch)")
     else:
         temporal = [c for c, t in rel.columns.items()
-                    if c not in used and is_temporal_type(t) and not t.upper().startswith("TIME ") and t.upper() != "TIME"]
+                    if c not in used and is_date_type(t)]
         if len(temporal) > 1:
-            named = [c for c in temporal if _TIME_RE.match(c)]
+            named = [c for c in temporal if roles.TIME.match(c)]
             temporal = named if len(named) == 1 else temporal
         if len(temporal) == 1:
             time_col, time_kind = temporal[0], "temporal"
@@ -130,7 +128,7 @@ def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
     if opts.get("event") is not None:
         event = rel.column(opts["event"], "event")
     else:
-        cands = [c for c, t in rel.columns.items() if c not in used and _EVENT_RE.match(c)
+        cands = [c for c, t in rel.columns.items() if c not in used and roles.EVENT.match(c)
                  and (t.upper() == "VARCHAR" or t.upper().startswith("ENUM"))]
         if len(cands) == 1:
             event = cands[0]
@@ -579,7 +577,7 @@ def _for_users_column(fu: Relation, user_col: str) -> str:
     lower = {c.lower(): c for c in fu.columns}
     if user_col.lower() in lower:
         return lower[user_col.lower()]
-    cands = [c for c in fu.columns if _USER_RE.match(c)]
+    cands = [c for c in fu.columns if roles.USER.match(c)]
     if len(cands) == 1:
         return cands[0]
     raise InvalidArgument("for_users", f"relation '{fu.name}' has no column '{user_col}' (the user column of the "
@@ -721,7 +719,7 @@ def _item_column(rel: Relation, item_col: str, argument: str) -> str:
         return lower[item_col.lower()]
     if len(rel.columns) == 1:
         return next(iter(rel.columns))
-    cands = [c for c in rel.columns if _ITEM_RE.match(c)]
+    cands = [c for c in rel.columns if roles.ITEM.match(c)]
     if len(cands) == 1:
         return cands[0]
     raise InvalidArgument(argument, f"relation '{rel.name}' has no column '{item_col}' (the item column of the "

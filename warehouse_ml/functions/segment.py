@@ -24,8 +24,9 @@ from ..binding.registry import JSON, scalar_udf, table_udf
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
-from ..tasks.features import looks_like_id, looks_like_label
-from .base import predictor, trainer
+from ..tasks import roles
+from ..tasks.roles import looks_like_id, looks_like_label
+from .base import known_options, predictor, trainer
 
 OPTIONS = {"k", "model", "user", "features", "exclude", "max_k", "seed", "deploy"}
 DEPLOY = ("always", "never")
@@ -35,15 +36,6 @@ PROFILE_ROW = ("STRUCT(segment INTEGER, n BIGINT, share DOUBLE, description VARC
                "feature_means MAP(VARCHAR, DOUBLE), feature_z MAP(VARCHAR, DOUBLE), model VARCHAR, version INTEGER, "
                "notes VARCHAR, intervals MAP(VARCHAR, DOUBLE[]), epsilon DOUBLE)")
 PROFILE_OPTIONS = OPTIONS | {"epsilon", "bounds"}
-_USER_NAME = re.compile(r"(^|_)(user|customer|client|account|member|visitor|shopper)(_?id|_key)?$", re.IGNORECASE)
-
-
-def _options(options: dict | None, allowed=OPTIONS) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - allowed
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
-    return options
 
 
 def _as_list(value, argument: str) -> list[str]:
@@ -73,7 +65,7 @@ def user_column(rel, opts: dict) -> str | None:
     """The user column: user := ..., else the one user-like name, else the one '..._id' column (None: none)."""
     if opts.get("user") is not None:
         return rel.column(opts["user"], "user")
-    named = [c for c in rel.columns if _USER_NAME.search(c)]
+    named = [c for c in rel.columns if roles.USER.match(c)]
     if len(named) == 1:
         return named[0]
     ids = [c for c in rel.columns if re.search(r"(^|_)id$", c, re.IGNORECASE)]
@@ -109,7 +101,7 @@ def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[st
             non_null, distinct = stats[c]
             t = rel.columns[c].upper()
             arrow_t = pa.int64() if re.match(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)$", t) else pa.float64()
-            if looks_like_id(c, arrow_t, distinct, non_null) or re.search(r"(^|_)(id|key|uuid)$", c, re.IGNORECASE):
+            if looks_like_id(c, arrow_t, distinct, non_null) or roles.ID.search(c):
                 notes.append(f"ID-like column '{c}' excluded")
                 continue
             if distinct <= 1:
@@ -209,7 +201,7 @@ def train_segments(ctx, model, relation, options):
                               "Leave algorithm out or pass algorithm := 'kmeans'")
     for key in ("label", "algorithm", "test_size"):  # ml_train's defaults, meaningless here
         opts.pop(key, None)
-    r = fit_and_store(ctx, model, relation, _options(opts))
+    r = fit_and_store(ctx, model, relation, known_options(opts, OPTIONS))
     # a one-row list: ml_train hands the trainer's result straight to the LIST(STRUCT) conversion
     return [dict(model=model, version=r["version"], task="segment", algorithm="kmeans", n_train=len(r["X"]), n_test=0,
                 metrics={k: float(v) for k, v in r["metrics"].items()}, trained_at=datetime.now(timezone.utc).replace(tzinfo=None),
@@ -221,7 +213,7 @@ def train_segments(ctx, model, relation, options):
 
 def _user_type(ctx, relation, raw) -> dict[str, str]:
     rel = ctx.relation(relation)
-    user = user_column(rel, _options(json.loads(raw) if raw else {}))
+    user = user_column(rel, known_options(json.loads(raw) if raw else {}, OPTIONS))
     return {"user": rel.columns[user] if user else "BIGINT"}  # without a user column: the row number
 
 
@@ -233,7 +225,7 @@ def segment_users_sql(ctx, relations, options):
 
 @table_udf("wml_segment_users", args=["VARCHAR", JSON], returns=SEGMENT_ROW, writes=True)
 def segment_users(ctx, relation, options):
-    opts = _options(options)
+    opts = known_options(options, OPTIONS)
     r = fit_and_store(ctx, opts.pop("model", "segments"), relation, opts)
     n = len(r["seg"])
     return pa.table({"user": r["users"], "segment": pa.array(r["seg"], pa.int32()),
@@ -252,7 +244,7 @@ def _load_segment_model(ctx, model: str):
 
 @table_udf("wml_segment_profiles", args=["VARCHAR", JSON], returns=PROFILE_ROW)
 def segment_profiles(ctx, relation, options):
-    opts = _options(options, PROFILE_OPTIONS)
+    opts = known_options(options, PROFILE_OPTIONS)
     model = validate_model_name(opts.pop("model", "segments"))
     if "epsilon" in opts:
         from .privacy import private_profiles
