@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ..binding.registry import scalar_udf
-from ..tasks.deep import device_name
+from ..tasks.tf_runtime import device_name
 
 
 @scalar_udf("wml_device", args=[], returns="VARCHAR")

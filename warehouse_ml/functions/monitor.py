@@ -26,9 +26,9 @@ from ..store import StoredModel, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.features import Featurizer
-from .base import TRAIN_ROW
+from .base import TRAIN_ROW, known_options
 from .forecast import Roles, forecast_demand, infer_roles
-from .supervised import (SUPERVISED_TASKS, _label_array, _options, _prepared, deploy_policy, labelled_rows,
+from .supervised import (SUPERVISED_TASKS, _label_array, _prepared, deploy_policy, labelled_rows,
                          linear_sql_for, store_version, train_table)
 
 log = logging.getLogger("warehouse_ml")
@@ -162,7 +162,7 @@ def ml_drift(ctx, model, relation, options):
 def check(ctx, model: str, relation: str, options: dict | None, action: str) -> dict:
     """One drift check: the rows of ml_drift, whether anything drifted or decayed, and the check's id."""
     sm = _supervised(ctx, model, "ml_drift")
-    opts = _options(options, DRIFT_OPTIONS)
+    opts = known_options(options, DRIFT_OPTIONS)
     limits = drift.thresholds(opts.get("threshold"))
     numeric = _statistic(opts, "numeric", drift.NUMERIC_STATISTICS)
     categorical = _statistic(opts, "categorical", drift.CATEGORICAL_STATISTICS)
@@ -284,7 +284,7 @@ def _windowed(ctx, rel, opts: dict) -> tuple[pa.Table, str]:
 @table_udf("wml_update", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
 def ml_update(ctx, model, relation, options):
     sm = _supervised(ctx, model, "ml_update")
-    opts = _options(options, UPDATE_OPTIONS)
+    opts = known_options(options, UPDATE_OPTIONS)
     policy = deploy_policy(opts.get("deploy"))
     for key, example in (("trees", 50), ("epochs", 5)):
         v = opts.get(key)
@@ -363,7 +363,7 @@ RETRAIN_WHEN = ("drift", "decay", "always")
 @table_udf("wml_retrain", args=["VARCHAR", "VARCHAR", JSON], returns=RETRAIN_ROW, writes=True)
 def ml_retrain(ctx, model, relation, options):
     sm = _supervised(ctx, model, "ml_retrain")
-    opts = _options(options, {"when", "threshold", "deploy", "window", "time"})
+    opts = known_options(options, {"when", "threshold", "deploy", "window", "time"})
     when = str(opts.get("when", "drift")).lower()
     if when not in RETRAIN_WHEN:
         raise InvalidArgument("when", f"unknown condition {opts.get('when')!r}", f"Use one of: {', '.join(RETRAIN_WHEN)}")

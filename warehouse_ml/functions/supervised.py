@@ -24,7 +24,7 @@ from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
 from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
 from ..tasks.roles import looks_like_id
-from .base import PREDICTORS, TRAIN_ROW, TRAINERS
+from .base import PREDICTORS, TRAIN_ROW, TRAINERS, known_options
 from .privacy import personal_plan
 
 log = logging.getLogger("warehouse_ml")
@@ -33,14 +33,6 @@ SUPERVISED_TASKS = ("classification", "regression")
 TRAIN_OPTIONS = {"label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy", "shortcut"}
 BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
 PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
-
-
-def _options(options: dict | None, allowed: set[str]) -> dict:
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = set(options) - allowed
-    if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "is not an option of this function", f"Use: {', '.join(sorted(allowed))}")
-    return options
 
 
 @table_udf("wml_train", args=["VARCHAR", "VARCHAR", JSON], returns=TRAIN_ROW, writes=True)
@@ -55,7 +47,7 @@ def ml_train(ctx, model, relation, options):
                                   "Leave deploy out, or go back afterwards with FROM ml_rollback(model)")
         row = TRAINERS[task](ctx, model, relation, {k: v for k, v in raw.items() if k not in ("task", "deploy")})
         return [row] if isinstance(row, dict) else row
-    opts = _options(raw, TRAIN_OPTIONS)
+    opts = known_options(raw, TRAIN_OPTIONS)
     if task not in ("auto",) + SUPERVISED_TASKS:
         raise InvalidArgument("task", f"unknown task '{task}'",
                               f"Use one of: auto, classification, regression, {', '.join(sorted(TRAINERS))}")
