@@ -163,6 +163,8 @@ ML_CALLS = [
      "WHERE model = 'm' AND is_active)"),
     ("SELECT * FROM ML.PREDICT(MODEL m, TABLE t)",
      "SELECT * FROM (SELECT ml_predict('m', __wml_s) AS \"predicted_y\", __wml_s.* FROM t AS __wml_s)"),
+    ("SELECT p.x FROM t JOIN ML.PREDICT(MODEL m, TABLE t) AS p USING (g)",
+     "SELECT p.x FROM t JOIN (SELECT ml_predict('m', __wml_s) AS \"predicted_y\", __wml_s.* FROM t AS __wml_s) AS p USING (g)"),
     ("SELECT predicted_y FROM ML.PREDICT(MODEL m, (SELECT x, g FROM t WHERE x > 0))",
      "SELECT predicted_y FROM (SELECT ml_predict('m', __wml_s) AS \"predicted_y\", __wml_s.* "
      "FROM (SELECT x, g FROM t WHERE x > 0) AS __wml_s)"),
@@ -182,6 +184,8 @@ ML_CALL_ERRORS = [
     ("SELECT * FROM ML.EVALUATE(MODEL m, TABLE t, STRUCT(0.5 AS threshold))", InvalidArgument,
      "argument 'ML.EVALUATE': takes MODEL and optionally the data"),
     ("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL m, TABLE t)", InvalidArgument, "takes only MODEL"),
+    ("SELECT ML.PREDICT(MODEL m, TABLE t)", InvalidArgument, "argument 'query': an ML.* function can only be used as a table"),
+    ("SELECT x FROM t WHERE x IN (ML.PREDICT(MODEL m, TABLE t))", InvalidArgument, "can only be used as a table"),
 ]
 
 

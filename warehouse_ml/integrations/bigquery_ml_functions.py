@@ -57,8 +57,9 @@ def translate(con, sql: str) -> str:
         pos = close + 1
     out.append(sql[pos:])
     result = transpile("".join(out))
+    tables = {t.name for t in sqlglot.parse_one(result, read="duckdb").find_all(exp.Table)} if calls else set()
     for placeholder, subquery in calls.items():
-        if placeholder not in result:
+        if placeholder not in tables:  # e.g. SELECT ML.PREDICT(...): a value, not a table
             raise InvalidArgument("query", "an ML.* function can only be used as a table (FROM ML.PREDICT(...))",
                                   "Write SELECT ... FROM ML.PREDICT(MODEL m, TABLE t)")
         result = result.replace(placeholder, f"({subquery})")
