@@ -75,10 +75,10 @@ def main() -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
 
     import warehouse_ml as wml
-    from warehouse_ml.tasks import deep
+    from warehouse_ml.tasks import deep, tf_runtime
     from warehouse_ml.tasks.features import Featurizer
 
-    tf, keras = deep.import_tf()  # the import (seconds) is not part of either measurement
+    tf, keras = tf_runtime.import_tf()  # the import (seconds) is not part of either measurement
     tmp = tempfile.TemporaryDirectory(prefix="wml_deep_bench_")
     db = args.db or os.path.join(tmp.name, "bench.duckdb")
     t = time.perf_counter()
@@ -118,7 +118,7 @@ def main() -> None:
     del X
 
     def keras_on_numpy():
-        deep._seed_everything(tf, keras, 0, deterministic=not gpu)
+        tf_runtime.seed_everything(tf, keras, 0, deterministic=not gpu)
         t = time.perf_counter()
         model = est._build(keras, mixed_precision=gpu)
         model.fit(inputs, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0)

@@ -15,12 +15,12 @@ ROWS="${ROWS:-200000}" EPOCHS="${EPOCHS:-2}" BATCH="${BATCH:-2048}" exec "$PYTHO
 import os, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np
-from warehouse_ml.tasks import deep
+from warehouse_ml.tasks import deep, tf_runtime
 
 rows, epochs, batch = int(os.environ["ROWS"]), int(os.environ["EPOCHS"]), int(os.environ["BATCH"])
-tf, keras = deep.import_tf()
+tf, keras = tf_runtime.import_tf()
 gpus = tf.config.list_physical_devices("GPU")
-print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; ml_device() would say: {deep.device_name()}")
+print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; ml_device() would say: {tf_runtime.device_name()}")
 if gpus:
     for g in gpus:
         print("  GPU:", g.name, tf.config.experimental.get_device_details(g).get("device_name", ""))
@@ -41,11 +41,11 @@ def train(device: str, n: int, n_epochs: int) -> float:
     est.n_outputs_, est._output = 1, "sigmoid"
     inputs = deep.model_inputs(est.prep_, *est.prep_.transform(X[:n]))
     on_gpu = device.startswith("/GPU")
-    deep._seed_everything(tf, keras, 0, deterministic=not on_gpu)
+    tf_runtime.seed_everything(tf, keras, 0, deterministic=not on_gpu)
     t = time.perf_counter()
     with tf.device(device):
         model = est._build(keras, mixed_precision=on_gpu)
-        data = deep.make_dataset(tf, inputs, y[:n], None, batch, True, 0)
+        data = tf_runtime.make_dataset(tf, inputs, y[:n], None, batch, True, 0)
         model.fit(data, epochs=n_epochs, verbose=0)
     return n * n_epochs / (time.perf_counter() - t)
 

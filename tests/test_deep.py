@@ -17,7 +17,8 @@ import warehouse_ml as wml
 from warehouse_ml.errors import UnsafeModel
 from warehouse_ml.store import loads_artifact
 from warehouse_ml.tasks import supervised as sv
-from warehouse_ml.tasks.deep import KerasMLPClassifier, KerasMLPRegressor, loads_keras
+from warehouse_ml.tasks.deep import KerasMLPClassifier, KerasMLPRegressor
+from warehouse_ml.tasks.deep_storage import loads_keras
 
 from .conftest import churn_frame, run_without_tensorflow
 

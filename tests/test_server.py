@@ -260,7 +260,7 @@ def test_cli_serve_with_password(shop_db):
 def test_writing_functions_refuse_on_any_read_only_connection(shop_db):
     """The one list (UDFs declared writes=True) guards every path, not only the server's parser."""
     import warehouse_ml as wml
-    from warehouse_ml.binding.registry import writing_functions
+    from warehouse_ml.wiring import writing_functions
 
     assert {"wml_train", "wml_deploy", "wml_rollback", "wml_drop", "wml_segment_users", "wml_update", "wml_retrain",
             "wml_save_forecast", "wml_dp_set_budget"} <= writing_functions()

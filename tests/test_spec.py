@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from warehouse_ml.binding import registry
-from warehouse_ml.binding.function_table import readme_with_function_table
+from warehouse_ml.function_table import readme_with_function_table
 from warehouse_ml.binding.spec import (
     Arg, Boolean, FunctionSpec, Identifier, Identifiers, Interval, OneOf, Option, StrOptions, Struct,
     macro_sql, specs,
@@ -126,7 +126,7 @@ def test_sql_bodies_are_used_by_a_spec():
 
 
 def test_readme_function_table_matches_the_specs():
-    """Regenerate with: python -m warehouse_ml.binding.function_table README.md"""
+    """Regenerate with: python -m warehouse_ml.function_table README.md"""
     text = README.read_text(encoding="utf-8")
     assert readme_with_function_table(text) == text, \
-        "README.md's function table differs from the specs: run python -m warehouse_ml.binding.function_table README.md"
+        "README.md's function table differs from the specs: run python -m warehouse_ml.function_table README.md"

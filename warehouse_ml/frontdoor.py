@@ -27,7 +27,8 @@ _EXTENSIONS: list = []  # (matches(statement_text) -> bool, run(con, statement_t
 
 
 def register_statement_handler(matches, run) -> None:
-    """Let an integration (e.g. BigQuery ML statements) take statements the front door recognises."""
+    """Let an integration (e.g. BigQuery ML statements) take statements the front door recognises; it registers
+    when ``warehouse_ml.wiring`` imports it."""
     _EXTENSIONS.append((matches, run))
 
 
@@ -182,9 +183,8 @@ def relation(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelat
 
 
 def _run_statement_handler(con, query: str, params):
-    """The result of an integration's handler (e.g. BigQuery ML statements) if one takes the query, else None."""
-    from .integrations import bigquery_dp, bigquery_ml  # noqa: F401  (register their statement handlers once)
-
+    """The result of an integration's handler (e.g. BigQuery ML statements) if one takes the query, else None.
+    The handlers register themselves when ``warehouse_ml.wiring`` imports them (as installing does)."""
     for matches, handler in _EXTENSIONS:
         if matches(query):
             return handler(con, query, params)

@@ -124,7 +124,7 @@ def dumps_estimator(obj: Any) -> tuple[str, bytes]:
 
 def dumps_keras(est: Any) -> tuple[str, bytes]:
     """A Keras model with its preprocessing (``tasks.deep``): the .keras zip and arrays inside an npz."""
-    from .tasks.deep import dumps_keras as dumps
+    from .tasks.deep_storage import dumps_keras as dumps
 
     return "keras", dumps(est)
 
@@ -150,7 +150,7 @@ def loads_artifact(fmt: str, data: bytes) -> Any:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     if fmt == "keras":  # npz without pickles + allowlisted .keras config loaded with safe_mode=True
-        from .tasks.deep import loads_keras
+        from .tasks.deep_storage import loads_keras
 
         return loads_keras(data)
     raise UnsafeModel(f"unknown artifact format '{fmt}'; this version of warehouse-ml loads skops, npz and keras")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ..errors import AmbiguousColumn, InvalidArgument, UnknownColumn, UnknownRelation
+from ..errors import InvalidArgument, UnknownColumn, UnknownRelation
 
 _NUMERIC = re.compile(
     r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*)$"
@@ -125,15 +125,6 @@ class Relation:
         if name.lower() in lower:
             return lower[name.lower()]
         raise UnknownColumn(self.name, name, self.columns, argument)
-
-    def infer_column(self, given: str | None, argument: str, role: str, predicate) -> str:
-        """Use the named column, or the only column whose type fits the role; else say which are candidates."""
-        if given is not None:
-            return self.column(given, argument)
-        candidates = [c for c, t in self.columns.items() if predicate(c, t)]
-        if len(candidates) == 1:
-            return candidates[0]
-        raise AmbiguousColumn(self.name, argument, role, candidates)
 
     def q(self, column: str) -> str:
         """Quoted identifier of a column already resolved by column()."""

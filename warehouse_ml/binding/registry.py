@@ -10,7 +10,8 @@ DuckDB's Python UDFs are scalar only, so every SQL function takes one of two sha
 
 Modules in ``warehouse_ml.functions`` declare their functions with ``spec.sql_function`` (internal helpers with
 ``table_udf``/``scalar_udf``, specs without options); ``install`` registers them once per connection and
-(re)creates the TEMP macros, so calling it twice is harmless.
+(re)creates the TEMP macros, so calling it twice is harmless. This layer never imports those modules (they import
+it): ``warehouse_ml.wiring`` does, and its ``install`` is the one callers use.
 """
 from __future__ import annotations
 
@@ -83,13 +84,13 @@ def arrow_type(sql_type: str) -> pa.DataType:
 
 def writing_functions() -> frozenset[str]:
     """Names of the functions that change the model store (declared with ``writes=True``): macros and UDFs."""
-    load_function_modules()
+    _require_declarations()
     return writing_names()
 
 
 def row_functions() -> frozenset[str]:
     """Names of the functions that take a whole row (declared with ``row_input=True``)."""
-    load_function_modules()
+    _require_declarations()
     return spec_row_functions()
 
 
@@ -185,8 +186,11 @@ def _registrations(spec: FunctionSpec, runtime: Runtime):
         yield spec.udf, _make_scalar_wrapper(spec, runtime), spec.udf_params(), spec.returns, spec.side_effects
 
 
-def load_function_modules() -> None:
-    from .. import functions  # noqa: F401  (importing registers every task's UDFs)
+def _require_declarations() -> None:
+    """The lists below are read from the declared specs: refuse to answer before the modules declared them."""
+    if not specs():
+        raise RuntimeError("internal: no SQL function is declared yet; go through warehouse_ml.install "
+                           "(warehouse_ml.wiring), which imports the function modules")
 
 
 def sql_body(function: str) -> str:
@@ -208,7 +212,7 @@ def macro_statements() -> list[str]:
     """The CREATE TEMP MACRO statement of every public function, generated from its spec: first those over a UDF,
     then the pure-SQL ones in declaration order (DuckDB binds a table macro's body when it is created, so the
     functions it calls must exist)."""
-    load_function_modules()
+    _require_declarations()
     ordered = sorted(specs(), key=lambda s: s.kind == "macro")
     return [m for m in map(macro_sql, ordered) if m]
 
@@ -247,8 +251,9 @@ def forget(con) -> None:
 
 
 def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Register every UDF on ``con`` (once) and create the TEMP macros (every call). Returns ``con``."""
-    load_function_modules()
+    """Register every declared UDF on ``con`` (once) and create the TEMP macros (every call). Returns ``con``.
+    Call ``warehouse_ml.install``, which imports the function modules first (the macros call their UDFs)."""
+    _require_declarations()
     runtime = _RUNTIMES.get(id(con))
     if runtime is None or runtime.con is not con:
         runtime = Runtime(con)

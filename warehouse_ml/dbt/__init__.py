@@ -24,8 +24,9 @@ from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from ..binding.registry import install, install_macros
+from ..binding.registry import install_macros
 from ..errors import InvalidArgument
+from ..wiring import install
 
 log = logging.getLogger("warehouse_ml")
 

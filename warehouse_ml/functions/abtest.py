@@ -7,26 +7,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import is_numeric_type
 from ..binding.spec import Arg, Anything, Identifier, Interval, Option, StrOptions, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import abtest as ab
+from ..tasks import roles
+from .base import numeric_column
 
 AB_ROW = ("STRUCT(variant VARCHAR, n BIGINT, mean DOUBLE, lift DOUBLE, ci_low DOUBLE, ci_high DOUBLE, "
           "p_value DOUBLE, significant BOOLEAN, test VARCHAR, srm_p_value DOUBLE, relative_lift DOUBLE, "
           "relative_ci_low DOUBLE, relative_ci_high DOUBLE, p_value_raw DOUBLE, is_control BOOLEAN, "
           "n_excluded BIGINT, notes VARCHAR)")
-_VARIANT_NAME = re.compile(r"^(variant|variation|group|arm|treatment|bucket|cohort|experiment_group|test_group)$",
-                           re.IGNORECASE)
-
-
-def _metric_column(rel, name: str, argument: str) -> str:
-    col = rel.column(name, argument)
-    t = rel.columns[col]
-    if not (is_numeric_type(t) or t.upper() == "BOOLEAN"):
-        raise InvalidArgument(argument, f"column '{col}' is {t}, not a number",
-                              f"Pass a numeric or 0/1 column, or cast it in a view (e.g. CAST({col} AS DOUBLE))")
-    return col
 
 
 @sql_function(
@@ -48,14 +38,14 @@ def ab_test(ctx, relation, **opts):
     if opts["variant"] is not None:
         variant = rel.column(opts["variant"], "variant")
     else:
-        named = [c for c in rel.columns if _VARIANT_NAME.match(c)]
+        named = [c for c in rel.columns if roles.VARIANT.match(c)]
         if len(named) != 1:
             raise AmbiguousColumn(rel.name, "variant", "variant (assignment)", named or list(rel.columns))
         variant = named[0]
     if opts["metric"] is None:
         raise InvalidArgument("metric", "is required", f"Name the outcome column, e.g. FROM ab_test('{relation}', metric := 'converted')")
-    metric = _metric_column(rel, opts["metric"], "metric")
-    covariate = _metric_column(rel, opts["covariate"], "covariate") if opts["covariate"] is not None else None
+    metric = numeric_column(rel, opts["metric"], "metric")
+    covariate = numeric_column(rel, opts["covariate"], "covariate") if opts["covariate"] is not None else None
     if metric == variant:
         raise InvalidArgument("metric", f"'{metric}' is the variant column", "Pass the outcome column as metric")
     cols = [f"CAST({rel.q(variant)} AS VARCHAR) AS v", f"CAST({rel.q(metric)} AS DOUBLE) AS m"]

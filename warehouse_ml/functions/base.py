@@ -1,4 +1,5 @@
-"""Shared shapes of the SQL entry points: the row ml_train returns, and the per-task trainer/predictor tables.
+"""Shared shapes of the SQL entry points: the row ml_train returns, the per-task trainer/predictor tables, and the
+check several entry points make (a numeric column).
 
 ``ml_train(model, relation, task := ...)`` and ``ml_predict(model, row)`` are one generic entry each; a task
 module plugs in with ``@trainer('recommend')`` / ``@predictor('segment')`` so that SQL keeps one spelling.
@@ -6,6 +7,9 @@ module plugs in with ``@trainer('recommend')`` / ``@predictor('segment')`` so th
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from ..binding.catalog import is_numeric_type
+from ..errors import InvalidArgument
 
 TRAIN_ROW = (
     "STRUCT(model VARCHAR, version INTEGER, task VARCHAR, algorithm VARCHAR, n_train BIGINT, n_test BIGINT, "
@@ -33,3 +37,13 @@ def predictor(task: str):
         return func
 
     return wrap
+
+
+def numeric_column(rel, name: str, argument: str) -> str:
+    """The relation's column ``name`` (passed as ``argument``) if it holds numbers or booleans, else a clear error."""
+    col = rel.column(name, argument)
+    t = rel.columns[col]
+    if not (is_numeric_type(t) or t.upper() == "BOOLEAN"):
+        raise InvalidArgument(argument, f"column '{col}' is {t}, not a number",
+                              f"Pass a numeric or 0/1 column, or cast it in a view (e.g. CAST({col} AS DOUBLE))")
+    return col

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ..binding.spec import sql_function
-from ..tasks.deep import device_name
+from ..tasks.tf_runtime import device_name
 
 
 @sql_function("ml_device", "The device deep training would use (GPU name or CPU), as SQL sees it.", kind="scalar",

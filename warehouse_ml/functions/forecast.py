@@ -10,7 +10,6 @@ once and returns the rows. Nothing is written to the database.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,8 @@ from ..binding.registry import scalar_udf
 from ..binding.spec import Arg, Identifier, Identifiers, Interval, Option, StrOptions, Text, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import forecast as K
+from ..tasks import roles
+from ..tasks.roles import is_date_type
 
 FORECAST_ROW = "STRUCT(item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, method VARCHAR)"
 BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE, rmse DOUBLE, coverage DOUBLE, "
@@ -34,12 +35,6 @@ REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBL
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
 BACKTEST_METHODS = ("seasonal_naive", "ets", "theta", "croston", "auto")
-_ID_LIKE = re.compile(r"(^|_)(id|key|sku|code|item|product|store|article|ean|upc)s?$", re.I)
-
-
-def _is_date_type(t: str) -> bool:
-    t = t.upper()
-    return t == "DATE" or t.startswith("TIMESTAMP")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -61,12 +56,12 @@ def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | 
     cols = rel.columns
     if date is not None:
         d = rel.column(date, "date")
-        if not _is_date_type(cols[d]):
+        if not is_date_type(cols[d]):
             raise InvalidArgument("date", f"column '{d}' of '{rel.name}' has type {cols[d]}, not DATE or TIMESTAMP",
                                   f"Name a DATE or TIMESTAMP column, or convert it in a view, e.g. CREATE VIEW "
                                   f"v AS SELECT *, CAST({d} AS DATE) AS day FROM {rel.table}")
     else:
-        cands = [c for c, t in cols.items() if _is_date_type(t)]
+        cands = [c for c, t in cols.items() if is_date_type(t)]
         if not cands:
             raise InvalidArgument("date", f"relation '{rel.name}' has no DATE or TIMESTAMP column",
                                   "Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
@@ -85,15 +80,15 @@ def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | 
             raise InvalidArgument("value", f"'{v}' is already used as the {'date' if v == d else 'item'} column",
                                   "Name the column holding the demand (units sold)")
     else:
-        cands = [c for c, t in cols.items() if c not in (d, it) and is_numeric_type(t) and not _ID_LIKE.search(c)]
+        cands = [c for c, t in cols.items() if c not in (d, it) and is_numeric_type(t) and not roles.SERIES_KEY.search(c)]
         if len(cands) != 1:
             raise AmbiguousColumn(rel.name, "value", "demand measure (a numeric column)", cands)
         v = cands[0]
     if it is None:
         rest = [c for c in cols if c not in (d, v)]
-        cands = [c for c in rest if not is_numeric_type(cols[c]) and not _is_date_type(cols[c])]
+        cands = [c for c in rest if not is_numeric_type(cols[c]) and not is_date_type(cols[c])]
         if not cands:
-            cands = [c for c in rest if is_numeric_type(cols[c]) and _ID_LIKE.search(c)]
+            cands = [c for c in rest if is_numeric_type(cols[c]) and roles.SERIES_KEY.search(c)]
         if len(cands) > 1:
             raise AmbiguousColumn(rel.name, "item", "item key", cands)
         it = cands[0] if cands else None  # no key column: the whole relation is one series
@@ -441,9 +436,9 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
     elif item_hint is not None and item_hint.lower() in {c.lower() for c in cols}:
         it = rel.column(item_hint, "on_hand_item")
     else:
-        cands = [c for c, t in cols.items() if not is_numeric_type(t) and not _is_date_type(t)]
+        cands = [c for c, t in cols.items() if not is_numeric_type(t) and not is_date_type(t)]
         if len(cands) != 1:
-            cands = cands or [c for c, t in cols.items() if is_numeric_type(t) and _ID_LIKE.search(c)]
+            cands = cands or [c for c, t in cols.items() if is_numeric_type(t) and roles.SERIES_KEY.search(c)]
         if len(cands) != 1:
             raise AmbiguousColumn(rel.name, "on_hand_item", "item key", cands)
         it = cands[0]
@@ -454,11 +449,11 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
             raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
                                   "Name the numeric column holding the stock on hand")
     else:
-        cands = [c for c, t in cols.items() if c != it and is_numeric_type(t) and not _ID_LIKE.search(c)]
+        cands = [c for c, t in cols.items() if c != it and is_numeric_type(t) and not roles.SERIES_KEY.search(c)]
         if len(cands) != 1:
             raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
         qty = cands[0]
-    dates = [c for c, t in cols.items() if _is_date_type(t)]
+    dates = [c for c, t in cols.items() if is_date_type(t)]
     q = rel.q
     if len(dates) == 1:
         query = (f"SELECT CAST({q(it)} AS VARCHAR) AS item, arg_max(CAST({q(qty)} AS DOUBLE), {q(dates[0])}) AS qty "
@@ -537,10 +532,8 @@ def plot_forecast(con, relation: str, item, horizon: int, out_png: str, *, item_
     import matplotlib.pyplot as plt
 
     from ..binding.catalog import resolve
-    from ..binding.registry import install
     from ..outputs import PNG_METADATA
 
-    install(con)
     rel = resolve(con, relation)
     roles = infer_roles(rel, item_col, date, value)
     opts = {"item": roles.item, "date": roles.date, "value": roles.value}

@@ -186,22 +186,22 @@ def check(ctx, model: str, relation: str, opts: dict, action: str) -> dict:
     previous = _previous_counts(ctx, model, sm.version)
     rows = []
 
-    def add(spec: dict, current: list[int], statistic: str):
+    def add(feature: dict, current: list[int], statistic: str):
         threshold = limits[statistic]
-        value, drifted = drift.compare(statistic, spec["counts"], current, threshold)
-        rows.append({"feature": spec["name"], "kind": "skew", "statistic": statistic, "value": value,
+        value, drifted = drift.compare(statistic, feature["counts"], current, threshold)
+        rows.append({"feature": feature["name"], "kind": "skew", "statistic": statistic, "value": value,
                      "threshold": threshold, "drifted": drifted, "counts": current,
                      "reference": f"training of version {sm.version}",
-                     "note": drift.largest_shift(spec, spec["counts"], current)})
-        if spec["name"] in previous:
-            check_id, before = previous[spec["name"]]
+                     "note": drift.largest_shift(feature, feature["counts"], current)})
+        if feature["name"] in previous:
+            check_id, before = previous[feature["name"]]
             value, drifted = drift.compare(statistic, before, current, threshold)
-            rows.append({"feature": spec["name"], "kind": "drift", "statistic": statistic, "value": value,
+            rows.append({"feature": feature["name"], "kind": "drift", "statistic": statistic, "value": value,
                          "threshold": threshold, "drifted": drifted, "reference": f"check {check_id}",
-                         "note": drift.largest_shift(spec, before, current)})
+                         "note": drift.largest_shift(feature, before, current)})
 
-    for spec, current in zip(profile["features"], counts):
-        add(spec, current, numeric if spec["kind"] == "numeric" else categorical)
+    for feature, current in zip(profile["features"], counts):
+        add(feature, current, numeric if feature["kind"] == "numeric" else categorical)
     add(profile["prediction"], pred["counts"], numeric)
     decayed = False
     if "metric" in pred:

@@ -18,20 +18,16 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
+from ..binding.catalog import Relation, is_numeric_type
 from ..binding.registry import scalar_udf, sql_body
 from ..binding.spec import Anything, Arg, Identifier, Identifiers, Option, StrOptions, spec, sql_function, sql_macro
 from ..errors import InvalidArgument
+from ..tasks import roles
+from ..tasks.roles import is_date_type
 from .privacy import personal_columns
 
 FILLS = ("median", "mode", "zero", "none")
-_AMOUNT_LIKE = re.compile(r"(amount|price|revenue|cost|qty|quantity|units|sales|spend|total|discount|value)", re.I)
-_ID_LIKE = re.compile(r"(^id$|_id$|^id_|uuid|guid|(^|_)key$)", re.I)
 _TEXT = re.compile(r"^(VARCHAR|STRING|TEXT)$", re.I)
-
-
-def _time_type(t: str) -> bool:
-    return is_temporal_type(t) and not t.upper().startswith("TIME ") and t.upper() not in ("TIME", "TIME_NS")
 
 
 def _check_as_of(spec: dict) -> None:
@@ -70,7 +66,7 @@ def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
         raise InvalidArgument("user_col", f"user_col, time_col and amount_col must be three different columns, got {roles}",
                               "Name a distinct column for each role")
     t_type = rel.columns[roles["time_col"]]
-    if not _time_type(t_type):
+    if not is_date_type(t_type):
         raise InvalidArgument("time_col", f"column '{roles['time_col']}' of '{rel.name}' has type {t_type}, not a DATE or TIMESTAMP",
                               f"Name a date/timestamp column, or convert it in a view: CAST({roles['time_col']} AS TIMESTAMP)")
     a_type = rel.columns[roles["amount_col"]]
@@ -181,7 +177,7 @@ def prep_required(ctx, relation, required):
         if req is not None:
             out.append([c.lower() for c in req if c is not None])
         else:
-            out.append([c.lower() for c in ctx.relation(name).columns if _ID_LIKE.search(c)])
+            out.append([c.lower() for c in ctx.relation(name).columns if roles.KEY.search(c)])
     return pa.array(out, pa.list_(pa.string()))
 
 
@@ -216,7 +212,7 @@ def data_quality(ctx, relation):
             aggs += [f"count(*) FILTER (WHERE trim({q}) = '') AS blank{i}",
                      f"count(*) FILTER (WHERE trim({q}) <> {q} AND trim({q}) <> '') AS pad{i}",
                      f"count(DISTINCT lower(trim({q}))) AS dl{i}"]
-        elif _time_type(t):
+        elif is_date_type(t):
             aggs += [f"count(*) FILTER (WHERE CAST({q} AS TIMESTAMP) > now()::TIMESTAMP + INTERVAL 1 DAY) AS fut{i}",
                      f"count(*) FILTER (WHERE CAST({q} AS TIMESTAMP) < TIMESTAMP '1900-01-01') AS old{i}"]
     cur = ctx.cursor()
@@ -244,14 +240,14 @@ def data_quality(ctx, relation):
                 issues.append(f"{_plural(n - nn, 'missing value')} ({_pct(frac)}): fill them (clean_events fill :=) or drop those rows")
             if d == 1 and n > 1:
                 issues.append("constant: every value is the same, so it carries no information for a model")
-            id_named = bool(_ID_LIKE.search(c))
+            id_named = bool(roles.KEY.search(c))
             numeric_or_text = is_numeric_type(t) or bool(_TEXT.match(t)) or t.upper() == "UUID"
             if numeric_or_text and nn >= 20 and not t.upper().startswith(("DOUBLE", "FLOAT", "DECIMAL")) and (d == nn or (id_named and d >= 0.95 * nn)):
                 issues.append("ID-like: (almost) every value is unique; use it as a key, not as a model feature")
             elif _TEXT.match(t) and nn >= 50 and d > 0.5 * nn:
                 issues.append(f"high-cardinality text ({d} distinct values): group rare values or leave it out of models")
             if is_numeric_type(t):
-                if stats[f"neg{i}"] and _AMOUNT_LIKE.search(c):
+                if stats[f"neg{i}"] and roles.AMOUNT.search(c):
                     issues.append(f"{_plural(stats[f'neg{i}'], 'negative value')} in an amount-like column: refunds or errors? filter or fix them")
                 q1, q3 = (stats[f"iq{i}"] or [None, None])
                 if q1 is not None and q3 is not None and q3 > q1:  # beyond 5x the 1%-99% range: entry or unit errors
@@ -268,7 +264,7 @@ def data_quality(ctx, relation):
                     issues.append(f"inconsistent spelling: {d - stats[f'dl{i}']} values differ from another only by upper/lower case")
                 elif stats[f"dl{i}"] < d:
                     issues.append(f"inconsistent spelling: {d - stats[f'dl{i}']} values differ from another only by case or spaces")
-            if _time_type(t):
+            if is_date_type(t):
                 if stats[f"fut{i}"]:
                     issues.append(f"{_plural(stats[f'fut{i}'], 'timestamp')} in the future: check clocks and time zones")
                 if stats[f"old{i}"]:

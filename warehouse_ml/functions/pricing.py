@@ -25,6 +25,8 @@ from ..binding.catalog import is_numeric_type
 from ..binding.spec import Arg, Boolean, Identifier, Interval, OneOf, Option, StrOptions, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import pricing as pr
+from ..tasks import roles
+from ..tasks.roles import is_date_type
 
 ELASTICITY_ROW = ("STRUCT(item VARCHAR, elasticity DOUBLE, ci_low DOUBLE, ci_high DOUBLE, r2 DOUBLE, n BIGINT, "
                   "n_excluded BIGINT, method VARCHAR, note VARCHAR)")
@@ -32,9 +34,6 @@ OPTIMAL_ROW = ("STRUCT(item VARCHAR, current_price DOUBLE, optimal_price DOUBLE,
                "expected_profit DOUBLE, current_units DOUBLE, current_profit DOUBLE, unit_cost DOUBLE, "
                "elasticity DOUBLE, note VARCHAR)")
 
-_ITEM = re.compile(r"(^|_)(sku|item|product|article|asset)(_?(id|code|key|name))?$", re.IGNORECASE)
-_PRICE = re.compile(r"price", re.IGNORECASE)
-_UNITS = re.compile(r"(^|_)(units?|qty|quantity|quantities|demand|sold|volume)(_sold|_count|_total)?$", re.IGNORECASE)
 _TEXT = re.compile(r"^(VARCHAR|TEXT|STRING|CHAR.*|ENUM.*)$", re.IGNORECASE)
 
 
@@ -75,14 +74,14 @@ def _infer(rel, given, argument: str, role: str, pattern, type_ok, taken=(), req
 def _resolve(rel, opts: dict):
     cost = opts.get("cost")
     cost = (rel.column(cost, "cost"),) if isinstance(cost, str) else ()
-    price = _numeric(rel, _infer(rel, opts.get("price"), "price", "price", _PRICE, is_numeric_type, taken=cost),
+    price = _numeric(rel, _infer(rel, opts.get("price"), "price", "price", roles.PRICE, is_numeric_type, taken=cost),
                      "price")
-    units = _numeric(rel, _infer(rel, opts.get("units"), "units", "units sold", _UNITS, is_numeric_type,
+    units = _numeric(rel, _infer(rel, opts.get("units"), "units", "units sold", roles.UNITS, is_numeric_type,
                                  taken=(price, *cost)), "units")
     if opts.get("item") is not None:
         item = rel.column(opts["item"], "item")
     else:
-        item = _infer(rel, None, "item", "item", _ITEM, lambda t: True, taken=(price, units), required=False)
+        item = _infer(rel, None, "item", "item", roles.PRODUCT, lambda t: True, taken=(price, units), required=False)
         if item is None:
             text = [c for c, t in rel.columns.items() if _TEXT.match(t)]
             if len(text) > 1:
@@ -91,18 +90,15 @@ def _resolve(rel, opts: dict):
     return item, price, units
 
 
-_DATE = re.compile(r"^(DATE|TIMESTAMP.*)$", re.IGNORECASE)
-
-
 def _date(rel, opts: dict) -> str | None:
     date = opts.get("date")
     if date is not None:
         date = rel.column(date, "date")
-        if not _DATE.match(rel.columns[date]):
+        if not is_date_type(rel.columns[date]):
             raise InvalidArgument("date", f"column '{date}' is {rel.columns[date]}, not a date",
                                   "Pass a DATE or TIMESTAMP column")
         return date
-    dates = [c for c, t in rel.columns.items() if _DATE.match(t)]
+    dates = [c for c, t in rel.columns.items() if is_date_type(t)]
     return dates[0] if len(dates) == 1 else None
 
 

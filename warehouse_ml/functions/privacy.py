@@ -25,7 +25,7 @@ from ..binding.registry import scalar_udf
 from ..binding.spec import Anything, Arg, Identifier, Identifiers, Option, Struct, spec, sql_function, sql_macro
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
-from .abtest import _metric_column as numeric_column  # a numeric or 0/1 column, or a clear error
+from .base import numeric_column
 
 LEDGER_SQL = [
     "CREATE SCHEMA IF NOT EXISTS wml",

@@ -22,9 +22,10 @@ from ..binding.spec import (
 )
 from ..errors import InvalidArgument, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
+from ..tasks import roles
 from ..tasks import recommend as rk
 from .base import trainer
-from .recommend_data import _ITEM_RE, infer_roles, load_interactions
+from .recommend_data import infer_roles, load_interactions
 from .recommend_fit import RecModel, _for_users_column, _method_params, _resolve_method, evaluate, fit_model
 
 log = logging.getLogger("warehouse_ml")
@@ -186,7 +187,7 @@ def _item_column(rel: Relation, item_col: str, argument: str) -> str:
         return lower[item_col.lower()]
     if len(rel.columns) == 1:
         return next(iter(rel.columns))
-    cands = [c for c in rel.columns if _ITEM_RE.match(c)]
+    cands = [c for c in rel.columns if roles.ITEM.match(c)]
     if len(cands) == 1:
         return cands[0]
     raise InvalidArgument(argument, f"relation '{rel.name}' has no column '{item_col}' (the item column of the "

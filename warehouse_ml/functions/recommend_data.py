@@ -17,14 +17,12 @@ import scipy.sparse as sp
 
 from ..binding.catalog import Relation, is_numeric_type, is_temporal_type
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed
+from ..tasks import roles
+from ..tasks.roles import is_date_type
 from ..tasks import recommend as rk
 
 log = logging.getLogger("warehouse_ml")
 
-_USER_RE = re.compile(r"^(.*_)?(user|customer|client|visitor|member|account|buyer|shopper|person|cust)(_?(id|no|key|code))?$", re.I)
-_ITEM_RE = re.compile(r"^(.*_)?(item|product|sku|article|asin|movie|track|song|book|listing|offer|prod|variant)(_?(id|no|key|code))?$", re.I)
-_TIME_RE = re.compile(r"^(.*_)?(ts|time|timestamp|date|datetime|at|created|occurred|event_time|event_date)$", re.I)
-_EVENT_RE = re.compile(r"^(.*_)?(event|event_type|action|interaction|interaction_type|activity|behaviou?r|type|kind)$", re.I)
 
 # Weights of common event types when an event column is present and no mapping is given (view < cart < purchase).
 DEFAULT_EVENT_WEIGHTS = {
@@ -63,8 +61,8 @@ def _pick(rel: Relation, given, argument: str, role: str, pattern: re.Pattern, e
 
 def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
     """Which columns are the user, the item, and optionally the weight, time, event type and segment."""
-    user = _pick(rel, opts.get("user"), "user", "user id", _USER_RE)
-    item = _pick(rel, opts.get("item"), "item", "item id", _ITEM_RE, exclude=(user,))
+    user = _pick(rel, opts.get("user"), "user", "user id", roles.USER)
+    item = _pick(rel, opts.get("item"), "item", "item id", roles.ITEM, exclude=(user,))
     if user == item:
         raise InvalidArgument("item", f"is the same column as the user ('{user}')",
                               "Name two different columns with user := and item :=")
@@ -80,7 +78,7 @@ def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
     if opts.get("time") is not None:
         time_col = rel.column(opts["time"], "time")
         t = rel.columns[time_col]
-        if is_temporal_type(t) and not t.upper().startswith("TIME ") and t.upper() != "TIME":
+        if is_date_type(t):
             time_kind = "temporal"
         elif is_numeric_type(t):
             time_kind = "numeric"
@@ -89,9 +87,9 @@ def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
                                   "Name a DATE or TIMESTAMP column (or a numeric epoch)")
     else:
         temporal = [c for c, t in rel.columns.items()
-                    if c not in used and is_temporal_type(t) and not t.upper().startswith("TIME ") and t.upper() != "TIME"]
+                    if c not in used and is_date_type(t)]
         if len(temporal) > 1:
-            named = [c for c in temporal if _TIME_RE.match(c)]
+            named = [c for c in temporal if roles.TIME.match(c)]
             temporal = named if len(named) == 1 else temporal
         if len(temporal) == 1:
             time_col, time_kind = temporal[0], "temporal"
@@ -103,7 +101,7 @@ def infer_roles(rel: Relation, opts: dict, need_time: bool = False) -> Roles:
     if opts.get("event") is not None:
         event = rel.column(opts["event"], "event")
     else:
-        cands = [c for c, t in rel.columns.items() if c not in used and _EVENT_RE.match(c)
+        cands = [c for c, t in rel.columns.items() if c not in used and roles.EVENT.match(c)
                  and (t.upper() == "VARCHAR" or t.upper().startswith("ENUM"))]
         if len(cands) == 1:
             event = cands[0]

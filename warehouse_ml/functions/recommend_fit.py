@@ -15,8 +15,9 @@ import scipy.sparse as sp
 
 from ..binding.catalog import Relation
 from ..errors import InvalidArgument
+from ..tasks import roles
 from ..tasks import recommend as rk
-from .recommend_data import _USER_RE, Interactions
+from .recommend_data import Interactions
 
 log = logging.getLogger("warehouse_ml")
 
@@ -267,7 +268,7 @@ def _for_users_column(fu: Relation, user_col: str) -> str:
     lower = {c.lower(): c for c in fu.columns}
     if user_col.lower() in lower:
         return lower[user_col.lower()]
-    cands = [c for c in fu.columns if _USER_RE.match(c)]
+    cands = [c for c in fu.columns if roles.USER.match(c)]
     if len(cands) == 1:
         return cands[0]
     raise InvalidArgument("for_users", f"relation '{fu.name}' has no column '{user_col}' (the user column of the "

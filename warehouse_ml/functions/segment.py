@@ -23,7 +23,8 @@ from ..binding.spec import Anything, Arg, Identifier, Identifiers, Interval, One
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
-from ..tasks.features import looks_like_id, looks_like_label
+from ..tasks import roles
+from ..tasks.roles import looks_like_id, looks_like_label
 from .base import predictor, trainer
 
 SEGMENT_ROW = ("STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE, model VARCHAR, version INTEGER, "
@@ -31,7 +32,6 @@ SEGMENT_ROW = ("STRUCT(\"user\" VARCHAR, segment INTEGER, distance DOUBLE, model
 PROFILE_ROW = ("STRUCT(segment INTEGER, n BIGINT, share DOUBLE, description VARCHAR, "
                "feature_means MAP(VARCHAR, DOUBLE), feature_z MAP(VARCHAR, DOUBLE), model VARCHAR, version INTEGER, "
                "notes VARCHAR, intervals MAP(VARCHAR, DOUBLE[]), epsilon DOUBLE)")
-_USER_NAME = re.compile(r"(^|_)(user|customer|client|account|member|visitor|shopper)(_?id|_key)?$", re.IGNORECASE)
 
 
 def _fit_options(k_default):
@@ -59,7 +59,7 @@ def user_column(rel, opts: dict) -> str | None:
     """The user column: user := ..., else the one user-like name, else the one '..._id' column (None: none)."""
     if opts.get("user") is not None:
         return rel.column(opts["user"], "user")
-    named = [c for c in rel.columns if _USER_NAME.search(c)]
+    named = [c for c in rel.columns if roles.USER.match(c)]
     if len(named) == 1:
         return named[0]
     ids = [c for c in rel.columns if re.search(r"(^|_)id$", c, re.IGNORECASE)]
@@ -95,7 +95,7 @@ def choose_columns(ctx, rel, opts: dict) -> tuple[str | None, list[str], list[st
             non_null, distinct = stats[c]
             t = rel.columns[c].upper()
             arrow_t = pa.int64() if re.match(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)$", t) else pa.float64()
-            if looks_like_id(c, arrow_t, distinct, non_null) or re.search(r"(^|_)(id|key|uuid)$", c, re.IGNORECASE):
+            if looks_like_id(c, arrow_t, distinct, non_null) or roles.ID.search(c):
                 notes.append(f"ID-like column '{c}' excluded")
                 continue
             if distinct <= 1:

@@ -30,13 +30,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import Relation, is_temporal_type
+from ..binding.catalog import Relation
 from ..binding.spec import Anything, Arg, Identifier, Option, Struct, sql_function, sql_macro
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownColumn, did_you_mean
 from ..store import dumps_arrays, validate_model_name
+from ..tasks import roles
 from ..tasks import sequence as sq
+from ..tasks.roles import is_date_type
 from .base import predictor, trainer
-from .recommend_data import _EVENT_RE, _TIME_RE, _USER_RE, _pick
+from .recommend_data import _pick
 
 log = logging.getLogger("warehouse_ml")
 
@@ -86,22 +88,18 @@ def _split_options(model: str, relation: str, options: dict) -> tuple[dict, dict
     return roles, merged
 
 
-def _temporal(t: str) -> bool:
-    return is_temporal_type(t) and not t.upper().startswith("TIME ") and t.upper() != "TIME"
-
-
 def resolve_roles(rel: Relation, opts: dict) -> dict:
     """Which columns hold the user, the event time, the event type (optional) and the item (optional)."""
-    user = _pick(rel, opts.get("user"), "user", "user id", _USER_RE)
+    user = _pick(rel, opts.get("user"), "user", "user id", roles.USER)
     if opts.get("time") is not None:
         time_col = rel.column(opts["time"], "time")
-        if not _temporal(rel.columns[time_col]):
+        if not is_date_type(rel.columns[time_col]):
             raise InvalidArgument("time", f"column '{time_col}' has type {rel.columns[time_col]}, which cannot place "
                                   "events in days", "Name a DATE or TIMESTAMP column, e.g. time := 'ts'")
     else:
-        temporal = [c for c, t in rel.columns.items() if c != user and _temporal(t)]
+        temporal = [c for c, t in rel.columns.items() if c != user and is_date_type(t)]
         if len(temporal) > 1:
-            named = [c for c in temporal if _TIME_RE.match(c)]
+            named = [c for c in temporal if roles.TIME.match(c)]
             temporal = named if len(named) == 1 else temporal
         if len(temporal) != 1:
             if not temporal:
@@ -113,7 +111,7 @@ def resolve_roles(rel: Relation, opts: dict) -> dict:
     if opts.get("event") is not None:
         event = rel.column(opts["event"], "event")
     else:
-        cands = [c for c, t in rel.columns.items() if c not in used and _EVENT_RE.match(c)
+        cands = [c for c, t in rel.columns.items() if c not in used and roles.EVENT.match(c)
                  and (t.upper() == "VARCHAR" or t.upper().startswith("ENUM"))]
         if len(cands) > 1:
             raise AmbiguousColumn(rel.name, "event", "event type", cands)

@@ -25,7 +25,8 @@ from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_na
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
-from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
+from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
+from ..tasks.roles import looks_like_id
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 from .privacy import personal_plan
 

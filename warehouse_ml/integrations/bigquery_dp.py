@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from ..errors import InvalidArgument
 from ..frontdoor import register_statement_handler
-from .bigquery_ml import _LEADING_COMMENTS, _close_paren, _lit, _quote_state, _split_args
+from .bigquery_sql import LEADING_COMMENTS, close_paren, literal, quote_state, split_args
 
 log = logging.getLogger("warehouse_ml")
 
@@ -36,7 +36,7 @@ HINT = ("Write e.g. SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS(epsilon = 1, delta 
 
 
 def matches(query: str) -> bool:
-    return bool(_DP_SELECT.match(_LEADING_COMMENTS.sub("", query, count=1)))
+    return bool(_DP_SELECT.match(LEADING_COMMENTS.sub("", query, count=1)))
 
 
 def run(con, query: str, params=None):
@@ -54,7 +54,7 @@ def _number(text: str, what: str) -> float:
 
 def _options(text: str) -> dict:
     out = {}
-    for item in _split_args(text):
+    for item in split_args(text):
         name, eq, value = item.partition("=")
         key = name.strip().lower()
         if not eq or key not in OPTIONS:
@@ -76,12 +76,12 @@ def _metric(func: str, body: str) -> tuple[str, str | None, tuple[float, float] 
     bounds = None
     m = _BOUNDS.search(body)
     if m:
-        parts = _split_args(m.group(1))
+        parts = split_args(m.group(1))
         if len(parts) != 2:
             raise InvalidArgument("contribution_bounds_per_group", f"expected (lower, upper), got ({m.group(1)})", HINT)
         bounds = (_number(parts[0], "contribution_bounds_per_group"), _number(parts[1], "contribution_bounds_per_group"))
         body = body[:m.start()]
-    args = _split_args(body)
+    args = split_args(body)
     func = func.upper()
     if func == "COUNT":
         if args != ["*"]:
@@ -105,17 +105,17 @@ def _metric(func: str, body: str) -> tuple[str, str | None, tuple[float, float] 
 
 def translate(query: str) -> str:
     """The DuckDB SQL that answers a BigQuery ``SELECT WITH DIFFERENTIAL_PRIVACY`` statement."""
-    body = _LEADING_COMMENTS.sub("", query, count=1).strip().rstrip(";")
+    body = LEADING_COMMENTS.sub("", query, count=1).strip().rstrip(";")
     head = _DP_SELECT.match(body)
-    inside = _quote_state(body)
-    close = _close_paren(body, head.end() - 1, inside)
+    inside = quote_state(body)
+    close = close_paren(body, head.end() - 1, inside)
     options = _options(body[head.end():close])
     rest, metrics, bounds, names = body[close + 1:], [], {}, []
-    out, pos, inside = [], 0, _quote_state(rest)
+    out, pos, inside = [], 0, quote_state(rest)
     for m in _AGGREGATE.finditer(rest):
         if m.start() < pos or inside[m.start()]:
             continue
-        end = _close_paren(rest, m.end() - 1, inside)
+        end = close_paren(rest, m.end() - 1, inside)
         metric, column, bound = _metric(m.group(1), rest[m.end():end])
         if column is not None:
             if column in bounds and bounds[column] != bound:
@@ -144,13 +144,13 @@ def translate(query: str) -> str:
     group_by = [g.name for g in (select.args.get("group") or exp.Group()).expressions]
     if any(not isinstance(g, exp.Column) for g in (select.args.get("group") or exp.Group()).expressions):
         raise InvalidArgument("GROUP BY", "group by plain columns", "Compute derived keys in a view first")
-    args = [_lit(table), "group_by := [" + ", ".join(_lit(g) for g in group_by) + "]",
-            "metrics := [" + ", ".join(_lit(mt) for mt in metrics) + "]"]
+    args = [literal(table), "group_by := [" + ", ".join(literal(g) for g in group_by) + "]",
+            "metrics := [" + ", ".join(literal(mt) for mt in metrics) + "]"]
     if bounds:
-        args.append("bounds := {" + ", ".join(f"{_lit(c)}: [{lo!r}, {hi!r}]" for c, (lo, hi) in bounds.items()) + "}")
-    args += [f"{k} := {_lit(v)}" for k, v in options.items()]
+        args.append("bounds := {" + ", ".join(f"{literal(c)}: [{lo!r}, {hi!r}]" for c, (lo, hi) in bounds.items()) + "}")
+    args += [f"{k} := {literal(v)}" for k, v in options.items()]
     keys = "".join(f"{exp.to_identifier(g, quoted=True).sql(dialect='duckdb')}, " for g in group_by)
-    pivots = ", ".join(f"max(value) FILTER (WHERE metric = {_lit(mt)}) AS __wml_dp_{i}" for i, mt in enumerate(metrics))
+    pivots = ", ".join(f"max(value) FILTER (WHERE metric = {literal(mt)}) AS __wml_dp_{i}" for i, mt in enumerate(metrics))
     inner = f"(SELECT {keys}{pivots} FROM dp_aggregate({', '.join(args)}) GROUP BY ALL)"
     for i, item in enumerate(select.expressions):  # a bare aggregate gets a readable name
         if isinstance(item, exp.Column) and item.name.startswith("__wml_dp_"):

@@ -16,7 +16,6 @@ import html
 import io
 import logging
 import os
-import re
 import time
 import warnings
 
@@ -25,13 +24,10 @@ import numpy as np
 from ..binding.catalog import quote_ident
 from ..errors import InvalidArgument, WmlError
 from ..outputs import HTML_MARK, check_replaceable
+from ..tasks.roles import DEMAND, KEY, PRE_PERIOD, SERIES_NAME, VARIANT, is_date_type
 
 log = logging.getLogger("warehouse_ml")
 
-_VARIANT = re.compile(r"^(variant|group|arm|treatment|bucket|experiment_group)$", re.I)
-_DEMAND = re.compile(r"(units|qty|quantity|sales|demand|volume|orders)$", re.I)
-_ITEM = re.compile(r"(sku|item|product|store|series|article)(_?id)?$", re.I)
-_IDLIKE = re.compile(r"(^id$|_id$|^pre_)", re.I)
 
 
 def _plt():
@@ -302,10 +298,10 @@ def _ab_tests(rep: Report, con, tables) -> None:
     for (schema, table), cols in tables.items():
         if schema == "wml":
             continue
-        variant = next((c for c, t in cols.items() if _VARIANT.match(c) and t in ("VARCHAR", "BOOLEAN", "INTEGER", "BIGINT")), None)
+        variant = next((c for c, t in cols.items() if VARIANT.match(c) and t in ("VARCHAR", "BOOLEAN", "INTEGER", "BIGINT")), None)
         if not variant:
             continue
-        metrics = [c for c, t in cols.items() if c != variant and not _IDLIKE.search(c)
+        metrics = [c for c, t in cols.items() if c != variant and not (KEY.search(c) or PRE_PERIOD.match(c))
                    and (t in ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "BOOLEAN") or t.startswith("DECIMAL"))][:4]
         parts, summary = [], []
         rel = f"{schema}.{table}" if schema != "main" else table
@@ -394,9 +390,9 @@ def _forecast_sources(tables, models) -> list[dict]:
     for (schema, table), cols in tables.items():
         if schema == "wml":
             continue
-        dates = [c for c, t in cols.items() if t == "DATE" or t.startswith("TIMESTAMP")]
-        values = [c for c, t in cols.items() if _DEMAND.search(c) and (t in ("DOUBLE", "INTEGER", "BIGINT", "FLOAT") or t.startswith("DECIMAL"))]
-        items = [c for c, t in cols.items() if _ITEM.search(c) and t == "VARCHAR"]
+        dates = [c for c, t in cols.items() if is_date_type(t)]
+        values = [c for c, t in cols.items() if DEMAND.search(c) and (t in ("DOUBLE", "INTEGER", "BIGINT", "FLOAT") or t.startswith("DECIMAL"))]
+        items = [c for c, t in cols.items() if SERIES_NAME.search(c) and t == "VARCHAR"]
         if len(dates) == 1 and len(values) == 1 and len(items) <= 1:
             out.append({"title": f"{table}.{values[0]}", "key": (schema, table), "item": items[0] if items else None,
                         "date": dates[0], "value": values[0]})

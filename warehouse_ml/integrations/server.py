@@ -23,7 +23,7 @@ import sys
 
 import duckdb
 
-from ..binding import registry
+from .. import wiring
 from ..errors import WmlError
 from .pgwire.auth import read_users
 from .pgwire.wire import Limits, PgServer, is_loopback
@@ -45,7 +45,7 @@ def open_database(db: str, allow_writes: bool = False) -> duckdb.DuckDBPyConnect
     except duckdb.IOException as e:
         raise ServerError(f"argument 'db': could not open {db!r}: {e}. If another process has it open for "
                           "writing, stop it or serve a copy") from None
-    return registry.install(con)
+    return wiring.install(con)
 
 
 def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -88,7 +88,7 @@ def create_server(db: str | duckdb.DuckDBPyConnection, host: str = "127.0.0.1", 
     if limits.max_connections < 1:
         raise ServerError("argument '--max-connections': must be at least 1")
     owned = not isinstance(db, duckdb.DuckDBPyConnection)
-    con = open_database(db, allow_writes) if owned else registry.install(db)
+    con = open_database(db, allow_writes) if owned else wiring.install(db)
     try:
         server = PgServer((host, int(port)), con, allow_writes, password=password, users=users, tls=tls, limits=limits)
     except OSError as e:

@@ -15,119 +15,29 @@ codes in the categorical columns).
   seeds fixed and deterministic ops on the CPU, mixed precision only on a GPU. A GPU running out of memory
   retries with smaller batches, then on the CPU, with a warning.
 * Scoring is a NumPy forward pass over the trained weights (no TensorFlow call per 2048-row UDF batch).
-* Storage (format ``keras``): an ``.npz`` (loaded with ``allow_pickle=False``) of the trained weights, the
-  preprocessing arrays and a JSON config. Loading reads plain arrays (nothing from the table can name code to
-  run) and scoring is the NumPy forward pass, so a stored MLP scores without TensorFlow installed.
+* Storage (format ``keras``): plain arrays, in ``deep_storage``; a stored MLP scores without TensorFlow.
 
-TensorFlow is imported lazily, only to train (it takes seconds): importing this module does not import it.
+TensorFlow is imported lazily, only to train (``tf_runtime``): importing this module does not import it.
 """
 from __future__ import annotations
 
 import copy
-import importlib.util
-import contextlib
-import io
-import json
-import os
-import re
-import sys
-import tempfile
+import logging
 import time
 import warnings
-
-import logging
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from ..errors import InvalidArgument, MissingDependency, TrainingFailed, UnsafeModel
+from ..errors import InvalidArgument, TrainingFailed
 from ..progress import counter
+from .tf_runtime import import_tf, make_dataset, one_blas_thread, seed_everything
 
-INSTALL_HINT = "pip install tensorflow-cpu  (or: pip install tensorflow, for a GPU)"
-FORMAT_VERSION = 2  # 1 held Keras' own .keras zip, which needed TensorFlow to load
 MIN_BATCH = 32
 FORWARD_CHUNK = 4096  # rows per block of the NumPy forward pass
 TRANSFORM_CHUNK = 32768  # rows per block of the preprocessing
 
-_tf_state: dict = {}
 log = logging.getLogger("warehouse_ml")
-
-
-# -- TensorFlow, lazily ------------------------------------------------------------------------------------
-def tensorflow_available() -> bool:
-    """Whether TensorFlow can be imported, without importing it (cheap: used by ``auto``)."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"] is not None
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def import_tf(feature: str = "algorithm := 'mlp'"):
-    """``(tensorflow, keras)``, imported on first use; a clear MissingDependency when that fails."""
-    if "tf" in _tf_state:
-        return _tf_state["tf"], _tf_state["keras"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of SQL sessions
-    try:
-        with _native_stderr_filtered():
-            import tensorflow as tf
-            import keras
-    except Exception as e:  # missing, or installed but failing to import (wrong wheel, broken install)
-        why = "is not installed" if isinstance(e, ImportError) and "No module named" in str(e) else f"failed to import ({type(e).__name__}: {e})"
-        raise MissingDependency("TensorFlow", feature, INSTALL_HINT + f". TensorFlow {why}; the classical "
-                                "algorithms (logistic, gbm, random_forest, ...) work without it") from None
-    if int(keras.__version__.split(".")[0]) < 3:
-        raise MissingDependency("TensorFlow >= 2.16 (Keras 3)", feature, "pip install -U tensorflow-cpu")
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:  # take GPU memory as needed rather than all of it up front
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except (RuntimeError, ValueError):
-            pass  # already initialised
-    _tf_state.update(tf=tf, keras=keras)
-    return tf, keras
-
-
-# what TensorFlow's native code writes to stderr on import whatever TF_CPP_MIN_LOG_LEVEL says (absl logs before
-# its logging is set up): informational lines, kept out of shells, servers and reports
-_IMPORT_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} |To enable the following "
-                           r"instructions|oneDNN custom operations)")
-
-
-@contextlib.contextmanager
-def _native_stderr_filtered():
-    """Route file descriptor 2 to a temporary file while TensorFlow imports, then pass on what is not noise."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to filter
-        yield
-        return
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines()
-                    if line.strip() and not _IMPORT_NOISE.match(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
-
-
-def device_name() -> str:
-    """The device deep training uses: 'GPU:0' when TensorFlow sees a GPU, else 'CPU'."""
-    tf, _ = import_tf("ml_device()")
-    return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU"
-
-
-def _seed_everything(tf, keras, seed: int, deterministic: bool) -> None:
-    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow seeds
-    if deterministic and not _tf_state.get("deterministic"):
-        tf.config.experimental.enable_op_determinism()
-        _tf_state["deterministic"] = True
 
 
 # -- preprocessing -----------------------------------------------------------------------------------------
@@ -261,46 +171,6 @@ def model_inputs(prep: TabularPrep, Z: np.ndarray, ids: np.ndarray) -> dict[str,
     return out
 
 
-def make_dataset(tf, inputs: dict, y: np.ndarray, w: np.ndarray | None, batch_size: int, shuffle: bool, seed: int):
-    """A tf.data pipeline over in-memory arrays, vectorised like Keras' own path for NumPy input: each epoch
-    one permutation of the row indices (seeded, different every epoch), cut into whole batches with
-    ``from_tensor_slices``, and each batch gathered from the tensors in one op, prefetched while the model trains."""
-    n = len(y)
-    data = ({k: tf.convert_to_tensor(v) for k, v in inputs.items()}, tf.convert_to_tensor(y))
-    if w is not None:
-        data = data + (tf.convert_to_tensor(w),)
-    full = n // batch_size
-    rest = n - full * batch_size
-    plain = tf.autograph.experimental.do_not_convert  # TF ops only: no AutoGraph (nor source inspection) needed
-
-    @plain
-    def permutation(s):
-        return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                        seed=tf.stack([s, tf.constant(seed, tf.int64)]))
-
-    if shuffle:
-        perms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).map(permutation)
-    else:
-        perms = tf.data.Dataset.from_tensors(tf.range(n, dtype=tf.int64))
-
-    @plain
-    def batches(idx):
-        out = tf.data.Dataset.from_tensor_slices(tf.reshape(idx[: full * batch_size], [full, batch_size]))
-        return out.concatenate(tf.data.Dataset.from_tensors(idx[full * batch_size:])) if rest else out
-
-    @plain
-    def gather(i, tensors):
-        return tf.nest.map_structure(lambda t: tf.gather(t, i, axis=0), tensors)
-
-    # the tensors travel as a dataset element (not captured by the functions), so nothing large is serialised
-    ds = tf.data.Dataset.zip((perms.prefetch(1).flat_map(batches), tf.data.Dataset.from_tensors(data).repeat()))
-    ds = ds.map(gather)  # one gather per batch is cheap; a parallel map adds nothing here (and logs a TF 2.21 warning)
-    options = tf.data.Options()
-    options.experimental_optimization.apply_default_optimizations = False
-    ds = ds.apply(tf.data.experimental.assert_cardinality(full + (1 if rest else 0)))  # Keras knows the epoch length
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
 # -- the estimators ----------------------------------------------------------------------------------------
 class _KerasMLP(BaseEstimator):
     _output = "linear"
@@ -382,7 +252,7 @@ class _KerasMLP(BaseEstimator):
         v_w = (t[val], None if w is None else w[val])
         t0 = time.perf_counter()
         for attempt, (device, batch, on_gpu) in enumerate(plan):
-            _seed_everything(tf, keras, int(self.random_state), deterministic=not on_gpu)
+            seed_everything(tf, keras, int(self.random_state), deterministic=not on_gpu)
             # the input pipeline stays on the CPU; the model (and its steps) on the device
             train = make_dataset(tf, train_in, *t_w, batch, True, int(self.random_state))
             valid = make_dataset(tf, val_in, *v_w, batch, False, 0) if n_val else None
@@ -425,9 +295,9 @@ class _KerasMLP(BaseEstimator):
         tf, keras = import_tf()
         t, w = self._known_targets(np.asarray(y))
         Z, ids = self.prep_.transform(np.asarray(X, dtype=np.float64))
-        _seed_everything(tf, keras, int(self.random_state), deterministic=True)
+        seed_everything(tf, keras, int(self.random_state), deterministic=True)
         model = self._build(keras)
-        _set_weights(model, self._weights if self.model_ is None else _extract_weights(self.model_))
+        set_weights(model, self._weights if self.model_ is None else extract_weights(self.model_))
         batch = int(min(self.batch_size_ or 256, max(len(t), 1)))
         model.fit(make_dataset(tf, model_inputs(self.prep_, Z, ids), t, w, batch, True, int(self.random_state)),
                   epochs=int(epochs), shuffle=False, verbose=0)
@@ -454,10 +324,10 @@ class _KerasMLP(BaseEstimator):
         """The network's output for a Featurizer matrix: a NumPy forward pass over the trained weights, on one
         BLAS thread (on DuckDB's 2048-row batches, threads cost more than they give: 10x slower on 2 busy cores)."""
         if getattr(self, "_weights", None) is None:
-            self._weights = _extract_weights(self.model_)
+            self._weights = extract_weights(self.model_)
         X = np.asarray(X, dtype=np.float64)
         out = np.empty((len(X), self._weights["output"][0].shape[1]), dtype=np.float32)
-        with _one_blas_thread():
+        with one_blas_thread():
             for start in range(0, len(X), FORWARD_CHUNK):  # cache-sized blocks of rows
                 out[start:start + FORWARD_CHUNK] = self._forward_block(X[start:start + FORWARD_CHUNK])
         return out
@@ -487,24 +357,20 @@ class _KerasMLP(BaseEstimator):
         return state
 
 
+def _keep_params(est: _KerasMLP, arguments: dict) -> None:
+    """scikit-learn's convention: ``__init__`` keeps each argument, unchanged, under its own name."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
+
+
 class KerasMLPClassifier(ClassifierMixin, _KerasMLP):
     """A Keras multilayer perceptron for class labels, with the scikit-learn estimator interface."""
 
     def __init__(self, hidden_units=(128, 64), epochs=30, batch_size="auto", learning_rate=1e-3, dropout=0.1,
                  validation_fraction=0.1, patience=4, embedding_dim="auto", class_weight=None, categorical=None,
                  random_state=0, verbose=0):
-        self.hidden_units = hidden_units
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.dropout = dropout
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.embedding_dim = embedding_dim
-        self.class_weight = class_weight
-        self.categorical = categorical
-        self.random_state = random_state
-        self.verbose = verbose
+        _keep_params(self, locals())
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -560,17 +426,7 @@ class KerasMLPRegressor(RegressorMixin, _KerasMLP):
 
     def __init__(self, hidden_units=(128, 64), epochs=30, batch_size="auto", learning_rate=1e-3, dropout=0.1,
                  validation_fraction=0.1, patience=4, embedding_dim="auto", categorical=None, random_state=0, verbose=0):
-        self.hidden_units = hidden_units
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.dropout = dropout
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.embedding_dim = embedding_dim
-        self.categorical = categorical
-        self.random_state = random_state
-        self.verbose = verbose
+        _keep_params(self, locals())
 
     def _targets(self, y):
         y = np.asarray(y, dtype=np.float64)
@@ -595,19 +451,11 @@ def make_mlp(task: str, categorical: np.ndarray, class_weight=None) -> _KerasMLP
     return KerasMLPRegressor(categorical=cats)
 
 
-def _one_blas_thread():
-    if "blas" not in _tf_state:
-        from threadpoolctl import ThreadpoolController
-
-        _tf_state["blas"] = ThreadpoolController()  # inspecting the loaded libraries once; limiting is then cheap
-    return _tf_state["blas"].limit(limits=1, user_api="blas")
-
-
-def _values(layer) -> list[np.ndarray]:
+def layer_values(layer) -> list[np.ndarray]:
     return [np.asarray(v.numpy()) for v in layer.weights]  # (get_weights warns under NumPy 2)
 
 
-def _extract_weights(model) -> dict:
+def extract_weights(model) -> dict:
     out = {"hidden": []}
     i = 0
     while True:
@@ -615,19 +463,19 @@ def _extract_weights(model) -> dict:
             layer = model.get_layer(f"hidden_{i}")
         except ValueError:
             break
-        W, b = _values(layer)
+        W, b = layer_values(layer)
         out["hidden"].append((W.astype(np.float32), b.astype(np.float32)))
         i += 1
-    W, b = _values(model.get_layer("output"))
+    W, b = layer_values(model.get_layer("output"))
     out["output"] = (W.astype(np.float32), b.astype(np.float32))
     try:
-        out["embedding"] = _values(model.get_layer("embedding"))[0].astype(np.float32)
+        out["embedding"] = layer_values(model.get_layer("embedding"))[0].astype(np.float32)
     except ValueError:
         pass
     return out
 
 
-def _set_weights(model, weights: dict) -> None:
+def set_weights(model, weights: dict) -> None:
     """Load the forward pass's weights (a stored version) into a freshly built Keras model, layer by name."""
     for i, (W, b) in enumerate(weights["hidden"]):
         model.get_layer(f"hidden_{i}").set_weights([W, b])
@@ -636,81 +484,3 @@ def _set_weights(model, weights: dict) -> None:
         model.get_layer("embedding").set_weights([weights["embedding"]])
 
 
-# -- storage -----------------------------------------------------------------------------------------------
-def _weight_arrays(weights: dict) -> dict[str, np.ndarray]:
-    arrays = {"output_w": weights["output"][0], "output_b": weights["output"][1]}
-    for i, (W, b) in enumerate(weights["hidden"]):
-        arrays[f"hidden_w_{i}"], arrays[f"hidden_b_{i}"] = W, b
-    if "embedding" in weights:
-        arrays["embedding"] = weights["embedding"]
-    return arrays
-
-
-def _weights_from_arrays(arrays: dict, prep: TabularPrep) -> dict:
-    """The forward pass's weights from an artifact, refused unless their shapes chain into one network."""
-    n_hidden = sum(1 for k in arrays if k.startswith("hidden_w_"))
-    hidden = [(arrays[f"hidden_w_{i}"].astype(np.float32), arrays[f"hidden_b_{i}"].astype(np.float32))
-              for i in range(n_hidden)]
-    weights = {"hidden": hidden, "output": (arrays["output_w"].astype(np.float32), arrays["output_b"].astype(np.float32))}
-    width = prep.n_numeric
-    if prep.n_categorical:
-        weights["embedding"] = arrays["embedding"].astype(np.float32)
-        width += prep.n_categorical * weights["embedding"].shape[1]
-    for W, b in hidden + [weights["output"]]:
-        if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
-            raise UnsafeModel("the stored MLP's weights do not fit together. Retrain the model")
-        width = W.shape[1]
-    return weights
-
-
-def dumps_keras(est: _KerasMLP) -> bytes:
-    """The artifact of a fitted MLP: an npz (no pickles) of the trained weights, the preprocessing arrays and a
-    JSON config: all the NumPy forward pass needs, so loading and scoring never import TensorFlow."""
-    if getattr(est, "_weights", None) is None:
-        est._weights = _extract_weights(est.model_)
-    params = {k: (v.tolist() if isinstance(v, np.ndarray) else list(v) if isinstance(v, tuple) else v)
-              for k, v in est.get_params(deep=False).items()}
-    if isinstance(params.get("class_weight"), dict):
-        params["class_weight"] = {str(k): float(v) for k, v in params["class_weight"].items()}
-    config = {"format_version": FORMAT_VERSION, "kind": "classifier" if isinstance(est, KerasMLPClassifier) else "regressor",
-              "params": params, "n_features_in": int(est.n_features_in_), "n_epochs": int(est.n_epochs_),
-              "device": est.device_, "batch_size": int(est.batch_size_)}
-    arrays = {"config": np.array(json.dumps(config)), **est.prep_.to_arrays(), **_weight_arrays(est._weights)}
-    if isinstance(est, KerasMLPClassifier):
-        classes = est.classes_
-        arrays["classes"] = classes.astype(str) if classes.dtype == object else classes
-    else:
-        arrays["y_stats"] = np.array([est.y_mean_, est.y_scale_], dtype=np.float64)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def loads_keras(data: bytes) -> _KerasMLP:
-    """Load a ``keras`` artifact: plain arrays (``allow_pickle=False``), scored by the NumPy forward pass."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    config = json.loads(str(arrays["config"]))
-    if config.get("format_version") != FORMAT_VERSION:
-        raise UnsafeModel(f"this MLP was stored in artifact format {config.get('format_version')} by an earlier "
-                          "warehouse-ml (it needed TensorFlow to load). Retrain the model")
-    cls = KerasMLPClassifier if config["kind"] == "classifier" else KerasMLPRegressor
-    params = dict(config["params"])
-    if params.get("categorical") is not None:
-        params["categorical"] = np.asarray(params["categorical"], dtype=bool)
-    est = cls(**params)
-    est.prep_ = TabularPrep.from_arrays(arrays)
-    est.model_ = None  # the Keras model exists only in the training process; its weights are here
-    est._weights = _weights_from_arrays(arrays, est.prep_)
-    est.n_features_in_ = config["n_features_in"]
-    est.n_outputs_ = int(est._weights["output"][0].shape[1])
-    est.n_epochs_ = config["n_epochs"]
-    est.device_ = config.get("device", "CPU")
-    est.batch_size_ = config.get("batch_size")
-    est.notes_ = []
-    if cls is KerasMLPClassifier:
-        est.classes_ = arrays["classes"]
-        est._output = "sigmoid" if len(est.classes_) == 2 else "softmax"
-    else:
-        est.y_mean_, est.y_scale_ = (float(v) for v in arrays["y_stats"])
-    return est

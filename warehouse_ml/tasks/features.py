@@ -8,7 +8,6 @@ the way it needs. Everything it stores is JSON, so a model's preprocessing trave
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,12 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InvalidArgument, did_you_mean
+from . import roles
+from .roles import looks_like_id
 
 MAX_CATEGORIES = 64
-_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|email|phone)$|^id_|_id_", re.IGNORECASE)
-# A column naming whom a row is about: rows sharing its value are one group in the hold-out split.
-_ENTITY_NAME = re.compile(r"^(id|(.*_)?(user|customer|client|member|account|visitor|person|patient|player|subscriber)"
-                          r"(_?(id|key|uuid|guid|no|number))?)$", re.IGNORECASE)
 
 
 @dataclass
@@ -193,31 +190,6 @@ def _hashed(col, salt: str) -> pa.Array:
     return hash_categories(col, salt)
 
 
-def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bool:
-    """A column is ID-like when nearly every value is distinct and it is named like a key, or is free text."""
-    ratio = distinct / max(non_null, 1)
-    if non_null < 20:
-        return bool(_ID_NAME.search(name)) and ratio > 0.95
-    if _ID_NAME.search(name) and ratio > 0.5 and (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
-        return True
-    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and ratio > 0.9:
-        return True
-    return pa.types.is_integer(t) and ratio > 0.999 and _is_sequence_like(name)
-
-
-_LABEL_NAME = re.compile(r"^(is_|has_)?(churn|churned|converted|conversion|purchased|clicked|click|label|target|"
-                         r"outcome|response|defaulted|fraud|y)$|_(label|target|outcome)$", re.IGNORECASE)
-
-
-def looks_like_label(name: str) -> bool:
-    """A column named like an outcome (churned, converted, label, ...): not a behaviour to describe users by."""
-    return bool(_LABEL_NAME.search(name))
-
-
-def _is_sequence_like(name: str) -> bool:
-    return bool(re.search(r"(^|_)(id|no|num|number|seq|index|row)$", name, re.IGNORECASE))
-
-
 def split_groups(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
     """Which rows must stay on the same side of a train/hold-out split, so copies never flatter the hold-out.
 
@@ -239,7 +211,7 @@ def split_groups(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
                      "copies are kept on one side of the hold-out split")
     for name in table.column_names:
         col = table.column(name)
-        if not _ENTITY_NAME.match(name) or not (pa.types.is_integer(col.type) or pa.types.is_string(col.type)
+        if not roles.ENTITY.match(name) or not (pa.types.is_integer(col.type) or pa.types.is_string(col.type)
                                               or pa.types.is_large_string(col.type)):
             continue
         key = _codes(col)

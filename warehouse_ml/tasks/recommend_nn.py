@@ -14,7 +14,7 @@ model store keeps them in its ``npz`` format whose loading runs no code). Scorin
 items are excluded and users without history get popular items, as for every recommender of
 ``tasks.recommend``. Items with no training interaction rank last (their vectors were never trained).
 
-TensorFlow is imported only in ``fit`` (``tasks.deep.import_tf``: MissingDependency with the install command
+TensorFlow is imported only in ``fit`` (``tasks.tf_runtime.import_tf``: MissingDependency with the install command
 when it is missing). Seeds are fixed (Keras initialisation, the tf.data shuffle, op determinism on the CPU), so
 a CPU run repeats exactly; on a GPU the towers run in mixed precision.
 """
@@ -57,7 +57,7 @@ class TwoTowerRecommender(Recommender):
 
     # -- training ----------------------------------------------------------------------------------------------
     def _fit(self, X: sp.csr_matrix) -> None:
-        from .deep import import_tf, make_dataset
+        from .tf_runtime import import_tf, make_dataset
 
         tf, keras = import_tf("method := 'two_tower'")
         p = self.params

@@ -30,7 +30,7 @@ pickles), and scoring is a NumPy forward pass of the GRU, vectorised over users 
 position, for a block of users at once): scoring needs neither TensorFlow nor Keras. ``keras_forward_check``
 compares it with Keras' own output.
 
-TensorFlow is imported only when training (``deep.import_tf``: MissingDependency with the install command).
+TensorFlow is imported only when training (``tf_runtime.import_tf``: MissingDependency with the install command).
 """
 from __future__ import annotations
 
@@ -357,12 +357,12 @@ def _scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def fit_gru(train: Examples, p: dict, event_types: list[str], item_ids: list[str] | None,
             progress=None) -> tuple[SequenceModel, dict]:
     """Train the GRU on ``train`` (labels set); early stopping on a validation share of the users."""
-    from .deep import _seed_everything, import_tf, make_dataset
+    from .tf_runtime import import_tf, make_dataset, seed_everything
 
     tf, keras = import_tf("task := 'sequence'")
     seed = int(p["random_state"])
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    _seed_everything(tf, keras, seed, deterministic=not on_gpu)
+    seed_everything(tf, keras, seed, deterministic=not on_gpu)
     has_item = item_ids is not None
     config = {k: p[k] for k in ("max_len", "units", "hidden", "event_dim", "item_dim", "horizon_days",
                                 "recent_days", "lookback_days", "aggregates")}

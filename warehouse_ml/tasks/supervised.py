@@ -275,7 +275,7 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
     probability of the positive class per candidate (two classes only), with the fold of each row."""
     candidates = AUTO_CANDIDATES
     if len(y) >= MLP_AUTO_MIN_ROWS:
-        from .deep import tensorflow_available
+        from .tf_runtime import tensorflow_available
 
         if tensorflow_available():
             candidates = AUTO_CANDIDATES + ("mlp",)

@@ -12,7 +12,7 @@ import re
 
 import duckdb
 
-from .sqltext import segments
+from ...sqltext import segments
 
 PG_VERSION = "14.0"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ...binding import registry
+from ... import wiring
 from .sqltext import code_only, first_words
 
 READ_ONLY_HINT = ("the server is read-only, so nothing was run. Restart it with `warehouse-ml serve DB "
@@ -219,7 +219,7 @@ class WritingFunctions:
 
     def names(self) -> frozenset[str]:
         if self._names is None:
-            writing = set(registry.writing_functions())
+            writing = set(wiring.writing_functions())
             macros = {}
             for name, definition in self._cursor.execute(
                     "SELECT function_name, macro_definition FROM duckdb_functions() "

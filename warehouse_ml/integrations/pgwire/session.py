@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from ... import wiring
 from ...binding import registry
 from ...errors import WmlError
 from . import catalog
@@ -189,7 +190,7 @@ class Session:
                  statement_timeout: float, db_lock: threading.Lock, activity=None):
         with db_lock:
             self.cursor = db.cursor()
-        registry.install(self.cursor)
+        wiring.install(self.cursor)
         runtime = registry.runtime_for(self.cursor)
         if runtime is not None:
             runtime.read_only = read_only  # writing functions refuse before they start, whatever the spelling

@@ -214,10 +214,6 @@ def _ets_states(Y0, M, lens, m, u, inits, families):
             for f in range(F)]
 
 
-def _fit_ets_all(Y0, M, lens, m, families, rounds=5):
-    return _ets_states(Y0, M, lens, m, *_search_ets(Y0, M, lens, m, families, rounds))
-
-
 def _ets_forecast(fit: dict, lens, h):
     N = len(lens)
     steps = np.arange(1, h + 1)

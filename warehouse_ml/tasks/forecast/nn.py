@@ -1,7 +1,7 @@
 """The global neural forecaster behind ``forecast_demand(..., method := 'nn')``: one network over all series.
 
 Pure NumPy in and out (the panel of ``tasks.forecast.panel``: a left-aligned float matrix, zeros in gaps, one length per
-series); TensorFlow is imported only when a network is trained (``import_tf`` of ``tasks.deep``: a clear
+series); TensorFlow is imported only when a network is trained (``import_tf`` of ``tasks.tf_runtime``: a clear
 ``MissingDependency`` naming the install command when it is missing).
 
 The model (in the spirit of DeepAR / MQ-CNN "direct multi-horizon quantile" forecasters, kept small):
@@ -72,7 +72,7 @@ class NNResult:
 
 def require_tensorflow():
     """``(tf, keras)``, or MissingDependency naming the install command (checked before any work starts)."""
-    from ..deep import import_tf
+    from ..tf_runtime import import_tf
 
     return import_tf(FEATURE)
 
@@ -208,7 +208,7 @@ def fit_predict(Y0: np.ndarray, lens: np.ndarray, start: np.ndarray, freq: str, 
     back). Returns quantiles in the series' own units (not clipped)."""
     config = config or NNConfig()
     tf, keras = require_tensorflow()
-    from ..deep import make_dataset  # the tf.data path of the tabular MLP (index batches gathered from tensors)
+    from ..tf_runtime import make_dataset  # the tf.data path of the tabular MLP (index batches gathered from tensors)
 
     Y0 = np.ascontiguousarray(np.nan_to_num(np.asarray(Y0, dtype=np.float64), nan=0.0))
     lens = np.asarray(lens, dtype=np.int64)

@@ -94,9 +94,6 @@ class YearlyAdjust:
         coef = np.where(active[:, None], coef[:, 2:], 0.0)
         return active, coef, np.einsum("ntp,np->nt", F, coef) * M
 
-    def adjusted(self, Y0):
-        return Y0 - self.pattern
-
     def future(self, lens, h):
         steps = lens[:, None] + np.arange(h)[None, :]
         days = self.day0[:, None] + steps * self.step
