@@ -406,17 +406,25 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+def calibration_bins(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width probability bin: its number of rows, their mean predicted probability and their observed
+    rate of positives (NaN for empty bins): the points of a reliability diagram."""
+    positive = np.asarray(positive, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return n, np.bincount(which, p, bins) / n, np.bincount(which, positive, bins) / n
+
+
 def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Mean |observed rate - mean predicted probability| over ten equal-width probability bins, weighted by the
     share of rows in each bin (0 for perfectly calibrated probabilities)."""
-    positive = np.asarray(positive, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
     if not len(p):
         return float("nan")
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
-    n = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, positive, bins) - np.bincount(which, p, bins))  # per bin: n x |rate - mean p|
-    return float(gap.sum() / len(p)) if n.sum() else float("nan")
+    n, predicted, observed = calibration_bins(positive, p, bins)
+    filled = n > 0
+    return float(np.sum(n[filled] * np.abs(observed[filled] - predicted[filled])) / n.sum())
 
 
 def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
