@@ -105,3 +105,32 @@ def test_auto_cross_validation_keeps_each_users_rows_in_one_fold():
 
     assert gbm_cv(None) > 0.75  # row-wise folds: the same user on both sides of every fold
     assert gbm_cv(users) < 0.62
+
+
+@pytest.mark.slow  # one auto search: 5-15 s on two busy cores
+def test_calibration_maps_scores_monotonically_so_auc_is_unchanged():
+    """Balanced class weights on 14% positives inflate the probabilities: auto calibrates them, and the
+    calibrated model ranks the hold-out exactly as the model inside it does (same ROC AUC)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(800, 4))
+    y = (rng.random(800) < 1 / (1 + np.exp(-(1.5 * X[:, 0] - X[:, 1] - 2.8)))).astype(np.int64)
+    fit = sv.fit_supervised(X, y, task="classification", algorithm="auto", categorical=np.zeros(4, bool),
+                            params={"class_weight": "balanced"})
+    assert any(n.startswith("probabilities calibrated") for n in fit.notes)
+    _, X_te, _, y_te = sv.split_holdout(X, y, "classification", 0.2)
+    inner = fit.estimator.calibrated_classifiers_[0].estimator  # the same model, fitted on every training row
+    calibrated = fit.estimator.predict_proba(X_te)[:, 1]
+    assert np.mean(calibrated) < np.mean(inner.predict_proba(X_te)[:, 1]) - 0.1  # the weights' inflation removed
+    assert fit.metrics["roc_auc"] == pytest.approx(roc_auc_score(y_te, inner.predict_proba(X_te)[:, 1]), abs=1e-12)
+
+
+def test_auto_fits_imbalanced_labels_without_class_weights_and_says_so():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] > 1.2).astype(np.int64)  # about 11% positive
+    notes = sv.fit_supervised(X, y, task="classification", algorithm="auto", categorical=np.zeros(3, bool)).notes
+    assert any("auto fits without class weights" in n for n in notes)
+    assert sv.fit_supervised(X, y, task="classification", algorithm="logistic",
+                             categorical=np.zeros(3, bool)).params["class_weight"] == "balanced"
