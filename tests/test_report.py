@@ -7,11 +7,13 @@ import shutil
 import subprocess
 
 import duckdb
+import numpy as np
 import pytest
 
 import warehouse_ml as wml
 from warehouse_ml.cli import main
 from warehouse_ml.demo.shop import generate_shop
+from warehouse_ml.store import ModelStore
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -94,3 +96,29 @@ def test_report_of_an_empty_database(tmp_path):
     out = str(tmp_path / "r.html")
     assert main(["report", db, "--out", out]) == 0
     assert "holds no models yet" in open(out, encoding="utf-8").read()
+
+
+def test_report_draws_the_classifier_reliability_diagram_from_its_hold_out(report, shop):
+    """The calibration chart's bins are the stored hold-out scores' bins: every hold-out row counted once, each
+    bin's observed rate the share of positives among its rows."""
+    page = open(report, encoding="utf-8").read()
+    section = page.split("<h2>Classifier: churn</h2>")[1].split("</section>")[0]
+    caption = re.search(r"Reliability of churn v\d+ on ([\d,]+) hold-out rows: Brier score ([\d.]+), "
+                        r"expected calibration error ([\d.]+)", section)
+    assert caption, "the classifier's section has no reliability diagram"
+    assert 'alt="Reliability of churn' in section  # the chart itself, not only its caption
+    table = section.split("<th>predicted bin</th>")[1].split("</table>")[0]
+    bins = [re.findall(r"<td>([^<]*)</td>", row) for row in table.split("<tr>")[1:]]
+    con = wml.connect(shop, read_only=True)
+    try:
+        held = ModelStore(con).describe("churn").meta["holdout"]
+    finally:
+        con.close()
+    p, y = np.asarray(held["score"]), np.asarray(held["positive"])
+    assert int(caption.group(1).replace(",", "")) == len(y) == sum(int(b[1]) for b in bins)
+    assert float(caption.group(2)) == pytest.approx(np.mean((p - y) ** 2), abs=1e-4)
+    for label, rows, mean_predicted, observed in bins:
+        lo, hi = map(float, label.split("-"))
+        inside = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        assert inside.sum() == int(rows) and lo <= float(mean_predicted) <= hi
+        assert float(observed) == pytest.approx(y[inside].mean(), abs=1e-3)

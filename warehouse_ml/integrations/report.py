@@ -1,8 +1,8 @@
 """``warehouse-ml report shop.duckdb --out report.html``: one self-contained HTML page of charts.
 
-For whatever the database holds: the model registry; for each classifier, ROC and lift curves (drawn from the
-hold-out scores stored with the model: rows it never trained on) and feature importance; for regressors,
-predicted against actual on the hold-out; demand forecasts with their interval (forecast models, and tables that
+For whatever the database holds: the model registry; for each classifier, ROC and lift curves and a reliability
+diagram (drawn from the hold-out scores stored with the model: rows it never trained on) and feature importance;
+for regressors, predicted against actual on the hold-out; demand forecasts with their interval (forecast models, and tables that
 look like daily demand); drift checks over time (``wml.monitoring``); segment profiles; A/B tests with
 confidence intervals (tables with a variant column); recommender quality and catalogue coverage; key drivers (tables
 written from ``key_drivers``) as a waterfall of contributions. Charts are PNGs drawn with matplotlib (Agg) and
@@ -182,8 +182,36 @@ def _classifier(rep: Report, con, m: dict) -> None:
             a2.set_xlim(0, 100)
             parts.append(rep.figure(_png(fig), f"{m['model']} v{m['version']} on {len(y):,} hold-out rows (rows it never "
                                     f"trained on). Top decile lift {lift[max(0, len(y) // 10 - 1)]:.2f}."))
+            parts.append(_reliability(rep, m, p, y))
     parts.append(_importance(rep, con, m))
     rep.section(f"Classifier: {m['model']}", "".join(parts))
+
+
+def _reliability(rep: Report, m: dict, p: np.ndarray, y: np.ndarray) -> str:
+    """The reliability diagram of the hold-out probabilities: per tenth of the probability range, the observed
+    rate of positives against the mean predicted probability (on the diagonal when calibrated), with the rows in
+    each bin, and the table of those bins."""
+    from ..tasks.supervised import calibration_bins, expected_calibration_error
+
+    plt = _plt()
+    n, predicted, observed = calibration_bins(y, p)
+    filled = n > 0
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], color="#999", ls="--", lw=1, label="perfectly calibrated")
+    top.plot(predicted[filled], observed[filled], color="#1f77b4", marker="o", lw=2, label="hold-out rows")
+    for x, o, k in zip(predicted[filled], observed[filled], n[filled]):
+        top.annotate(f"{k:,}", (x, o), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#555")
+    top.set(ylabel=f"observed rate of {m['meta']['classes'][1]}", xlim=(0, 1), ylim=(0, 1),
+            title=f"Calibration: {m['model']} (rows per bin marked)")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(np.arange(len(n)) / len(n), n, width=1 / len(n), align="edge", color="#7f7f7f", edgecolor="white")
+    bottom.set(xlabel="predicted probability", ylabel="rows")
+    brier = float(np.mean((p - y) ** 2))
+    caption = (f"Reliability of {m['model']} v{m['version']} on {len(y):,} hold-out rows: Brier score {brier:.4f}, "
+               f"expected calibration error {expected_calibration_error(y, p):.4f}")
+    rows = [(f"{i / len(n):.1f}-{(i + 1) / len(n):.1f}", int(k), float(q), float(o))
+            for i, (k, q, o) in enumerate(zip(n, predicted, observed)) if k]
+    return rep.figure(_png(fig), caption) + rep.table(["predicted bin", "rows", "mean predicted", "observed rate"], rows)
 
 
 def _importance(rep: Report, con, m: dict) -> str:

@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
@@ -165,7 +165,14 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         if counts.min() < 2:
             raise TrainingFailed(f"class {classes[counts.argmin()]!r} has only {counts.min()} row; each class needs at least 2")
         minority = counts.min() / n
-        if class_weight == "auto":
+        if class_weight == "auto" and algorithm == "auto" and minority < 0.2:
+            # auto ranks its candidates by ROC AUC, which balanced weights lowered (by 0.004-0.01 on Caravan, 6%
+            # positive), and the reference models it must match are unweighted; their probabilities stay rates
+            class_weight = None
+            notes.append(f"imbalanced classes (smallest {minority:.1%}): auto fits without class weights (they "
+                         "lowered ROC AUC); pass params := {class_weight: 'balanced'} to favour the rare class's "
+                         "recall at the 0.5 threshold")
+        elif class_weight == "auto":
             class_weight = "balanced" if minority < 0.2 else None
             if class_weight:
                 notes.append(f"imbalanced classes (smallest {minority:.1%}): trained with balanced class weights; "
@@ -184,13 +191,14 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     if algorithm == "auto":
         progress(f"choosing an algorithm by {CV_FOLDS}-fold cross-validation")
         oof: dict = {}
-        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight, oof)
+        candidates = _cross_validate(X_tr, y_tr, task, categorical, class_weight, oof,
+                                     None if groups is None else np.asarray(groups)[train])
         algorithm = next(c["algorithm"] for c in candidates if c["chosen"])
         best = candidates[0]
         notes.append(f"auto chose {algorithm} by cross-validated {best['metric']}: "
                      + ", ".join(f"{c['algorithm']} {c['cv_score']:.4f} ± {c['cv_se']:.4f}" for c in candidates)
                      + ("" if algorithm == best["algorithm"] else
-                        f" ({algorithm} is simpler and within the noise of {best['algorithm']})"))
+                        f" ({algorithm} is simpler, within the noise and {EQUIVALENT_SHORTFALL:.1%} of {best['algorithm']})"))
         if algorithm in oof and algorithm != "mlp":  # a Keras model is stored as itself, not inside a wrapper
             raw, platt = calibration_gain(*oof[algorithm])
             calibrate = platt < 0.98 * raw
@@ -203,6 +211,10 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
         est = CalibratedClassifierCV(est, method="sigmoid", cv=3, ensemble=False)
     t0 = time.perf_counter()
     est.fit(X_tr, y_tr)
+    if calibrate and est.calibrated_classifiers_[0].calibrators[0].a_ >= 0:
+        # sklearn's sigmoid is 1 / (1 + exp(a * score + b)): only a < 0 keeps the model's ranking (and its AUC)
+        est = est.calibrated_classifiers_[0].estimator
+        notes.append("calibration dropped: the fitted sigmoid was not increasing and would have reordered rows")
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
     notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
     progress(f"evaluating on {len(y_te):,} hold-out rows and explaining")
@@ -266,13 +278,16 @@ CV_FOLDS = 5
 CV_ROWS_PER_REPEAT = 3_000  # small tables get the 5 folds repeated (up to 3 times) so the noise estimate is usable
 # simpler first: auto keeps the simplest candidate whose score is within the noise of the best one
 SIMPLICITY = ("logistic", "linear", "gbm", "random_forest", "blend", "mlp")
+EQUIVALENT_SHORTFALL = 0.001  # of the best score: 0.00075 AUC at 0.75, 0.1% of an RMSE
 
 
-def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = None) -> list[dict]:
+def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = None,
+                    groups: np.ndarray | None = None) -> list[dict]:
     """Every auto candidate scored by stratified 5-fold cross-validation (ROC AUC for two classes, macro F1 for
     more, RMSE for numbers) on at most CV_SAMPLE rows, repeated on small tables, best mean first. Each candidate carries its per-fold
     scores' mean, standard error and ``chosen`` (see ``choose``). ``oof``, when given, receives the out-of-fold
-    probability of the positive class per candidate (two classes only), with the fold of each row."""
+    probability of the positive class per candidate (two classes only), with the fold of each row. ``groups``
+    (copies, or rows about the same user) keeps each group inside one fold, as the hold-out split does."""
     candidates = AUTO_CANDIDATES
     if len(y) >= MLP_AUTO_MIN_ROWS:
         from .tf_runtime import tensorflow_available
@@ -282,15 +297,15 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
     if len(y) > CV_SAMPLE:
         idx = np.random.default_rng(SEED).choice(len(y), CV_SAMPLE, replace=False)
         X, y = X[idx], y[idx]
+        groups = None if groups is None else groups[idx]
     clf = task == "classification"
     binary = clf and len(np.unique(y)) == 2
     metric = "roc_auc" if binary else "f1_macro" if clf else "rmse"
-    folds = max(2, min(CV_FOLDS, int(np.unique(y, return_counts=True)[1].min())) if clf else CV_FOLDS)
     repeats = int(np.clip(np.ceil(CV_ROWS_PER_REPEAT / max(len(y), 1)), 1, 3))
     splits = []
     for r in range(repeats):
-        cv = (StratifiedKFold if clf else KFold)(folds, shuffle=True, random_state=SEED + r)
-        splits += list(cv.split(X, y))
+        splits += _folds(y, clf, groups, SEED + r)
+    folds = len(splits) // repeats
     fold_of = np.empty(len(y), np.int64)
     for f, (_, val) in enumerate(splits[:folds]):  # out-of-fold probabilities come from the first repeat
         fold_of[val] = f
@@ -331,6 +346,23 @@ def _cross_validate(X, y, task, categorical, class_weight, oof: dict | None = No
     return out
 
 
+def _folds(y: np.ndarray, clf: bool, groups: np.ndarray | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One shuffled round of (train, validation) index pairs: CV_FOLDS folds, fewer when a class has fewer rows
+    (or groups) than that; stratified for classes; whole groups in one fold when ``groups`` is given and every
+    class spans at least two groups (otherwise a fold would miss a class, and rows are split one by one)."""
+    classes = np.unique(y) if clf else [None]
+    if groups is not None:
+        g = np.unique(groups, return_inverse=True)[1].ravel()
+        per_class = [len(np.unique(g if c is None else g[y == c])) for c in classes]
+        if min(per_class) >= 2:
+            folds = min(CV_FOLDS, min(per_class))
+            cv = (StratifiedGroupKFold if clf else GroupKFold)(folds, shuffle=True, random_state=seed)
+            return list(cv.split(y, y, g))
+    per_class = [int(np.sum(y == c)) if clf else len(y) for c in classes]
+    folds = max(2, min(CV_FOLDS, min(per_class)))
+    return list((StratifiedKFold if clf else KFold)(folds, shuffle=True, random_state=seed).split(y, y))
+
+
 def _cv_candidate(algorithm: str, metric: str, per_fold: list[float]) -> dict:
     scores = np.asarray(per_fold, dtype=np.float64)
     return {"algorithm": algorithm, "cv_score": float(scores.mean()), "metric": metric,
@@ -339,15 +371,20 @@ def _cv_candidate(algorithm: str, metric: str, per_fold: list[float]) -> dict:
 
 def choose(candidates: list[dict]) -> str:
     """The one-standard-error rule in favour of the simplest candidate (the regularised linear model), paired
-    across folds: it is kept when its per-fold shortfall against the best candidate averages no more than that
-    shortfall's standard error (the validation's noise); otherwise the best candidate wins. Intermediate models are
-    not preferred for being simpler: one within the noise of the best is not known to be better than either."""
+    across folds, with its price bounded: the simplest is kept when its per-fold shortfall against the best
+    candidate averages no more than that shortfall's standard error (the validation's noise) and no more than
+    EQUIVALENT_SHORTFALL of the best score (a difference no one would act on); otherwise the best candidate wins.
+    On small tables the noise alone reaches 0.01 AUC, a loss the rule would otherwise accept on every such table.
+    Intermediate models are not preferred for being simpler: one within the noise of the best is not known to
+    be better than either."""
     best = candidates[0]
     simplest = min(candidates, key=lambda c: SIMPLICITY.index(c["algorithm"]) if c["algorithm"] in SIMPLICITY else 99)
     sign = 1.0 if best["metric"] == "rmse" else -1.0  # d: how much worse than the best, per fold
     d = sign * (np.asarray(best["folds"]) - np.asarray(simplest["folds"]))
     noise = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
-    return simplest["algorithm"] if -d.mean() <= noise else best["algorithm"]
+    shortfall = -d.mean()
+    tolerance = min(noise, EQUIVALENT_SHORTFALL * abs(best["cv_score"]))
+    return simplest["algorithm"] if shortfall <= tolerance else best["algorithm"]
 
 
 def calibration_gain(positive: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -> tuple[float, float]:
@@ -406,17 +443,25 @@ def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+def calibration_bins(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width probability bin: its number of rows, their mean predicted probability and their observed
+    rate of positives (NaN for empty bins): the points of a reliability diagram."""
+    positive = np.asarray(positive, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return n, np.bincount(which, p, bins) / n, np.bincount(which, positive, bins) / n
+
+
 def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Mean |observed rate - mean predicted probability| over ten equal-width probability bins, weighted by the
     share of rows in each bin (0 for perfectly calibrated probabilities)."""
-    positive = np.asarray(positive, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
     if not len(p):
         return float("nan")
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
-    n = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, positive, bins) - np.bincount(which, p, bins))  # per bin: n x |rate - mean p|
-    return float(gap.sum() / len(p)) if n.sum() else float("nan")
+    n, predicted, observed = calibration_bins(positive, p, bins)
+    filled = n > 0
+    return float(np.sum(n[filled] * np.abs(observed[filled] - predicted[filled])) / n.sum())
 
 
 def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
