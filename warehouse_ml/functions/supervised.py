@@ -22,7 +22,7 @@ from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_na
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.compiled import linear_form, linear_sql
-from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
+from ..tasks.features import BatchEncoder, Featurizer, looks_like_id, nonfinite_as_null, split_groups
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 from .privacy import personal_plan
 
@@ -299,8 +299,8 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
             raise InvalidArgument("model", f"model '{model}' is a {sm.task} model, which ml_predict does not score",
                                   "Use the task's own function (e.g. recommend_items, forecast_demand)")
         return PREDICTORS[sm.task](sm, rows, output)
-    featurizer, scorer = _prepared(sm)
-    X = featurizer.transform(rows, model)
+    _, scorer = _prepared(sm)
+    X = sm.derived["encoder"](rows)
     if output == "label":
         labels = sv.predict_labels(sm.obj, X, sm.task)
         return pa.array(labels.astype(str) if sm.task == "classification" else labels.astype(str), pa.string())
@@ -333,6 +333,7 @@ def _prepared(sm: StoredModel):
     """The model's featurizer and its leanest exact scorer, built once per loaded version."""
     if "scorer" not in sm.derived:
         sm.derived["featurizer"] = Featurizer.from_json(sm.features)
+        sm.derived["encoder"] = BatchEncoder(sm.derived["featurizer"], sm.model)
         sm.derived["scorer"] = sv.predict_fn(sm.obj, sm.task, sm.features)
     return sm.derived["featurizer"], sm.derived["scorer"]
 
