@@ -151,7 +151,8 @@ def _make_table_wrapper(spec: UdfSpec, runtime: Runtime):
 
 def _make_scalar_wrapper(spec: UdfSpec, runtime: Runtime):
     def call(*columns):
-        arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+        arrays = [(c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()) if isinstance(c, pa.ChunkedArray) else c
+                  for c in columns]
         return spec.func(CallContext(runtime, spec.name), *arrays)
 
     return call

@@ -21,8 +21,9 @@ from ..errors import InvalidArgument, ModelNotFound, TrainingFailed, WmlError
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
+from ..tasks.batches import BatchEncoder
 from ..tasks.compiled import linear_form, linear_sql
-from ..tasks.features import BatchEncoder, Featurizer, looks_like_id, nonfinite_as_null, split_groups
+from ..tasks.features import Featurizer, looks_like_id, nonfinite_as_null, split_groups
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
 from .privacy import personal_plan
 

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
 from ..errors import InvalidArgument, did_you_mean
 
@@ -134,61 +133,6 @@ class Featurizer:
         for j, (f, col) in enumerate(zip(self.features, cols)):
             X[:, j] = encode_column(col, f)
         return X
-
-
-@njit(nogil=True, cache=True)
-def _infinite_as_nan(X):  # pragma: no cover  (compiled: exercised through the tests)
-    flat = X.ravel()
-    for i in range(flat.shape[0]):
-        if np.isinf(flat[i]):
-            flat[i] = np.nan
-
-
-class BatchEncoder:
-    """``Featurizer.transform`` of a row struct compiled once per model, for scoring DuckDB's batches.
-
-    A UDF call scores ~2048 rows, so per-call Python is what costs: the features' positions in the struct are
-    looked up once per struct type, each column's encoding is chosen once per Arrow type (float64 and plain text
-    take a direct path, anything else ``encode_column``), and category look-ups reuse one prepared value set.
-    The matrix is built column by column into a (features × rows) buffer and returned transposed: an
-    F-ordered rows × features view, equal value for value to ``transform``."""
-
-    def __init__(self, featurizer: Featurizer, model: str):
-        self.featurizer, self.model = featurizer, model
-        self._fields: dict[pa.DataType, list[int]] = {}
-        self._encoders: dict[tuple[int, pa.DataType], object] = {}
-
-    def __call__(self, rows: pa.StructArray) -> np.ndarray:
-        fields = self._fields.get(rows.type)
-        if fields is None:
-            names = [rows.type.field(i).name for i in range(rows.type.num_fields)]
-            fields = self._fields[rows.type] = self.featurizer.positions(names, self.model)
-        out = np.empty((len(fields), len(rows)), dtype=np.float64)
-        for j, i in enumerate(fields):
-            col = rows.field(i)
-            encode = self._encoders.get((j, col.type))
-            if encode is None:
-                encode = self._encoders[(j, col.type)] = self._encoder(self.featurizer.features[j], col.type)
-            encode(col, out[j])
-        _infinite_as_nan(out)  # inf is missing, like NaN and NULL (category codes are never infinite)
-        return out.T
-
-    @staticmethod
-    def _encoder(spec: dict, t: pa.DataType):
-        if spec["kind"] == "numeric" and pa.types.is_float64(t):
-            def numbers(col, out):
-                out[:] = col.to_numpy(zero_copy_only=False)  # NULL -> NaN; inf -> NaN after the loop
-            return numbers
-        if spec["kind"] == "categorical" and "hash_salt" not in spec and pa.types.is_string(t):
-            lookup = pc.SetLookupOptions(pa.array(spec["categories"], pa.string()))
-
-            def categories(col, out):
-                out[:] = pc.index_in(col, options=lookup).to_numpy(zero_copy_only=False)  # unseen, NULL -> NaN
-            return categories
-
-        def other(col, out):
-            out[:] = encode_column(col, spec)
-        return other
 
 
 def encode_column(col: pa.Array, spec: dict) -> np.ndarray:
