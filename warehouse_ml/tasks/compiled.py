@@ -120,21 +120,24 @@ class LinearScorer:
 
 
 def linear_sql(form: dict, row: str) -> str:
-    """The affine form as a DuckDB SQL expression over the struct ``row`` (e.g. ``u`` in ``FROM uf u``)."""
-    parts = [_num(form["intercept"])]
+    """The affine form as a DuckDB SQL expression over the struct ``row`` (e.g. ``u`` in ``FROM uf u``), in the
+    folded arithmetic LinearScorer uses (each number's mean moved into the constant), all in DOUBLE."""
+    offset = form["intercept"]
+    parts = []
     for t in form["numeric"]:
         # The numeric policy: NULL, NaN, +-inf and text that is not a number are all missing (isfinite is NULL
-        # or false), so they score the imputed median plus the missing indicator, as in score_linear.
+        # or false), so they score the imputed median plus the missing indicator, as LinearScorer does.
         x = f"TRY_CAST({row}.{_ident(t['name'])} AS DOUBLE)"
         slope = t["weight"] / t["scale"]
-        missing = slope * (t["median"] - t["mean"]) + t["missing_weight"]
-        parts.append(f"CASE WHEN isfinite({x}) THEN {_num(slope)} * ({x} - {_num(t['mean'])}) ELSE {_num(missing)} END")
+        offset -= slope * t["mean"]
+        missing = slope * t["median"] + t["missing_weight"]
+        parts.append(f"CASE WHEN isfinite({x}) THEN {_num(slope)} * {x} ELSE {_num(missing)} END")
     for t in form["categorical"]:
         x = f"CAST({row}.{_ident(t['name'])} AS VARCHAR)"
         whens = " ".join(f"WHEN {_str(c)} THEN {_num(v)}" for c, v in t["weights"].items())
         if whens or t["missing_weight"]:
             parts.append(f"CASE {x} {whens} ELSE {_num(t['missing_weight'])} END" if whens else _num(t["missing_weight"]))
-    z = " + ".join(parts)
+    z = " + ".join([_num(offset)] + parts)
     return f"(1.0e0 / (1.0e0 + exp(-({z}))))" if form["link"] == "logistic" else f"({z})"
 
 
