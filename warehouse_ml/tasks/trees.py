@@ -34,60 +34,57 @@ _SPLIT_ROWS = 65_536
 _NO_BITSETS = np.zeros((1, 8), dtype=np.uint32)
 
 
-#: one node in 32 bytes, so a visit reads one cache line (separate arrays per field cost a miss per field)
-_NODE = np.dtype([("threshold", np.float64), ("left", np.int32), ("right", np.int32), ("feature", np.int32),
-                  ("bitset_row", np.int32), ("known_row", np.int32), ("missing_left", np.uint8),
-                  ("categorical", np.uint8)], align=True)
-
-
 @njit(nogil=True, cache=True)
-def _walk(X, roots, nodes, left_bitsets, known_bitsets, value, out):  # pragma: no cover  (compiled: via the tests)
+def _walk(X, roots, feature, threshold, left, right, missing_left, categorical, bitset_row, left_bitsets,
+          known_bitsets, known_row, value, out):  # pragma: no cover  (compiled: exercised through the tests)
     """Add each tree's leaf value to ``out[i]`` for every row of ``X``, trees in order. Trees are the outer loop
     so one tree's nodes stay in cache while every row walks it (a forest's nodes together do not fit)."""
     n_outputs = out.shape[1]
     for t in range(roots.shape[0]):
         for i in range(X.shape[0]):
             node = roots[t]
-            while nodes[node].left >= 0:
-                nd = nodes[node]
-                x = X[i, nd.feature]
+            while left[node] >= 0:
+                x = X[i, feature[node]]
                 if np.isnan(x):
-                    go_left = nd.missing_left != 0
-                elif nd.categorical:
+                    go_left = missing_left[node]
+                elif categorical[node]:
                     if x < 0:
-                        go_left = nd.missing_left != 0
+                        go_left = missing_left[node]
                     else:
                         code = np.uint8(x)
-                        if (left_bitsets[nd.bitset_row, code >> 5] >> (code & 31)) & 1:
+                        if (left_bitsets[bitset_row[node], code >> 5] >> (code & 31)) & 1:
                             go_left = True
-                        elif (known_bitsets[nd.known_row, code >> 5] >> (code & 31)) & 1:
+                        elif (known_bitsets[known_row[node], code >> 5] >> (code & 31)) & 1:
                             go_left = False
                         else:
-                            go_left = nd.missing_left != 0
+                            go_left = missing_left[node]
                 else:
-                    go_left = x <= nd.threshold
-                node = nd.left if go_left else nd.right
+                    go_left = x <= threshold[node]
+                node = left[node] if go_left else right[node]
             for k in range(n_outputs):
                 out[i, k] += value[node, k]
 
 
 class Forest:
-    """A fitted tree ensemble as one packed node array; ``raw(X)`` is the sum of leaf values over trees."""
+    """A fitted tree ensemble as flat node arrays; ``raw(X)`` is the sum of leaf values over trees."""
 
     def __init__(self, trees: list[dict], n_outputs: int, bitsets=(_NO_BITSETS, _NO_BITSETS)):
         offsets = np.cumsum([0] + [len(t["feature"]) for t in trees])
         self.roots = offsets[:-1].astype(np.int64)
 
-        def cat(key):
-            return np.concatenate([t[key] for t in trees])
+        def cat(key, dtype):
+            return np.ascontiguousarray(np.concatenate([t[key] for t in trees]), dtype=dtype)
 
         def child(key):  # node ids are per tree: shift them by the tree's offset, leaves stay -1
-            return np.concatenate([np.where(t[key] >= 0, t[key] + off, -1) for t, off in zip(trees, offsets)])
+            return np.concatenate([np.where(t[key] >= 0, t[key] + off, -1) for t, off in zip(trees, offsets)]).astype(np.int64)
 
-        self.nodes = np.zeros(offsets[-1], dtype=_NODE)
-        for key in ("threshold", "feature", "bitset_row", "known_row", "missing_left", "categorical"):
-            self.nodes[key] = cat(key)
-        self.nodes["left"], self.nodes["right"] = child("left"), child("right")
+        self.feature = cat("feature", np.int64)
+        self.threshold = cat("threshold", np.float64)
+        self.left, self.right = child("left"), child("right")
+        self.missing_left = cat("missing_left", np.bool_)
+        self.categorical = cat("categorical", np.bool_)
+        self.bitset_row = cat("bitset_row", np.int64)
+        self.known_row = cat("known_row", np.int64)
         self.value = np.ascontiguousarray(np.concatenate([t["value"] for t in trees]).reshape(-1, n_outputs), dtype=np.float64)
         self.left_bitsets = np.ascontiguousarray(bitsets[0], dtype=np.uint32)
         self.known_bitsets = np.ascontiguousarray(bitsets[1], dtype=np.uint32)
@@ -107,7 +104,8 @@ class Forest:
         return out
 
     def _walk(self, X, out):
-        _walk(X, self.roots, self.nodes, self.left_bitsets, self.known_bitsets, self.value, out)
+        _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.missing_left, self.categorical,
+              self.bitset_row, self.left_bitsets, self.known_bitsets, self.known_row, self.value, out)
 
 
 def _hgb_tree(nodes: np.ndarray) -> dict:
