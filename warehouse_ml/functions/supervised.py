@@ -272,14 +272,33 @@ def _rows_arg(rows) -> pa.StructArray:
     return rows
 
 
+_CONSTANT_NAMES: dict[tuple[str, int, pa.DataType], pa.Array] = {}  # (name, length, type) -> that name repeated
+
+
+def _single_model(models: pa.Array) -> str | None:
+    """The model's name when every row names the same one (as good as always): one memory compare against a
+    cached column of that name, cheaper than hashing every row to find the distinct names."""
+    if models.null_count or not len(models):
+        return None
+    name = models[0].as_py()
+    key = (name, len(models), models.type)
+    same = _CONSTANT_NAMES.get(key)
+    if same is None:
+        if len(_CONSTANT_NAMES) > 256:
+            _CONSTANT_NAMES.clear()
+        same = _CONSTANT_NAMES[key] = pa.array([name] * len(models), models.type)
+    return name if models.equals(same) else None
+
+
 def _by_model(models: pa.Array, rows: pa.Array, out_type: pa.DataType, fn) -> pa.Array:
     """Score each model's rows in one call; nearly always a query uses a single model for the whole batch."""
     rows = _rows_arg(rows)
     if models.null_count == len(models):
         raise InvalidArgument("model", "is NULL", "Pass the model's name, e.g. ml_predict('churn', t)")
+    single = _single_model(models)
+    if single is not None:
+        return fn(single, rows)
     uniq = pc.unique(models.drop_null())
-    if len(uniq) == 1 and models.null_count == 0:
-        return fn(uniq[0].as_py(), rows)
     # Several models in one batch: score each model's rows, then put the parts back in row order, column-wise.
     positions, parts = [], []
     for name in uniq.to_pylist():
