@@ -52,3 +52,33 @@ def test_big_matrices_split_over_threads_give_the_same_scores(con, churn_table):
     big = np.tile(X, (60, 1))  # 90,000 rows: above the size scored on one thread
     scorer = HgbForest(sm.obj)
     np.testing.assert_allclose(scorer(big), sm.obj.predict_proba(big)[:, 1], rtol=0, atol=1e-12)
+
+
+def test_batch_encoder_equals_transform_on_every_column_kind(con):
+    """ml_predict's per-batch featurising (tasks/batches.py) against Featurizer.transform: NULL, NaN, inf and -inf
+    numbers, integers, text holding numbers, unseen and NULL categories, large strings, and slices of a batch."""
+    import pyarrow as pa
+
+    from warehouse_ml.tasks.batches import BatchEncoder
+
+    con.execute("""CREATE TABLE k AS SELECT range AS id,
+                       CASE range % 9 WHEN 0 THEN NULL WHEN 1 THEN 'nan'::DOUBLE WHEN 2 THEN 'inf'::DOUBLE
+                                      WHEN 3 THEN '-inf'::DOUBLE ELSE random() END AS x,
+                       (range % 13)::INTEGER AS n, CAST(range % 5 AS VARCHAR) || CASE WHEN range % 23 = 0 THEN 'x' ELSE '' END AS txt,
+                       CASE WHEN range % 7 = 0 THEN NULL ELSE ['a', 'bb', 'ccc', 'é'][1 + range % 4] END AS cat,
+                       random() AS z FROM range(3000)""")
+    table = con.sql("FROM k").to_arrow_table()
+    feats = Featurizer.fit(table, None, ["id"])
+    feats.features[2] = {"name": "txt", "kind": "numeric"}  # text read as numbers (unparsable -> missing)
+    assert [f["kind"] for f in feats.features] == ["numeric", "numeric", "numeric", "categorical", "numeric"]
+    feats.features[3]["categories"] = ["bb", "é", "a"]  # 'ccc' is now unseen
+    rows = con.sql("SELECT k AS r FROM k k").to_arrow_table().column(0).combine_chunks()
+    large = pa.StructArray.from_arrays([rows.field(i).cast(pa.large_string()) if pa.types.is_string(rows.field(i).type)
+                                        else rows.field(i) for i in range(rows.type.num_fields)],
+                                       names=[f.name for f in rows.type])
+    encoder = BatchEncoder(feats, "m")
+    for batch in (rows, rows.slice(1001, 1500), large, large.slice(7, 2048), rows.slice(0, 0)):
+        got, want = encoder(batch), feats.transform(batch)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)  # NaN equals NaN here
+    assert np.isnan(feats.transform(rows)[:, 0]).sum() == sum(r % 9 < 4 for r in range(3000))  # NULL, NaN, +-inf

@@ -135,8 +135,13 @@ def _linear_compiler(con):
             sm = runtime.store.load(model)
         except WmlError:
             return None  # unknown model: leave the call, whose UDF raises the usual clear error
-        expr = linear_sql_for(sm, row.sql(dialect="duckdb"))
-        return None if expr is None else sqlglot.parse_one(expr, read="duckdb")
+        row_sql = row.sql(dialect="duckdb")
+        key = ("linear_sql_tree", row_sql)  # parsing the long expression costs more than DuckDB scoring 1M rows
+        if key not in sm.derived:
+            expr = linear_sql_for(sm, row_sql)
+            sm.derived[key] = None if expr is None else sqlglot.parse_one(expr, read="duckdb")
+        tree = sm.derived[key]
+        return None if tree is None else tree.copy()
 
     return compile_call
 

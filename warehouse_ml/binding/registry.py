@@ -153,7 +153,8 @@ def _make_table_wrapper(spec: FunctionSpec, runtime: Runtime):
 
 def _make_scalar_wrapper(spec: FunctionSpec, runtime: Runtime):
     def call(*columns):
-        arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+        arrays = [(c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()) if isinstance(c, pa.ChunkedArray) else c
+                  for c in columns]
         return spec.kernel(CallContext(runtime, spec.udf), *arrays)
 
     return call

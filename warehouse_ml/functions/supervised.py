@@ -24,6 +24,7 @@ from ..errors import InvalidArgument, ModelNotFound, TrainingFailed, WmlError
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
 from ..tasks import drift
 from ..tasks import supervised as sv
+from ..tasks.batches import BatchEncoder
 from ..tasks.compiled import linear_form, linear_sql
 from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
 from ..tasks.roles import looks_like_id
@@ -272,14 +273,33 @@ def _rows_arg(rows) -> pa.StructArray:
     return rows
 
 
+_CONSTANT_NAMES: dict[tuple[str, int, pa.DataType], pa.Array] = {}  # (name, length, type) -> that name repeated
+
+
+def _single_model(models: pa.Array) -> str | None:
+    """The model's name when every row names the same one (as good as always): one memory compare against a
+    cached column of that name, cheaper than hashing every row to find the distinct names."""
+    if models.null_count or not len(models):
+        return None
+    name = models[0].as_py()
+    key = (name, len(models), models.type)
+    same = _CONSTANT_NAMES.get(key)
+    if same is None:
+        if len(_CONSTANT_NAMES) > 256:
+            _CONSTANT_NAMES.clear()
+        same = _CONSTANT_NAMES[key] = pa.array([name] * len(models), models.type)
+    return name if models.equals(same) else None
+
+
 def _by_model(models: pa.Array, rows: pa.Array, out_type: pa.DataType, fn) -> pa.Array:
     """Score each model's rows in one call; nearly always a query uses a single model for the whole batch."""
     rows = _rows_arg(rows)
     if models.null_count == len(models):
         raise InvalidArgument("model", "is NULL", "Pass the model's name, e.g. ml_predict('churn', t)")
+    single = _single_model(models)
+    if single is not None:
+        return fn(single, rows)
     uniq = pc.unique(models.drop_null())
-    if len(uniq) == 1 and models.null_count == 0:
-        return fn(uniq[0].as_py(), rows)
     # Several models in one batch: score each model's rows, then put the parts back in row order, column-wise.
     positions, parts = [], []
     for name in uniq.to_pylist():
@@ -300,8 +320,8 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
             raise InvalidArgument("model", f"model '{model}' is a {sm.task} model, which ml_predict does not score",
                                   "Use the task's own function (e.g. recommend_items, forecast_demand)")
         return PREDICTORS[sm.task](sm, rows, output)
-    featurizer, scorer = _prepared(sm)
-    X = featurizer.transform(rows, model)
+    _, scorer = _prepared(sm)
+    X = sm.derived["encoder"](rows)
     if output == "label":
         labels = sv.predict_labels(sm.obj, X, sm.task)
         return pa.array(labels.astype(str) if sm.task == "classification" else labels.astype(str), pa.string())
@@ -335,6 +355,7 @@ def _prepared(sm: StoredModel):
     """The model's featurizer and its leanest exact scorer, built once per loaded version."""
     if "scorer" not in sm.derived:
         sm.derived["featurizer"] = Featurizer.from_json(sm.features)
+        sm.derived["encoder"] = BatchEncoder(sm.derived["featurizer"], sm.model)
         sm.derived["scorer"] = sv.predict_fn(sm.obj, sm.task, sm.features)
     return sm.derived["featurizer"], sm.derived["scorer"]
 

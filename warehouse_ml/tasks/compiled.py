@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
@@ -67,55 +68,77 @@ def linear_form(est, features: list[dict]) -> dict | None:
     return {"link": link, "intercept": b, "numeric": numeric, "categorical": categorical}
 
 
+@njit(nogil=True, cache=True)
+def _affine(X, num_idx, slope, missing_score, offset, cat_idx, cat_tables, cat_missing):  # pragma: no cover
+    """The affine form, one feature column at a time (contiguous in an F-ordered X), the GIL released."""
+    n = X.shape[0]
+    out = np.full(n, offset)
+    for k in range(num_idx.shape[0]):
+        j, s, m = num_idx[k], slope[k], missing_score[k]
+        for i in range(n):
+            x = X[i, j]
+            out[i] += s * x if np.isfinite(x) else m
+    for k in range(cat_idx.shape[0]):
+        j = cat_idx[k]
+        for i in range(n):
+            code = X[i, j]
+            out[i] += cat_missing[k] if np.isnan(code) else cat_tables[k, int(code)]
+    return out
+
+
 class LinearScorer:
-    """Scores a Featurizer matrix with the affine form, its constants packed once per model: a batch costs a
-    column gather, a fill of missing values, two matrix-vector products and one lookup per category column."""
+    """Scores a Featurizer matrix with the affine form, its constants packed once per model into arrays that one
+    compiled pass reads: a missing number adds its slope times its median plus its missing-indicator weight,
+    a category its weight from a table (unseen and NULL: the missing weight)."""
 
     def __init__(self, form: dict, features: list[dict]):
         num = form["numeric"]
         self.num_idx = np.array([t["index"] for t in num], dtype=np.intp)
-        self.median = np.array([t["median"] for t in num])
         self.slope = np.array([t["weight"] / t["scale"] for t in num])
-        self.missing_weight = np.array([t["missing_weight"] for t in num])
+        self.missing_score = self.slope * np.array([t["median"] for t in num]) + [t["missing_weight"] for t in num]
         # b + sum w * (x - mean) / scale == (b - sum slope * mean) + sum slope * x
         self.offset = form["intercept"] - float(np.dot(self.slope, [t["mean"] for t in num]))
-        self.categorical = []
-        for t in form["categorical"]:
-            cats = features[t["index"]]["categories"]
-            table = np.array([t["weights"].get(c, 0.0) for c in cats] + [t["missing_weight"]])
-            self.categorical.append((t["index"], table))
+        cats = form["categorical"]
+        self.cat_idx = np.array([t["index"] for t in cats], dtype=np.intp)
+        width = max([len(features[t["index"]]["categories"]) for t in cats], default=0)
+        self.cat_tables = np.zeros((len(cats), max(width, 1)))
+        for k, t in enumerate(cats):
+            for code, name in enumerate(features[t["index"]]["categories"]):
+                self.cat_tables[k, code] = t["weights"].get(name, 0.0)
+        self.cat_missing = np.array([t["missing_weight"] for t in cats], dtype=np.float64)
         self.logistic = form["link"] == "logistic"
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        xn = X[:, self.num_idx]
-        missing = np.isnan(xn)
-        np.copyto(xn, self.median, where=missing)
-        z = xn @ self.slope + self.offset
-        if self.missing_weight.any():
-            z += missing @ self.missing_weight
-        for j, table in self.categorical:
-            codes = X[:, j]
-            z += table[np.where(np.isnan(codes), len(table) - 1, codes).astype(np.intp)]
-        return 1.0 / (1.0 + np.exp(-z)) if self.logistic else z
+        z = _affine(np.asarray(X, dtype=np.float64), self.num_idx, self.slope, self.missing_score, self.offset,
+                    self.cat_idx, self.cat_tables, self.cat_missing)
+        if self.logistic:  # 1 / (1 + exp(-z)) in place: NumPy's vectorised exp beats a compiled scalar loop
+            np.negative(z, out=z)
+            np.exp(z, out=z)
+            z += 1.0
+            np.divide(1.0, z, out=z)
+        return z
 
 
 def linear_sql(form: dict, row: str) -> str:
-    """The affine form as a DuckDB SQL expression over the struct ``row`` (e.g. ``u`` in ``FROM uf u``)."""
-    parts = [_num(form["intercept"])]
+    """The affine form as a DuckDB SQL expression over the struct ``row`` (e.g. ``u`` in ``FROM uf u``), in the
+    folded arithmetic LinearScorer uses (each number's mean moved into the constant), all in DOUBLE."""
+    offset = form["intercept"]
+    parts = []
     for t in form["numeric"]:
         # The numeric policy: NULL, NaN, +-inf and text that is not a number are all missing (isfinite is NULL
-        # or false), so they score the imputed median plus the missing indicator, as in score_linear.
+        # or false), so they score the imputed median plus the missing indicator, as LinearScorer does.
         x = f"TRY_CAST({row}.{_ident(t['name'])} AS DOUBLE)"
         slope = t["weight"] / t["scale"]
-        missing = slope * (t["median"] - t["mean"]) + t["missing_weight"]
-        parts.append(f"CASE WHEN isfinite({x}) THEN {_num(slope)} * ({x} - {_num(t['mean'])}) ELSE {_num(missing)} END")
+        offset -= slope * t["mean"]
+        missing = slope * t["median"] + t["missing_weight"]
+        parts.append(f"CASE WHEN isfinite({x}) THEN {_num(slope)} * {x} ELSE {_num(missing)} END")
     for t in form["categorical"]:
         x = f"CAST({row}.{_ident(t['name'])} AS VARCHAR)"
         whens = " ".join(f"WHEN {_str(c)} THEN {_num(v)}" for c, v in t["weights"].items())
         if whens or t["missing_weight"]:
             parts.append(f"CASE {x} {whens} ELSE {_num(t['missing_weight'])} END" if whens else _num(t["missing_weight"]))
-    z = " + ".join(parts)
-    return f"(1.0 / (1.0 + exp(-({z}))))" if form["link"] == "logistic" else f"({z})"
+    z = " + ".join([_num(offset)] + parts)
+    return f"(1.0e0 / (1.0e0 + exp(-({z}))))" if form["link"] == "logistic" else f"({z})"
 
 
 def fast_scorer(est, task: str, features: list[dict]):
@@ -127,9 +150,12 @@ def fast_scorer(est, task: str, features: list[dict]):
 
 
 def _num(v: float) -> str:
+    """A DOUBLE literal (with an exponent: DuckDB reads a plain ``0.0105`` as a DECIMAL, and a sum of DECIMAL
+    constants of different scales is computed in 128-bit decimals, several times slower than in doubles)."""
     if not math.isfinite(v):
         raise ValueError("non-finite weight cannot be compiled to SQL")
-    return repr(float(v))
+    text = repr(float(v))
+    return text if "e" in text else text + "e0"
 
 
 def _str(s: str) -> str:

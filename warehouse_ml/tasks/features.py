@@ -107,6 +107,10 @@ class Featurizer:
         else:
             names = [data.type.field(i).name for i in range(data.type.num_fields)]
             get = lambda i: data.field(i)  # noqa: E731
+        return [get(i) for i in self.positions(names, model)]
+
+    def positions(self, names: list[str], model: str = "model") -> list[int]:
+        """Where each feature is among ``names`` (case-insensitively); a missing one is a clear error."""
         lower = {n.lower(): i for i, n in enumerate(names)}
         out = []
         for f in self.features:
@@ -116,7 +120,7 @@ class Featurizer:
                     "row", f"the row has no field '{f['name']}', which model '{model}' uses.{did_you_mean(f['name'], names)}",
                     f"Pass whole rows of a table holding the model's features: SELECT ml_predict('{model}', t) FROM my_table t",
                 )
-            out.append(get(i))
+            out.append(i)
         return out
 
     def transform(self, data: pa.Table | pa.StructArray, model: str = "model") -> np.ndarray:

@@ -92,7 +92,7 @@ class Forest:
 
     def raw(self, X: np.ndarray, start: np.ndarray | float = 0.0) -> np.ndarray:
         """``start`` plus every tree's leaf value, per row (rows × outputs)."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float64)  # C- or F-ordered (ml_predict's batches): compiled for each
         out = np.empty((X.shape[0], self.n_outputs))
         out[:] = start
         if X.shape[0] <= _SPLIT_ROWS or _CORES == 1:
