@@ -420,6 +420,20 @@ def test_exclude_and_candidates_filter_before_ranking(shop):
     assert "argument 'exclude'" in _err(con, "FROM recommend_items('events', 5, exclude := 'two_cols')")
 
 
+def test_exclude_and_candidates_take_ctes_and_temp_tables_through_the_front_door(shop):
+    """Every relation a spec declares as read (RelationName options too) is made readable by the front door."""
+    con, _ = shop
+    con.execute("""CREATE OR REPLACE TEMP TABLE gone AS
+                   SELECT sku FROM events WHERE sku IS NOT NULL GROUP BY sku ORDER BY count(*) DESC LIMIT 20""")
+    banned = set(con.execute("SELECT sku FROM gone").df()["sku"])
+    out = wml.sql(con, "FROM recommend_items('events', 5, method := 'popular', exclude := 'gone')").df()
+    assert not set(out["item"]) & banned and out.groupby("user").size().min() == 5
+    only = wml.sql(con, """WITH promo AS (SELECT DISTINCT sku FROM events WHERE sku IS NOT NULL ORDER BY sku LIMIT 30)
+                           FROM recommend_items('events', 5, method := 'popular', candidates := 'promo')""").df()
+    allowed = set(con.execute("SELECT DISTINCT sku FROM events WHERE sku IS NOT NULL ORDER BY sku LIMIT 30").df()["sku"])
+    assert set(only["item"]) <= allowed and only.groupby("user").size().min() == 5
+
+
 def test_keys_come_back_with_their_source_types(tmp_path):
     con = wml.connect(str(tmp_path / "typed.duckdb"))
     try:

@@ -118,6 +118,16 @@ def test_writing_and_row_function_lists_come_from_the_specs():
     assert {s.name for s in specs() if s.row_input} == set(registry.row_functions())
 
 
+def test_relations_the_front_door_makes_readable_come_from_the_specs():
+    from warehouse_ml.binding.spec import relation_readers
+
+    readers = relation_readers()
+    assert readers["forecast_demand"] == (["relation", "horizon"], frozenset({"relation", "future"}))
+    assert readers["recommend_items"][1] == {"relation", "for_users", "exclude", "candidates"}
+    assert readers["user_features"][1] == {"orders"} and "ml_train" in readers
+    assert "dp_budget" not in readers  # names a ledger entry: a copy would spend another relation's budget
+
+
 def test_sql_bodies_are_used_by_a_spec():
     """Files left in sql/ are macro bodies a spec reads: none is orphaned."""
     used = {s.name for s in specs()}

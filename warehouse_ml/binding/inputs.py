@@ -3,7 +3,7 @@
 A table function's UDF reads its input through a second cursor (a UDF must not query the connection running
 it), and a second cursor does not see the calling connection's TEMP tables, the DataFrames and Arrow tables
 registered on it, or the statement's CTEs. Before such a statement runs, the front door finds each relation
-argument of a table macro (``relation``, ``orders``, ``on_hand``, ...) that the second cursor cannot read and
+argument of a table macro (an argument its spec declares as read: ``relation``, ``orders``, ``on_hand``, ...) that the second cursor cannot read and
 copies it into a table of ``wml_scratch``, an in-memory database attached to the instance (every cursor sees
 it, even when the file is read-only), then passes that table's name instead. The copy is dropped when the
 connection runs its next statement through the front door. A ``(FROM orders WHERE ...)`` subquery argument is
@@ -11,7 +11,6 @@ passed on as query text when the second cursor can read it, so it costs no copy.
 """
 from __future__ import annotations
 
-import threading
 import uuid
 
 import duckdb
@@ -20,30 +19,15 @@ from sqlglot import exp
 
 from .catalog import SCRATCH_DATABASE, looks_like_query, quote_ident, resolve, short_text, validate_query
 from ..errors import WmlError
+from .spec import relation_readers
 
-#: names of table-macro parameters that take a relation
-RELATION_PARAMETERS = frozenset({"relation", "orders", "on_hand", "for_users", "future", "events", "candidates"})
-
-_MACRO_PARAMETERS: dict[str, list[str]] = {}
-_PENDING_DROPS: dict[int, list[str]] = {}
-_LOCK = threading.Lock()
-
-
-def relation_macros(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """Table macro name -> parameter names in order, for the macros that take a relation."""
-    with _LOCK:
-        if not _MACRO_PARAMETERS:
-            rows = con.execute("SELECT function_name, parameters FROM duckdb_functions() "
-                               "WHERE function_type = 'table_macro'").fetchall()
-            _MACRO_PARAMETERS.update({name.lower(): [p.lower() for p in params] for name, params in rows
-                                      if RELATION_PARAMETERS.intersection(p.lower() for p in params)})
-        return _MACRO_PARAMETERS
+_PENDING_DROPS: dict[int, list[str]] = {}  # connection id -> scratch copies of its last statement's inputs
 
 
 def mentions_relation_macro(con: duckdb.DuckDBPyConnection, query: str) -> bool:
     """Cheap test before parsing: does the text call a table macro that takes a relation?"""
     lowered = query.lower()
-    return any(f"{name}(" in lowered or f"{name} (" in lowered for name in relation_macros(con))
+    return any(f"{name}(" in lowered or f"{name} (" in lowered for name in relation_readers())
 
 
 def drop_scratch_copies(con: duckdb.DuckDBPyConnection) -> None:
@@ -62,18 +46,18 @@ def drop_scratch_copies(con: duckdb.DuckDBPyConnection) -> None:
 def make_inputs_readable(con: duckdb.DuckDBPyConnection, stmt: exp.Expression) -> bool:
     """Rewrite the relation arguments of table macros in ``stmt`` that a second cursor cannot read.
     Returns whether anything changed."""
-    macros = relation_macros(con)
+    macros = relation_readers()
     changed = False
     for call in list(stmt.find_all(exp.Anonymous)):
-        params = macros.get((call.name or "").lower())
-        if not params or not isinstance(call.parent, exp.Table):
+        params, reads = macros.get((call.name or "").lower(), ([], frozenset()))
+        if not reads or not isinstance(call.parent, exp.Table):
             continue
         for i, arg in enumerate(call.expressions):
             if isinstance(arg, (exp.PropertyEQ, exp.Kwarg)):
                 name, value = arg.this.name.lower(), arg.expression
             else:
                 name, value = (params[i] if i < len(params) else None), arg
-            if name in RELATION_PARAMETERS:
+            if name in reads:
                 readable = _readable_argument(con, call, value)
                 if readable is not None:
                     value.replace(readable)

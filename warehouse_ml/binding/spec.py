@@ -131,6 +131,15 @@ class Identifier(Text):
 
 
 @dataclass(frozen=True)
+class RelationName(Identifier):
+    """The name of a relation (table, view, CTE, frame) or a query the function reads; the front door makes one
+    a second cursor cannot see readable (``binding.inputs``)."""
+
+    def describe(self) -> str:
+        return "a table or view name given as a string, e.g. 'sales'"
+
+
+@dataclass(frozen=True)
 class Identifiers(Constraint):
     """A list of names; one name alone is taken as a list of one (unless ``one_alone`` is False: a SQL body
     that casts it to VARCHAR[] needs a list). ``nonempty`` refuses []."""
@@ -217,12 +226,19 @@ REQUIRED = object()  # an argument without a default: positional in SQL
 class Arg:
     """A positional argument of the UDF. With a ``default`` it is a named parameter of the macro (passed on
     positionally); ``cast`` wraps it in ``CAST(arg AS type)`` so any number reaches e.g. a DOUBLE parameter.
-    ``sql_type`` 'ANY' takes a whole row (a struct of any shape)."""
+    ``sql_type`` 'ANY' takes a whole row (a struct of any shape). ``reads``: it names a relation the function
+    reads, so the front door makes a CTE, TEMP table or frame passed there readable (``binding.inputs``)."""
 
     name: str
     sql_type: str = "VARCHAR"
     default: Any = REQUIRED
     cast: bool = False
+    reads: bool = False
+
+
+def RelationArg(name: str = "relation", **kw) -> Arg:
+    """A positional argument naming a relation the function reads."""
+    return Arg(name, reads=True, **kw)
 
 
 @dataclass(frozen=True)
@@ -288,6 +304,12 @@ class FunctionSpec:
     @property
     def option_names(self) -> list[str]:
         return [o.name for o in self.options]
+
+    @property
+    def relation_parameters(self) -> frozenset[str]:
+        """The parameters naming a relation the function reads: ``Relation`` arguments, ``RelationName`` options."""
+        return frozenset([a.name for a in self.args if a.reads]
+                         + [o.name for o in self.options if isinstance(o.constraint, RelationName)])
 
     def parse_options(self, given: Mapping | None) -> dict:
         """Every option of the function, validated, with its default where not given (NULL means not given)."""
@@ -440,6 +462,13 @@ def writing_names() -> frozenset[str]:
                 if s.key_types:
                     out.add(s.udf + "_sql")
     return frozenset(out)
+
+
+def relation_readers() -> dict[str, tuple[list[str], frozenset[str]]]:
+    """Macro name -> (its positional parameters in order, those naming a relation it reads), for the public
+    functions that read a relation given by name."""
+    return {s.name: ([a.name for a in s.args], s.relation_parameters) for s in _SPECS.values()
+            if s.public and s.relation_parameters}
 
 
 def row_functions() -> frozenset[str]:

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.spec import Arg, Anything, Identifier, Interval, Option, StrOptions, sql_function
+from ..binding.spec import Anything, Arg, Identifier, Interval, Option, RelationArg, StrOptions, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import abtest as ab
 from ..tasks import roles
@@ -21,7 +21,7 @@ AB_ROW = ("STRUCT(variant VARCHAR, n BIGINT, mean DOUBLE, lift DOUBLE, ci_low DO
 
 @sql_function(
     "ab_test", "One row per variant compared with the control: lift, confidence interval, corrected p-value.",
-    args=[Arg("relation")], returns=AB_ROW, options=[
+    args=[RelationArg()], returns=AB_ROW, options=[
         Option("variant", Identifier(), doc="the assignment column (inferred from its name)"),
         Option("metric", Identifier(), doc="the outcome column (required)"),
         Option("control", Anything("a value of the variant column")),

@@ -10,7 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.spec import Anything, Arg, Identifier, Identifiers, Interval, Option, StrOptions, Text, sql_function
+from ..binding.spec import (
+    Anything, Identifier, Identifiers, Interval, Option, RelationArg, StrOptions, Text, sql_function,
+)
 from ..errors import InvalidArgument, did_you_mean
 from ..tasks import drivers as kd
 
@@ -67,7 +69,7 @@ _BETWEEN_0_AND_1 = Interval(float, 0, 1, closed="neither")
 
 @sql_function(
     "key_drivers", "The segments that explain a metric's change from control to test: contributions, rate and mix "
-    "effects, corrected tests.", args=[Arg("relation")], returns=DRIVER_ROW, options=[
+    "effects, corrected tests.", args=[RelationArg()], returns=DRIVER_ROW, options=[
         Option("metric", Text(nonempty=True), doc="a column to sum, '*' to count rows"),
         Option("dimensions", Identifiers(), fix="Pass e.g. dimensions := ['channel', 'device']"),
         Option("period", Identifier()),

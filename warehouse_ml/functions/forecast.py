@@ -18,7 +18,9 @@ import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_numeric_type
 from ..binding.registry import scalar_udf
-from ..binding.spec import Arg, Identifier, Identifiers, Interval, Option, StrOptions, Text, sql_function
+from ..binding.spec import (
+    Arg, Identifier, Identifiers, Interval, Option, RelationArg, RelationName, StrOptions, Text, sql_function,
+)
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import forecast as K
 from ..tasks import roles
@@ -179,7 +181,7 @@ def _method_option(default: str | None, *extra: str) -> Option:
 
 
 _ROLES = [Option("item", Identifier()), Option("date", Identifier()), Option("value", Identifier())]
-_RELATION = Arg("relation")
+_RELATION = RelationArg()
 _HORIZON = Arg("horizon", "BIGINT")
 
 # The table UDFs hand keys over as text and dates as DATE; each macro casts them back to the type of the source
@@ -317,7 +319,7 @@ def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, S
         *_ROLES, _method_option("auto"), _probability("level", 0.95),
         Option("features", Identifiers(), fix="Pass e.g. features := ['price', 'promo']",
                doc="columns method := 'gbm' learns from"),
-        Option("future", Identifier(), doc="a relation with the features' planned values over the horizon"),
+        Option("future", RelationName(), doc="a relation with the features' planned values over the horizon"),
         Option("holidays", Text(nonempty=True), fix="Pass e.g. holidays := 'US'", doc="a country code")])
 def forecast_demand(ctx, relation, horizon, **opts):
     return forecast_table(ctx, relation, horizon, opts)[0]
@@ -475,7 +477,7 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
     options=[
         Option("lead_time", Interval(int, 1, K.MAX_HORIZON), 7,
                fix="Pass the replenishment lead time in periods of the data (days for daily sales), e.g. lead_time := 7"),
-        _probability("service_level", 0.95), Option("on_hand", Identifier(), doc="a relation of stock per item"),
+        _probability("service_level", 0.95), Option("on_hand", RelationName(), doc="a relation of stock per item"),
         *_ROLES, _method_option("auto"),
         Option("review_period", Interval(int, 0, K.MAX_HORIZON), 0,
                fix="Pass how often stock is reviewed, e.g. review_period := 7 (0: continuous review)"),

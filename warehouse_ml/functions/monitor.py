@@ -20,7 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_temporal_type, quote_ident
-from ..binding.spec import Anything, Arg, Boolean, Identifier, Interval, Option, StrOptions, Text, spec, sql_function
+from ..binding.spec import (
+    Anything, Arg, Boolean, Identifier, Interval, Option, RelationArg, StrOptions, Text, spec, sql_function,
+)
 from ..errors import InvalidArgument, did_you_mean
 from ..store import StoredModel, validate_model_name
 from ..tasks import drift
@@ -150,7 +152,7 @@ def score_batches(ctx, rel, sm: StoredModel, cols: list[str], label: str | None)
 # -- ml_drift -----------------------------------------------------------------------------------------------------
 _THRESHOLD = Option("threshold", Anything("a number, or a struct naming some of psi, jensen_shannon, ks, chi_square "
                                           "and decay"))
-_MODEL_RELATION = [Arg("model"), Arg("relation")]
+_MODEL_RELATION = [Arg("model"), RelationArg()]
 
 
 @sql_function(
@@ -410,7 +412,7 @@ ACCURACY_ROW = ("STRUCT(name VARCHAR, run_at TIMESTAMP, scope VARCHAR, item VARC
 
 @sql_function(
     "save_forecast", "forecast_demand whose rows are also kept (wml.forecasts) under a name with their run time.",
-    args=[Arg("relation"), Arg("horizon", "BIGINT")], returns=SAVED_ROW, writes=True, options=[
+    args=[RelationArg(), Arg("horizon", "BIGINT")], returns=SAVED_ROW, writes=True, options=[
         Option("item", Identifier()), Option("date", Identifier()), Option("value", Identifier()),
         Option("method", Text(nonempty=True), "auto"), Option("level", Anything("a probability"), 0.95),
         Option("name", Text(nonempty=True), fix="Use e.g. name := 'sales'", doc="default: the relation's name")])

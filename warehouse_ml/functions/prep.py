@@ -20,7 +20,9 @@ import pyarrow as pa
 
 from ..binding.catalog import Relation, is_numeric_type
 from ..binding.registry import scalar_udf, sql_body
-from ..binding.spec import Anything, Arg, Identifier, Identifiers, Option, StrOptions, spec, sql_function, sql_macro
+from ..binding.spec import (
+    Anything, Identifier, Identifiers, Option, RelationArg, StrOptions, spec, sql_function, sql_macro,
+)
 from ..errors import InvalidArgument
 from ..tasks import roles
 from ..tasks.roles import is_date_type
@@ -124,12 +126,12 @@ def _column_list(argument: str) -> Option:
 
 
 sql_macro("clean_events", "The relation's own columns with duplicates removed, rows missing a required column "
-          "dropped and the remaining gaps filled.", sql_body("clean_events"), module="prep", args=[Arg("relation")],
+          "dropped and the remaining gaps filled.", sql_body("clean_events"), module="prep", args=[RelationArg()],
           options=[_column_list("dedupe"), _column_list("required"), Option(
               "fill", StrOptions(FILLS), "median",
               fix="'median' fills numbers with the median and text with the most common value; 'mode' uses the most "
                   "common value; 'zero' fills numbers with 0; 'none' leaves gaps")])
-_ORDERS = [Arg("orders")]
+_ORDERS = [RelationArg("orders")]
 _ORDER_COLUMNS = [Option("as_of", Anything("a date or timestamp")), Option("user_col", Identifier(), "user_id"),
                   Option("time_col", Identifier(), "order_ts"), Option("amount_col", Identifier(), "amount")]
 sql_macro("user_features", "One row per user: recency, frequency, monetary value, tenure and order counts as of a "
@@ -194,7 +196,7 @@ def _pct(x: float) -> str:
 
 
 @sql_function("data_quality", "One row per column with plain-language issues (gaps, constants, outliers, "
-              "personal data).", args=[Arg("relation")], returns=QUALITY_ROW)
+              "personal data).", args=[RelationArg()], returns=QUALITY_ROW)
 def data_quality(ctx, relation):
     """One row per column: type, share of NULLs, distinct values, whole-row duplicates and plain-language issues."""
     rel = ctx.relation(relation)

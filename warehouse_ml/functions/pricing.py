@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.spec import Arg, Boolean, Identifier, Interval, OneOf, Option, StrOptions, sql_function
+from ..binding.spec import Boolean, Identifier, Interval, OneOf, Option, RelationArg, StrOptions, sql_function
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..tasks import pricing as pr
 from ..tasks import roles
@@ -134,7 +134,7 @@ def _nan_to_none(a) -> list:
 
 @sql_function("price_elasticity", "Per-item demand curves: the elasticity of units to price with its confidence "
               "interval (a Poisson GLM with trend, weekday and yearly controls by default).",
-              args=[Arg("relation")], options=_COLUMNS + _FIT, returns=ELASTICITY_ROW)
+              args=[RelationArg()], options=_COLUMNS + _FIT, returns=ELASTICITY_ROW)
 def price_elasticity(ctx, relation, **opts):
     rel = ctx.relation(relation)
     item, price, units = _resolve(rel, opts)
@@ -156,7 +156,7 @@ def price_elasticity(ctx, relation, **opts):
 
 @sql_function(
     "optimal_price", "The profit-maximising price of each item from its demand curve and unit cost.",
-    args=[Arg("relation")], returns=OPTIMAL_ROW, options=[
+    args=[RelationArg()], returns=OPTIMAL_ROW, options=[
         Option("cost", OneOf(Identifier(), Interval(float, 0, None)), fix="Pass a cost column name or a number >= 0"),
         *_COLUMNS[:4], *_FIT[:2],
         Option("min_price", Interval(float, 0, None)),

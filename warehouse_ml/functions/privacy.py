@@ -22,7 +22,9 @@ import pyarrow.compute as pc
 
 from ..binding.catalog import Relation
 from ..binding.registry import scalar_udf
-from ..binding.spec import Anything, Arg, Identifier, Identifiers, Option, Struct, spec, sql_function, sql_macro
+from ..binding.spec import (
+    Anything, Arg, Identifier, Identifiers, Option, RelationArg, Struct, spec, sql_function, sql_macro,
+)
 from ..errors import InvalidArgument, WmlError
 from ..tasks import privacy as pv
 from .base import numeric_column
@@ -136,7 +138,7 @@ def _budget_rows(ctx, key: str | None) -> list[dict]:
 
 
 @sql_function("dp_set_budget", "Sets the privacy budget of a relation: what may be spent in total.",
-              args=[Arg("relation"), Arg("epsilon", "DOUBLE", None, cast=True), Arg("delta", "DOUBLE", 1e-5, cast=True)],
+              args=[RelationArg(), Arg("epsilon", "DOUBLE", None, cast=True), Arg("delta", "DOUBLE", 1e-5, cast=True)],
               returns=BUDGET_ROW, writes=True)
 def dp_set_budget(ctx, relation, epsilon, delta):
     rel = ctx.relation(relation)
@@ -254,7 +256,7 @@ ORDER BY ALL"""
 
 @sql_function(
     "dp_aggregate", "Differentially private counts, sums, means and quantiles per group, recorded in the privacy "
-    "ledger.", args=[Arg("relation")], returns=DP_ROW, body=_DP_BODY, options=[
+    "ledger.", args=[RelationArg()], returns=DP_ROW, body=_DP_BODY, options=[
         Option("group_by", Identifiers(nonempty=False, one_alone=False), fix="Write group_by := ['channel']"),
         Option("metrics", Anything("a list such as ['count', 'avg(revenue)']")),
         Option("bounds", Struct(), fix="Write bounds := {'revenue': [0, 500]}"),
@@ -321,7 +323,7 @@ sql_macro("pseudonymize", "The relation's own columns with each listed column re
             || encode(CAST(COLUMNS(lambda c: list_contains(list_transform(CAST(columns AS VARCHAR[]), lambda x: lower(x)),
                                             lower(c))) AS VARCHAR)))))
     FROM query_table(wml_pseudonym_check(relation, CAST(columns AS VARCHAR[]), "key"))""", module="privacy",
-          args=[Arg("relation")], options=[Option("columns", Identifiers()), Option("key", Anything("a secret key"))])
+          args=[RelationArg()], options=[Option("columns", Identifiers()), Option("key", Anything("a secret key"))])
 
 
 @scalar_udf("wml_hmac_pad", args=["VARCHAR", "VARCHAR"], returns="BLOB")

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from ..binding.catalog import Relation
 from ..binding.spec import (
-    Anything, Arg, Boolean, Identifier, Identifiers, Interval, Option, Struct, Text, parse_options, sql_function,
+    Anything, Arg, Boolean, Identifier, Identifiers, Interval, Option, RelationArg, RelationName, Struct, Text,
+    parse_options, sql_function,
 )
 from ..errors import InvalidArgument, UnknownRelation
 from ..store import dumps_arrays, validate_model_name
@@ -44,15 +45,15 @@ OPTIONS = {o.name: o for o in [
     Option("event_weights", Struct(), fix=_EXAMPLE_WEIGHTS, doc="event type -> weight"),
     Option("method", Text(nonempty=True), "auto"),
     Option("exclude_seen", Boolean(), True, fix="Pass exclude_seen := true or exclude_seen := false"),
-    Option("for_users", Identifier(), doc="a relation of the users to recommend to"),
+    Option("for_users", RelationName(), doc="a relation of the users to recommend to"),
     Option("segment", Identifier(), doc="the column whose popular items cold-start users get"),
     Option("params", Struct(), fix="Pass e.g. params := {'factors': 32}"),
     Option("methods", Identifiers(), fix="Pass e.g. methods := ['item_knn', 'als']"),
     Option("test_fraction", Interval(float, 0, 1, closed="neither"), 0.2, fix="Pass e.g. 0.2"),
     Option("seed", Interval(int), 0),
     Option("budget", Anything("a duration such as '30s' or seconds")),
-    Option("exclude", Identifier(), doc="a relation of items never to recommend"),
-    Option("candidates", Identifier(), doc="a relation of the only items to recommend"),
+    Option("exclude", RelationName(), doc="a relation of items never to recommend"),
+    Option("candidates", RelationName(), doc="a relation of the only items to recommend"),
 ]}
 
 
@@ -237,7 +238,7 @@ def _key_types_of_call(ctx, source, k, **opts) -> dict[str, str]:
     return {"user": types.get("user"), "item": types.get("item"), "similar_item": types.get("item")}
 
 
-_SOURCE_K = [Arg("relation"), Arg("k", "BIGINT")]
+_SOURCE_K = [RelationArg(), Arg("k", "BIGINT")]
 _ROLES = ("user", "item", "weight", "time", "event", "event_weights")
 
 

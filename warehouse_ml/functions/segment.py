@@ -18,8 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import is_numeric_type
-from ..binding.spec import Anything, Arg, Identifier, Identifiers, Interval, OneOf, Option, StrOptions, Text, spec, \
-    sql_function
+from ..binding.spec import (
+    Anything, Identifier, Identifiers, Interval, OneOf, Option, RelationArg, StrOptions, Text, spec,
+    sql_function,
+)
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import segment as sg
@@ -204,7 +206,7 @@ def _user_type(ctx, relation, **opts) -> dict[str, str]:
 
 @sql_function(
     "segment_users", "Fits k-means on behavioural columns, stores it as a model and returns each user's segment.",
-    args=[Arg("relation")], options=_fit_options("auto"), returns=SEGMENT_ROW, writes=True, key_types=_user_type)
+    args=[RelationArg()], options=_fit_options("auto"), returns=SEGMENT_ROW, writes=True, key_types=_user_type)
 def segment_users(ctx, relation, **opts):
     r = fit_and_store(ctx, opts["model"], relation, opts)
     n = len(r["seg"])
@@ -224,7 +226,7 @@ def _load_segment_model(ctx, model: str):
 
 @sql_function(
     "segment_profiles", "Describes each segment of a relation under the stored segment model (fitting one if none "
-    "exists).", args=[Arg("relation")], returns=PROFILE_ROW,
+    "exists).", args=[RelationArg()], returns=PROFILE_ROW,
     options=_fit_options(None) + [Option("epsilon", Anything("a positive privacy budget")),
                                   Option("bounds", Anything("a struct of [lower, upper] per feature"))])
 def segment_profiles(ctx, relation, **opts):

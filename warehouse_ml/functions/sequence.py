@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation
-from ..binding.spec import Anything, Arg, Identifier, Option, Struct, sql_function, sql_macro
+from ..binding.spec import Anything, Arg, Identifier, Option, RelationArg, Struct, sql_function, sql_macro
 from ..errors import AmbiguousColumn, InvalidArgument, TrainingFailed, UnknownColumn, did_you_mean
 from ..store import dumps_arrays, validate_model_name
 from ..tasks import roles
@@ -367,7 +367,7 @@ def _user_type(ctx, model, relation, **_) -> dict[str, str]:
 
 @sql_function(
     "ml_predict_sequence", "Each user's probability of a purchase within the model's horizon, from their event "
-    "history up to as_of (default: the latest event).", args=[Arg("model"), Arg("relation")], returns=PRED_ROW,
+    "history up to as_of (default: the latest event).", args=[Arg("model"), RelationArg()], returns=PRED_ROW,
     options=[Option("as_of", Anything("a date or timestamp"))], key_types=_user_type)
 def ml_predict_sequence(ctx, model, relation, as_of):
     validate_model_name(model)
@@ -410,14 +410,14 @@ sql_macro("train_next_purchase", "Trains the model named 'next_purchase', which 
           """FROM ml_train('next_purchase', relation, task := 'sequence', "user" := "user", "time" := "time", item := item,
     params := json_merge_patch(json_object('event', event, 'purchase_event', purchase_event,
         'horizon_days', horizon_days, 'as_of', as_of), coalesce(CAST(params AS JSON), '{}')))""",
-          module="sequence", writes=True, args=[Arg("relation")], options=[
+          module="sequence", writes=True, args=[RelationArg()], options=[
               Option("user", Identifier()), Option("time", Identifier()), Option("event", Identifier()),
               Option("item", Identifier()), Option("purchase_event", Anything("an event type or a list of them")),
               Option("horizon_days", Anything("a whole number of days"), 14),
               Option("as_of", Anything("a date or timestamp")), Option("params", Struct())])
 sql_macro("predict_next_purchase", "Each user's probability of a purchase, from the model named 'next_purchase'.",
           "FROM ml_predict_sequence('next_purchase', relation, as_of := as_of)", module="sequence",
-          args=[Arg("relation")], options=[Option("as_of", Anything("a date or timestamp"))])
+          args=[RelationArg()], options=[Option("as_of", Anything("a date or timestamp"))])
 
 
 @predictor(TASK)

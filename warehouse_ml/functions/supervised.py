@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from ..binding.registry import scalar_udf
 from ..binding.spec import (
-    Anything, Arg, Identifier, Identifiers, Interval, Option, StrOptions, Struct, Text, sql_function, sql_macro,
+    Anything, Arg, Identifier, Identifiers, Interval, Option, RelationArg, StrOptions, Struct, Text,
+    sql_function, sql_macro,
 )
 from ..errors import InvalidArgument, ModelNotFound, TrainingFailed, WmlError
 from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_name
@@ -49,7 +50,7 @@ TEST_SIZE = Option("test_size", Interval(float, 0, 1, closed="left"), 0.2, fix="
 
 @sql_function(
     "ml_train", "Trains a model on a relation and stores it as a new version: supervised (label := ...) or another "
-    "task (recommend, segment, sequence).", args=[Arg("model"), Arg("relation")], returns=TRAIN_ROW, writes=True,
+    "task (recommend, segment, sequence).", args=[Arg("model"), RelationArg()], returns=TRAIN_ROW, writes=True,
     options=[
         Option("label", Identifier()), Option("task", Text(nonempty=True), "auto"),
         Option("algorithm", Text(nonempty=True), "auto"), Option("exclude", Identifiers(nonempty=False)),
@@ -454,7 +455,7 @@ def _supervised(ctx, model: str) -> StoredModel:
 
 # -- evaluation and global explanation ---------------------------------------------------------------------
 @sql_function("ml_evaluate", "The active version's hold-out metrics, or its metrics on another labelled relation.",
-              args=[Arg("model"), Arg("relation", default=None)], returns="STRUCT(metric VARCHAR, value DOUBLE)")
+              args=[Arg("model"), RelationArg(default=None)], returns="STRUCT(metric VARCHAR, value DOUBLE)")
 def ml_evaluate(ctx, model, relation):
     validate_model_name(model)
     sm = _supervised(ctx, model)
@@ -488,7 +489,7 @@ def _shortcut(model: str, label: str, what: str) -> None:
     sql_macro(f"train_{model}", f"Trains the {what} model (named '{model}') on a yes/no label.",
               f"""FROM ml_train('{model}', relation, label := label, task := 'classification', algorithm := algorithm,
     exclude := exclude, test_size := test_size, params := params, deploy := deploy, shortcut := 'train_{model}')""",
-              module="supervised", writes=True, args=[Arg("relation")],
+              module="supervised", writes=True, args=[RelationArg()],
               options=[Option("label", Identifier(), label), Option("algorithm", Text(nonempty=True), "auto"),
                        Option("exclude", Identifiers(nonempty=False)), TEST_SIZE, PARAMS, DEPLOY])
     sql_macro(f"predict_{model}", f"The {what} model's prediction for a row.", f"wml_predict('{model}', \"row\")",
