@@ -125,59 +125,146 @@ def test_install_refuses_bad_model_sources(spark, trained, tmp_path):
 
 
 def daily_sales() -> pd.DataFrame:
-    """Eight items, 120 days with a weekly pattern, a missing day, a NULL value, an infinite value and a
-    duplicated row."""
+    """Eight items and a NULL item, 120 days with a weekly pattern, a missing day, a NULL value, an infinite and a
+    NaN value, an outlier and a duplicated row."""
     rng = np.random.default_rng(7)
     days = pd.date_range("2024-01-01", periods=120, freq="D")
     frames = []
-    for i in range(8):
+    for i in range(9):
         level = 5 + 3 * i
         units = level * (1 + 0.4 * np.sin(2 * np.pi * np.arange(120) / 7)) + rng.normal(0, 1, 120)
-        frames.append(pd.DataFrame({"item": f"SKU-{i:02d}", "day": days.date, "units": np.maximum(units, 0)}))
+        frames.append(pd.DataFrame({"item": f"SKU-{i:02d}" if i < 8 else None, "day": days.date,
+                                    "units": np.maximum(units, 0)}))
     df = pd.concat(frames, ignore_index=True)
     df = df.drop(index=10)  # a gap
-    df.loc[20, "units"] = np.nan
+    df.loc[20, "units"] = None
     df.loc[140, "units"] = np.inf  # the numeric policy: a missing day, noted, on both engines
+    df.loc[300, "units"] = np.nan
+    df.loc[400, "units"] = 500.0  # an anomaly
     return pd.concat([df, df.iloc[[30]]], ignore_index=True)  # a duplicate (item, day): summed
 
 
-@pytest.mark.parametrize("method", ["ets", "seasonal_naive"])
-def test_forecasts_match_duckdb(spark, method):
-    sales = daily_sales()
+def stock_frame() -> pd.DataFrame:
+    """Stock on hand with two counts for one item (the latest counts) and one item missing (0 on hand)."""
+    return pd.DataFrame({"sku": ["SKU-00", "SKU-00", "SKU-01", "SKU-02", "SKU-05"],
+                         "counted": pd.to_datetime(["2024-04-01", "2024-04-20", "2024-04-20", "2024-04-20",
+                                                    "2024-04-20"]).date,
+                         "qty": [900.0, 3.0, 40.0, 1000.0, 0.0]})
+
+
+@pytest.fixture(scope="module")
+def sales(spark):
+    """The same sales and stock rows in DuckDB (with its results for each case) and as Spark views."""
     con = wml.connect()
-    con.register("sales_df", sales)
+    con.register("sales_df", daily_sales())
     con.execute("CREATE TABLE sales AS SELECT item, CAST(day AS DATE) AS day, units FROM sales_df")
-    want = con.execute(f"FROM forecast_demand('sales', 14, method := '{method}') ORDER BY item, date").df()
-    table = con.sql("FROM sales").to_arrow_table()
-    con.close()
-    wml_spark.install(spark)
-    df = spark.createDataFrame(table)
+    con.register("stock_df", stock_frame())
+    con.execute("CREATE TABLE stock AS SELECT sku AS item, CAST(counted AS DATE) AS counted, qty FROM stock_df")
+    table, stock = con.sql("FROM sales").to_arrow_table(), con.sql("FROM stock").to_arrow_table()
+    df, stock_df = spark.createDataFrame(table), spark.createDataFrame(stock)
     df.createOrReplaceTempView("sales")
-    by_sql = spark.sql(f"SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 14, '{method}') "
-                       "ORDER BY item, date").toPandas()
-    by_api = wml_spark.forecast_demand(df, 14, method=method).orderBy("item", "date").toPandas()
-    assert len(want) == 8 * 14
-    for got in (by_sql, by_api):
-        assert list(got.columns) == list(want.columns)
-        assert got["item"].tolist() == want["item"].tolist()
-        assert [pd.Timestamp(d) for d in got["date"]] == [pd.Timestamp(d) for d in want["date"]]
-        assert got["method"].tolist() == want["method"].tolist()
-        for c in ("forecast", "lower", "upper"):
+    wml_spark.install(spark)
+    yield con, df, stock_df
+    con.close()
+
+
+# DuckDB's call, Spark SQL's call, the DataFrame API's call and the key columns that order the rows
+SERIES_CASES = {
+    "forecast_ets": ("forecast_demand('sales', 14, method := 'ets')",
+                     "forecast_demand(TABLE(sales) PARTITION BY (item), 14, 'ets')",
+                     lambda df, _: wml_spark.forecast_demand(df, 14, method="ets"), ["item", "date"]),
+    "forecast_seasonal_naive": ("forecast_demand('sales', 14, method := 'seasonal_naive', level := 0.8)",
+                                "forecast_demand(TABLE(sales) PARTITION BY (item), 14, 'seasonal_naive', 0.8)",
+                                lambda df, _: wml_spark.forecast_demand(df, 14, method="seasonal_naive", level=0.8),
+                                ["item", "date"]),
+    "backtest_theta": ("backtest_demand('sales', 7, folds := 2, method := 'theta', level := 0.8)",
+                       "backtest_demand(TABLE(sales) PARTITION BY (item), 7, 2, 'theta', 0.8)",
+                       lambda df, _: wml_spark.backtest_demand(df, 7, folds=2, method="theta", level=0.8),
+                       ["item", "method"]),
+    "anomalies": ("detect_anomalies('sales', level := 0.95)",
+                  "detect_anomalies(TABLE(sales) PARTITION BY (item), 0.95)",
+                  lambda df, _: wml_spark.detect_anomalies(df, level=0.95), ["item", "date"]),
+    "reorder": ("reorder_plan('sales', lead_time := 5, service_level := 0.9, method := 'ets', review_period := 2)",
+                "reorder_plan(TABLE(sales) PARTITION BY (item), 5, 0.9, 'ets', 2)",
+                lambda df, _: wml_spark.reorder_plan(df, lead_time=5, service_level=0.9, method="ets",
+                                                     review_period=2), ["item"]),
+    "reorder_on_hand": ("reorder_plan('sales', lead_time := 5, on_hand := 'stock', method := 'ets')", None,
+                        lambda df, stock: wml_spark.reorder_plan(df, lead_time=5, on_hand=stock, method="ets"),
+                        ["item"]),
+}
+
+
+def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, keys: list[str]):
+    """Same columns and types' values: keys and text exactly, numbers to 1e-9 with NULL/NaN in the same places."""
+    assert list(got.columns) == list(want.columns)
+    got = got.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+    want = want.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+    assert len(got) == len(want) > 0
+    for c in want.columns:
+        if pd.api.types.is_float_dtype(want[c]):
             assert_same_numbers(got[c], want[c])
-    assert any("duplicate" in m for m in want["method"])
-    assert any("infinite value treated as missing" in m for m in want["method"])
+        elif c == "date":
+            assert [pd.Timestamp(d) for d in got[c]] == [pd.Timestamp(d) for d in want[c]]
+        else:
+            assert [None if pd.isna(v) else v for v in got[c]] == [None if pd.isna(v) else v for v in want[c]], c
 
 
-def test_forecast_arguments_are_validated(spark):
-    df = spark.createDataFrame(pa.table({"item": ["a"], "day": pa.array([0], pa.date32()), "units": [1.0]}))
+@pytest.mark.parametrize("case", SERIES_CASES)
+def test_table_functions_match_duckdb_on_the_same_rows(spark, sales, case):
+    con, df, stock = sales
+    duck_sql, spark_sql, api, keys = SERIES_CASES[case]
+    want = con.execute(f"FROM {duck_sql}").df()
+    results = [api(df, stock).toPandas()]
+    if spark_sql:
+        results.append(spark.sql(f"SELECT * FROM {spark_sql}").toPandas())
+    for got in results:
+        assert_same_rows(got, want, keys)
+    assert want["item"].isna().any()  # the NULL item is a series on both engines
+    if "method" in want and case.startswith("forecast"):
+        assert any("duplicate" in m for m in want["method"])
+        assert any("infinite value treated as missing" in m for m in want["method"])
+    if case == "anomalies":
+        assert want["is_anomaly"].sum() >= 1 and want.loc[want["value"] == 500.0, "is_anomaly"].all()
+    if case == "reorder_on_hand":
+        assert want.set_index("item")["on_hand"].to_dict()["SKU-00"] == 3.0  # the latest count
+        assert (want["order_qty"] > 0).any() and (want["order_qty"] == 0).any()
+
+
+def test_auto_on_spark_equals_duckdb_on_the_series_each_call_sees(spark, sales):
+    """'auto' pools its choice and interval calibration over the series it is given: the SQL table function gets
+    one item per call, so it equals DuckDB's 'auto' run on each item alone (not on all items together)."""
+    con, _, _ = sales
+    items = [r[0] for r in con.execute("SELECT DISTINCT item FROM sales").fetchall()]
+    want = []
+    for item in items:
+        where = "item IS NULL" if item is None else f"item = '{item}'"  # the test's own keys: SKU-00 ... SKU-07
+        con.execute(f"CREATE OR REPLACE VIEW one_item AS FROM sales WHERE {where}")
+        want.append(con.execute("FROM forecast_demand('one_item', 14)").df())
+    want = pd.concat(want, ignore_index=True)
+    got = spark.sql("SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 14)").toPandas()
+    assert_same_rows(got, want, ["item", "date"])
+
+
+def test_table_function_arguments_are_validated(spark, sales):
+    _, df, stock = sales
     with pytest.raises(wml.errors.InvalidArgument, match="method"):
         wml_spark.forecast_demand(df, 7, method="prophet")
     with pytest.raises(wml.errors.InvalidArgument, match="'nn' learns one model across all series"):
-        wml_spark.forecast_demand(df, 7, method="nn")
+        wml_spark.forecast_demand(df, 7, method="NN")
     with pytest.raises(wml.errors.InvalidArgument, match="horizon"):
         wml_spark.forecast_demand(df, 0)
     with pytest.raises(wml.errors.InvalidArgument, match="value"):
         wml_spark.forecast_demand(df, 7, value="item")
+    with pytest.raises(wml.errors.InvalidArgument, match="folds"):
+        wml_spark.backtest_demand(df, 7, folds=0)
+    with pytest.raises(wml.errors.InvalidArgument, match="level"):
+        wml_spark.detect_anomalies(df, level=1.5)
+    with pytest.raises(wml.errors.InvalidArgument, match="lead_time"):
+        wml_spark.reorder_plan(df, lead_time=0)
+    with pytest.raises(wml.errors.InvalidArgument, match="on_hand_qty"):
+        wml_spark.reorder_plan(df, on_hand=stock, on_hand_qty="counted")
+    with pytest.raises(Exception, match="takes at most 1 arguments after the table"):
+        spark.sql("SELECT * FROM detect_anomalies(TABLE(sales) PARTITION BY (item), 0.9, 3)").collect()
 
 
 def test_export_then_import_moves_a_model_between_duckdb_files(trained, tmp_path):

@@ -11,12 +11,14 @@ loaded through the allowlist on each executor), never as pickles. Needs ``pip in
 """
 from __future__ import annotations
 
-from .forecast import forecast_demand, forecast_udtf
+from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, forecast_demand, \
+    reorder_plan, series_udtf
 from .models import ModelBundle, export_models, import_models
 from .recommend import recommend_items
 from .scoring import scoring_udfs
 
-__all__ = ["install", "export_models", "import_models", "forecast_demand", "recommend_items", "ModelBundle"]
+__all__ = ["install", "export_models", "import_models", "forecast_demand", "backtest_demand", "detect_anomalies",
+           "reorder_plan", "recommend_items", "ModelBundle"]
 
 
 def install(spark, models=None, only: list[str] | None = None) -> list[str]:
@@ -24,7 +26,8 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
 
     ``models``: a DuckDB database file or connection, or a folder / Parquet file from ``export_models``; the
     active versions (of ``only``, default all) are read once here and broadcast to the executors. Without it
-    only the table functions (``forecast_demand``) are registered."""
+    only the table functions (forecast_demand, backtest_demand, detect_anomalies, reorder_plan)
+    are registered."""
     names = []
     if models is not None:
         bundle = ModelBundle.open(models, only)
@@ -32,6 +35,7 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
         for name, udf in scoring_udfs(broadcast).items():
             spark.udf.register(name, udf)
             names.append(name)
-    spark.udtf.register("forecast_demand", forecast_udtf())
-    names.append("forecast_demand")
+    for name, fn in SERIES_FUNCTIONS.items():
+        spark.udtf.register(name, series_udtf(fn))
+        names.append(name)
     return names
