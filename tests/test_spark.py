@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -276,6 +277,57 @@ def test_export_then_import_moves_a_model_between_duckdb_files(trained, tmp_path
     got = con.execute("SELECT ml_predict('churn', r) AS p FROM rows_arrow r ORDER BY user_id").df()
     assert_same_numbers(got["p"], expected["p"])
     assert con.execute("SELECT count(*) FROM ml_models() WHERE model = 'spend'").fetchone()[0] == 0
+    con.close()
+
+
+def test_ml_export_and_ml_import_in_sql_carry_a_model_to_spark_and_back(spark, trained, tmp_path):
+    """DuckDB SQL exports, Spark scores from the export, another DuckDB imports it: the same predictions to 1e-9."""
+    path, rows, expected = trained
+    folder = str(tmp_path / "exported")
+    con = wml.connect(path)
+    assert con.execute(f"FROM ml_export('churn', '{folder}')").fetchall() == [("churn", 1, f"{folder}/models.parquet")]
+    con.execute(f"FROM ml_export('spend', '{folder}')").fetchall()  # a second model joins the same file
+    con.close()
+    wml_spark.install(spark, models=folder)
+    spark.createDataFrame(rows).createOrReplaceTempView("users")
+    on_spark = spark.sql("SELECT ml_predict('churn', struct(*)) AS p, ml_predict('spend', struct(*)) AS spend "
+                         "FROM users ORDER BY user_id").toPandas()
+    assert_same_numbers(on_spark["p"], expected["p"])
+    assert_same_numbers(on_spark["spend"], expected["spend"])
+
+    other = wml.connect(str(tmp_path / "other.duckdb"))
+    imported = other.execute(f"SELECT model, version, is_active FROM ml_import('{folder}', model := 'churn')").fetchall()
+    assert imported == [("churn", 1, True)]
+    other.register("rows_arrow", rows)
+    back = other.execute("SELECT ml_predict('churn', r) AS p FROM rows_arrow r ORDER BY user_id").df()
+    assert_same_numbers(back["p"], on_spark["p"])
+    assert other.execute("SELECT count(*) FROM ml_models() WHERE model = 'spend'").fetchone()[0] == 0
+    assert sorted(other.execute(f"SELECT model, version FROM ml_import('{folder}')").fetchall()) == \
+        [("churn", 2), ("spend", 1)]
+    with pytest.raises(duckdb.Error, match="path.*no exported models"):
+        other.execute(f"FROM ml_import('{tmp_path}/nothing')").fetchall()
+    with pytest.raises(duckdb.Error, match="no model named 'chrun'"):
+        other.execute(f"FROM ml_export('chrun', '{folder}')").fetchall()
+    other.close()
+
+
+def test_ml_import_refuses_a_pickled_artifact_and_stores_nothing(trained, tmp_path):
+    import pickle
+
+    import pyarrow.parquet as pq
+
+    from warehouse_ml.exchange import ModelBundle
+
+    path, _, _ = trained
+    record = ModelBundle.open(path, ["churn"]).records["churn"]
+    forged = ModelBundle([record.__class__(**{**record.__dict__, "model": "evil", "format": "pickle",
+                                             "artifact": pickle.dumps({"any": "object"})})])
+    (tmp_path / "forged").mkdir()
+    pq.write_table(forged.to_arrow(), str(tmp_path / "forged" / "models.parquet"))
+    con = wml.connect(str(tmp_path / "victim.duckdb"))
+    with pytest.raises(duckdb.Error, match="unknown artifact format 'pickle'"):
+        con.execute(f"FROM ml_import('{tmp_path}/forged')").fetchall()
+    assert con.execute("SELECT count(*) FROM ml_models()").fetchone()[0] == 0
     con.close()
 
 

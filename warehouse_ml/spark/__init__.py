@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, forecast_demand, \
     reorder_plan, series_udtf
-from .models import ModelBundle, export_models, import_models
+from ..exchange import ModelBundle, export_models, import_models
 from .recommend import recommend_items
 from .scoring import scoring_udfs
 
