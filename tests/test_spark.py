@@ -246,6 +246,64 @@ def test_auto_on_spark_equals_duckdb_on_the_series_each_call_sees(spark, sales):
     assert_same_rows(got, want, ["item", "date"])
 
 
+@pytest.fixture(scope="module")
+def experiments_and_prices():
+    """Three experiments (integer keys, one NULL) with a NULL and a NaN metric; eight items' daily prices and units
+    with a constant-price item and rows a log fit must exclude (zero, negative and NULL prices)."""
+    from warehouse_ml.tasks import abtest as ab
+    from warehouse_ml.tasks import pricing as pr
+
+    frames = []
+    for k, (exp, lift) in enumerate([(7, 0.0), (8, 0.03), (None, 0.01)]):
+        one = pd.DataFrame(ab.simulate_experiment(1500, lift=lift, baseline=0.1, seed=20 + k))
+        one.insert(0, "experiment_id", exp)
+        frames.append(one)
+    experiments = pd.concat(frames, ignore_index=True).astype({"experiment_id": "Int64"})
+    experiments.loc[3, "revenue"] = None
+    experiments.loc[4, "revenue"] = np.nan
+    sim = pr.simulate_prices(8, 60, seed=5)
+    sim.pop("true_elasticity")
+    prices = pd.DataFrame(sim).rename(columns={"item": "sku"})
+    prices["sale_date"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(prices.pop("day"), unit="D")).dt.date
+    flat = pd.DataFrame({"sku": "flat", "price": 9.99, "units": 10.0 + np.arange(30) % 3, "unit_cost": 4.0,
+                         "sale_date": pd.date_range("2024-01-01", periods=30).date})
+    prices = pd.concat([prices, flat], ignore_index=True)
+    prices.loc[[0, 1, 2], "price"] = [0.0, -3.0, np.nan]
+    return experiments, prices
+
+
+def test_ab_test_and_price_elasticity_match_duckdb(spark, experiments_and_prices):
+    experiments, prices = experiments_and_prices
+    con = wml.connect()
+    con.register("exp_df", experiments)
+    con.execute("CREATE TABLE exp AS FROM exp_df")
+    con.register("prices_df", prices)
+    con.execute("CREATE TABLE prices AS SELECT sku, CAST(sale_date AS DATE) AS sale_date, price, units FROM prices_df")
+    exp_df = spark.createDataFrame(con.sql("FROM exp").to_arrow_table())
+    price_df = spark.createDataFrame(con.sql("FROM prices").to_arrow_table())
+
+    for options, kwargs in [("metric := 'converted'", dict(metric="converted")),
+                            ("metric := 'revenue', covariate := 'pre_revenue', test := 't'",
+                             dict(metric="revenue", covariate="pre_revenue", test="t"))]:
+        got = wml_spark.ab_test(exp_df, experiment="experiment_id", **kwargs).toPandas()
+        assert list(got.columns)[:2] == ["experiment_id", "variant"]
+        for key, per_exp in got.groupby("experiment_id", dropna=False):
+            where = "experiment_id IS NULL" if pd.isna(key) else f"experiment_id = {int(key)}"
+            con.execute(f"CREATE OR REPLACE VIEW one_exp AS FROM exp WHERE {where}")
+            want = con.execute(f"FROM ab_test('one_exp', {options})").df()
+            assert_same_rows(per_exp.drop(columns="experiment_id"), want, ["variant"])
+        assert got["experiment_id"].isna().sum() == 2 and set(got["experiment_id"].dropna()) == {7, 8}
+    whole = wml_spark.ab_test(exp_df.drop("experiment_id"), metric="converted").toPandas()
+    assert_same_rows(whole, con.execute("FROM ab_test('exp', metric := 'converted')").df(), ["variant"])
+
+    for options, kwargs in [("", {}), (", controls := 'none', model := 'loglog'", dict(controls="none", model="loglog"))]:
+        want = con.execute(f"FROM price_elasticity('prices'{options})").df()
+        got = wml_spark.price_elasticity(price_df, **kwargs).toPandas()
+        assert_same_rows(got, want, ["item"])
+        assert want["elasticity"].notna().sum() == 8 and want.set_index("item")["elasticity"].isna()["flat"]
+    con.close()
+
+
 def test_table_function_arguments_are_validated(spark, sales):
     _, df, stock = sales
     with pytest.raises(wml.errors.InvalidArgument, match="method"):

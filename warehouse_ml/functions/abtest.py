@@ -43,6 +43,19 @@ def ab_test(ctx, relation, options):
     opts = _options(options)
     alpha = ab.check_probability("alpha", opts.get("alpha", 0.05), "Pass e.g. alpha := 0.05")
     rel = ctx.relation(relation)
+    variant, metric, covariate = ab_columns(rel, opts, relation)
+    cols = [f"CAST({rel.q(variant)} AS VARCHAR) AS v", f"CAST({rel.q(metric)} AS DOUBLE) AS m"]
+    if covariate:
+        cols.append(f"CAST({rel.q(covariate)} AS DOUBLE) AS c")
+    table = ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
+    if "epsilon" in opts:
+        labels, codes, y = _encoded(table)
+        return private_ab_test(ctx, rel, opts, codes, y, labels, alpha)
+    return ab_rows(table, opts, alpha)
+
+
+def ab_columns(rel, opts: dict, relation: str) -> tuple[str, str, str | None]:
+    """The variant, metric and covariate (or None) columns of ``rel``: named, or the variant inferred by name."""
     if "variant" in opts:
         variant = rel.column(opts["variant"], "variant")
     else:
@@ -56,18 +69,21 @@ def ab_test(ctx, relation, options):
     covariate = _metric_column(rel, opts["covariate"], "covariate") if "covariate" in opts else None
     if metric == variant:
         raise InvalidArgument("metric", f"'{metric}' is the variant column", "Pass the outcome column as metric")
-    cols = [f"CAST({rel.q(variant)} AS VARCHAR) AS v", f"CAST({rel.q(metric)} AS DOUBLE) AS m"]
-    if covariate:
-        cols.append(f"CAST({rel.q(covariate)} AS DOUBLE) AS c")
-    table = ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
+    return variant, metric, covariate
+
+
+def _encoded(table: pa.Table) -> tuple[list, np.ndarray, np.ndarray]:
     enc = pc.dictionary_encode(table.column("v").combine_chunks())
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
-    y = pc.fill_null(table.column("m"), np.nan).to_numpy()
-    if "epsilon" in opts:
-        return private_ab_test(ctx, rel, opts, codes, y, enc.dictionary.to_pylist(), alpha)
-    x = pc.fill_null(table.column("c"), np.nan).to_numpy() if covariate else None
-    result = ab.ab_test(codes, y, labels=enc.dictionary.to_pylist(), control=opts.get("control"), covariate=x, alpha=alpha, split=opts.get("split"),
-                        test=str(opts.get("test", "auto")).lower())
+    return enc.dictionary.to_pylist(), codes, pc.fill_null(table.column("m"), np.nan).to_numpy()
+
+
+def ab_rows(table: pa.Table, opts: dict, alpha: float) -> list[dict]:
+    """ab_test's rows (AB_ROW) from v (the variant as text), m (the metric) and, with a covariate, c."""
+    labels, codes, y = _encoded(table)
+    x = pc.fill_null(table.column("c"), np.nan).to_numpy() if "c" in table.column_names else None
+    result = ab.ab_test(codes, y, labels=labels, control=opts.get("control"), covariate=x, alpha=alpha,
+                        split=opts.get("split"), test=str(opts.get("test", "auto")).lower())
     notes = "; ".join(result.notes) or None
     return [dict(r, notes=notes) for r in result.rows]
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, forecast_demand, \
     reorder_plan, series_udtf
+from .analysis import ab_test, price_elasticity
 from ..exchange import ModelBundle, export_models, import_models
 from .recommend import recommend_items
 from .scoring import scoring_udfs
 
 __all__ = ["install", "export_models", "import_models", "forecast_demand", "backtest_demand", "detect_anomalies",
-           "reorder_plan", "recommend_items", "ModelBundle"]
+           "reorder_plan", "recommend_items", "ab_test", "price_elasticity", "ModelBundle"]
 
 
 def install(spark, models=None, only: list[str] | None = None) -> list[str]:

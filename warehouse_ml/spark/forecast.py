@@ -23,13 +23,6 @@ from ..errors import AmbiguousColumn, InvalidArgument
 from ..functions import forecast as F
 from ..functions.forecast import Roles, SeriesData, infer_roles
 
-# functions.forecast's *_ROW types in Spark's DDL: the same names and types as DuckDB returns (keys as text).
-FORECAST_DDL = "item string, date date, forecast double, lower double, upper double, method string"
-BACKTEST_DDL = "item string, method string, mase double, smape double, rmse double, coverage double, folds int"
-ANOMALY_DDL = ("item string, date date, value double, expected double, lower double, upper double, "
-               "is_anomaly boolean, score double")
-REORDER_DDL = ("item string, lead_time_demand double, safety_stock double, reorder_point double, on_hand double, "
-               "order_qty double, method string")
 STOCK = "__wml_on_hand"  # the column reorder_plan's DataFrame API joins onto the rows: the item's stock on hand
 
 _SQL_TYPES = ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"), (pa.types.is_integer, "BIGINT"),
@@ -40,6 +33,24 @@ _SQL_TYPES = ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"), 
 def _sql_type(t: pa.DataType) -> str:
     """The DuckDB type name of an Arrow column, for the role rules shared with ``functions.forecast``."""
     return next((name for test, name in _SQL_TYPES if test(t)), "VARCHAR")
+
+
+# A DuckDB row type's fields in Spark's DDL and in Arrow: Spark returns the names and types DuckDB returns.
+_FIELD_TYPES = {"VARCHAR": ("string", pa.string()), "DOUBLE": ("double", pa.float64()), "DATE": ("date", pa.date32()),
+                "BIGINT": ("bigint", pa.int64()), "INTEGER": ("int", pa.int32()), "BOOLEAN": ("boolean", pa.bool_())}
+
+
+def _fields(row: str) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of a flat ``STRUCT(name TYPE, ...)``."""
+    return [tuple(f.strip().split(" ", 1)) for f in row.strip()[len("STRUCT("):-1].split(",")]
+
+
+def spark_ddl(row: str) -> str:
+    return ", ".join(f"{name} {_FIELD_TYPES[t][0]}" for name, t in _fields(row))
+
+
+def arrow_schema(row: str) -> pa.Schema:
+    return pa.schema([(name, _FIELD_TYPES[t][1]) for name, t in _fields(row)])
 
 
 def relation_of(schema: pa.Schema, name: str) -> Relation:
@@ -101,15 +112,15 @@ def _forecast(opts):
 
 
 FUNCTIONS = {f.name: f for f in (
-    SeriesFunction("forecast_demand", FORECAST_DDL, (("horizon", None), ("method", "auto"), ("level", 0.95)),
+    SeriesFunction("forecast_demand", spark_ddl(F.FORECAST_ROW), (("horizon", None), ("method", "auto"), ("level", 0.95)),
                    _forecast, lambda data, h, m, lv, stock: F.forecast_rows(data, h, m, lv)[0]),
-    SeriesFunction("backtest_demand", BACKTEST_DDL,
+    SeriesFunction("backtest_demand", spark_ddl(F.BACKTEST_ROW),
                    (("horizon", None), ("folds", 3), ("method", None), ("level", 0.95)),
                    lambda opts: F.backtest_options(opts["horizon"], opts),
                    lambda data, h, folds, methods, lv, stock: F.backtest_rows(data, h, folds, methods, lv)),
-    SeriesFunction("detect_anomalies", ANOMALY_DDL, (("level", 0.99),),
+    SeriesFunction("detect_anomalies", spark_ddl(F.ANOMALY_ROW), (("level", 0.99),),
                    lambda opts: (F._level(opts),), lambda data, lv, stock: F.anomaly_rows(data, lv)),
-    SeriesFunction("reorder_plan", REORDER_DDL, (("lead_time", 7), ("service_level", 0.95), ("method", "auto"),
+    SeriesFunction("reorder_plan", spark_ddl(F.REORDER_ROW), (("lead_time", 7), ("service_level", 0.95), ("method", "auto"),
                                                  ("review_period", 0)),
                    F.reorder_options, F.reorder_rows),
 )}
@@ -131,24 +142,41 @@ def run_series_function(fn: SeriesFunction, table: pa.Table, roles: Roles, args:
 # --------------------------------------------------------------------------------------------------------
 # DataFrame API
 # --------------------------------------------------------------------------------------------------------
+def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa.Table], per_key: bool = False):
+    """``run`` over the rows of ``rows`` hash-partitioned by ``key`` (all in one task without a key), one call
+    per partition, or with ``per_key`` one call per key value, its result led by the key in its own type."""
+    from pyspark.sql import functions as SF
+
+    if per_key and key is not None:
+        ddl = f"`{key}` {rows.schema[key].dataType.simpleString()}, {ddl}"
+    rows = rows.repartition(SF.col(key)) if key is not None else rows.coalesce(1)
+
+    def per_partition(batches):
+        batches = list(batches)
+        if not batches or not sum(b.num_rows for b in batches):
+            return
+        table = pa.Table.from_batches(batches)
+        if not (per_key and key is not None):
+            yield from run(table).to_batches()
+            return
+        keys = table.column(key)
+        for value in pc.unique(keys):
+            out = run(table.filter(pc.equal(keys, value) if value.is_valid else pc.is_null(keys)))
+            yield from out.add_column(0, key, pa.repeat(value, out.num_rows)).to_batches()
+
+    return rows.mapInArrow(per_partition, ddl)
+
+
 def _partitioned(fn: SeriesFunction, df, args: tuple, item, date, value, stock=None):
     """Hash-partition ``df``'s rows by item and run ``fn`` over each partition with ``mapInArrow``."""
-    from pyspark.sql import functions as SF
     from pyspark.sql.pandas.types import to_arrow_schema
 
     roles = roles_of(to_arrow_schema(df.schema), item, date, value, "DataFrame")
     rows = df.select(*[c for c in (roles.item, roles.date, roles.value) if c])
     if stock is not None:
         rows = rows.join(stock, roles.item, "left")
-    rows = rows.repartition(SF.col(roles.item)) if roles.item else rows.coalesce(1)
-
-    def per_partition(batches):
-        batches = list(batches)
-        if not batches or not sum(b.num_rows for b in batches):
-            return
-        yield from run_series_function(fn, pa.Table.from_batches(batches), roles, args).to_batches()
-
-    return rows.mapInArrow(per_partition, fn.ddl)
+    return map_partitions(rows, roles.item, fn.ddl,
+                          lambda table: run_series_function(fn, table, roles, args))
 
 
 def forecast_demand(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None,
