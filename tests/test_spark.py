@@ -5,6 +5,7 @@ result for the same model and rows, computed in the same test.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import sys
@@ -301,6 +302,36 @@ def test_ab_test_and_price_elasticity_match_duckdb(spark, experiments_and_prices
         got = wml_spark.price_elasticity(price_df, **kwargs).toPandas()
         assert_same_rows(got, want, ["item"])
         assert want["elasticity"].notna().sum() == 8 and want.set_index("item")["elasticity"].isna()["flat"]
+    con.close()
+
+
+def test_user_features_match_duckdb(spark):
+    """Orders with repeat buyers, a NULL user, a NULL time, a NaN amount and orders after as_of (the label)."""
+    rng = np.random.default_rng(4)
+    n = 400
+    orders = pd.DataFrame({"user_id": pd.array(rng.integers(1, 60, n), dtype="Int64"),
+                           "order_ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 120 * 86400, n),
+                                                                                    unit="s"),
+                           "amount": rng.gamma(2, 20, n).round(2), "discount": rng.uniform(0, 0.3, n)})
+    orders.loc[0, "user_id"] = None
+    orders.loc[1, "order_ts"] = pd.NaT
+    orders.loc[2, "amount"] = np.nan
+    con = wml.connect()
+    con.register("orders_df", orders)
+    con.execute("CREATE TABLE orders AS SELECT * REPLACE (coalesce(amount, 'NaN'::DOUBLE) AS amount) FROM orders_df")
+    df = spark.createDataFrame(con.sql("FROM orders").to_arrow_table())
+    wants = []
+    for options, kwargs in [("", {}), (", as_of := DATE '2024-03-01', label_window := 30",
+                                       dict(as_of=datetime.date(2024, 3, 1), label_window=30))]:
+        wants.append(con.execute(f"FROM user_features('orders'{options})").df())
+        assert_same_rows(wml_spark.user_features(df, **kwargs).toPandas(), wants[-1], ["user_id"])
+        assert wants[-1]["days_between_orders"].notna().any() and "avg_discount" in wants[-1]
+    assert np.isnan(wants[0]["avg_order_value"]).sum() == 1  # the NaN amount, on both engines
+    assert "churned" not in wants[0] and wants[1]["churned"].nunique() == 2
+    with pytest.raises(wml.errors.InvalidArgument, match="label_window.*needs an as_of"):
+        wml_spark.user_features(df, label_window=30)
+    with pytest.raises(wml.errors.UnknownColumn, match="amount_col.*Did you mean .amount."):
+        wml_spark.user_features(df, amount_col="amout")
     con.close()
 
 

@@ -73,6 +73,15 @@ def _column_list(rel: Relation, spec: dict, argument: str) -> None:
 
 
 def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
+    def last_time(column: str) -> datetime | None:
+        return ctx.cursor().execute(f"SELECT max(CAST({rel.q(column)} AS TIMESTAMP)) FROM {rel.sql}").fetchall()[0][0]
+
+    check_user_features(rel, spec, last_time)
+
+
+def check_user_features(rel: Relation, spec: dict, last_time) -> dict[str, str]:
+    """user_features' checks on any engine: the role columns (returned by argument name), as_of and label_window;
+    ``last_time(column)`` reads the latest order time, needed only with a label_window."""
     roles = {}
     for arg in ("user_col", "time_col", "amount_col"):
         roles[arg] = rel.column(spec.get(arg), arg)
@@ -95,10 +104,9 @@ def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
     _check_as_of(spec)
     window = _check_window(spec)
     if window is not None:
-        tq = rel.q(roles["time_col"])
-        last, = ctx.cursor().execute(f"SELECT max(CAST({tq} AS TIMESTAMP)) FROM {rel.sql}").fetchall()[0]
+        last = last_time(roles["time_col"])
         if last is None:
-            return
+            return roles
         if spec.get("as_of") is None:
             raise InvalidArgument("label_window", f"needs an as_of before the end of the data: without as_of the features are "
                                   f"computed at the last order ({last}), so no order can follow and every user would be churned",
@@ -108,6 +116,7 @@ def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
             raise InvalidArgument("label_window", f"the {window}-day window after as_of ({cutoff:%Y-%m-%d}) runs past the last "
                                   f"{roles['time_col']} in '{rel.name}' ({last}), so users would look churned only because the data ends",
                                   f"Use an as_of at least {window} days before the end, e.g. as_of := DATE '{_minus_days(last, window)}'")
+    return roles
 
 
 def _minus_days(ts: datetime, days: int) -> str:

@@ -15,13 +15,7 @@ import pyarrow.compute as pc
 from ..functions import abtest as A
 from ..functions import pricing as P
 from ..tasks import abtest as ab
-from .forecast import arrow_schema, map_partitions, relation_of, spark_ddl
-
-
-def _relation(df, name: str = "DataFrame"):
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return relation_of(to_arrow_schema(df.schema), name)
+from .forecast import arrow_schema, frame_relation, map_partitions, spark_ddl
 
 
 def ab_test(df, *, metric: str, variant: str | None = None, control=None, covariate: str | None = None,
@@ -30,7 +24,7 @@ def ab_test(df, *, metric: str, variant: str | None = None, control=None, covari
     opts = A._options(dict(variant=variant, metric=metric, control=control, covariate=covariate, alpha=alpha,
                            split=split, test=test))
     alpha = ab.check_probability("alpha", opts.get("alpha", 0.05), "Pass e.g. alpha := 0.05")
-    rel = _relation(df)
+    rel = frame_relation(df)
     variant, metric, covariate = A.ab_columns(rel, opts, "df")
     key = rel.column(experiment, "experiment") if experiment is not None else None
     schema = arrow_schema(A.AB_ROW)
@@ -52,7 +46,7 @@ def price_elasticity(df, *, item: str | None = None, price: str | None = None, u
     opts = P._options(dict(item=item, price=price, units=units, date=date, controls=controls, model=model,
                            alpha=alpha, min_rows=min_rows, min_price_variation=min_price_variation),
                       P.ELASTICITY_OPTIONS, "price_elasticity")
-    rel = _relation(df)
+    rel = frame_relation(df)
     item, price, units = P._resolve(rel, opts)
     date = P._date(rel, opts)
 

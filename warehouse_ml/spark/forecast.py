@@ -58,6 +58,13 @@ def relation_of(schema: pa.Schema, name: str) -> Relation:
     return Relation(name, "", "", name, {f.name: _sql_type(f.type) for f in schema})
 
 
+def frame_relation(df, name: str = "DataFrame") -> Relation:
+    """``relation_of`` a Spark DataFrame (its timestamps read as zone-aware only to name their type)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return relation_of(to_arrow_schema(df.schema, timezone="UTC"), name)
+
+
 def roles_of(schema: pa.Schema, item: str | None, date: str | None, value: str | None, name: str = "table") -> Roles:
     """Column roles of a Spark relation by the same rules (and errors) as DuckDB's table functions."""
     return infer_roles(relation_of(schema, name), item, date, value)
@@ -169,9 +176,7 @@ def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa
 
 def _partitioned(fn: SeriesFunction, df, args: tuple, item, date, value, stock=None):
     """Hash-partition ``df``'s rows by item and run ``fn`` over each partition with ``mapInArrow``."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    roles = roles_of(to_arrow_schema(df.schema), item, date, value, "DataFrame")
+    roles = infer_roles(frame_relation(df), item, date, value)
     rows = df.select(*[c for c in (roles.item, roles.date, roles.value) if c])
     if stock is not None:
         rows = rows.join(stock, roles.item, "left")
@@ -211,9 +216,7 @@ def reorder_plan(df, *, lead_time: int = 7, service_level: float = 0.95, on_hand
                              review_period=review_period))
     stock = None
     if on_hand is not None:
-        from pyspark.sql.pandas.types import to_arrow_schema
-
-        roles = roles_of(to_arrow_schema(df.schema), item, date, value, "DataFrame")
+        roles = infer_roles(frame_relation(df), item, date, value)
         stock = _stock(on_hand, roles.item, on_hand_item, on_hand_qty)
     return _partitioned(fn, df, args, item, date, value, stock)
 
@@ -223,12 +226,11 @@ def _stock(on_hand, item: str | None, item_col: str | None, qty_col: str | None)
     reorder_plan rules: the item column is ``on_hand_item`` or the sales' item name, the quantity ``on_hand_qty``
     or the one numeric column that is not an id; with one date column, the latest row per item counts."""
     from pyspark.sql import functions as SF
-    from pyspark.sql.pandas.types import to_arrow_schema
 
     if item is None:
         raise InvalidArgument("on_hand", "the sales rows have no item column to match stock to",
                               "Pass item='...' naming the sales' item key")
-    rel = relation_of(to_arrow_schema(on_hand.schema), "on_hand")
+    rel = frame_relation(on_hand, "on_hand")
     cols = rel.columns
     it = rel.column(item_col or item, "on_hand_item")
     if qty_col is not None:
