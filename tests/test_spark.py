@@ -9,6 +9,7 @@ import datetime
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -26,17 +27,19 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 import warehouse_ml.spark as wml_spark  # noqa: E402
 
 pytestmark = pytest.mark.slow
+PROJECT_ON_SPARK = Path(__file__).resolve().parents[1] / "examples" / "dbt_shop_spark"
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # workers run in this environment
     session = (SparkSession.builder.master("local[2]").appName("warehouse-ml-tests")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
                .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse"))).getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -447,3 +450,38 @@ def test_mllib_als_recommends_unseen_items_better_than_popularity(spark):
     assert als_hits >= 0.8 and als_hits > pop_hits + 0.3, (als_hits, pop_hits)
     with pytest.raises(wml.errors.InvalidArgument, match="no column 'client'"):
         wml_spark.recommend_items(df, 5, user="client", item="product")
+
+
+def test_dbt_project_runs_on_spark_with_duckdb_results(spark, tmp_path):
+    """examples/dbt_shop_spark through dbt-spark's in-process session on this session: the model trained in DuckDB
+    scores every user and the forecasts and anomalies equal DuckDB's on the same rows."""
+    pytest.importorskip("dbt.adapters.spark", reason="needs dbt-spark (pip install 'warehouse-ml[spark-dbt]')")
+    import importlib.util
+
+    from warehouse_ml.demo.shop import generate_shop
+
+    project = tmp_path / "dbt_shop_spark"
+    shutil.copytree(PROJECT_ON_SPARK, project, ignore=shutil.ignore_patterns("target", "logs", "spark-warehouse"))
+    db = str(tmp_path / "shop.duckdb")
+    con = wml.connect(db)
+    generate_shop(con, users=300, seed=1)
+    con.execute("""CREATE TABLE user_features AS SELECT f.*, u.channel FROM user_features('orders',
+                   as_of := DATE '2024-06-30', label_window := 90) f JOIN users u USING (user_id)""")
+    con.execute("FROM train_churn('user_features', algorithm := 'logistic')").fetchall()
+    con.execute("""CREATE TABLE top_sku_sales AS SELECT sku, day, units FROM daily_sales WHERE sku IN (
+                   SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC, sku LIMIT 3)""")
+    scores = con.execute("SELECT user_id, predict_churn(f) AS p_churn FROM user_features f").df()
+    forecast = con.execute("FROM forecast_demand('top_sku_sales', 14, method := 'ets')").df()
+    anomalies = con.execute("FROM detect_anomalies('top_sku_sales', level := 0.99) WHERE is_anomaly").df()
+    con.close()
+
+    spec = importlib.util.spec_from_file_location("run_on_spark", project / "run_on_spark.py")
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    result = launcher.run(spark, db, ["run"], project=project)
+    assert result.success, result.exception
+    assert_same_rows(spark.table("wml_shop.churn_scores").toPandas(), scores, ["user_id"])
+    assert len(scores) > 100
+    assert_same_rows(spark.table("wml_shop.demand_forecast").toPandas(), forecast, ["item", "date"])
+    assert forecast["item"].nunique() == 3
+    assert_same_rows(spark.table("wml_shop.sku_anomalies").toPandas(), anomalies, ["item", "date"])
