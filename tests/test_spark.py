@@ -423,6 +423,32 @@ def test_ml_import_refuses_a_pickled_artifact_and_stores_nothing(trained, tmp_pa
     con.close()
 
 
+def test_similar_items_match_duckdb_cooccurrence_cosine(spark):
+    """Purchases with repeats, a quantity weight (zero and negative rows dropped) and a NULL user."""
+    rng = np.random.default_rng(9)
+    n = 600
+    events = pd.DataFrame({"customer": [f"u{v}" for v in rng.integers(0, 80, n)],
+                           "product": [f"p{min(v, 29)}" for v in rng.geometric(0.12, n)],
+                           "qty": rng.integers(-1, 4, n).astype(float)})
+    events.loc[0, "customer"] = None
+    con = wml.connect()
+    con.register("events_df", events)
+    con.execute("CREATE TABLE events AS FROM events_df")
+    want = con.execute("FROM similar_items('events', 5, \"user\" := 'customer', item := 'product', weight := 'qty')").df()
+    con.close()
+    got = wml_spark.similar_items(spark.createDataFrame(events), 5, user="customer", item="product",
+                                  weight="qty").toPandas()
+    assert list(got.columns) == list(want.columns) == ["item", "rank", "similar_item", "score"]
+    got, want = (x.sort_values(["item", "rank"]).reset_index(drop=True) for x in (got, want))
+    assert got[["item", "rank"]].values.tolist() == want[["item", "rank"]].values.tolist()
+    np.testing.assert_allclose(got["score"], want["score"], atol=1e-5)  # DuckDB's kernel works in float32
+    # the same neighbours wherever scores are not tied
+    pair_score = dict(zip(zip(want["item"], want["similar_item"]), want["score"]))
+    same = [pair_score.get((i, j)) is not None and abs(pair_score[(i, j)] - s) < 1e-5
+            for i, j, s in zip(got["item"], got["similar_item"], got["score"])]
+    assert np.mean(same) > 0.9 and want["item"].nunique() >= 25
+
+
 def test_mllib_als_recommends_unseen_items_better_than_popularity(spark):
     """Three taste groups of users, ten items each; one interaction per user held out. ALS must find the
     held-out item far more often than the most popular unseen items do, and never recommend a seen item."""

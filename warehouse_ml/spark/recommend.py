@@ -28,6 +28,39 @@ def _count(value, argument: str, low: int, high: int) -> int:
     return value
 
 
+def _events(df, user: str, item: str, weight: str | None):
+    """One row per (user, item) as text with its summed weight, rows of weight <= 0 or NULL dropped first (as
+    DuckDB's interaction matrix does)."""
+    from pyspark.sql import functions as F
+
+    u, i = _column(df, user, "user"), _column(df, item, "item")
+    w = F.col(_column(df, weight, "weight")).cast("double") if weight is not None else F.lit(1.0)
+    return (df.select(F.col(u).cast("string").alias("user"), F.col(i).cast("string").alias("item"), w.alias("w"))
+            .dropna(subset=["user", "item"]).where(F.col("w") > 0).groupBy("user", "item").agg(F.sum("w").alias("w")))
+
+
+def similar_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None):
+    """Per item, the ``k`` most similar other items (item, rank, similar_item, score): the cosine of the items'
+    log(1 + weight) user vectors, DuckDB's similar_items without a model, as a self-join on users in Spark (its
+    cost grows with the square of each user's number of items)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    k = _count(k, "k", 1, 1000)
+    c = _events(df, user, item, weight).select("user", "item", F.log1p("w").alias("c"))
+    norms = c.groupBy("item").agg(F.sqrt(F.sum(F.col("c") * F.col("c"))).alias("norm"))
+    other = c.select("user", F.col("item").alias("similar_item"), F.col("c").alias("c2"))
+    dots = (c.join(other, "user").where(F.col("item") != F.col("similar_item"))
+            .groupBy("item", "similar_item").agg(F.sum(F.col("c") * F.col("c2")).alias("dot")))
+    scored = (dots.join(norms, "item")
+              .join(norms.select(F.col("item").alias("similar_item"), F.col("norm").alias("norm2")), "similar_item")
+              .select("item", "similar_item", (F.col("dot") / (F.col("norm") * F.col("norm2"))).alias("score"))
+              .where(F.col("score") > 0))
+    ranked = scored.withColumn("rank", F.row_number().over(
+        Window.partitionBy("item").orderBy(F.desc("score"), "similar_item")))
+    return ranked.where(F.col("rank") <= k).select("item", F.col("rank").cast("int"), "similar_item", "score")
+
+
 def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None, factors: int = 32,
                     iterations: int = 10, regularization: float = 0.05, alpha: float = 10.0, seed: int = 0):
     """Top ``k`` unseen items per user from interactions (``weight``: a strength per row, default 1 each)."""
@@ -42,11 +75,7 @@ def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None
     for name, v in (("regularization", regularization), ("alpha", alpha)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise InvalidArgument(name, f"must be a positive number, got {v!r}", f"Pass e.g. {name}=0.05")
-    u, i = _column(df, user, "user"), _column(df, item, "item")
-    w = F.col(_column(df, weight, "weight")).cast("double") if weight is not None else F.lit(1.0)
-    events = (df.select(F.col(u).cast("string").alias("user"), F.col(i).cast("string").alias("item"), w.alias("w"))
-              .dropna(subset=["user", "item"]).groupBy("user", "item").agg(F.sum("w").alias("w"))
-              .where(F.col("w") > 0))
+    events = _events(df, user, item, weight)
     users = StringIndexer(inputCol="user", outputCol="u").fit(events)
     items = StringIndexer(inputCol="item", outputCol="i").fit(events)
     data = items.transform(users.transform(events)).select(F.col("u").cast("int"), F.col("i").cast("int"), "w",
