@@ -449,18 +449,46 @@ def test_similar_items_match_duckdb_cooccurrence_cosine(spark):
     assert np.mean(same) > 0.9 and want["item"].nunique() >= 25
 
 
+def taste_groups(n_users: int = 90, seed: int = 5) -> tuple[pd.DataFrame, dict]:
+    """Three taste groups of users, ten items each; each user likes six of the group's items (one held out)."""
+    rng = np.random.default_rng(seed)
+    rows, held_out = [], {}
+    for user in range(n_users):
+        liked = rng.choice(10, 6, replace=False) + 10 * (user % 3)
+        held_out[f"u{user}"] = f"i{liked[0]}"
+        rows += [(f"u{user}", f"i{i}", day) for day, i in enumerate(liked[::-1])]  # the held-out item comes last
+    events = pd.DataFrame(rows, columns=["customer", "product", "day"])
+    events["ts"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(events["day"] * 24 + rng.integers(0, 24, len(events)),
+                                                               unit="h")
+    return events, held_out
+
+
+def test_evaluate_recommender_holds_out_as_duckdb_and_als_beats_popularity(spark):
+    """The same per-user time holdout and metric definitions as DuckDB's evaluate_recommender: its popularity row
+    (the method both engines share) equals DuckDB's; MLlib's ALS beats it on taste groups."""
+    events, _ = taste_groups()
+    con = wml.connect()
+    con.register("events_df", events.drop(columns="day"))
+    con.execute("CREATE TABLE events AS FROM events_df")
+    want = con.execute("""FROM evaluate_recommender('events', 5, "user" := 'customer', item := 'product',
+                          "time" := 'ts', methods := ['popular'])""").df().set_index("method")
+    con.close()
+    got = wml_spark.evaluate_recommender(spark.createDataFrame(events.drop(columns="day")), 5, user="customer",
+                                         item="product", time="ts", factors=8, iterations=10).toPandas()
+    got = got.set_index("method")
+    assert list(got.index) == ["popular", "als"]
+    assert list(got.columns) == list(want.columns)[:len(got.columns)]
+    for metric in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage", "users"):
+        assert got.loc["popular", metric] == pytest.approx(want.loc["popular", metric], abs=1e-9), metric
+    assert got.loc["als", "ndcg_at_k"] > 2 * got.loc["popular", "ndcg_at_k"] and got.loc["als", "best"]
+    assert got.loc["als", "ndcg_vs_popular"] == pytest.approx(got.loc["als", "ndcg_at_k"] / got.loc["popular", "ndcg_at_k"])
+
+
 def test_mllib_als_recommends_unseen_items_better_than_popularity(spark):
     """Three taste groups of users, ten items each; one interaction per user held out. ALS must find the
     held-out item far more often than the most popular unseen items do, and never recommend a seen item."""
-    rng = np.random.default_rng(5)
-    rows, held_out = [], {}
-    for user in range(90):
-        group = user % 3
-        liked = rng.choice(10, 6, replace=False) + 10 * group
-        held_out[f"u{user}"] = f"i{liked[0]}"
-        rows += [(f"u{user}", int(i)) for i in liked[1:]]
-    events = pd.DataFrame(rows, columns=["customer", "product"])
-    events["product"] = "i" + events["product"].astype(str)
+    events, held_out = taste_groups()
+    events = events.loc[events["product"] != events["customer"].map(held_out), ["customer", "product"]]
     df = spark.createDataFrame(events)
     recs = wml_spark.recommend_items(df, 5, user="customer", item="product", factors=8, iterations=10).toPandas()
     assert list(recs.columns) == ["user", "rank", "item", "score"]

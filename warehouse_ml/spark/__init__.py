@@ -16,11 +16,11 @@ from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_ano
 from .analysis import ab_test, price_elasticity
 from ..exchange import ModelBundle, export_models, import_models
 from .prep import user_features
-from .recommend import recommend_items, similar_items
+from .recommend import evaluate_recommender, recommend_items, similar_items
 from .scoring import scoring_udfs
 
 __all__ = ["install", "export_models", "import_models", "forecast_demand", "backtest_demand", "detect_anomalies",
-           "reorder_plan", "recommend_items", "similar_items", "ab_test", "price_elasticity", "user_features",
+           "reorder_plan", "recommend_items", "similar_items", "evaluate_recommender", "ab_test", "price_elasticity", "user_features",
            "ModelBundle"]
 
 
