@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from ..functions import abtest as A
 from ..functions import pricing as P
 from ..tasks import abtest as ab
-from .forecast import arrow_schema, frame_relation, map_partitions, spark_ddl
+from .frames import arrow_schema, frame_relation, map_partitions, spark_ddl
 
 
 def ab_test(df, *, metric: str, variant: str | None = None, control=None, covariate: str | None = None,

@@ -18,52 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import Relation, is_numeric_type
+from ..binding.catalog import is_numeric_type
 from ..errors import AmbiguousColumn, InvalidArgument
 from ..functions import forecast as F
 from ..functions.forecast import Roles, SeriesData, infer_roles
+from .frames import frame_relation, map_partitions, relation_of, spark_ddl
 
 STOCK = "__wml_on_hand"  # the column reorder_plan's DataFrame API joins onto the rows: the item's stock on hand
-
-_SQL_TYPES = ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"), (pa.types.is_integer, "BIGINT"),
-              (pa.types.is_floating, "DOUBLE"), (pa.types.is_decimal, "DECIMAL(38,10)"),
-              (pa.types.is_boolean, "BOOLEAN"))
-
-
-def _sql_type(t: pa.DataType) -> str:
-    """The DuckDB type name of an Arrow column, for the role rules shared with ``functions.forecast``."""
-    return next((name for test, name in _SQL_TYPES if test(t)), "VARCHAR")
-
-
-# A DuckDB row type's fields in Spark's DDL and in Arrow: Spark returns the names and types DuckDB returns.
-_FIELD_TYPES = {"VARCHAR": ("string", pa.string()), "DOUBLE": ("double", pa.float64()), "DATE": ("date", pa.date32()),
-                "BIGINT": ("bigint", pa.int64()), "INTEGER": ("int", pa.int32()), "BOOLEAN": ("boolean", pa.bool_())}
-
-
-def _fields(row: str) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of a flat ``STRUCT(name TYPE, ...)``."""
-    return [tuple(f.strip().split(" ", 1)) for f in row.strip()[len("STRUCT("):-1].split(",")]
-
-
-def spark_ddl(row: str) -> str:
-    return ", ".join(f"{name} {_FIELD_TYPES[t][0]}" for name, t in _fields(row))
-
-
-def arrow_schema(row: str) -> pa.Schema:
-    return pa.schema([(name, _FIELD_TYPES[t][1]) for name, t in _fields(row)])
-
-
-def relation_of(schema: pa.Schema, name: str) -> Relation:
-    """A Spark relation's columns as the catalog entry DuckDB's functions check names and roles against."""
-    return Relation(name, "", "", name, {f.name: _sql_type(f.type) for f in schema})
-
-
-def frame_relation(df, name: str = "DataFrame") -> Relation:
-    """``relation_of`` a Spark DataFrame (its timestamps read as zone-aware only to name their type)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return relation_of(to_arrow_schema(df.schema, timezone="UTC"), name)
-
 
 def roles_of(schema: pa.Schema, item: str | None, date: str | None, value: str | None, name: str = "table") -> Roles:
     """Column roles of a Spark relation by the same rules (and errors) as DuckDB's table functions."""
@@ -119,16 +80,16 @@ def _forecast(opts):
 
 
 FUNCTIONS = {f.name: f for f in (
-    SeriesFunction("forecast_demand", spark_ddl(F.FORECAST_ROW), (("horizon", None), ("method", "auto"), ("level", 0.95)),
-                   _forecast, lambda data, h, m, lv, stock: F.forecast_rows(data, h, m, lv)[0]),
+    SeriesFunction("forecast_demand", spark_ddl(F.FORECAST_ROW),
+                   (("horizon", None), ("method", "auto"), ("level", 0.95)), _forecast, lambda data, h, m, lv, stock: F.forecast_rows(data, h, m, lv)[0]),
     SeriesFunction("backtest_demand", spark_ddl(F.BACKTEST_ROW),
                    (("horizon", None), ("folds", 3), ("method", None), ("level", 0.95)),
                    lambda opts: F.backtest_options(opts["horizon"], opts),
                    lambda data, h, folds, methods, lv, stock: F.backtest_rows(data, h, folds, methods, lv)),
     SeriesFunction("detect_anomalies", spark_ddl(F.ANOMALY_ROW), (("level", 0.99),),
                    lambda opts: (F._level(opts),), lambda data, lv, stock: F.anomaly_rows(data, lv)),
-    SeriesFunction("reorder_plan", spark_ddl(F.REORDER_ROW), (("lead_time", 7), ("service_level", 0.95), ("method", "auto"),
-                                                 ("review_period", 0)),
+    SeriesFunction("reorder_plan", spark_ddl(F.REORDER_ROW),
+                   (("lead_time", 7), ("service_level", 0.95), ("method", "auto"), ("review_period", 0)),
                    F.reorder_options, F.reorder_rows),
 )}
 
@@ -149,31 +110,6 @@ def run_series_function(fn: SeriesFunction, table: pa.Table, roles: Roles, args:
 # --------------------------------------------------------------------------------------------------------
 # DataFrame API
 # --------------------------------------------------------------------------------------------------------
-def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa.Table], per_key: bool = False):
-    """``run`` over the rows of ``rows`` hash-partitioned by ``key`` (all in one task without a key), one call
-    per partition, or with ``per_key`` one call per key value, its result led by the key in its own type."""
-    from pyspark.sql import functions as SF
-
-    if per_key and key is not None:
-        ddl = f"`{key}` {rows.schema[key].dataType.simpleString()}, {ddl}"
-    rows = rows.repartition(SF.col(key)) if key is not None else rows.coalesce(1)
-
-    def per_partition(batches):
-        batches = list(batches)
-        if not batches or not sum(b.num_rows for b in batches):
-            return
-        table = pa.Table.from_batches(batches)
-        if not (per_key and key is not None):
-            yield from run(table).to_batches()
-            return
-        keys = table.column(key)
-        for value in pc.unique(keys):
-            out = run(table.filter(pc.equal(keys, value) if value.is_valid else pc.is_null(keys)))
-            yield from out.add_column(0, key, pa.repeat(value, out.num_rows)).to_batches()
-
-    return rows.mapInArrow(per_partition, ddl)
-
-
 def _partitioned(fn: SeriesFunction, df, args: tuple, item, date, value, stock=None):
     """Hash-partition ``df``'s rows by item and run ``fn`` over each partition with ``mapInArrow``."""
     roles = infer_roles(frame_relation(df), item, date, value)

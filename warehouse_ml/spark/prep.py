@@ -12,7 +12,7 @@ import datetime as dt
 
 from ..binding.catalog import is_numeric_type
 from ..functions.prep import check_user_features
-from .forecast import frame_relation
+from .frames import frame_relation
 
 
 def _kind(value) -> str:
