@@ -451,6 +451,22 @@ def explain_forecast(ctx, relation, horizon, opts):
 # --------------------------------------------------------------------------------------------------------
 # reorder_plan
 # --------------------------------------------------------------------------------------------------------
+def on_hand_quantity(rel: Relation, item: str, qty: str | None) -> str:
+    """The stock column of an on_hand relation: ``qty`` (on_hand_qty), checked numeric, or else its one numeric
+    column that is neither the item nor ID-like."""
+    cols = rel.columns
+    if qty is not None:
+        qty = rel.column(qty, "on_hand_qty")
+        if not is_numeric_type(cols[qty]):
+            raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
+                                  "Name the numeric column holding the stock on hand")
+        return qty
+    cands = [c for c, t in cols.items() if c != item and is_numeric_type(t) and not _ID_LIKE.search(c)]
+    if len(cands) != 1:
+        raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
+    return cands[0]
+
+
 def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array) -> np.ndarray:
     """Stock per item from the on_hand relation: its latest row per item when it has a date column, else the
     sum over rows. Items missing from it have 0 on hand."""
@@ -468,17 +484,7 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
         if len(cands) != 1:
             raise AmbiguousColumn(rel.name, "on_hand_item", "item key", cands)
         it = cands[0]
-    qty = _opt_str(opts, "on_hand_qty")
-    if qty is not None:
-        qty = rel.column(qty, "on_hand_qty")
-        if not is_numeric_type(cols[qty]):
-            raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
-                                  "Name the numeric column holding the stock on hand")
-    else:
-        cands = [c for c, t in cols.items() if c != it and is_numeric_type(t) and not _ID_LIKE.search(c)]
-        if len(cands) != 1:
-            raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
-        qty = cands[0]
+    qty = on_hand_quantity(rel, it, _opt_str(opts, "on_hand_qty"))
     dates = [c for c, t in cols.items() if _is_date_type(t)]
     q = rel.q
     if len(dates) == 1:

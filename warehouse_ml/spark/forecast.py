@@ -18,8 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import is_numeric_type
-from ..errors import AmbiguousColumn, InvalidArgument
+from ..errors import InvalidArgument
 from ..functions import forecast as F
 from ..functions.forecast import Roles, SeriesData, infer_roles
 from .frames import frame_relation, map_partitions, relation_of, spark_ddl
@@ -167,19 +166,9 @@ def _stock(on_hand, item: str | None, item_col: str | None, qty_col: str | None)
         raise InvalidArgument("on_hand", "the sales rows have no item column to match stock to",
                               "Pass item='...' naming the sales' item key")
     rel = frame_relation(on_hand, "on_hand")
-    cols = rel.columns
     it = rel.column(item_col or item, "on_hand_item")
-    if qty_col is not None:
-        qty = rel.column(qty_col, "on_hand_qty")
-        if not is_numeric_type(cols[qty]):
-            raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
-                                  "Name the numeric column holding the stock on hand")
-    else:
-        cands = [c for c, t in cols.items() if c != it and is_numeric_type(t) and not F._ID_LIKE.search(c)]
-        if len(cands) != 1:
-            raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
-        qty = cands[0]
-    dates = [c for c, t in cols.items() if F._is_date_type(t)]
+    qty = F.on_hand_quantity(rel, it, qty_col)
+    dates = [c for c, t in rel.columns.items() if F._is_date_type(t)]
     q = SF.col(qty).cast("double")
     if len(dates) == 1:
         stock = on_hand.where(SF.col(dates[0]).isNotNull()).groupBy(it).agg(SF.max_by(q, SF.col(dates[0])).alias(STOCK))
