@@ -5,10 +5,13 @@ result for the same model and rows, computed in the same test.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import sys
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,17 +27,19 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 import warehouse_ml.spark as wml_spark  # noqa: E402
 
 pytestmark = pytest.mark.slow
+PROJECT_ON_SPARK = Path(__file__).resolve().parents[1] / "examples" / "dbt_shop_spark"
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # workers run in this environment
     session = (SparkSession.builder.master("local[2]").appName("warehouse-ml-tests")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
                .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse"))).getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -125,59 +130,234 @@ def test_install_refuses_bad_model_sources(spark, trained, tmp_path):
 
 
 def daily_sales() -> pd.DataFrame:
-    """Eight items, 120 days with a weekly pattern, a missing day, a NULL value, an infinite value and a
-    duplicated row."""
+    """Eight items and a NULL item, 120 days with a weekly pattern, a missing day, a NULL value, an infinite and a
+    NaN value, an outlier and a duplicated row."""
     rng = np.random.default_rng(7)
     days = pd.date_range("2024-01-01", periods=120, freq="D")
     frames = []
-    for i in range(8):
+    for i in range(9):
         level = 5 + 3 * i
         units = level * (1 + 0.4 * np.sin(2 * np.pi * np.arange(120) / 7)) + rng.normal(0, 1, 120)
-        frames.append(pd.DataFrame({"item": f"SKU-{i:02d}", "day": days.date, "units": np.maximum(units, 0)}))
+        frames.append(pd.DataFrame({"item": f"SKU-{i:02d}" if i < 8 else None, "day": days.date,
+                                    "units": np.maximum(units, 0)}))
     df = pd.concat(frames, ignore_index=True)
     df = df.drop(index=10)  # a gap
-    df.loc[20, "units"] = np.nan
+    df.loc[20, "units"] = None
     df.loc[140, "units"] = np.inf  # the numeric policy: a missing day, noted, on both engines
+    df.loc[300, "units"] = np.nan
+    df.loc[400, "units"] = 500.0  # an anomaly
     return pd.concat([df, df.iloc[[30]]], ignore_index=True)  # a duplicate (item, day): summed
 
 
-@pytest.mark.parametrize("method", ["ets", "seasonal_naive"])
-def test_forecasts_match_duckdb(spark, method):
-    sales = daily_sales()
+def stock_frame() -> pd.DataFrame:
+    """Stock on hand with two counts for one item (the latest counts) and one item missing (0 on hand)."""
+    return pd.DataFrame({"sku": ["SKU-00", "SKU-00", "SKU-01", "SKU-02", "SKU-05"],
+                         "counted": pd.to_datetime(["2024-04-01", "2024-04-20", "2024-04-20", "2024-04-20",
+                                                    "2024-04-20"]).date,
+                         "qty": [900.0, 3.0, 40.0, 1000.0, 0.0]})
+
+
+@pytest.fixture(scope="module")
+def sales(spark):
+    """The same sales and stock rows in DuckDB (with its results for each case) and as Spark views."""
     con = wml.connect()
-    con.register("sales_df", sales)
+    con.register("sales_df", daily_sales())
     con.execute("CREATE TABLE sales AS SELECT item, CAST(day AS DATE) AS day, units FROM sales_df")
-    want = con.execute(f"FROM forecast_demand('sales', 14, method := '{method}') ORDER BY item, date").df()
-    table = con.sql("FROM sales").to_arrow_table()
-    con.close()
-    wml_spark.install(spark)
-    df = spark.createDataFrame(table)
+    con.register("stock_df", stock_frame())
+    con.execute("CREATE TABLE stock AS SELECT sku AS item, CAST(counted AS DATE) AS counted, qty FROM stock_df")
+    table, stock = con.sql("FROM sales").to_arrow_table(), con.sql("FROM stock").to_arrow_table()
+    df, stock_df = spark.createDataFrame(table), spark.createDataFrame(stock)
     df.createOrReplaceTempView("sales")
-    by_sql = spark.sql(f"SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 14, '{method}') "
-                       "ORDER BY item, date").toPandas()
-    by_api = wml_spark.forecast_demand(df, 14, method=method).orderBy("item", "date").toPandas()
-    assert len(want) == 8 * 14
-    for got in (by_sql, by_api):
-        assert list(got.columns) == list(want.columns)
-        assert got["item"].tolist() == want["item"].tolist()
-        assert [pd.Timestamp(d) for d in got["date"]] == [pd.Timestamp(d) for d in want["date"]]
-        assert got["method"].tolist() == want["method"].tolist()
-        for c in ("forecast", "lower", "upper"):
+    wml_spark.install(spark)
+    yield con, df, stock_df
+    con.close()
+
+
+# DuckDB's call, Spark SQL's call, the DataFrame API's call and the key columns that order the rows
+SERIES_CASES = {
+    "forecast_ets": ("forecast_demand('sales', 14, method := 'ets')",
+                     "forecast_demand(TABLE(sales) PARTITION BY (item), 14, 'ets')",
+                     lambda df, _: wml_spark.forecast_demand(df, 14, method="ets"), ["item", "date"]),
+    "forecast_seasonal_naive": ("forecast_demand('sales', 14, method := 'seasonal_naive', level := 0.8)",
+                                "forecast_demand(TABLE(sales) PARTITION BY (item), 14, 'seasonal_naive', 0.8)",
+                                lambda df, _: wml_spark.forecast_demand(df, 14, method="seasonal_naive", level=0.8),
+                                ["item", "date"]),
+    "backtest_theta": ("backtest_demand('sales', 7, folds := 2, method := 'theta', level := 0.8)",
+                       "backtest_demand(TABLE(sales) PARTITION BY (item), 7, 2, 'theta', 0.8)",
+                       lambda df, _: wml_spark.backtest_demand(df, 7, folds=2, method="theta", level=0.8),
+                       ["item", "method"]),
+    "anomalies": ("detect_anomalies('sales', level := 0.95)",
+                  "detect_anomalies(TABLE(sales) PARTITION BY (item), 0.95)",
+                  lambda df, _: wml_spark.detect_anomalies(df, level=0.95), ["item", "date"]),
+    "reorder": ("reorder_plan('sales', lead_time := 5, service_level := 0.9, method := 'ets', review_period := 2)",
+                "reorder_plan(TABLE(sales) PARTITION BY (item), 5, 0.9, 'ets', 2)",
+                lambda df, _: wml_spark.reorder_plan(df, lead_time=5, service_level=0.9, method="ets",
+                                                     review_period=2), ["item"]),
+    "reorder_on_hand": ("reorder_plan('sales', lead_time := 5, on_hand := 'stock', method := 'ets')", None,
+                        lambda df, stock: wml_spark.reorder_plan(df, lead_time=5, on_hand=stock, method="ets"),
+                        ["item"]),
+}
+
+
+def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, keys: list[str]):
+    """Same columns and types' values: keys and text exactly, numbers to 1e-9 with NULL/NaN in the same places."""
+    assert list(got.columns) == list(want.columns)
+    got = got.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+    want = want.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+    assert len(got) == len(want) > 0
+    for c in want.columns:
+        if pd.api.types.is_float_dtype(want[c]):
             assert_same_numbers(got[c], want[c])
-    assert any("duplicate" in m for m in want["method"])
-    assert any("infinite value treated as missing" in m for m in want["method"])
+        elif c == "date":
+            assert [pd.Timestamp(d) for d in got[c]] == [pd.Timestamp(d) for d in want[c]]
+        else:
+            assert [None if pd.isna(v) else v for v in got[c]] == [None if pd.isna(v) else v for v in want[c]], c
 
 
-def test_forecast_arguments_are_validated(spark):
-    df = spark.createDataFrame(pa.table({"item": ["a"], "day": pa.array([0], pa.date32()), "units": [1.0]}))
+@pytest.mark.parametrize("case", SERIES_CASES)
+def test_table_functions_match_duckdb_on_the_same_rows(spark, sales, case):
+    con, df, stock = sales
+    duck_sql, spark_sql, api, keys = SERIES_CASES[case]
+    want = con.execute(f"FROM {duck_sql}").df()
+    results = [api(df, stock).toPandas()]
+    if spark_sql:
+        results.append(spark.sql(f"SELECT * FROM {spark_sql}").toPandas())
+    for got in results:
+        assert_same_rows(got, want, keys)
+    assert want["item"].isna().any()  # the NULL item is a series on both engines
+    if "method" in want and case.startswith("forecast"):
+        assert any("duplicate" in m for m in want["method"])
+        assert any("infinite value treated as missing" in m for m in want["method"])
+    if case == "anomalies":
+        assert want["is_anomaly"].sum() >= 1 and want.loc[want["value"] == 500.0, "is_anomaly"].all()
+    if case == "reorder_on_hand":
+        assert want.set_index("item")["on_hand"].to_dict()["SKU-00"] == 3.0  # the latest count
+        assert (want["order_qty"] > 0).any() and (want["order_qty"] == 0).any()
+
+
+def test_auto_on_spark_equals_duckdb_on_the_series_each_call_sees(spark, sales):
+    """'auto' pools its choice and interval calibration over the series it is given: the SQL table function gets
+    one item per call, so it equals DuckDB's 'auto' run on each item alone (not on all items together)."""
+    con, _, _ = sales
+    items = [r[0] for r in con.execute("SELECT DISTINCT item FROM sales").fetchall()]
+    want = []
+    for item in items:
+        where = "item IS NULL" if item is None else f"item = '{item}'"  # the test's own keys: SKU-00 ... SKU-07
+        con.execute(f"CREATE OR REPLACE VIEW one_item AS FROM sales WHERE {where}")
+        want.append(con.execute("FROM forecast_demand('one_item', 14)").df())
+    want = pd.concat(want, ignore_index=True)
+    got = spark.sql("SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 14)").toPandas()
+    assert_same_rows(got, want, ["item", "date"])
+
+
+@pytest.fixture(scope="module")
+def experiments_and_prices():
+    """Three experiments (integer keys, one NULL) with a NULL and a NaN metric; eight items' daily prices and units
+    with a constant-price item and rows a log fit must exclude (zero, negative and NULL prices)."""
+    from warehouse_ml.tasks import abtest as ab
+    from warehouse_ml.tasks import pricing as pr
+
+    frames = []
+    for k, (exp, lift) in enumerate([(7, 0.0), (8, 0.03), (None, 0.01)]):
+        one = pd.DataFrame(ab.simulate_experiment(1500, lift=lift, baseline=0.1, seed=20 + k))
+        one.insert(0, "experiment_id", exp)
+        frames.append(one)
+    experiments = pd.concat(frames, ignore_index=True).astype({"experiment_id": "Int64"})
+    experiments.loc[3, "revenue"] = None
+    experiments.loc[4, "revenue"] = np.nan
+    sim = pr.simulate_prices(8, 60, seed=5)
+    sim.pop("true_elasticity")
+    prices = pd.DataFrame(sim).rename(columns={"item": "sku"})
+    prices["sale_date"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(prices.pop("day"), unit="D")).dt.date
+    flat = pd.DataFrame({"sku": "flat", "price": 9.99, "units": 10.0 + np.arange(30) % 3, "unit_cost": 4.0,
+                         "sale_date": pd.date_range("2024-01-01", periods=30).date})
+    prices = pd.concat([prices, flat], ignore_index=True)
+    prices.loc[[0, 1, 2], "price"] = [0.0, -3.0, np.nan]
+    return experiments, prices
+
+
+def test_ab_test_and_price_elasticity_match_duckdb(spark, experiments_and_prices):
+    experiments, prices = experiments_and_prices
+    con = wml.connect()
+    con.register("exp_df", experiments)
+    con.execute("CREATE TABLE exp AS FROM exp_df")
+    con.register("prices_df", prices)
+    con.execute("CREATE TABLE prices AS SELECT sku, CAST(sale_date AS DATE) AS sale_date, price, units FROM prices_df")
+    exp_df = spark.createDataFrame(con.sql("FROM exp").to_arrow_table())
+    price_df = spark.createDataFrame(con.sql("FROM prices").to_arrow_table())
+
+    for options, kwargs in [("metric := 'converted'", dict(metric="converted")),
+                            ("metric := 'revenue', covariate := 'pre_revenue', test := 't'",
+                             dict(metric="revenue", covariate="pre_revenue", test="t"))]:
+        got = wml_spark.ab_test(exp_df, experiment="experiment_id", **kwargs).toPandas()
+        assert list(got.columns)[:2] == ["experiment_id", "variant"]
+        for key, per_exp in got.groupby("experiment_id", dropna=False):
+            where = "experiment_id IS NULL" if pd.isna(key) else f"experiment_id = {int(key)}"
+            con.execute(f"CREATE OR REPLACE VIEW one_exp AS FROM exp WHERE {where}")
+            want = con.execute(f"FROM ab_test('one_exp', {options})").df()
+            assert_same_rows(per_exp.drop(columns="experiment_id"), want, ["variant"])
+        assert got["experiment_id"].isna().sum() == 2 and set(got["experiment_id"].dropna()) == {7, 8}
+    whole = wml_spark.ab_test(exp_df.drop("experiment_id"), metric="converted").toPandas()
+    assert_same_rows(whole, con.execute("FROM ab_test('exp', metric := 'converted')").df(), ["variant"])
+
+    for options, kwargs in [("", {}), (", controls := 'none', model := 'loglog'", dict(controls="none", model="loglog"))]:
+        want = con.execute(f"FROM price_elasticity('prices'{options})").df()
+        got = wml_spark.price_elasticity(price_df, **kwargs).toPandas()
+        assert_same_rows(got, want, ["item"])
+        assert want["elasticity"].notna().sum() == 8 and want.set_index("item")["elasticity"].isna()["flat"]
+    con.close()
+
+
+def test_user_features_match_duckdb(spark):
+    """Orders with repeat buyers, a NULL user, a NULL time, a NaN amount and orders after as_of (the label)."""
+    rng = np.random.default_rng(4)
+    n = 400
+    orders = pd.DataFrame({"user_id": pd.array(rng.integers(1, 60, n), dtype="Int64"),
+                           "order_ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 120 * 86400, n),
+                                                                                    unit="s"),
+                           "amount": rng.gamma(2, 20, n).round(2), "discount": rng.uniform(0, 0.3, n)})
+    orders.loc[0, "user_id"] = None
+    orders.loc[1, "order_ts"] = pd.NaT
+    orders.loc[2, "amount"] = np.nan
+    con = wml.connect()
+    con.register("orders_df", orders)
+    con.execute("CREATE TABLE orders AS SELECT * REPLACE (coalesce(amount, 'NaN'::DOUBLE) AS amount) FROM orders_df")
+    df = spark.createDataFrame(con.sql("FROM orders").to_arrow_table())
+    wants = []
+    for options, kwargs in [("", {}), (", as_of := DATE '2024-03-01', label_window := 30",
+                                       dict(as_of=datetime.date(2024, 3, 1), label_window=30))]:
+        wants.append(con.execute(f"FROM user_features('orders'{options})").df())
+        assert_same_rows(wml_spark.user_features(df, **kwargs).toPandas(), wants[-1], ["user_id"])
+        assert wants[-1]["days_between_orders"].notna().any() and "avg_discount" in wants[-1]
+    assert np.isnan(wants[0]["avg_order_value"]).sum() == 1  # the NaN amount, on both engines
+    assert "churned" not in wants[0] and wants[1]["churned"].nunique() == 2
+    with pytest.raises(wml.errors.InvalidArgument, match="label_window.*needs an as_of"):
+        wml_spark.user_features(df, label_window=30)
+    with pytest.raises(wml.errors.UnknownColumn, match="amount_col.*Did you mean .amount."):
+        wml_spark.user_features(df, amount_col="amout")
+    con.close()
+
+
+def test_table_function_arguments_are_validated(spark, sales):
+    _, df, stock = sales
     with pytest.raises(wml.errors.InvalidArgument, match="method"):
         wml_spark.forecast_demand(df, 7, method="prophet")
     with pytest.raises(wml.errors.InvalidArgument, match="'nn' learns one model across all series"):
-        wml_spark.forecast_demand(df, 7, method="nn")
+        wml_spark.forecast_demand(df, 7, method="NN")
     with pytest.raises(wml.errors.InvalidArgument, match="horizon"):
         wml_spark.forecast_demand(df, 0)
     with pytest.raises(wml.errors.InvalidArgument, match="value"):
         wml_spark.forecast_demand(df, 7, value="item")
+    with pytest.raises(wml.errors.InvalidArgument, match="folds"):
+        wml_spark.backtest_demand(df, 7, folds=0)
+    with pytest.raises(wml.errors.InvalidArgument, match="level"):
+        wml_spark.detect_anomalies(df, level=1.5)
+    with pytest.raises(wml.errors.InvalidArgument, match="lead_time"):
+        wml_spark.reorder_plan(df, lead_time=0)
+    with pytest.raises(wml.errors.InvalidArgument, match="on_hand_qty"):
+        wml_spark.reorder_plan(df, on_hand=stock, on_hand_qty="counted")
+    with pytest.raises(Exception, match="takes at most 1 arguments after the table"):
+        spark.sql("SELECT * FROM detect_anomalies(TABLE(sales) PARTITION BY (item), 0.9, 3)").collect()
 
 
 def test_export_then_import_moves_a_model_between_duckdb_files(trained, tmp_path):
@@ -192,18 +372,123 @@ def test_export_then_import_moves_a_model_between_duckdb_files(trained, tmp_path
     con.close()
 
 
+def test_ml_export_and_ml_import_in_sql_carry_a_model_to_spark_and_back(spark, trained, tmp_path):
+    """DuckDB SQL exports, Spark scores from the export, another DuckDB imports it: the same predictions to 1e-9."""
+    path, rows, expected = trained
+    folder = str(tmp_path / "exported")
+    con = wml.connect(path)
+    assert con.execute(f"FROM ml_export('churn', '{folder}')").fetchall() == [("churn", 1, f"{folder}/models.parquet")]
+    con.execute(f"FROM ml_export('spend', '{folder}')").fetchall()  # a second model joins the same file
+    con.close()
+    wml_spark.install(spark, models=folder)
+    spark.createDataFrame(rows).createOrReplaceTempView("users")
+    on_spark = spark.sql("SELECT ml_predict('churn', struct(*)) AS p, ml_predict('spend', struct(*)) AS spend "
+                         "FROM users ORDER BY user_id").toPandas()
+    assert_same_numbers(on_spark["p"], expected["p"])
+    assert_same_numbers(on_spark["spend"], expected["spend"])
+
+    other = wml.connect(str(tmp_path / "other.duckdb"))
+    imported = other.execute(f"SELECT model, version, is_active FROM ml_import('{folder}', model := 'churn')").fetchall()
+    assert imported == [("churn", 1, True)]
+    other.register("rows_arrow", rows)
+    back = other.execute("SELECT ml_predict('churn', r) AS p FROM rows_arrow r ORDER BY user_id").df()
+    assert_same_numbers(back["p"], on_spark["p"])
+    assert other.execute("SELECT count(*) FROM ml_models() WHERE model = 'spend'").fetchone()[0] == 0
+    assert sorted(other.execute(f"SELECT model, version FROM ml_import('{folder}')").fetchall()) == \
+        [("churn", 2), ("spend", 1)]
+    with pytest.raises(duckdb.Error, match="path.*no exported models"):
+        other.execute(f"FROM ml_import('{tmp_path}/nothing')").fetchall()
+    with pytest.raises(duckdb.Error, match="no model named 'chrun'"):
+        other.execute(f"FROM ml_export('chrun', '{folder}')").fetchall()
+    other.close()
+
+
+def test_ml_import_refuses_a_pickled_artifact_and_stores_nothing(trained, tmp_path):
+    import pickle
+
+    import pyarrow.parquet as pq
+
+    from warehouse_ml.exchange import ModelBundle
+
+    path, _, _ = trained
+    record = ModelBundle.open(path, ["churn"]).records["churn"]
+    forged = ModelBundle([record.__class__(**{**record.__dict__, "model": "evil", "format": "pickle",
+                                             "artifact": pickle.dumps({"any": "object"})})])
+    (tmp_path / "forged").mkdir()
+    pq.write_table(forged.to_arrow(), str(tmp_path / "forged" / "models.parquet"))
+    con = wml.connect(str(tmp_path / "victim.duckdb"))
+    with pytest.raises(duckdb.Error, match="unknown artifact format 'pickle'"):
+        con.execute(f"FROM ml_import('{tmp_path}/forged')").fetchall()
+    assert con.execute("SELECT count(*) FROM ml_models()").fetchone()[0] == 0
+    con.close()
+
+
+def test_similar_items_match_duckdb_cooccurrence_cosine(spark):
+    """Purchases with repeats, a quantity weight (zero and negative rows dropped) and a NULL user."""
+    rng = np.random.default_rng(9)
+    n = 600
+    events = pd.DataFrame({"customer": [f"u{v}" for v in rng.integers(0, 80, n)],
+                           "product": [f"p{min(v, 29)}" for v in rng.geometric(0.12, n)],
+                           "qty": rng.integers(-1, 4, n).astype(float)})
+    events.loc[0, "customer"] = None
+    con = wml.connect()
+    con.register("events_df", events)
+    con.execute("CREATE TABLE events AS FROM events_df")
+    want = con.execute("FROM similar_items('events', 5, \"user\" := 'customer', item := 'product', weight := 'qty')").df()
+    con.close()
+    got = wml_spark.similar_items(spark.createDataFrame(events), 5, user="customer", item="product",
+                                  weight="qty").toPandas()
+    assert list(got.columns) == list(want.columns) == ["item", "rank", "similar_item", "score"]
+    got, want = (x.sort_values(["item", "rank"]).reset_index(drop=True) for x in (got, want))
+    assert got[["item", "rank"]].values.tolist() == want[["item", "rank"]].values.tolist()
+    np.testing.assert_allclose(got["score"], want["score"], atol=1e-5)  # DuckDB's kernel works in float32
+    # the same neighbours wherever scores are not tied
+    pair_score = dict(zip(zip(want["item"], want["similar_item"]), want["score"]))
+    same = [pair_score.get((i, j)) is not None and abs(pair_score[(i, j)] - s) < 1e-5
+            for i, j, s in zip(got["item"], got["similar_item"], got["score"])]
+    assert np.mean(same) > 0.9 and want["item"].nunique() >= 25
+
+
+def taste_groups(n_users: int = 90, seed: int = 5) -> tuple[pd.DataFrame, dict]:
+    """Three taste groups of users, ten items each; each user likes six of the group's items (one held out)."""
+    rng = np.random.default_rng(seed)
+    rows, held_out = [], {}
+    for user in range(n_users):
+        liked = rng.choice(10, 6, replace=False) + 10 * (user % 3)
+        held_out[f"u{user}"] = f"i{liked[0]}"
+        rows += [(f"u{user}", f"i{i}", day) for day, i in enumerate(liked[::-1])]  # the held-out item comes last
+    events = pd.DataFrame(rows, columns=["customer", "product", "day"])
+    events["ts"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(events["day"] * 24 + rng.integers(0, 24, len(events)),
+                                                               unit="h")
+    return events, held_out
+
+
+def test_evaluate_recommender_holds_out_as_duckdb_and_als_beats_popularity(spark):
+    """The same per-user time holdout and metric definitions as DuckDB's evaluate_recommender: its popularity row
+    (the method both engines share) equals DuckDB's; MLlib's ALS beats it on taste groups."""
+    events, _ = taste_groups()
+    con = wml.connect()
+    con.register("events_df", events.drop(columns="day"))
+    con.execute("CREATE TABLE events AS FROM events_df")
+    want = con.execute("""FROM evaluate_recommender('events', 5, "user" := 'customer', item := 'product',
+                          "time" := 'ts', methods := ['popular'])""").df().set_index("method")
+    con.close()
+    got = wml_spark.evaluate_recommender(spark.createDataFrame(events.drop(columns="day")), 5, user="customer",
+                                         item="product", time="ts", factors=8, iterations=10).toPandas()
+    got = got.set_index("method")
+    assert list(got.index) == ["popular", "als"]
+    assert list(got.columns) == list(want.columns)[:len(got.columns)]
+    for metric in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage", "users"):
+        assert got.loc["popular", metric] == pytest.approx(want.loc["popular", metric], abs=1e-9), metric
+    assert got.loc["als", "ndcg_at_k"] > 2 * got.loc["popular", "ndcg_at_k"] and got.loc["als", "best"]
+    assert got.loc["als", "ndcg_vs_popular"] == pytest.approx(got.loc["als", "ndcg_at_k"] / got.loc["popular", "ndcg_at_k"])
+
+
 def test_mllib_als_recommends_unseen_items_better_than_popularity(spark):
     """Three taste groups of users, ten items each; one interaction per user held out. ALS must find the
     held-out item far more often than the most popular unseen items do, and never recommend a seen item."""
-    rng = np.random.default_rng(5)
-    rows, held_out = [], {}
-    for user in range(90):
-        group = user % 3
-        liked = rng.choice(10, 6, replace=False) + 10 * group
-        held_out[f"u{user}"] = f"i{liked[0]}"
-        rows += [(f"u{user}", int(i)) for i in liked[1:]]
-    events = pd.DataFrame(rows, columns=["customer", "product"])
-    events["product"] = "i" + events["product"].astype(str)
+    events, held_out = taste_groups()
+    events = events.loc[events["product"] != events["customer"].map(held_out), ["customer", "product"]]
     df = spark.createDataFrame(events)
     recs = wml_spark.recommend_items(df, 5, user="customer", item="product", factors=8, iterations=10).toPandas()
     assert list(recs.columns) == ["user", "rank", "item", "score"]
@@ -219,3 +504,38 @@ def test_mllib_als_recommends_unseen_items_better_than_popularity(spark):
     assert als_hits >= 0.8 and als_hits > pop_hits + 0.3, (als_hits, pop_hits)
     with pytest.raises(wml.errors.InvalidArgument, match="no column 'client'"):
         wml_spark.recommend_items(df, 5, user="client", item="product")
+
+
+def test_dbt_project_runs_on_spark_with_duckdb_results(spark, tmp_path):
+    """examples/dbt_shop_spark through dbt-spark's in-process session on this session: the model trained in DuckDB
+    scores every user and the forecasts and anomalies equal DuckDB's on the same rows."""
+    pytest.importorskip("dbt.adapters.spark", reason="needs dbt-spark (pip install 'warehouse-ml[spark-dbt]')")
+    import importlib.util
+
+    from warehouse_ml.demo.shop import generate_shop
+
+    project = tmp_path / "dbt_shop_spark"
+    shutil.copytree(PROJECT_ON_SPARK, project, ignore=shutil.ignore_patterns("target", "logs", "spark-warehouse"))
+    db = str(tmp_path / "shop.duckdb")
+    con = wml.connect(db)
+    generate_shop(con, users=300, seed=1)
+    con.execute("""CREATE TABLE user_features AS SELECT f.*, u.channel FROM user_features('orders',
+                   as_of := DATE '2024-06-30', label_window := 90) f JOIN users u USING (user_id)""")
+    con.execute("FROM train_churn('user_features', algorithm := 'logistic')").fetchall()
+    con.execute("""CREATE TABLE top_sku_sales AS SELECT sku, day, units FROM daily_sales WHERE sku IN (
+                   SELECT sku FROM daily_sales GROUP BY sku ORDER BY sum(units) DESC, sku LIMIT 3)""")
+    scores = con.execute("SELECT user_id, predict_churn(f) AS p_churn FROM user_features f").df()
+    forecast = con.execute("FROM forecast_demand('top_sku_sales', 14, method := 'ets')").df()
+    anomalies = con.execute("FROM detect_anomalies('top_sku_sales', level := 0.99) WHERE is_anomaly").df()
+    con.close()
+
+    spec = importlib.util.spec_from_file_location("run_on_spark", project / "run_on_spark.py")
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    result = launcher.run(spark, db, ["run"], project=project)
+    assert result.success, result.exception
+    assert_same_rows(spark.table("wml_shop.churn_scores").toPandas(), scores, ["user_id"])
+    assert len(scores) > 100
+    assert_same_rows(spark.table("wml_shop.demand_forecast").toPandas(), forecast, ["item", "date"])
+    assert forecast["item"].nunique() == 3
+    assert_same_rows(spark.table("wml_shop.sku_anomalies").toPandas(), anomalies, ["item", "date"])

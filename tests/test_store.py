@@ -60,3 +60,33 @@ def test_a_read_only_database_still_scores(db_path):
     with pytest.raises(duckdb.Error, match="read-only"):
         ro.execute("FROM ml_train('m', 't', label := 'y')").fetchall()
     ro.close()
+
+
+def test_ml_export_and_ml_import_move_a_model_between_databases(tmp_path):
+    """A model goes through a Parquet export into another database and scores the same there; a read-only
+    session may neither export nor import, and an export of the wrong shape is refused by name."""
+    source = str(tmp_path / "a.duckdb")
+    con = wml.connect(source)
+    con.execute("CREATE TABLE t AS SELECT range AS x, (range % 3 = 0)::INT AS y, sin(range) AS z FROM range(300)")
+    con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'logistic')").fetchall()
+    con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'decision_tree')").fetchall()
+    want = con.execute("SELECT ml_predict('m', t) FROM t ORDER BY x").fetchall()
+    active, algorithm = con.execute("SELECT version, algorithm FROM ml_models() WHERE is_active").fetchone()
+    folder = str(tmp_path / "exported")
+    assert con.execute(f"FROM ml_export('m', '{folder}')").fetchall() == [("m", active, f"{folder}/models.parquet")]
+    con.close()
+    other = wml.connect(str(tmp_path / "b.duckdb"))
+    other.execute("CREATE TABLE t AS SELECT range AS x, (range % 3 = 0)::INT AS y, sin(range) AS z FROM range(300)")
+    row = other.execute(f"SELECT model, version, algorithm, is_active FROM ml_import('{folder}')").fetchall()
+    assert row == [("m", 1, algorithm, True)]  # the active version, as the first version here
+    assert other.execute("SELECT ml_predict('m', t) FROM t ORDER BY x").fetchall() == want
+    with pytest.raises(duckdb.Error, match="argument 'path'.*not a readable Parquet file"):
+        (tmp_path / "junk").mkdir()
+        (tmp_path / "junk" / "models.parquet").write_text("not parquet")
+        other.execute(f"FROM ml_import('{tmp_path}/junk')").fetchall()
+    other.close()
+    ro = wml.connect(source, read_only=True)
+    for stmt in (f"FROM ml_export('m', '{tmp_path}/again')", f"FROM ml_import('{folder}')"):
+        with pytest.raises(duckdb.Error, match="read-only"):
+            ro.execute(stmt).fetchall()
+    ro.close()

@@ -35,6 +35,20 @@ AB_ROW = ("STRUCT(variant VARCHAR, n BIGINT, mean DOUBLE, lift DOUBLE, ci_low DO
 def ab_test(ctx, relation, **opts):
     alpha = opts["alpha"]
     rel = ctx.relation(relation)
+    variant, metric, covariate = ab_columns(rel, opts, relation)
+    cols = [f"CAST({rel.q(variant)} AS VARCHAR) AS v", f"CAST({rel.q(metric)} AS DOUBLE) AS m"]
+    if covariate:
+        cols.append(f"CAST({rel.q(covariate)} AS DOUBLE) AS c")
+    table = ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
+    if opts["epsilon"] is not None:
+        labels, codes, y = _encoded(table)
+        return private_ab_test(ctx, rel, opts, codes, y, labels, alpha)
+    return ab_rows(table, opts, alpha)
+
+
+def ab_columns(rel, opts: dict, relation: str) -> tuple[str, str, str | None]:
+    """The variant, metric and covariate (or None) columns of ``rel``: named, or the variant inferred by name.
+    ``opts``: ab_test's options as its spec parses them (Spark calls this too)."""
     if opts["variant"] is not None:
         variant = rel.column(opts["variant"], "variant")
     else:
@@ -48,17 +62,20 @@ def ab_test(ctx, relation, **opts):
     covariate = numeric_column(rel, opts["covariate"], "covariate") if opts["covariate"] is not None else None
     if metric == variant:
         raise InvalidArgument("metric", f"'{metric}' is the variant column", "Pass the outcome column as metric")
-    cols = [f"CAST({rel.q(variant)} AS VARCHAR) AS v", f"CAST({rel.q(metric)} AS DOUBLE) AS m"]
-    if covariate:
-        cols.append(f"CAST({rel.q(covariate)} AS DOUBLE) AS c")
-    table = ctx.read_arrow(f"SELECT {', '.join(cols)} FROM {rel.sql}")
+    return variant, metric, covariate
+
+
+def _encoded(table: pa.Table) -> tuple[list, np.ndarray, np.ndarray]:
     enc = pc.dictionary_encode(table.column("v").combine_chunks())
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
-    y = pc.fill_null(table.column("m"), np.nan).to_numpy()
-    if opts["epsilon"] is not None:
-        return private_ab_test(ctx, rel, opts, codes, y, enc.dictionary.to_pylist(), alpha)
-    x = pc.fill_null(table.column("c"), np.nan).to_numpy() if covariate else None
-    result = ab.ab_test(codes, y, labels=enc.dictionary.to_pylist(), control=opts["control"], covariate=x, alpha=alpha,
+    return enc.dictionary.to_pylist(), codes, pc.fill_null(table.column("m"), np.nan).to_numpy()
+
+
+def ab_rows(table: pa.Table, opts: dict, alpha: float) -> list[dict]:
+    """ab_test's rows (AB_ROW) from v (the variant as text), m (the metric) and, with a covariate, c."""
+    labels, codes, y = _encoded(table)
+    x = pc.fill_null(table.column("c"), np.nan).to_numpy() if "c" in table.column_names else None
+    result = ab.ab_test(codes, y, labels=labels, control=opts["control"], covariate=x, alpha=alpha,
                         split=opts["split"], test=opts["test"])
     notes = "; ".join(result.notes) or None
     return [dict(r, notes=notes) for r in result.rows]

@@ -136,7 +136,12 @@ def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> Seri
     query = (f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, sum(CASE WHEN isfinite({value}) THEN {value} END) AS v, "
              f"count(*) AS n, count(*) FILTER (WHERE NOT isfinite({value})) AS nonfinite "
              f"FROM {rel.sql} WHERE {d} IS NOT NULL GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2")
-    tbl = ctx.read_arrow(query)
+    return series_from_groups(ctx.read_arrow(query), freq)
+
+
+def series_from_groups(tbl: pa.Table, freq: str | None = None) -> SeriesData:
+    """The panel from one row per (item, d) sorted by item (NULL last) and d, with v (the sum of finite values),
+    n (rows) and nonfinite (NaN/inf values): what DuckDB's query above and Spark's Arrow aggregation both give."""
     enc = tbl.column("item").combine_chunks().dictionary_encode() if tbl.num_rows else \
         pa.array([], pa.string()).dictionary_encode()
     names = enc.dictionary
@@ -146,8 +151,10 @@ def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> Seri
         names = pa.concat_arrays([names, pa.array([None], pa.string())])
     day = tbl.column("d").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
     val = tbl.column("v").combine_chunks().cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-    dup = np.bincount(codes[tbl.column("n").to_numpy() > 1], minlength=n_series) if n_series else np.zeros(0, int)
-    nonfinite = np.bincount(codes, weights=tbl.column("nonfinite").to_numpy(), minlength=n_series).astype(np.int64)
+    n = tbl.column("n").combine_chunks().to_numpy(zero_copy_only=False)
+    dup = np.bincount(codes[n > 1], minlength=n_series) if n_series else np.zeros(0, int)
+    bad = tbl.column("nonfinite").combine_chunks().to_numpy(zero_copy_only=False)
+    nonfinite = np.bincount(codes, weights=bad, minlength=n_series).astype(np.int64)
     panel = K.build_panel(codes, day, val, n_series, freq)
     return SeriesData(names, panel, dup, nonfinite)
 
@@ -295,21 +302,31 @@ def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, S
     if drivers is not None and method != "gbm":
         raise InvalidArgument("method", f"features, future and holidays are inputs of method := 'gbm', not '{method}'",
                               "Add method := 'gbm' (one model over all series that learns from them)")
+    tbl, res = forecast_rows(data, h, method, level, drivers)
+    return tbl, data, res
+
+
+def forecast_rows(data: SeriesData, h: int, method: str, level: float,
+                  drivers: K.Drivers | None = None) -> tuple[pa.Table, K.PanelResult]:
+    """forecast_demand's rows (FORECAST_ROW) for the series of ``data``, and the kernel's result."""
     try:
         res = K.forecast_panel(data.panel, h, method, level, nn_config=drivers)
     except K.ForecastInputError as e:
         raise _kernel_error(e) from None
     labels = np.asarray(_labels(data, res.method), dtype=object)
-    sidx = pa.array(res.series, pa.int64())
-    tbl = pa.table({
-        "item": data.names.take(sidx) if len(data.names) else pa.array([], pa.string()),
+    return pa.table({
+        "item": _names(data, res.series),
         "date": pa.array(res.day.astype("datetime64[D]"), pa.date32()),
         "forecast": pa.array(res.forecast, pa.float64(), from_pandas=True),
         "lower": pa.array(res.lower, pa.float64(), from_pandas=True),
         "upper": pa.array(res.upper, pa.float64(), from_pandas=True),
         "method": pa.array(labels[res.series] if len(res.series) else [], pa.string()),
-    })
-    return tbl, data, res
+    }), res
+
+
+def _names(data: SeriesData, series: np.ndarray) -> pa.Array:
+    """The item of each series code in ``series``."""
+    return data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string())
 
 
 @sql_function(
@@ -334,12 +351,21 @@ def forecast_demand(ctx, relation, horizon, **opts):
     body=_typed("method", "mase", "smape", "rmse", "coverage", "folds", date=False), options=[
         Option("folds", Interval(int, 1, 100), 3), *_ROLES, _method_option(None, "all"), _probability("level", 0.95)])
 def backtest_demand(ctx, relation, horizon, **opts):
+    return backtest_rows(load_series(ctx, relation, opts), *backtest_options(horizon, opts))
+
+
+def backtest_options(horizon, opts: dict) -> tuple[int, int, tuple[str, ...], float]:
+    """(horizon, folds, methods, level) of backtest_demand from its options as its spec parses them."""
     h = _horizon(horizon)
     folds, level, m = opts["folds"], opts["level"], opts["method"]
     methods = BACKTEST_METHODS if m is None or m == "all" else (m,)
     if methods == ("nn",):  # the network (slower: one training per fold) is compared with the classical methods
         methods = BACKTEST_METHODS + ("nn",)
-    data = load_series(ctx, relation, opts)
+    return h, folds, methods, level
+
+
+def backtest_rows(data: SeriesData, h: int, folds: int, methods: tuple[str, ...], level: float) -> pa.Table:
+    """backtest_demand's rows (BACKTEST_ROW): one per series with history and method."""
     try:
         res = K.backtest_panel(data.panel, h, folds, methods, level)
     except K.ForecastInputError as e:
@@ -358,7 +384,7 @@ def backtest_demand(ctx, relation, horizon, **opts):
     cat = {k: np.concatenate(v)[order] if v else np.zeros(0) for k, v in cols.items()}
     sidx = np.concatenate(items)[order] if items else np.zeros(0, int)
     return pa.table({
-        "item": data.names.take(pa.array(sidx, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "item": _names(data, sidx),
         "method": pa.array(np.concatenate(meth)[order] if meth else [], pa.string()),
         "mase": pa.array(cat["mase"], pa.float64(), from_pandas=True),
         "smape": pa.array(cat["smape"], pa.float64(), from_pandas=True),
@@ -378,8 +404,11 @@ def backtest_demand(ctx, relation, horizon, **opts):
     options=[*_ROLES, _probability("level", 0.99)])
 def detect_anomalies(ctx, relation, **opts):
     """Every period of every series (gaps as zero, like the forecasts) against its expected value and band."""
-    level = opts["level"]
-    data = load_series(ctx, relation, opts)
+    return anomaly_rows(load_series(ctx, relation, opts), opts["level"])
+
+
+def anomaly_rows(data: SeriesData, level: float) -> pa.Table:
+    """detect_anomalies' rows (ANOMALY_ROW): every period of every series with history."""
     panel = data.panel
     try:
         res = K.detect_anomalies(panel, level)
@@ -389,7 +418,7 @@ def detect_anomalies(ctx, relation, **opts):
     series, t = np.nonzero(keep)
     days = K.period_dates(panel.start[series] + t, panel.freq, panel.anchor[series])
     return pa.table({
-        "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "item": _names(data, series),
         "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
         **{k: pa.array(getattr(res, k)[keep], pa.float64()) for k in ("value", "expected", "lower", "upper")},
         "is_anomaly": pa.array(res.is_anomaly[keep], pa.bool_()),
@@ -416,7 +445,7 @@ def explain_forecast(ctx, relation, horizon, **opts):
     days = K.period_dates(panel.start[series] + panel.lens[series] - 1 + steps, panel.freq, panel.anchor[series])
     labels = np.asarray(_labels(data, ex.method), dtype=object)
     return pa.table({
-        "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
+        "item": _names(data, series),
         "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
         "forecast": pa.array(ex.forecast[keep].ravel(), pa.float64()),
         **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS},
@@ -427,6 +456,22 @@ def explain_forecast(ctx, relation, horizon, **opts):
 # --------------------------------------------------------------------------------------------------------
 # reorder_plan
 # --------------------------------------------------------------------------------------------------------
+def on_hand_quantity(rel: Relation, item: str, qty: str | None) -> str:
+    """The stock column of an on_hand relation: ``qty`` (on_hand_qty), checked numeric, or else its one numeric
+    column that is neither the item nor ID-like."""
+    cols = rel.columns
+    if qty is not None:
+        qty = rel.column(qty, "on_hand_qty")
+        if not is_numeric_type(cols[qty]):
+            raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
+                                  "Name the numeric column holding the stock on hand")
+        return qty
+    cands = [c for c, t in cols.items() if c != item and is_numeric_type(t) and not roles.SERIES_KEY.search(c)]
+    if len(cands) != 1:
+        raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
+    return cands[0]
+
+
 def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array) -> np.ndarray:
     """Stock per item from the on_hand relation: its latest row per item when it has a date column, else the
     sum over rows. Items missing from it have 0 on hand."""
@@ -444,17 +489,7 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
         if len(cands) != 1:
             raise AmbiguousColumn(rel.name, "on_hand_item", "item key", cands)
         it = cands[0]
-    qty = opts.get("on_hand_qty")
-    if qty is not None:
-        qty = rel.column(qty, "on_hand_qty")
-        if not is_numeric_type(cols[qty]):
-            raise InvalidArgument("on_hand_qty", f"column '{qty}' has type {cols[qty]}, not a number",
-                                  "Name the numeric column holding the stock on hand")
-    else:
-        cands = [c for c, t in cols.items() if c != it and is_numeric_type(t) and not roles.SERIES_KEY.search(c)]
-        if len(cands) != 1:
-            raise AmbiguousColumn(rel.name, "on_hand_qty", "stock quantity (a numeric column)", cands)
-        qty = cands[0]
+    qty = on_hand_quantity(rel, it, opts.get("on_hand_qty"))
     dates = [c for c, t in cols.items() if is_date_type(t)]
     q = rel.q
     if len(dates) == 1:
@@ -483,26 +518,37 @@ def _on_hand(ctx, name: str, item_hint: str | None, opts: dict, items: pa.Array)
                fix="Pass how often stock is reviewed, e.g. review_period := 7 (0: continuous review)"),
         Option("on_hand_item", Identifier()), Option("on_hand_qty", Identifier())])
 def reorder_plan(ctx, relation, **opts):
-    lt, rp, sl, method = opts["lead_time"], opts["review_period"], opts["service_level"], opts["method"]
+    lt, rp, sl, method = reorder_options(opts)
+    oh_name = opts["on_hand"]
+
+    def stock(items: pa.Array) -> np.ndarray:
+        roles_item = opts["item"]
+        if roles_item is None:
+            roles_item = infer_roles(ctx.relation(relation), None, opts["date"], opts["value"]).item
+        return _on_hand(ctx, oh_name, roles_item, opts, items)
+
+    return reorder_rows(load_series(ctx, relation, opts), lt, rp, sl, method, stock if oh_name else None)
+
+
+def reorder_options(opts: dict) -> tuple[int, int, float, str]:
+    """(lead_time, review_period, service_level, method) of reorder_plan from its options as its spec parses them."""
+    lt, rp = opts["lead_time"], opts["review_period"]
     if lt + rp > K.MAX_HORIZON:
         raise InvalidArgument("review_period", f"lead_time + review_period must be at most {K.MAX_HORIZON:,} periods",
                               "Pass a shorter review period")
-    data = load_series(ctx, relation, opts)
+    return lt, rp, opts["service_level"], opts["method"]
+
+
+def reorder_rows(data: SeriesData, lt: int, rp: int, sl: float, method: str, stock=None) -> pa.Table:
+    """reorder_plan's rows (REORDER_ROW), one per series with history; ``stock(items)`` gives their stock on hand
+    (0 without it)."""
     try:
         res = K.forecast_panel(data.panel, lt + rp, method, 0.95)
     except K.ForecastInputError as e:
         raise _kernel_error(e) from None
-    N = len(data.panel.lens)
     keep = np.nonzero(data.panel.n_obs > 0)[0]
-    items = data.names.take(pa.array(keep, pa.int64())) if N else pa.array([], pa.string())
-    oh_name = opts["on_hand"]
-    roles_item = opts["item"]
-    if oh_name:
-        if roles_item is None:
-            roles_item = infer_roles(ctx.relation(relation), None, opts["date"], opts["value"]).item
-        on_hand = _on_hand(ctx, oh_name, roles_item, opts, items)
-    else:
-        on_hand = np.zeros(len(keep))
+    items = _names(data, keep)
+    on_hand = stock(items) if stock is not None else np.zeros(len(keep))
     fc = res.fc.take(keep)
     q = K.reorder_quantities(fc, lt, sl, on_hand, rp)
     labels = _labels(data, res.method)

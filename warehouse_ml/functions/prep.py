@@ -32,8 +32,8 @@ FILLS = ("median", "mode", "zero", "none")
 _TEXT = re.compile(r"^(VARCHAR|STRING|TEXT)$", re.I)
 
 
-def _check_as_of(spec: dict) -> None:
-    kind, value = spec.get("as_of_type"), spec.get("as_of")
+def _check_as_of(call: dict) -> None:
+    kind, value = call.get("as_of_type"), call.get("as_of")
     if kind in (None, "NULL") or value is None:
         return
     if kind == "DATE" or kind.startswith("TIMESTAMP"):
@@ -48,8 +48,8 @@ def _check_as_of(spec: dict) -> None:
                           "Write e.g. as_of := DATE '2024-06-30', or leave it out to use the last order time")
 
 
-def _check_window(spec: dict) -> int | None:
-    kind, value = spec.get("label_window_type"), spec.get("label_window")
+def _check_window(call: dict) -> int | None:
+    kind, value = call.get("label_window_type"), call.get("label_window")
     if kind in (None, "NULL") or value is None:
         return None
     fix = "Pass the number of days after as_of to look for a next order, e.g. label_window := 90"
@@ -60,10 +60,19 @@ def _check_window(spec: dict) -> int | None:
     return int(value)
 
 
-def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
+def _check_user_features(ctx, rel: Relation, call: dict) -> None:
+    def last_time(column: str) -> datetime | None:
+        return ctx.cursor().execute(f"SELECT max(CAST({rel.q(column)} AS TIMESTAMP)) FROM {rel.sql}").fetchall()[0][0]
+
+    check_user_features(rel, call, last_time)
+
+
+def check_user_features(rel: Relation, call: dict, last_time) -> dict[str, str]:
+    """user_features' checks on any engine: the role columns (returned by argument name), as_of and label_window;
+    ``last_time(column)`` reads the latest order time, needed only with a label_window."""
     roles = {}
     for arg in ("user_col", "time_col", "amount_col"):
-        roles[arg] = rel.column(spec.get(arg), arg)
+        roles[arg] = rel.column(call.get(arg), arg)
     if len(set(roles.values())) < 3:
         raise InvalidArgument("user_col", f"user_col, time_col and amount_col must be three different columns, got {roles}",
                               "Name a distinct column for each role")
@@ -75,40 +84,40 @@ def _check_user_features(ctx, rel: Relation, spec: dict) -> None:
     if not is_numeric_type(a_type):
         raise InvalidArgument("amount_col", f"column '{roles['amount_col']}' of '{rel.name}' has type {a_type}, not a number",
                               "Name the numeric order value column, e.g. amount_col := 'amount'")
-    if spec.get("discount_col") is not None:
-        d = rel.column(spec["discount_col"], "discount_col")
+    if call.get("discount_col") is not None:
+        d = rel.column(call["discount_col"], "discount_col")
         if not is_numeric_type(rel.columns[d]):
             raise InvalidArgument("discount_col", f"column '{d}' has type {rel.columns[d]}, not a number",
                                   "Name a numeric discount column, or leave discount_col out")
-    _check_as_of(spec)
-    window = _check_window(spec)
+    _check_as_of(call)
+    window = _check_window(call)
     if window is not None:
-        tq = rel.q(roles["time_col"])
-        last, = ctx.cursor().execute(f"SELECT max(CAST({tq} AS TIMESTAMP)) FROM {rel.sql}").fetchall()[0]
+        last = last_time(roles["time_col"])
         if last is None:
-            return
-        if spec.get("as_of") is None:
+            return roles
+        if call.get("as_of") is None:
             raise InvalidArgument("label_window", f"needs an as_of before the end of the data: without as_of the features are "
                                   f"computed at the last order ({last}), so no order can follow and every user would be churned",
                                   f"Pass an earlier date, e.g. as_of := DATE '{_minus_days(last, window)}'")
-        cutoff = _cutoff(spec)
+        cutoff = _cutoff(call)
         if cutoff is not None and (last - cutoff).total_seconds() < (window - 1) * 86400:
             raise InvalidArgument("label_window", f"the {window}-day window after as_of ({cutoff:%Y-%m-%d}) runs past the last "
                                   f"{roles['time_col']} in '{rel.name}' ({last}), so users would look churned only because the data ends",
                                   f"Use an as_of at least {window} days before the end, e.g. as_of := DATE '{_minus_days(last, window)}'")
+    return roles
 
 
 def _minus_days(ts: datetime, days: int) -> str:
     return date.fromordinal(ts.date().toordinal() - days).isoformat()
 
 
-def _cutoff(spec: dict) -> datetime | None:
-    value = spec.get("as_of")
+def _cutoff(call: dict) -> datetime | None:
+    value = call.get("as_of")
     try:
         parsed = datetime.fromisoformat(str(value).strip())
     except ValueError:
         return None
-    if spec.get("as_of_type") == "DATE" or len(str(value).strip()) <= 10:
+    if call.get("as_of_type") == "DATE" or len(str(value).strip()) <= 10:
         return parsed.replace(hour=23, minute=59, second=59)
     return parsed.replace(tzinfo=None)
 
@@ -143,11 +152,11 @@ sql_macro("rfm_segments", "Recency, frequency and monetary scores 1-5 per user a
 
 
 @scalar_udf("wml_prep_check", args=["VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
-def prep_check(ctx, function, relation, spec):
+def prep_check(ctx, function, relation, options):
     """Validate a prep macro's arguments; return the query the macro reads with ``query()``: a SELECT of the
     relation's quoted catalog name, or of the validated query text."""
     out = []
-    for fn, name, raw in zip(function.to_pylist(), relation.to_pylist(), spec.to_pylist()):
+    for fn, name, raw in zip(function.to_pylist(), relation.to_pylist(), options.to_pylist()):
         opts = json.loads(raw) if raw else {}
         rel = ctx.relation(name, "orders" if fn in ("user_features", "rfm_segments") else "relation")
         if fn in ("user_features", "rfm_segments"):

@@ -140,7 +140,12 @@ def price_elasticity(ctx, relation, **opts):
     item, price, units = _resolve(rel, opts)
     date = _date(rel, opts)
     extra = [f"epoch_us(CAST({rel.q(date)} AS TIMESTAMP)) AS t"] if date else []
-    fit, _, items, _, _ = _fit(_read(ctx, rel, item, price, units, extra), opts, bool(date))
+    return elasticity_table(_read(ctx, rel, item, price, units, extra), opts, bool(date))
+
+
+def elasticity_table(table: pa.Table, opts: dict, has_date: bool) -> pa.Table:
+    """price_elasticity's rows (ELASTICITY_ROW) from item (text), price, units and t (epoch microseconds)."""
+    fit, _, items, _, _ = _fit(table, opts, has_date)
     return pa.table({
         "item": pa.array(items, pa.string()),
         "elasticity": pa.array(_nan_to_none(fit.elasticity), pa.float64()),

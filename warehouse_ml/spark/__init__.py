@@ -1,9 +1,10 @@
 """warehouse-ml on Apache Spark: the same SQL functions, kernels and stored models on a SparkSession.
 
     import warehouse_ml.spark as wml_spark
-    wml_spark.install(spark, models="shop.duckdb")   # or models="exported/" written by export_models
+    wml_spark.install(spark, models="shop.duckdb")   # or models="exported/", written by SQL ml_export
     spark.sql("SELECT user_id, ml_predict('churn', struct(*)) AS p FROM users")
     spark.sql("SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 28, 'ets')")
+    wml_spark.ab_test(events_df, metric='converted', experiment='experiment_id')   # DataFrame functions
 
 Models are trained in DuckDB; their active versions travel as the same safe artifacts (skops / npz bytes,
 loaded through the allowlist on each executor), never as pickles. Needs ``pip install 'warehouse-ml[spark]'``
@@ -11,12 +12,17 @@ loaded through the allowlist on each executor), never as pickles. Needs ``pip in
 """
 from __future__ import annotations
 
-from .forecast import forecast_demand, forecast_udtf
-from .models import ModelBundle, export_models, import_models
-from .recommend import recommend_items
+from ..exchange import ModelBundle, export_models, import_models
+from .analysis import ab_test, price_elasticity
+from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, forecast_demand, \
+    reorder_plan, series_udtf
+from .prep import user_features
+from .recommend import evaluate_recommender, recommend_items, similar_items
 from .scoring import scoring_udfs
 
-__all__ = ["install", "export_models", "import_models", "forecast_demand", "recommend_items", "ModelBundle"]
+__all__ = ["install", "export_models", "import_models", "ModelBundle", "forecast_demand", "backtest_demand",
+           "detect_anomalies", "reorder_plan", "ab_test", "price_elasticity", "user_features", "recommend_items",
+           "similar_items", "evaluate_recommender"]
 
 
 def install(spark, models=None, only: list[str] | None = None) -> list[str]:
@@ -24,7 +30,8 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
 
     ``models``: a DuckDB database file or connection, or a folder / Parquet file from ``export_models``; the
     active versions (of ``only``, default all) are read once here and broadcast to the executors. Without it
-    only the table functions (``forecast_demand``) are registered."""
+    only the table functions (forecast_demand, backtest_demand, detect_anomalies, reorder_plan)
+    are registered."""
     names = []
     if models is not None:
         bundle = ModelBundle.open(models, only)
@@ -32,6 +39,7 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
         for name, udf in scoring_udfs(broadcast).items():
             spark.udf.register(name, udf)
             names.append(name)
-    spark.udtf.register("forecast_demand", forecast_udtf())
-    names.append("forecast_demand")
+    for name, fn in SERIES_FUNCTIONS.items():
+        spark.udtf.register(name, series_udtf(fn))
+        names.append(name)
     return names

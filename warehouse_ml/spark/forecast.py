@@ -1,139 +1,215 @@
-"""forecast_demand on Spark: the kernels of ``tasks.forecast`` over the rows of one partition of items.
+"""The per-item table functions on Spark: forecast_demand, backtest_demand, reorder_plan and detect_anomalies.
 
-Both spellings feed ``forecast_arrow``, which does what ``functions.forecast.load_series`` + ``forecast_table``
-do in DuckDB (one row per item and date, duplicates summed and said so, the same panel and the same kernel),
-so the same method on the same data gives the same forecasts:
+Each runs the very functions DuckDB's table functions run (``functions.forecast``: the same argument checks, the
+same ``SeriesData`` panel from one row per (item, date), the same kernels and output rows) on the rows of one
+partition of items, so the same method on the same rows gives the same results. Two spellings:
 
-- SQL, a PyArrow-native UDTF: ``SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 28, 'ets')``;
-  Spark hands it every row of one item and it forecasts that series.
-- DataFrame API, ``forecast_demand(df, 28, method='ets')``: rows are hash-partitioned by item and each task
-  forecasts all the series of its partition in one vectorised kernel call (fewer, larger calls: faster).
+- SQL, PyArrow-native UDTFs: ``SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 28, 'ets')``;
+  Spark hands each call every row of one item (the date and demand columns are inferred as in DuckDB).
+- DataFrame API, ``forecast_demand(df, 28, method='ets')`` etc.: rows are hash-partitioned by item and each task
+  runs one vectorised kernel call over all the series of its partition (fewer, larger calls: faster).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..binding.catalog import Relation
-from ..errors import InvalidArgument
 from ..binding.spec import spec
-from ..functions.forecast import Roles, SeriesData, _horizon, _kernel_error, _labels, infer_roles
-from ..tasks import forecast as K
+from ..errors import InvalidArgument
+from ..functions import forecast as F
+from ..functions.forecast import Roles, SeriesData, infer_roles
+from ..tasks.roles import is_date_type
+from .frames import frame_relation, map_partitions, relation_of, spark_ddl
 
-# functions.forecast.FORECAST_ROW in Spark's DDL: the same names and types as DuckDB returns.
-FORECAST_DDL = "item string, date date, forecast double, lower double, upper double, method string"
-
-
-_SQL_TYPES = ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"), (pa.types.is_integer, "BIGINT"),
-              (pa.types.is_floating, "DOUBLE"), (pa.types.is_decimal, "DECIMAL(38,10)"),
-              (pa.types.is_boolean, "BOOLEAN"))
-
-
-def _sql_type(t: pa.DataType) -> str:
-    """The DuckDB type name of an Arrow column, for the role rules shared with ``functions.forecast``."""
-    return next((name for test, name in _SQL_TYPES if test(t)), "VARCHAR")
+STOCK = "__wml_on_hand"  # the column reorder_plan's DataFrame API joins onto the rows: the item's stock on hand
 
 
 def roles_of(schema: pa.Schema, item: str | None, date: str | None, value: str | None, name: str = "table") -> Roles:
-    """Column roles of a Spark relation by the same rules (and errors) as DuckDB's forecast_demand."""
-    rel = Relation(name, "", "", name, {f.name: _sql_type(f.type) for f in schema})
-    return infer_roles(rel, item, date, value)
+    """Column roles of a Spark relation by the same rules (and errors) as DuckDB's table functions."""
+    return infer_roles(relation_of(schema, name), item, date, value)
 
 
-def forecast_arrow(table: pa.Table, roles: Roles, horizon: int, method: str, level: float) -> pa.Table:
-    """Forecast every item in ``table``: aggregate per (item, date), build the panel, run the kernel."""
+def series_arrow(table: pa.Table, roles: Roles) -> SeriesData:
+    """The series of ``table``: one row per (item, date) as DuckDB's ``load_series`` query makes them (finite
+    values summed, rows and NaN/inf values counted), then the same panel."""
     n = table.num_rows
     item = pc.cast(table.column(roles.item), pa.string()) if roles.item else pa.nulls(n, pa.string())
-    day = pc.cast(pc.cast(table.column(roles.date), pa.date32()), pa.int32())
+    day = pc.cast(table.column(roles.date), pa.date32())
     v = pc.cast(table.column(roles.value), pa.float64())
-    # the numeric policy, as in DuckDB: NaN and +-inf are missing values, counted per series for the note
-    bad = pc.fill_null(pc.or_(pc.is_nan(v), pc.is_inf(v)), False)
+    bad = pc.fill_null(pc.or_(pc.is_nan(v), pc.is_inf(v)), False)  # the numeric policy: NaN and +-inf are missing
     rows = pa.table({"item": item, "d": day, "v": pc.if_else(bad, pa.scalar(None, pa.float64()), v),
                      "bad": pc.cast(bad, pa.int64())})
     rows = rows.filter(pc.is_valid(rows.column("d")))
     agg = rows.group_by(["item", "d"], use_threads=False).aggregate([("v", "sum"), ([], "count_all"), ("bad", "sum")])
     agg = agg.sort_by([("item", "ascending"), ("d", "ascending")])  # Arrow puts NULL items last, as DuckDB does
-    # sum over only-NULL values: Arrow gives NULL, DuckDB too; both become NaN (a gap) in the panel
-    enc = agg.column("item").combine_chunks().dictionary_encode()
-    names = enc.dictionary
-    codes = enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False).astype(np.int64)
-    n_series = len(names) + int(enc.null_count > 0)
-    if enc.null_count:
-        names = pa.concat_arrays([names, pa.array([None], pa.string())])
-    days = agg.column("d").to_numpy().astype(np.int64)
-    values = agg.column("v_sum").cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-    counts = agg.column("count_all").to_numpy()
-    dup = np.bincount(codes[counts > 1], minlength=n_series) if n_series else np.zeros(0, int)
-    nonfinite = np.bincount(codes, weights=agg.column("bad_sum").to_numpy(), minlength=n_series).astype(np.int64)
-    data = SeriesData(names, K.build_panel(codes, days, values, n_series), dup, nonfinite)
-    try:
-        res = K.forecast_panel(data.panel, horizon, method, level)
-    except K.ForecastInputError as e:
-        raise _kernel_error(e) from None
-    labels = np.asarray(_labels(data, res.method), dtype=object)
-    return pa.table({
-        "item": data.names.take(pa.array(res.series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
-        "date": pa.array(res.day.astype("datetime64[D]"), pa.date32()),
-        "forecast": pa.array(res.forecast, pa.float64(), from_pandas=True),
-        "lower": pa.array(res.lower, pa.float64(), from_pandas=True),
-        "upper": pa.array(res.upper, pa.float64(), from_pandas=True),
-        "method": pa.array(labels[res.series] if len(res.series) else [], pa.string()),
-    })
+    return F.series_from_groups(agg.rename_columns(["item", "d", "v", "n", "nonfinite"]))
 
 
 GLOBAL_METHODS = ("gbm", "nn")  # one model learnt across all series: a partition would see only some of them
 
 
-def _validated(horizon, method, level) -> tuple[int, str, float]:
-    """The arguments checked by forecast_demand's spec, as DuckDB checks them."""
-    opts = spec("forecast_demand").parse_options({"method": method, "level": level})
-    m = opts["method"]
-    if m in GLOBAL_METHODS:
-        raise InvalidArgument("method", f"'{m}' learns one model across all series, which a per-partition forecast on "
-                              "Spark cannot do yet", "Use a per-series method (auto, ets, theta, seasonal_naive, "
-                              "croston, arima, naive), or run this one in DuckDB")
-    return _horizon(horizon), m, opts["level"]
+def _per_series(method: str | None) -> None:
+    if method in GLOBAL_METHODS:
+        raise InvalidArgument("method", f"'{method}' learns one model across all series, which a per-partition "
+                              "function on Spark cannot do yet", "Use a per-series method (auto, ets, theta, "
+                              "seasonal_naive, croston, arima, naive), or run this one in DuckDB")
+
+
+@dataclass(frozen=True)
+class SeriesFunction:
+    """One table function: its positional arguments after the table (name, default), how it validates them
+    into the arguments of ``rows`` (DuckDB's own checks), and ``rows(data, *args, stock)``."""
+    name: str
+    ddl: str
+    params: tuple[tuple[str, object], ...]
+    validate: Callable[[dict], tuple]
+    rows: Callable[..., pa.Table]
+
+    def arguments(self, values: dict) -> tuple:
+        """Validated arguments from ``{param: value}`` (missing or NULL: the default)."""
+        given = {k: (values.get(k) if values.get(k) is not None else default) for k, default in self.params}
+        method = given.get("method")
+        _per_series(method.strip().lower() if isinstance(method, str) else method)
+        return self.validate(given)
+
+
+def _options(name: str, given: dict, *keys: str) -> dict:
+    """Options of DuckDB's function ``name`` checked by its spec, as DuckDB checks them (defaults where not given)."""
+    return spec(name).parse_options({k: given[k] for k in keys})
+
+
+def _forecast(given):
+    opts = _options("forecast_demand", given, "method", "level")
+    return F._horizon(given["horizon"]), opts["method"], opts["level"]
+
+
+FUNCTIONS = {f.name: f for f in (
+    SeriesFunction("forecast_demand", spark_ddl(F.FORECAST_ROW),
+                   (("horizon", None), ("method", "auto"), ("level", 0.95)), _forecast, lambda data, h, m, lv, stock: F.forecast_rows(data, h, m, lv)[0]),
+    SeriesFunction("backtest_demand", spark_ddl(F.BACKTEST_ROW),
+                   (("horizon", None), ("folds", 3), ("method", None), ("level", 0.95)),
+                   lambda given: F.backtest_options(given["horizon"],
+                                                    _options("backtest_demand", given, "folds", "method", "level")),
+                   lambda data, h, folds, methods, lv, stock: F.backtest_rows(data, h, folds, methods, lv)),
+    SeriesFunction("detect_anomalies", spark_ddl(F.ANOMALY_ROW), (("level", 0.99),),
+                   lambda given: (_options("detect_anomalies", given, "level")["level"],),
+                   lambda data, lv, stock: F.anomaly_rows(data, lv)),
+    SeriesFunction("reorder_plan", spark_ddl(F.REORDER_ROW),
+                   (("lead_time", 7), ("service_level", 0.95), ("method", "auto"), ("review_period", 0)),
+                   lambda given: F.reorder_options(_options("reorder_plan", given, "lead_time", "service_level",
+                                                            "method", "review_period")),
+                   F.reorder_rows),
+)}
+
+
+def run_series_function(fn: SeriesFunction, table: pa.Table, roles: Roles, args: tuple) -> pa.Table:
+    """``fn`` over every item in ``table`` (rows of one partition); a ``STOCK`` column gives each item's stock."""
+    if STOCK not in table.column_names:
+        return fn.rows(series_arrow(table, roles), *args, None)
+    per_item = pa.table({"item": pc.cast(table.column(roles.item), pa.string()), "qty": table.column(STOCK)})
+    per_item = per_item.group_by("item", use_threads=False).aggregate([("qty", "max")])
+
+    def stock(items: pa.Array) -> np.ndarray:
+        pos = pc.index_in(items, value_set=per_item.column("item").combine_chunks())
+        return pc.fill_null(pc.take(per_item.column("qty_max"), pos), 0.0).to_numpy(zero_copy_only=False)
+    return fn.rows(series_arrow(table, roles), *args, stock)
+
+
+# --------------------------------------------------------------------------------------------------------
+# DataFrame API
+# --------------------------------------------------------------------------------------------------------
+def _partitioned(fn: SeriesFunction, df, args: tuple, item, date, value, stock=None):
+    """Hash-partition ``df``'s rows by item and run ``fn`` over each partition with ``mapInArrow``."""
+    roles = infer_roles(frame_relation(df), item, date, value)
+    rows = df.select(*[c for c in (roles.item, roles.date, roles.value) if c])
+    if stock is not None:
+        rows = rows.join(stock, roles.item, "left")
+    return map_partitions(rows, roles.item, fn.ddl,
+                          lambda table: run_series_function(fn, table, roles, args))
 
 
 def forecast_demand(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None,
                     method: str = "auto", level: float = 0.95):
     """A Spark DataFrame of forecasts, one row per item and future date (the columns of DuckDB's forecast_demand)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    h, m, lv = _validated(horizon, method, level)
-    roles = roles_of(to_arrow_schema(df.schema), item, date, value, "DataFrame")
-    cols = [c for c in (roles.item, roles.date, roles.value) if c]
-    rows = df.select(*cols)
-    rows = rows.repartition(F.col(roles.item)) if roles.item else rows.coalesce(1)
-
-    def per_partition(batches):
-        batches = list(batches)
-        if not batches or not sum(b.num_rows for b in batches):
-            return
-        for batch in forecast_arrow(pa.Table.from_batches(batches), roles, h, m, lv).to_batches():
-            yield batch
-
-    return rows.mapInArrow(per_partition, FORECAST_DDL)
+    fn = FUNCTIONS["forecast_demand"]
+    return _partitioned(fn, df, fn.arguments(dict(horizon=horizon, method=method, level=level)), item, date, value)
 
 
-def forecast_udtf():
-    """The SQL table function: ``forecast_demand(TABLE(t) PARTITION BY (item), horizon[, method[, level]])``."""
+def backtest_demand(df, horizon, *, folds: int = 3, method: str | None = None, level: float = 0.95,
+                    item: str | None = None, date: str | None = None, value: str | None = None):
+    """Rolling-origin accuracy per item and method (the columns of DuckDB's backtest_demand)."""
+    fn = FUNCTIONS["backtest_demand"]
+    args = fn.arguments(dict(horizon=horizon, folds=folds, method=method, level=level))
+    return _partitioned(fn, df, args, item, date, value)
+
+
+def detect_anomalies(df, *, level: float = 0.99, item: str | None = None, date: str | None = None,
+                     value: str | None = None):
+    """Every period of every item against its expected value and band (the columns of DuckDB's detect_anomalies)."""
+    fn = FUNCTIONS["detect_anomalies"]
+    return _partitioned(fn, df, fn.arguments(dict(level=level)), item, date, value)
+
+
+def reorder_plan(df, *, lead_time: int = 7, service_level: float = 0.95, on_hand=None, method: str = "auto",
+                 review_period: int = 0, item: str | None = None, date: str | None = None, value: str | None = None,
+                 on_hand_item: str | None = None, on_hand_qty: str | None = None):
+    """Reorder points and order quantities per item (the columns of DuckDB's reorder_plan). ``on_hand``: a
+    DataFrame of stock per item (its latest row per item when it has one date column, else the sum)."""
+    fn = FUNCTIONS["reorder_plan"]
+    args = fn.arguments(dict(lead_time=lead_time, service_level=service_level, method=method,
+                             review_period=review_period))
+    stock = None
+    if on_hand is not None:
+        roles = infer_roles(frame_relation(df), item, date, value)
+        stock = _stock(on_hand, roles.item, on_hand_item, on_hand_qty)
+    return _partitioned(fn, df, args, item, date, value, stock)
+
+
+def _stock(on_hand, item: str | None, item_col: str | None, qty_col: str | None):
+    """One row per item of ``on_hand``: ``item`` (named as in the sales rows) and ``STOCK``, found by DuckDB's
+    reorder_plan rules: the item column is ``on_hand_item`` or the sales' item name, the quantity ``on_hand_qty``
+    or the one numeric column that is not an id; with one date column, the latest row per item counts."""
+    from pyspark.sql import functions as SF
+
+    if item is None:
+        raise InvalidArgument("on_hand", "the sales rows have no item column to match stock to",
+                              "Pass item='...' naming the sales' item key")
+    rel = frame_relation(on_hand, "on_hand")
+    it = rel.column(item_col or item, "on_hand_item")
+    qty = F.on_hand_quantity(rel, it, qty_col)
+    dates = [c for c, t in rel.columns.items() if is_date_type(t)]
+    q = SF.col(qty).cast("double")
+    if len(dates) == 1:
+        stock = on_hand.where(SF.col(dates[0]).isNotNull()).groupBy(it).agg(SF.max_by(q, SF.col(dates[0])).alias(STOCK))
+    else:
+        stock = on_hand.groupBy(it).agg(SF.sum(q).alias(STOCK))
+    return stock.withColumnRenamed(it, item)
+
+
+# --------------------------------------------------------------------------------------------------------
+# SQL table functions
+# --------------------------------------------------------------------------------------------------------
+def series_udtf(fn: SeriesFunction):
+    """``fn`` as a SQL table function: ``name(TABLE(t) PARTITION BY (item), arg, ...)`` (arguments positional)."""
     from pyspark.sql.functions import arrow_udtf
 
-    @arrow_udtf(returnType=FORECAST_DDL)
-    class ForecastDemand:
-        """Collects one partition's rows, then forecasts them when Spark ends the partition."""
+    @arrow_udtf(returnType=fn.ddl)
+    class SeriesTableFunction:
+        """Collects one partition's rows, then runs the function over them when Spark ends the partition."""
 
         def __init__(self):
             self.batches, self.args = [], None
 
-        def eval(self, rows: pa.RecordBatch, horizon: pa.Array, method: pa.Array | None = None,
-                 level: pa.Array | None = None):
+        def eval(self, rows: pa.RecordBatch, *args: pa.Array):
             if self.args is None:
-                self.args = _validated(_first(horizon, "horizon"), _first(method, "method", "auto"),
-                                       _first(level, "level", 0.95))
+                if len(args) > len(fn.params):
+                    raise InvalidArgument(fn.name, f"takes at most {len(fn.params)} arguments after the table, got "
+                                          f"{len(args)}", f"Pass ({', '.join(p for p, _ in fn.params)}) in order")
+                self.args = fn.arguments({p: _first(a) for (p, _), a in zip(fn.params, args)})
             self.batches.append(rows)
             return iter(())
 
@@ -144,18 +220,17 @@ def forecast_udtf():
             roles = roles_of(table.schema, None, None, None, "TABLE argument")
             if roles.item is None:
                 raise InvalidArgument("TABLE", "the table has no item key column besides the date and the demand",
-                                      "Pass the rows with their item: forecast_demand(TABLE(sales) PARTITION BY "
-                                      "(item), 28)")
-            yield forecast_arrow(table, roles, *self.args)
+                                      f"Pass the rows with their item: {fn.name}(TABLE(sales) PARTITION BY (item), "
+                                      "...)")
+            yield run_series_function(fn, table, roles, self.args)
 
-    return ForecastDemand
+    SeriesTableFunction.__name__ = SeriesTableFunction.__qualname__ = "".join(w.title() for w in fn.name.split("_"))
+    return SeriesTableFunction
 
 
-def _first(values: pa.Array | None, argument: str, default=None):
-    """A constant argument of the UDTF (Spark passes it as a column)."""
-    if values is None or len(values) == 0:
-        return default
-    v = values[0].as_py()
-    if v is None and default is None:
-        raise InvalidArgument(argument, "is NULL", f"Pass a value for {argument}")
-    return default if v is None else v
+def _first(values: pa.Array):
+    """A constant argument of the UDTF (Spark passes it as a column; a literal like 0.8 is a DECIMAL in Spark
+    SQL, a DOUBLE in DuckDB)."""
+    if pa.types.is_decimal(values.type):
+        values = values.cast(pa.float64())
+    return values[0].as_py() if len(values) else None

@@ -1,4 +1,5 @@
-"""recommend_items on Spark: implicit-feedback ALS from Spark MLlib, the existing distributed implementation.
+"""Recommendations on Spark: implicit-feedback ALS from Spark MLlib (the existing distributed implementation),
+DuckDB's co-occurrence similar_items as a self-join, and evaluate_recommender on DuckDB's holdout.
 
 DuckDB's ``recommend_items(..., method := 'als')`` runs the ``implicit`` library on one machine; on a cluster
 the factorisation itself must be distributed, which MLlib's ALS does. This adapter keeps DuckDB's interface:
@@ -6,6 +7,10 @@ keys in as any type and back as text, one row per (user, rank) with the item and
 already has left out.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..errors import InvalidArgument
 
@@ -28,31 +33,71 @@ def _count(value, argument: str, low: int, high: int) -> int:
     return value
 
 
-def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None, factors: int = 32,
-                    iterations: int = 10, regularization: float = 0.05, alpha: float = 10.0, seed: int = 0):
-    """Top ``k`` unseen items per user from interactions (``weight``: a strength per row, default 1 each)."""
+def _events(df, user: str, item: str, weight: str | None):
+    """One row per (user, item) as text with its summed weight, rows of weight <= 0 or NULL dropped first (as
+    DuckDB's interaction matrix does)."""
+    from pyspark.sql import functions as F
+
+    u, i = _column(df, user, "user"), _column(df, item, "item")
+    w = F.col(_column(df, weight, "weight")).cast("double") if weight is not None else F.lit(1.0)
+    return (df.select(F.col(u).cast("string").alias("user"), F.col(i).cast("string").alias("item"), w.alias("w"))
+            .dropna(subset=["user", "item"]).where(F.col("w") > 0).groupBy("user", "item").agg(F.sum("w").alias("w")))
+
+
+def similar_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None):
+    """Per item, the ``k`` most similar other items (item, rank, similar_item, score): the cosine of the items'
+    log(1 + weight) user vectors, DuckDB's similar_items without a model, as a self-join on users in Spark (its
+    cost grows with the square of each user's number of items)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    k = _count(k, "k", 1, 1000)
+    c = _events(df, user, item, weight).select("user", "item", F.log1p("w").alias("c"))
+    norms = c.groupBy("item").agg(F.sqrt(F.sum(F.col("c") * F.col("c"))).alias("norm"))
+    other = c.select("user", F.col("item").alias("similar_item"), F.col("c").alias("c2"))
+    dots = (c.join(other, "user").where(F.col("item") != F.col("similar_item"))
+            .groupBy("item", "similar_item").agg(F.sum(F.col("c") * F.col("c2")).alias("dot")))
+    scored = (dots.join(norms, "item")
+              .join(norms.select(F.col("item").alias("similar_item"), F.col("norm").alias("norm2")), "similar_item")
+              .select("item", "similar_item", (F.col("dot") / (F.col("norm") * F.col("norm2"))).alias("score"))
+              .where(F.col("score") > 0))
+    ranked = scored.withColumn("rank", F.row_number().over(
+        Window.partitionBy("item").orderBy(F.desc("score"), "similar_item")))
+    return ranked.where(F.col("rank") <= k).select("item", F.col("rank").cast("int"), "similar_item", "score")
+
+
+@dataclass(frozen=True)
+class AlsSettings:
+    """MLlib ALS's settings, checked."""
+    factors: int = 32
+    iterations: int = 10
+    regularization: float = 0.05
+    alpha: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self):
+        _count(self.factors, "factors", 1, 1000)
+        _count(self.iterations, "iterations", 1, 1000)
+        for name in ("regularization", "alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise InvalidArgument(name, f"must be a positive number, got {v!r}", f"Pass e.g. {name}=0.05")
+
+
+def _als_top_k(events, k: int, settings: AlsSettings):
+    """(user, rank, item, score): per user of ``events`` (user, item, w), the top ``k`` items it does not have."""
     from pyspark.ml.feature import StringIndexer
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    k = _count(k, "k", 1, 1000)
-    factors = _count(factors, "factors", 1, 1000)
-    iterations = _count(iterations, "iterations", 1, 1000)
-    for name, v in (("regularization", regularization), ("alpha", alpha)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise InvalidArgument(name, f"must be a positive number, got {v!r}", f"Pass e.g. {name}=0.05")
-    u, i = _column(df, user, "user"), _column(df, item, "item")
-    w = F.col(_column(df, weight, "weight")).cast("double") if weight is not None else F.lit(1.0)
-    events = (df.select(F.col(u).cast("string").alias("user"), F.col(i).cast("string").alias("item"), w.alias("w"))
-              .dropna(subset=["user", "item"]).groupBy("user", "item").agg(F.sum("w").alias("w"))
-              .where(F.col("w") > 0))
     users = StringIndexer(inputCol="user", outputCol="u").fit(events)
     items = StringIndexer(inputCol="item", outputCol="i").fit(events)
     data = items.transform(users.transform(events)).select(F.col("u").cast("int"), F.col("i").cast("int"), "w",
                                                            "user", "item").cache()
-    als = ALS(userCol="u", itemCol="i", ratingCol="w", implicitPrefs=True, rank=factors, maxIter=iterations,
-              regParam=float(regularization), alpha=float(alpha), seed=seed, coldStartStrategy="drop")
+    als = ALS(userCol="u", itemCol="i", ratingCol="w", implicitPrefs=True, rank=settings.factors,
+              maxIter=settings.iterations, regParam=float(settings.regularization), alpha=float(settings.alpha),
+              seed=settings.seed, coldStartStrategy="drop")
     model = als.fit(data)
     most_seen = data.groupBy("u").count().agg(F.max("count")).first()[0] or 0
     # enough candidates that k remain after removing what each user has; then the user's own items are dropped
@@ -65,3 +110,86 @@ def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None
     item_names = data.select("i", "item").distinct()
     return (ranked.where(F.col("rank") <= k).join(user_names, "u").join(item_names, "i")
             .select("user", F.col("rank").cast("int"), "item", "score"))
+
+
+def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None, factors: int = 32,
+                    iterations: int = 10, regularization: float = 0.05, alpha: float = 10.0, seed: int = 0):
+    """Top ``k`` unseen items per user from interactions (``weight``: a strength per row, default 1 each)."""
+    settings = AlsSettings(factors, iterations, regularization, alpha, seed)
+    return _als_top_k(_events(df, user, item, weight), _count(k, "k", 1, 1000), settings)
+
+
+def evaluate_recommender(df, k: int = 10, *, user: str, item: str, time: str, weight: str | None = None,
+                         test_fraction: float = 0.2, factors: int = 32, iterations: int = 10,
+                         regularization: float = 0.05, alpha: float = 10.0, seed: int = 0):
+    """MLlib's ALS against popularity on DuckDB's holdout: per user with two or more items, the round(test_fraction
+    * n) items met last (at least one, never all) are held out; each method ranks the items a user has not met in
+    training and is scored by ``tasks.recommend.ranking_metrics``' definitions (means over the users with held-out
+    items; coverage over the items seen in training). One row per method with the leading columns of DuckDB's."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    k = _count(k, "k", 1, 1000)
+    settings = AlsSettings(factors, iterations, regularization, alpha, seed)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+        raise InvalidArgument("test_fraction", f"must be between 0 and 1, got {test_fraction!r}", "Pass e.g. 0.2")
+    t = _column(df, time, "time")
+    firsts = (df.select(F.col(_column(df, user, "user")).cast("string").alias("user"),
+                        F.col(_column(df, item, "item")).cast("string").alias("item"), F.col(t).alias("t"))
+              .dropna(subset=["user", "item"]).groupBy("user", "item").agg(F.min("t").alias("t")))
+    per_user = Window.partitionBy("user")
+    n = F.count(F.lit(1)).over(per_user)
+    n_test = F.when(n >= 2, F.least(F.greatest(F.lit(1), F.floor(n * test_fraction + 0.5)), n - 1)).otherwise(0)
+    split = firsts.select("user", "item", (F.row_number().over(per_user.orderBy(F.col("t").asc_nulls_first(), "item"))
+                                           > n - n_test).alias("test")).cache()
+    train = _events(df, user, item, weight).join(split.where(~F.col("test")).select("user", "item"), ["user", "item"])
+    relevant = split.where("test").select("user", "item")
+    if relevant.isEmpty():
+        raise InvalidArgument("relation", "no user has two or more distinct items, so nothing can be held out",
+                              "Evaluate on a relation where users interact with several items")
+    catalogue = max(train.select("item").distinct().count(), 1)
+    most_seen = train.groupBy("user").count().agg(F.max("count")).first()[0] or 0
+    # ties in popularity go to the item DuckDB encodes first: first met in the pairs sorted by (user, item)
+    encoded_first = firsts.groupBy("item").agg(F.min("user").alias("first_user"))
+    popular = (train.groupBy("item").agg(F.countDistinct("user").alias("score")).join(encoded_first, "item")
+               .orderBy(F.desc("score"), "first_user", "item").limit(k + most_seen))
+    eval_users = relevant.select("user").distinct()
+    by_popularity = (eval_users.crossJoin(popular).join(train.select("user", "item"), ["user", "item"], "left_anti")
+                     .withColumn("rank", F.row_number().over(per_user.orderBy(F.desc("score"), "first_user", "item")))
+                     .where(F.col("rank") <= k))
+    rows = {"popular": _ranking_metrics(by_popularity, relevant, eval_users, k, catalogue),
+            "als": _ranking_metrics(_als_top_k(train, k, settings), relevant, eval_users, k, catalogue)}
+    base = rows["popular"]["ndcg_at_k"]
+    best = max(rows, key=lambda m: rows[m]["ndcg_at_k"])
+    metrics = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage")
+    return df.sparkSession.createDataFrame(
+        [(m, *(float(r[c]) for c in metrics), r["ndcg_at_k"] / base if base > 0 else None, m == best, r["users"])
+         for m, r in rows.items()],
+        "method string, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, "
+        "coverage double, ndcg_vs_popular double, best boolean, users bigint")  # EVAL_ROW's leading columns
+
+
+def _ranking_metrics(ranked, relevant, eval_users, k: int, catalogue: int) -> dict:
+    """``tasks.recommend.ranking_metrics`` in Spark: binary gains, log2(rank + 1) discounts, recall over the
+    held-out items, MAP@k over min(k, held-out items); users the method recommends nothing to count as zeros."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ranked = ranked.where(F.col("rank") <= k).select("user", "item", "rank")
+    hits = (ranked.join(relevant.withColumn("hit", F.lit(1)), ["user", "item"], "left")
+            .withColumn("hit", F.coalesce("hit", F.lit(0)))
+            .withColumn("hits_so_far", F.sum("hit").over(Window.partitionBy("user").orderBy("rank"))))
+    per_user = hits.groupBy("user").agg(
+        F.sum("hit").alias("n_hit"),
+        F.sum(F.col("hit") / F.log2(F.col("rank") + 1)).alias("dcg"),
+        F.sum(F.col("hit") * F.col("hits_so_far") / F.col("rank")).alias("ap_sum"))
+    ideal = [float(sum(1 / np.log2(j + 1) for j in range(1, m + 1))) for m in range(1, k + 1)]
+    n_rel = relevant.groupBy("user").agg(F.count(F.lit(1)).alias("n_rel"))
+    cut = F.least(F.col("n_rel"), F.lit(k))
+    scored = (eval_users.join(n_rel, "user").join(per_user, "user", "left").fillna(0, ["n_hit", "dcg", "ap_sum"])
+              .select((F.col("n_hit") / k).alias("precision_at_k"), (F.col("n_hit") / F.col("n_rel")).alias("recall_at_k"),
+                      (F.col("dcg") / F.element_at(F.array(*map(F.lit, ideal)), cut.cast("int"))).alias("ndcg_at_k"),
+                      (F.col("ap_sum") / cut).alias("map_at_k")))
+    means = scored.agg(*(F.avg(c).alias(c) for c in scored.columns), F.count(F.lit(1)).alias("users")).first()
+    coverage = ranked.select("item").distinct().count() / catalogue
+    return {**means.asDict(), "coverage": coverage}

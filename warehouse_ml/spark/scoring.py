@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..functions import supervised as S
-from .models import BundleStore
+from ..exchange import BundleStore
 
 EXPLAIN_DDL = "array<struct<feature: string, contribution: double>>"
 _STORES: dict[str, BundleStore] = {}  # per Python worker: install token -> store with its loaded models

@@ -1,10 +1,11 @@
-"""Stored models carried from a DuckDB model store to Spark, as safe artifact bytes (skops / npz, never pickle).
+"""Stored models carried between model stores and engines, as safe artifact bytes (skops / npz, never pickle).
 
-A ``ModelBundle`` holds, per model, the active version's metadata and artifact bytes. It is read once on the
-driver, either straight from the DuckDB file the user trains in (``from_duckdb``) or from a Parquet file written
-by ``export_models`` (one row per model: metadata as JSON and the artifact as BINARY), which any engine that
-reads Parquet can carry. Executors receive the bytes and load them with ``store.loads_artifact``, the same
-allowlisted loader DuckDB uses, so a model table can never execute code on the cluster.
+A ``ModelBundle`` holds, per model, the active version's metadata and artifact bytes. It is read either straight
+from the DuckDB file the user trains in (``from_duckdb``) or from a Parquet file written by ``export_models`` /
+SQL ``ml_export`` (one row per model: metadata as JSON and the artifact as BINARY), which any engine that reads
+Parquet can carry: Spark scores from it (``warehouse_ml.spark``), and ``import_models`` / SQL ``ml_import`` store
+it in another DuckDB database. Every reader loads the bytes with ``store.loads_artifact``, the same allowlisted
+loader DuckDB uses, so a model file can never execute code where it is read.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import InvalidArgument, ModelNotFound
-from ..store import ModelStore, StoredModel, loads_artifact
+from .errors import InvalidArgument, ModelNotFound
+from .store import ModelStore, StoredModel, loads_artifact
 
 EXPORT_SCHEMA = pa.schema([
     ("model", pa.string()), ("version", pa.int32()), ("task", pa.string()), ("algorithm", pa.string()),
@@ -82,17 +83,22 @@ class ModelBundle:
                 con.close()
 
     @classmethod
-    def from_parquet(cls, path: str) -> "ModelBundle":
+    def from_parquet(cls, path: str, argument: str = "models") -> "ModelBundle":
         """Read a bundle written by ``export_models`` (a Parquet file, or the folder holding models.parquet)."""
         file = os.path.join(path, EXPORT_FILE) if os.path.isdir(path) else path
         if not os.path.exists(file):
-            raise InvalidArgument("models", f"no exported models at {path!r}",
-                                  "Export them first: warehouse_ml.spark.export_models('shop.duckdb', 'models/')")
-        table = pq.read_table(file)
+            raise InvalidArgument(argument, f"no exported models at {path!r}",
+                                  "Export them first: FROM ml_export('churn', 'models/') in DuckDB, or "
+                                  "warehouse_ml.spark.export_models('shop.duckdb', 'models/')")
+        try:
+            table = pq.read_table(file)
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidArgument(argument, f"{file!r} is not a readable Parquet file ({e})",
+                                  "Pass the folder ml_export wrote (it holds models.parquet)") from None
         missing = set(EXPORT_SCHEMA.names) - set(table.column_names)
         if missing:
-            raise InvalidArgument("models", f"{file!r} is not a warehouse-ml model export (no {sorted(missing)})",
-                                  "Write it with warehouse_ml.spark.export_models")
+            raise InvalidArgument(argument, f"{file!r} is not a warehouse-ml model export (no {sorted(missing)})",
+                                  "Write it with ml_export (SQL) or warehouse_ml.spark.export_models")
         return cls([ModelRecord(**r) for r in table.select(EXPORT_SCHEMA.names).to_pylist()])
 
     @classmethod
@@ -137,11 +143,23 @@ def _open_read_only(path: str) -> duckdb.DuckDBPyConnection:
 
 
 def export_models(source: str | duckdb.DuckDBPyConnection, path: str, models: list[str] | None = None) -> str:
-    """Write the active versions of ``models`` (default: all) to ``path/models.parquet``; returns the file."""
+    """Write the active versions of ``models`` (default: all) to ``path/models.parquet``; returns the file.
+    Models already in that file stay unless exported again (then the new row replaces theirs); the file is
+    replaced in one step, so a reader sees the old or the new export, never half of one."""
     bundle = ModelBundle.open(source, models)
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument("path", f"cannot create the folder {path!r} ({e.strerror})",
+                              "Pass a folder this process may write, e.g. 'models/'") from None
     file = os.path.join(path, EXPORT_FILE)
-    pq.write_table(bundle.to_arrow(), file)
+    if os.path.exists(file):
+        kept = ModelBundle.from_parquet(file).records
+        bundle = ModelBundle([r for name, r in kept.items() if name not in bundle.records] +
+                             list(bundle.records.values()))
+    partial = f"{file}.{os.getpid()}.partial"
+    pq.write_table(bundle.to_arrow(), partial)
+    os.replace(partial, file)
     return file
 
 
@@ -166,15 +184,19 @@ def import_models(con: duckdb.DuckDBPyConnection, path: str, models: list[str] |
     """Store the models of a Parquet export in ``con``'s model store as new active versions; returns
     (model, version) pairs. Each artifact is loaded through the allowlist first, so an unsafe one is refused
     before anything is written."""
-    bundle = ModelBundle.from_parquet(os.fspath(path)).select(models)
-    for record in bundle.records.values():
-        record.load()
     cur = con.cursor()  # a connection with a result still open refuses new work in DuckDB 2
     try:
-        store = ModelStore(cur)
-        return [(r.model, store.save(r.model, task=r.task, algorithm=r.algorithm, fmt=r.format, artifact=r.artifact,
-                                     label=r.label, features=json.loads(r.features), metrics=json.loads(r.metrics),
-                                     params=json.loads(r.params), meta=json.loads(r.meta), n_rows=r.n_rows))
-                for r in bundle.records.values()]
+        return import_into(ModelStore(cur), path, models)
     finally:
         cur.close()
+
+
+def import_into(store: ModelStore, path: str, models: list[str] | None = None) -> list[tuple[str, int]]:
+    """``import_models`` into an open model store: every artifact is loaded (allowlist) before any is saved."""
+    bundle = ModelBundle.from_parquet(os.fspath(path), "path").select(models)
+    for record in bundle.records.values():
+        record.load()
+    return [(r.model, store.save(r.model, task=r.task, algorithm=r.algorithm, fmt=r.format, artifact=r.artifact,
+                                 label=r.label, features=json.loads(r.features), metrics=json.loads(r.metrics),
+                                 params=json.loads(r.params), meta=json.loads(r.meta), n_rows=r.n_rows))
+            for r in bundle.records.values()]

@@ -1,0 +1,78 @@
+"""Spark DataFrames as the DuckDB functions see relations, and DuckDB's row types in Spark's DDL.
+
+The DuckDB functions check column names and infer roles against a catalog entry (``binding.catalog.Relation``:
+names and DuckDB type names); ``relation_of`` builds one from an Arrow schema, so the Spark functions run the
+same checks with the same errors. ``map_partitions`` runs an Arrow function over hash partitions of rows.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..binding.catalog import Relation
+
+_SQL_TYPES = ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"), (pa.types.is_integer, "BIGINT"),
+              (pa.types.is_floating, "DOUBLE"), (pa.types.is_decimal, "DECIMAL(38,10)"),
+              (pa.types.is_boolean, "BOOLEAN"))
+
+
+def _sql_type(t: pa.DataType) -> str:
+    """The DuckDB type name of an Arrow column, for the role rules shared with ``functions.forecast``."""
+    return next((name for test, name in _SQL_TYPES if test(t)), "VARCHAR")
+
+
+# A DuckDB row type's fields in Spark's DDL and in Arrow: Spark returns the names and types DuckDB returns.
+_FIELD_TYPES = {"VARCHAR": ("string", pa.string()), "DOUBLE": ("double", pa.float64()), "DATE": ("date", pa.date32()),
+                "BIGINT": ("bigint", pa.int64()), "INTEGER": ("int", pa.int32()), "BOOLEAN": ("boolean", pa.bool_())}
+
+
+def _fields(row: str) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of a flat ``STRUCT(name TYPE, ...)``."""
+    return [tuple(f.strip().split(" ", 1)) for f in row.strip()[len("STRUCT("):-1].split(",")]
+
+
+def spark_ddl(row: str) -> str:
+    return ", ".join(f"{name} {_FIELD_TYPES[t][0]}" for name, t in _fields(row))
+
+
+def arrow_schema(row: str) -> pa.Schema:
+    return pa.schema([(name, _FIELD_TYPES[t][1]) for name, t in _fields(row)])
+
+
+def relation_of(schema: pa.Schema, name: str) -> Relation:
+    """A Spark relation's columns as the catalog entry DuckDB's functions check names and roles against."""
+    return Relation(name, "", "", name, {f.name: _sql_type(f.type) for f in schema})
+
+
+def frame_relation(df, name: str = "DataFrame") -> Relation:
+    """``relation_of`` a Spark DataFrame (its timestamps read as zone-aware only to name their type)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return relation_of(to_arrow_schema(df.schema, timezone="UTC"), name)
+
+
+def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa.Table], per_key: bool = False):
+    """``run`` over the rows of ``rows`` hash-partitioned by ``key`` (all in one task without a key), one call
+    per partition, or with ``per_key`` one call per key value, its result led by the key in its own type."""
+    from pyspark.sql import functions as SF
+
+    if per_key and key is not None:
+        ddl = f"`{key}` {rows.schema[key].dataType.simpleString()}, {ddl}"
+    rows = rows.repartition(SF.col(key)) if key is not None else rows.coalesce(1)
+
+    def per_partition(batches):
+        batches = list(batches)
+        if not batches or not sum(b.num_rows for b in batches):
+            return
+        table = pa.Table.from_batches(batches)
+        if not (per_key and key is not None):
+            yield from run(table).to_batches()
+            return
+        keys = table.column(key)
+        for value in pc.unique(keys):
+            out = run(table.filter(pc.equal(keys, value) if value.is_valid else pc.is_null(keys)))
+            yield from out.add_column(0, key, pa.repeat(value, out.num_rows)).to_batches()
+
+    return rows.mapInArrow(per_partition, ddl)
