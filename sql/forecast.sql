@@ -5,16 +5,19 @@
 -- of the source column (cast_to_type against a one-row probe of that column, picked by the catalog name that
 -- wml_forecast_column resolves; a relation without an item column probes a NULL placeholder).
 -- method := 'gbm' learns from features (columns of the relation) whose planned values over the horizon come from
--- future (a relation with the same item, date and feature columns), and from holidays (a country code).
+-- future (a relation with the same item, date and feature columns), from holidays (a country code) and from events
+-- (a relation with a date, an event name and optionally the item: the user's own calendar); auto considers gbm
+-- among its candidates when any of them is given.
 CREATE OR REPLACE TEMP MACRO forecast_demand(relation, horizon, item := NULL, date := NULL, value := NULL,
-        method := 'auto', level := 0.95, features := NULL, future := NULL, holidays := NULL) AS TABLE
+        method := 'auto', level := 0.95, features := NULL, future := NULL, holidays := NULL, events := NULL) AS TABLE
     SELECT cast_to_type(f.item, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'item', item, date, value))
                 FROM (SELECT *, NULL::VARCHAR AS __wml_no_item FROM query_table(wml_forecast_source(relation))) LIMIT 1)) AS item,
            cast_to_type(f.date, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'date', item, date, value))
                 FROM query_table(wml_forecast_source(relation)) LIMIT 1)) AS date,
            f.forecast, f.lower, f.upper, f.method
     FROM (SELECT unnest(wml_forecast_demand(relation, horizon, json_object('item', item, 'date', date, 'value', value,
-        'method', method, 'level', level, 'features', features, 'future', future, 'holidays', holidays)),
+        'method', method, 'level', level, 'features', features, 'future', future, 'holidays', holidays,
+        'events', events)),
         recursive := true)) f;
 
 CREATE OR REPLACE TEMP MACRO backtest_demand(relation, horizon, folds := 3, item := NULL, date := NULL,

@@ -381,5 +381,5 @@ def test_gbm_driver_errors_name_the_argument_and_the_fix(drivers, setup, call, p
     drivers.execute(setup)
     with pytest.raises(Exception, match=pattern):
         drivers.execute(f"FROM forecast_demand('drv', 7, value := 'units', method := 'gbm', {call})").fetchall()
-    with pytest.raises(Exception, match=r"argument 'method': features, future and holidays are inputs of method"):
-        drivers.execute("FROM forecast_demand('drv', 7, value := 'units', holidays := 'US')").fetchall()
+    with pytest.raises(Exception, match=r"argument 'method': features, future, holidays and events are inputs of"):
+        drivers.execute("FROM forecast_demand('drv', 7, value := 'units', method := 'theta', holidays := 'US')").fetchall()

@@ -228,10 +228,70 @@ def _driver_values(ctx, rel: Relation, roles: Roles, features: list[str], argume
     return tbl
 
 
+MAX_EVENTS = 100
+
+
+def _events(ctx, name, roles: Roles, data: SeriesData, h: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """0/1 flags of a user's event calendar (a relation with a date, an event name and optionally the item):
+    ``(N, T, E)`` over the history, ``(N, h, E)`` over the horizon and the E event names. An event row without
+    an item (no item column, or NULL in it) applies to every series."""
+    if not isinstance(name, str):
+        raise InvalidArgument("events", f"expected the name of a table or view, got {name!r}",
+                              "Pass e.g. events := 'calendar' (a relation with date, event and optional item columns)")
+    rel = ctx.relation(name, "events")
+    cols = rel.columns
+    dates = [c for c, t in cols.items() if _is_date_type(t)]
+    if not dates:
+        raise InvalidArgument("events", f"relation '{rel.name}' has no DATE or TIMESTAMP column "
+                              f"(columns: {', '.join(f'{c} {t}' for c, t in cols.items())})",
+                              "Give it the date of each event as a DATE, e.g. CAST(day AS DATE) AS day in a view")
+    if len(dates) > 1:
+        raise AmbiguousColumn(rel.name, "events", "event date (keep one DATE column)", dates)
+    item = None
+    if roles.item is not None and roles.item.lower() in {c.lower() for c in cols}:
+        item = rel.column(roles.item, "events")
+    texts = [c for c, t in cols.items() if c not in (item, dates[0]) and t.upper() == "VARCHAR"]
+    if len(texts) != 1:
+        problem = (f"relation '{rel.name}' has no text column naming the event" if not texts else
+                   f"relation '{rel.name}' has {len(texts)} text columns ({', '.join(texts)}); one names the event")
+        raise InvalidArgument("events", problem, "Keep the date, one VARCHAR column with the event's name and "
+                              f"optionally '{roles.item or 'the item'}' (the history's item column) in a view")
+    item_sql = f"CAST({rel.q(item)} AS VARCHAR)" if item else "CAST(NULL AS VARCHAR)"
+    tbl = ctx.read_arrow(f"SELECT DISTINCT {item_sql} AS item, CAST({rel.q(dates[0])} AS DATE) AS d, "
+                         f"{rel.q(texts[0])} AS event FROM {rel.sql} WHERE {rel.q(dates[0])} IS NOT NULL "
+                         f"AND {rel.q(texts[0])} IS NOT NULL")
+    enc = tbl.column("event").combine_chunks().dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    if len(names) > MAX_EVENTS:
+        raise InvalidArgument("events", f"relation '{rel.name}' names {len(names)} different events, more than "
+                              f"{MAX_EVENTS}", "Group them into kinds (e.g. 'sale', 'sports final') in a view")
+    panel = data.panel
+    N, T = panel.y.shape
+    hist, fut = np.zeros((N, T, len(names))), np.zeros((N, h, len(names)))
+    code, off = _codes_and_offsets(data, tbl)
+    event = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    everyone = tbl.column("item").combine_chunks().is_null().to_numpy(zero_copy_only=False)
+    # an event of every series: one (series, offset) per series, the offset from that series' own start
+    per = off + panel.start[np.clip(code, 0, None)]
+    all_series = np.nonzero(everyone)[0]
+    series = np.concatenate([np.repeat(np.arange(N), len(all_series)), code[~everyone]])
+    off = np.concatenate([(per[all_series][None, :] - panel.start[:, None]).ravel(), off[~everyone]])
+    event = np.concatenate([np.tile(event[all_series], N), event[~everyone]])
+    ok = series >= 0
+    series, off, event = series[ok], off[ok], event[ok]
+    lens = panel.lens[series]
+    past = (off >= 0) & (off < lens)
+    hist[series[past], off[past], event[past]] = 1.0
+    ahead = (off >= lens) & (off < lens + h)
+    fut[series[ahead], off[ahead] - lens[ahead], event[ahead]] = 1.0
+    return hist, fut, names
+
+
 def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Drivers | None:
-    """Drivers of ``method := 'gbm'`` from ``features``, ``future`` and ``holidays``; None when none is given."""
-    features, future, country = opts.get("features"), opts.get("future"), opts.get("holidays")
-    if not features and future is None and country is None:
+    """Drivers of ``method := 'gbm'`` (or of ``auto``, which then considers it) from ``features``, ``future``,
+    ``holidays`` and ``events``; None when none is given."""
+    features, future, country, events = (opts.get(k) for k in ("features", "future", "holidays", "events"))
+    if not features and future is None and country is None and events is None:
         return None
     features = features or []
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
@@ -289,7 +349,12 @@ def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Driv
         except NotImplementedError:
             raise InvalidArgument("holidays", f"unknown country code {country!r}",
                                   "Pass an ISO 3166 code the holidays package knows, e.g. 'US', 'GB', 'DE'") from None
-    return K.Drivers(hist, fut, holidays)
+    names = list(features)
+    if events is not None:
+        ehist, efut, enames = _events(ctx, events, roles, data, h)
+        hist, fut = np.concatenate([hist, ehist], axis=2), np.concatenate([fut, efut], axis=2)
+        names += [e if e not in features else f"event {e}" for e in enames]
+    return K.Drivers(hist, fut, holidays, tuple(names))
 
 
 def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, SeriesData, K.PanelResult]:
@@ -299,9 +364,11 @@ def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, S
     level = _level(opts)
     data = load_series(ctx, relation, opts)
     drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
-    if drivers is not None and method != "gbm":
-        raise InvalidArgument("method", f"features, future and holidays are inputs of method := 'gbm', not '{method}'",
-                              "Add method := 'gbm' (one model over all series that learns from them)")
+    if drivers is not None and method not in ("gbm", "auto"):
+        raise InvalidArgument("method", f"features, future, holidays and events are inputs of method := 'gbm' "
+                              f"(which auto considers), not '{method}'",
+                              "Add method := 'gbm' (one model over all series that learns from them) or leave "
+                              "method out (auto)")
     try:
         res = K.forecast_panel(data.panel, h, method, level, nn_config=drivers)
     except K.ForecastInputError as e:

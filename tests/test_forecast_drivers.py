@@ -1,0 +1,93 @@
+"""Forecasts with drivers on DuckDB files: a user's event calendar, auto with the global model, explanations of the
+global model per driver, and new rows checked against a saved forecast."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import warehouse_ml as wml
+
+START = dt.date(2024, 1, 1)
+DAYS, H, ITEMS = 210, 7, 12
+SALE_ITEMS = 6  # sku0..sku5 have their own sale days; every item is closed on 'closed' days
+SALE_LIFT = 3.0
+
+
+def _day(k: int) -> dt.date:
+    return START + dt.timedelta(days=k)
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """Daily sales of 12 items whose demand triples on their sale days and drops to zero on closing days, the
+    event calendar (history and horizon) and a price plan."""
+    rng = np.random.default_rng(3)
+    sale = {i: set(rng.choice(DAYS, 20, replace=False).tolist()) | {DAYS + 3} for i in range(SALE_ITEMS)}
+    closed = set(range(11, DAYS, 30)) | {DAYS + 5}
+    rows = []
+    for i in range(ITEMS):
+        base, week = rng.uniform(10, 30), rng.normal(0, 0.15, 7)
+        for d in range(DAYS):
+            mu = base * (1 + week[d % 7]) * (SALE_LIFT if d in sale.get(i, ()) else 1.0) * (d not in closed)
+            rows.append((100 + i, _day(d), float(rng.poisson(mu))))
+    c = wml.connect(str(tmp_path / "shop.duckdb"))
+    pid, day, units = zip(*rows)
+    c.register("src", pa.table({"product_id": pa.array(pid, pa.int64()), "day": pa.array(day, pa.date32()),
+                                "units": pa.array(units, pa.float64())}))
+    c.execute("CREATE TABLE sales AS SELECT * FROM src")
+    c.unregister("src")
+    cal = [(100 + i, _day(d), "sale") for i, days in sale.items() for d in sorted(days)]
+    cal += [(None, _day(d), "closed") for d in sorted(closed)]
+    c.execute("CREATE TABLE calendar (product_id BIGINT, day DATE, event VARCHAR)")
+    c.executemany("INSERT INTO calendar VALUES (?, ?, ?)", cal)
+    yield c
+    c.close()
+
+
+def _by_item_date(rows):
+    return {(r[0], r[1]): r for r in rows}
+
+
+def test_events_drive_the_global_model_per_item_and_for_all(shop):
+    rows = shop.execute("FROM forecast_demand('sales', 7, method := 'gbm', events := 'calendar') "
+                        "ORDER BY item, date").fetchall()
+    assert len(rows) == ITEMS * H and {r[5] for r in rows} == {"gbm"}
+    fc = _by_item_date(rows)
+    sale_day, closed_day = _day(DAYS + 3), _day(DAYS + 5)
+    plain = [d for d in range(DAYS, DAYS + H) if d not in (DAYS + 3, DAYS + 5)]
+    for i in range(ITEMS):
+        usual = np.mean([fc[(100 + i, _day(d))][2] for d in plain])
+        assert fc[(100 + i, closed_day)][2] < 0.3 * usual  # an event of every item (NULL product_id)
+        lift = fc[(100 + i, sale_day)][2] / usual
+        assert lift > 1.8 if i < SALE_ITEMS else lift < 1.4  # an event of its own items only
+
+
+def test_auto_considers_the_global_model_when_drivers_are_given(shop):
+    rows = shop.execute("FROM forecast_demand('sales', 7, events := 'calendar') ORDER BY item, date").fetchall()
+    labels = {r[0]: r[5] for r in rows}
+    assert all("gbm" in labels[100 + i] for i in range(SALE_ITEMS))  # the sale days decide for it
+    assert all(r[3] <= r[2] <= r[4] for r in rows)
+    without = shop.execute("FROM forecast_demand('sales', 7) ORDER BY item, date").fetchall()
+    assert not any("gbm" in r[5] for r in without)  # 12 series: too small a panel to learn from alone
+
+
+@pytest.mark.parametrize("setup, pattern", [
+    ("CREATE TABLE bad AS SELECT product_id, CAST(day AS VARCHAR) AS day, event FROM calendar",
+     r"argument 'events': relation 'bad' has no DATE or TIMESTAMP column \(columns: product_id BIGINT, day VARCHAR, "
+     r"event VARCHAR\).*CAST"),
+    ("CREATE TABLE bad AS SELECT product_id, day FROM calendar",
+     r"argument 'events': relation 'bad' has no text column naming the event.*VARCHAR"),
+    ("CREATE TABLE bad AS SELECT *, 'x' AS note FROM calendar",
+     r"argument 'events': relation 'bad' has 2 text columns \(event, note\)"),
+])
+def test_event_calendar_errors_name_the_argument_and_the_fix(shop, setup, pattern):
+    shop.execute(setup)
+    with pytest.raises(Exception, match=pattern):
+        shop.execute("FROM forecast_demand('sales', 7, method := 'gbm', events := 'bad')").fetchall()
+    with pytest.raises(Exception, match=r"no table or view named 'no_such_calendar'. Did you mean 'calendar'"):
+        shop.execute("FROM forecast_demand('sales', 7, events := 'no_such_calendar')").fetchall()
+    with pytest.raises(Exception, match=r"argument 'method': features, future, holidays and events are inputs"):
+        shop.execute("FROM forecast_demand('sales', 7, method := 'ets', events := 'calendar')").fetchall()
