@@ -41,15 +41,17 @@ CREATE OR REPLACE TEMP MACRO reorder_plan(relation, lead_time := 7, service_leve
 
 -- detect_anomalies: every period of history against a robust trend + season decomposition of its series;
 -- level is the band's probability (values outside it are anomalies), score the distance in robust spreads.
+-- With model := 'name' (a forecast kept by save_forecast under that name), the relation's rows on the forecast
+-- dates against that forecast and its band (rescaled to level), like BigQuery's ML.DETECT_ANOMALIES.
 CREATE OR REPLACE TEMP MACRO detect_anomalies(relation, item := NULL, date := NULL, value := NULL,
-        level := 0.99) AS TABLE
+        level := 0.99, model := NULL) AS TABLE
     SELECT cast_to_type(f.item, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'item', item, date, value))
                 FROM (SELECT *, NULL::VARCHAR AS __wml_no_item FROM query_table(wml_forecast_source(relation))) LIMIT 1)) AS item,
            cast_to_type(f.date, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'date', item, date, value))
                 FROM query_table(wml_forecast_source(relation)) LIMIT 1)) AS date,
            f.value, f.expected, f.lower, f.upper, f.is_anomaly, f.score
     FROM (SELECT unnest(wml_detect_anomalies(relation, json_object('item', item, 'date', date, 'value', value,
-        'level', level)), recursive := true)) f;
+        'level', level, 'model', model)), recursive := true)) f;
 
 -- explain_forecast: the ETS forecast of each item taken apart; level + trend + season + yearly = forecast.
 CREATE OR REPLACE TEMP MACRO explain_forecast(relation, horizon, item := NULL, date := NULL, value := NULL) AS TABLE

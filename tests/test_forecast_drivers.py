@@ -91,3 +91,33 @@ def test_event_calendar_errors_name_the_argument_and_the_fix(shop, setup, patter
         shop.execute("FROM forecast_demand('sales', 7, events := 'no_such_calendar')").fetchall()
     with pytest.raises(Exception, match=r"argument 'method': features, future, holidays and events are inputs"):
         shop.execute("FROM forecast_demand('sales', 7, method := 'ets', events := 'calendar')").fetchall()
+
+
+def test_new_rows_are_checked_against_a_saved_forecast(shop):
+    cut = _day(DAYS - H)
+    shop.execute(f"CREATE TABLE history AS FROM sales WHERE day < DATE '{cut}' AND product_id >= {100 + SALE_ITEMS}")
+    shop.execute("FROM save_forecast('history', 7, name := 'weekly_plan', level := 0.95)").fetchall()
+    shop.execute(f"CREATE TABLE arrived AS SELECT product_id, day, units + CASE WHEN product_id = 107 AND "
+                 f"day = DATE '{cut}' + 2 THEN 500 ELSE 0 END AS units FROM sales WHERE day >= DATE '{cut}' "
+                 f"AND product_id >= {100 + SALE_ITEMS}")
+    shop.execute(f"UPDATE arrived SET units = 0 WHERE day = DATE '{_day(DAYS - 1)}'")  # not a closing day
+    rel = shop.sql("FROM detect_anomalies('arrived', model := 'weekly_plan', level := 0.99) ORDER BY item, date")
+    assert rel.columns == ["item", "date", "value", "expected", "lower", "upper", "is_anomaly", "score"]
+    assert rel.types[:2] == ["BIGINT", "DATE"]
+    rows = rel.fetchall()
+    assert len(rows) == (ITEMS - SALE_ITEMS) * H  # every arrived row on a forecast date
+    saved = {(r[0], r[1]): r for r in shop.execute(
+        "SELECT CAST(item AS BIGINT), date, forecast, lower, upper FROM wml.forecasts").fetchall()}
+    flagged = {(r[0], r[1]) for r in rows if r[6]}
+    assert (107, _day(DAYS - H + 2)) in flagged  # the spike
+    assert {(100 + i, _day(DAYS - 1)) for i in range(SALE_ITEMS, ITEMS)} <= flagged  # the unexpected empty day
+    assert len(flagged) <= len(rows) // 4
+    for item, day, value, expected, lower, upper, is_anomaly, score in rows:
+        assert expected == pytest.approx(saved[(item, day)][2])
+        assert lower <= saved[(item, day)][3] + 1e-9 and upper >= saved[(item, day)][4] - 1e-9  # 99% wider than 95%
+        assert is_anomaly == (not lower <= value <= upper) and (score > 2.5758 - 1e-6) == is_anomaly
+    with pytest.raises(Exception, match=r"argument 'model': no forecast is saved under 'weekly_plann'. "
+                                        r"Did you mean 'weekly_plan'"):
+        shop.execute("FROM detect_anomalies('arrived', model := 'weekly_plann')").fetchall()
+    with pytest.raises(Exception, match=r"argument 'relation': no row of 'history' falls on an \(item, date\)"):
+        shop.execute("FROM detect_anomalies('history', model := 'weekly_plan')").fetchall()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_numeric_type
 from ..binding.registry import JSON, scalar_udf, table_udf
-from ..errors import AmbiguousColumn, InvalidArgument
+from ..errors import AmbiguousColumn, InvalidArgument, did_you_mean
 from ..tasks import forecast as K
 
 FORECAST_ROW = "STRUCT(item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, method VARCHAR)"
@@ -440,9 +441,12 @@ def backtest_demand(ctx, relation, horizon, opts):
 # --------------------------------------------------------------------------------------------------------
 @table_udf("wml_detect_anomalies", args=["VARCHAR", JSON], returns=ANOMALY_ROW)
 def detect_anomalies(ctx, relation, opts):
-    """Every period of every series (gaps as zero, like the forecasts) against its expected value and band."""
+    """Every period of every series (gaps as zero, like the forecasts) against its expected value and band; with
+    ``model`` the relation's rows against a forecast saved under that name instead."""
     opts = opts or {}
     level = _level(opts)
+    if opts.get("model") is not None:
+        return _against_saved_forecast(ctx, relation, opts["model"], opts, level)
     data = load_series(ctx, relation, opts)
     panel = data.panel
     try:
@@ -459,6 +463,51 @@ def detect_anomalies(ctx, relation, opts):
         "is_anomaly": pa.array(res.is_anomaly[keep], pa.bool_()),
         "score": pa.array(res.score[keep], pa.float64()),
     })
+
+
+def _against_saved_forecast(ctx, relation: str, name, opts: dict, level: float) -> pa.Table:
+    """Rows of ``relation`` on the dates a forecast saved under ``name`` (save_forecast) covers, against its
+    latest run for each (item, date): ``expected`` is that forecast, and each side of its band is rescaled from
+    the saved level to ``level`` (``lower = expected - (expected - saved lower) * z(level) / z(saved level)``);
+    ``score`` is the distance from ``expected`` in forecast standard deviations (that side's half-width / z)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument("model", f"expected the name a forecast was saved under, got {name!r}",
+                              "Save one first, e.g. FROM save_forecast('sales', 28, name := 'sales'), then pass "
+                              "model := 'sales'")
+    saved = [r[0] for r in ctx.store._query("SELECT DISTINCT name FROM wml.forecasts ORDER BY 1")]
+    if name not in saved:
+        raise InvalidArgument("model", f"no forecast is saved under '{name}'.{did_you_mean(name, saved)}",
+                              f"Save one first: FROM save_forecast('{relation}', 28, name := '{name}')")
+    rel = ctx.relation(relation)
+    roles = infer_roles(rel, _opt_str(opts, "item"), _opt_str(opts, "date"), _opt_str(opts, "value"))
+    item = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
+    d, v = rel.q(roles.date), f"CAST({rel.q(roles.value)} AS DOUBLE)"
+    tbl = ctx.read_arrow(f"""
+        WITH a AS (SELECT {item} AS item, CAST({d} AS DATE) AS d, sum({v}) AS v FROM {rel.sql}
+                   WHERE {d} IS NOT NULL GROUP BY 1, 2),
+             f AS (SELECT item, date, arg_max(forecast, run_at) AS forecast, arg_max(lower, run_at) AS lower,
+                          arg_max(upper, run_at) AS upper, arg_max(level, run_at) AS level
+                   FROM wml.forecasts WHERE name = $1 GROUP BY item, date)
+        SELECT a.item, a.d AS date, a.v AS value, f.forecast, f.lower, f.upper, f.level
+        FROM a JOIN f ON a.item IS NOT DISTINCT FROM f.item AND a.d = f.date
+        WHERE a.v IS NOT NULL ORDER BY 1 NULLS LAST, 2""", [name])
+    if tbl.num_rows == 0:
+        span = ctx.store._query("SELECT min(date), max(date) FROM wml.forecasts WHERE name = $1", [name])[0]
+        raise InvalidArgument("relation", f"no row of '{rel.name}' falls on an (item, date) forecast under "
+                              f"'{name}' ({span[0]} to {span[1]})",
+                              "Pass the rows that arrived for the forecast dates (the same items and date column)")
+    col = {k: tbl.column(k).to_numpy(zero_copy_only=False).astype(float)
+           for k in ("value", "forecast", "lower", "upper", "level")}
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    z_saved = np.array([NormalDist().inv_cdf(0.5 + q / 2) for q in col["level"]])
+    expected, value = col["forecast"], col["value"]
+    sd_low, sd_high = (expected - col["lower"]) / z_saved, (col["upper"] - expected) / z_saved
+    lower, upper = expected - z * sd_low, expected + z * sd_high
+    sd = np.where(value >= expected, sd_high, sd_low)
+    score = np.where(sd > 0, np.abs(value - expected) / np.where(sd > 0, sd, 1.0), 0.0)
+    return pa.table({"item": tbl.column("item"), "date": tbl.column("date"), "value": pa.array(value),
+                     "expected": pa.array(expected), "lower": pa.array(lower), "upper": pa.array(upper),
+                     "is_anomaly": pa.array((value < lower) | (value > upper)), "score": pa.array(score)})
 
 
 # --------------------------------------------------------------------------------------------------------
