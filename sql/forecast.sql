@@ -53,12 +53,16 @@ CREATE OR REPLACE TEMP MACRO detect_anomalies(relation, item := NULL, date := NU
     FROM (SELECT unnest(wml_detect_anomalies(relation, json_object('item', item, 'date', date, 'value', value,
         'level', level, 'model', model)), recursive := true)) f;
 
--- explain_forecast: the ETS forecast of each item taken apart; level + trend + season + yearly = forecast.
-CREATE OR REPLACE TEMP MACRO explain_forecast(relation, horizon, item := NULL, date := NULL, value := NULL) AS TABLE
+-- explain_forecast: the forecast of each item taken apart; level + trend + season + yearly + holiday + the sum of
+-- drivers' values + residual = forecast. The ETS forecast by default; with features/future/holidays/events (or
+-- method := 'gbm') the global model's, whose level is its forecast with every driver at its baseline.
+CREATE OR REPLACE TEMP MACRO explain_forecast(relation, horizon, item := NULL, date := NULL, value := NULL,
+        method := NULL, features := NULL, future := NULL, holidays := NULL, events := NULL) AS TABLE
     SELECT cast_to_type(f.item, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'item', item, date, value))
                 FROM (SELECT *, NULL::VARCHAR AS __wml_no_item FROM query_table(wml_forecast_source(relation))) LIMIT 1)) AS item,
            cast_to_type(f.date, (SELECT COLUMNS(lambda c: c = wml_forecast_column(relation, 'date', item, date, value))
                 FROM query_table(wml_forecast_source(relation)) LIMIT 1)) AS date,
-           f.forecast, f.level, f.trend, f.season, f.yearly, f.method
+           f.forecast, f.level, f.trend, f.season, f.yearly, f.holiday, f.drivers, f.residual, f.method
     FROM (SELECT unnest(wml_explain_forecast(relation, horizon, json_object('item', item, 'date', date,
-        'value', value)), recursive := true)) f;
+        'value', value, 'method', method, 'features', features, 'future', future, 'holidays', holidays,
+        'events', events)), recursive := true)) f;

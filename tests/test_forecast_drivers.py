@@ -121,3 +121,30 @@ def test_new_rows_are_checked_against_a_saved_forecast(shop):
         shop.execute("FROM detect_anomalies('arrived', model := 'weekly_plann')").fetchall()
     with pytest.raises(Exception, match=r"argument 'relation': no row of 'history' falls on an \(item, date\)"):
         shop.execute("FROM detect_anomalies('history', model := 'weekly_plan')").fetchall()
+
+
+def test_explain_forecast_gives_each_driver_its_part_of_the_global_forecast(shop):
+    shop.execute(f"CREATE TABLE plan AS SELECT product_id, DATE '{_day(DAYS)}' + k::INTEGER AS day, "
+                 "CAST(k = 1 AS INTEGER) AS promo FROM (SELECT DISTINCT product_id FROM sales), range(7) t(k)")
+    shop.execute("CREATE TABLE sales_promo AS SELECT *, 0 AS promo FROM sales")
+    rel = shop.sql("FROM explain_forecast('sales_promo', 7, value := 'units', features := ['promo'], "
+                   "future := 'plan', events := 'calendar', holidays := 'US') ORDER BY item, date")
+    assert rel.types[0] == "BIGINT" and rel.columns[8] == "drivers"
+    rows = rel.fetchall()
+    assert len(rows) == ITEMS * H and {r[10] for r in rows} == {"gbm"}
+    for item, day, forecast, level, trend, season, yearly, holiday, drivers, residual, _ in rows:
+        assert set(drivers) == {"promo", "sale", "closed"}
+        assert forecast == pytest.approx(level + trend + season + yearly + holiday + sum(drivers.values()) + residual)
+        assert drivers["promo"] == pytest.approx(0)  # never varied in the history: the model cannot use it
+    parts = {(r[0], r[1]): r[8] for r in rows}
+    usual = np.mean([r[3] for r in rows])
+    for i in range(ITEMS):
+        assert parts[(100 + i, _day(DAYS + 5))]["closed"] < -0.5 * usual  # the closing day takes demand away
+        sale = parts[(100 + i, _day(DAYS + 3))]["sale"]
+        assert sale > 0.5 * usual if i < SALE_ITEMS else abs(sale) < 0.2 * usual
+    gbm = {(r[0], r[1]): r[2] for r in shop.execute(
+        "FROM forecast_demand('sales_promo', 7, value := 'units', method := 'gbm', features := ['promo'], "
+        "future := 'plan', events := 'calendar', holidays := 'US')").fetchall()}
+    assert [max(r[2], 0) for r in rows] == pytest.approx([gbm[(r[0], r[1])] for r in rows])
+    with pytest.raises(Exception, match=r"argument 'method': features, holidays and events are inputs of the gbm"):
+        shop.execute("FROM explain_forecast('sales', 7, method := 'ets', events := 'calendar')").fetchall()

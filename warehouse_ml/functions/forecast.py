@@ -29,7 +29,7 @@ BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE,
 ANOMALY_ROW = ("STRUCT(item VARCHAR, date DATE, value DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE, "
                "is_anomaly BOOLEAN, score DOUBLE)")
 EXPLAIN_ROW = ("STRUCT(item VARCHAR, date DATE, forecast DOUBLE, level DOUBLE, trend DOUBLE, season DOUBLE, "
-               "yearly DOUBLE, method VARCHAR)")
+               "yearly DOUBLE, holiday DOUBLE, drivers MAP(VARCHAR, DOUBLE), residual DOUBLE, method VARCHAR)")
 REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
@@ -515,22 +515,42 @@ def _against_saved_forecast(ctx, relation: str, name, opts: dict, level: float) 
 # --------------------------------------------------------------------------------------------------------
 @table_udf("wml_explain_forecast", args=["VARCHAR", "BIGINT", JSON], returns=EXPLAIN_ROW)
 def explain_forecast(ctx, relation, horizon, opts):
-    """The additive parts of each series' ETS forecast (``tasks.forecast.explain``), which sum to ``forecast``."""
+    """The additive parts of each series' forecast (``tasks.forecast.explain``), which sum to ``forecast``: of the
+    ETS forecast, or with drivers (or ``method := 'gbm'``) of the global model, one ``drivers`` entry each."""
     opts = opts or {}
     h = _horizon(horizon)
     data = load_series(ctx, relation, opts)
     panel = data.panel
-    ex = K.explain_panel(panel, h)
+    drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
+    method = opts.get("method") or ("gbm" if drivers is not None else "ets")
+    if method not in ("ets", "gbm"):
+        raise InvalidArgument("method", f"explain_forecast takes apart 'ets' or 'gbm', not {method!r}",
+                              "Leave method out (ets; gbm when features, holidays or events are given)")
+    if method == "ets" and drivers is not None:
+        raise InvalidArgument("method", "features, holidays and events are inputs of the gbm model, not of ets",
+                              "Leave method out (gbm is then explained) or drop the drivers")
+    if method == "gbm":
+        nobody = K.Drivers.none(*panel.y.shape, h)
+        ex = K.explain_global(panel, h, drivers or nobody)
+    else:
+        ex = K.explain_panel(panel, h)
     keep = np.nonzero(panel.n_obs > 0)[0]
     series = np.repeat(keep, h)
     steps = np.tile(np.arange(1, h + 1), len(keep))
     days = K.period_dates(panel.start[series] + panel.lens[series] - 1 + steps, panel.freq, panel.anchor[series])
     labels = np.asarray(_labels(data, ex.method), dtype=object)
+    names = list(ex.drivers)
+    values = np.stack([ex.drivers[n][keep].ravel() for n in names], axis=1) if names else np.zeros((len(series), 0))
+    drivers_map = pa.MapArray.from_arrays(np.arange(len(series) + 1, dtype=np.int32) * len(names),
+                                          pa.array(names * len(series), pa.string()),
+                                          pa.array(values.ravel(), pa.float64()))
     return pa.table({
         "item": data.names.take(pa.array(series, pa.int64())) if len(data.names) else pa.array([], pa.string()),
         "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
         "forecast": pa.array(ex.forecast[keep].ravel(), pa.float64()),
-        **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS},
+        **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS if p != "residual"},
+        "drivers": drivers_map,
+        "residual": pa.array(ex.parts["residual"][keep].ravel(), pa.float64()),
         "method": pa.array(labels[series] if len(series) else [], pa.string()),
     })
 
