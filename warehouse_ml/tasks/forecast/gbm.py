@@ -36,6 +36,7 @@ LAGS = 7
 HOLIDAY_SHIFTS = (-1, 0, 1)  # the day before, the day, the day after
 
 
+
 @dataclass
 class Drivers:
     """Known inputs of a panel: per series and period of history ``(N, T, F)`` and of the horizon ``(N, h, F)``
@@ -89,6 +90,22 @@ def _hgb():
     return HistGradientBoostingRegressor(loss="absolute_error", max_iter=200, learning_rate=0.1, random_state=0)
 
 
+def _responses(Ys: np.ndarray, D: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per series and driver over the periods ``inside``: the driver's mean and the least-squares slope of the
+    scaled demand on it (0 where the driver never varied)."""
+    F = D.shape[2]
+    if not F:
+        return np.zeros((len(Ys), 0)), np.zeros((len(Ys), 0))
+    w = (inside & np.isfinite(Ys))[:, :, None] & np.isfinite(D)
+    n = np.maximum(w.sum(axis=1), 1)
+    Dw, Yw = np.where(w, D, 0.0), np.where(w, np.nan_to_num(Ys)[:, :, None], 0.0)
+    dbar, ybar = Dw.sum(axis=1) / n, Yw.sum(axis=1) / n
+    dd = np.where(w, D - dbar[:, None, :], 0.0)
+    var = (dd ** 2).sum(axis=1)
+    cov = (dd * (Yw - ybar[:, None, :])).sum(axis=1)
+    return dbar, np.where(var > 1e-12, cov / np.where(var > 1e-12, var, 1.0), 0.0)
+
+
 class _Design:
     """The feature rows of a panel: ``rows(series, t)`` for targets at columns ``t`` of the given series.
 
@@ -104,13 +121,15 @@ class _Design:
         self.csum = np.nancumsum(np.pad(self.Ys, ((0, 0), (1, 0))), axis=1)
         self.h, self.m, self.freq, self.start, self.anchor = h, m, freq, start, anchor
         self.D, self.holidays = D, holidays  # D: (N, T + h, F) drivers
+        self.usual, self.response = _responses(self.Ys[:, :T], D[:, :T], inside)
 
     @property
     def n_drivers(self) -> int:
         return self.D.shape[2]
 
-    def rows(self, series: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Columns: lags, seasonal lags, rolling means, calendar, holidays (if any), log scale, drivers."""
+    def rows(self, series: np.ndarray, t: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+        """Columns: lags, seasonal lags, rolling means, calendar, holidays (if any), log scale, then per driver
+        the series' response, its expected effect and its value at ``t`` (``at``: other values, for explain)."""
         Ys, h, m = self.Ys, self.h, self.m
 
         def lag(k):
@@ -133,7 +152,13 @@ class _Design:
             cols += [np.isin(dates + s, self.holidays).astype(float) for s in HOLIDAY_SHIFTS]
         cols.append(np.log1p(self.scale[series]))
         X = np.column_stack(cols)
-        return np.concatenate([X, self.D[series, t]], axis=1) if self.n_drivers else X
+        if not self.n_drivers:
+            return X
+        at = self.D[series, t] if at is None else at
+        # each series' own response to each driver times the driver's deviation from its usual value: the effect
+        # a per-series linear model expects, which the trees then refine (one global model, per-item lifts)
+        expected = self.response[series] * (at - self.usual[series])
+        return np.concatenate([X, self.response[series], expected, at], axis=1)
 
     def holiday_columns(self) -> slice:
         """Where the holiday flags sit in a row (empty without holidays)."""
@@ -198,8 +223,8 @@ class GBM(Method):
         self.model = _hgb().fit(X, target)
         self.design = design
         fs, ft = np.repeat(np.arange(N), h), (lens[:, None] + np.arange(h)[None, :]).ravel()
-        self.future_rows = design.rows(fs, ft)
-        pred = np.maximum(self.model.predict(self.future_rows).reshape(N, h), 0) * design.scale[:, None]
+        self.future_at = fs, ft
+        pred = np.maximum(self.model.predict(design.rows(fs, ft)).reshape(N, h), 0) * design.scale[:, None]
         band = fc_sd_q * design.scale[:, None] * np.ones((1, h))
         z = NormalDist().inv_cdf(0.5 + self.level / 2)
         return PanelForecast(pred, np.ones(N), _direct_psi(N, h), band / z, ["gbm"] * N,
@@ -209,37 +234,34 @@ class GBM(Method):
     def explain(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """After :meth:`predict`: (base, {driver or 'holiday': contribution}, residual), each ``(N, h)`` in the
         data's units and unclipped, with base + contributions + residual = the unclipped forecast."""
-        design, X = self.design, self.future_rows
-        N, h = len(self.lens), design.h
-        scale = np.repeat(design.scale, h)[:, None]
+        design, (fs, ft) = self.design, self.future_at
+        N, h, F = len(self.lens), design.h, design.n_drivers
+        scale = np.repeat(design.scale, h)
 
-        def f(rows):
-            return (self.model.predict(rows)[:, None] * scale).reshape(N, h)
+        def f(at, holidays=True):
+            X = design.rows(fs, ft, at)
+            if not holidays:
+                X[:, design.holiday_columns()] = 0.0
+            return (self.model.predict(X) * scale).reshape(N, h)
 
         # baseline of each driver: its median over the series' own history (no promotion, the usual price)
-        F = design.n_drivers
-        hist = np.where(np.arange(self.Y.shape[1])[None, :, None] < self.lens[:, None, None],
-                        design.D[:, :self.Y.shape[1]], np.nan)
+        T = self.Y.shape[1]
+        hist = np.where(np.arange(T)[None, :, None] < self.lens[:, None, None], design.D[:, :T], np.nan)
         with np.errstate(all="ignore"):
-            baseline = np.nan_to_num(np.nanmedian(hist, axis=1)) if F else np.zeros((N, 0))
-        groups = {}
-        first = X.shape[1] - F
+            baseline = np.nan_to_num(np.nanmedian(hist, axis=1))[fs] if F else np.zeros((len(fs), 0))
+        at = design.D[fs, ft]
         names = (self.drivers.names if self.drivers is not None else ()) or tuple(f"driver{k}" for k in range(F))
-        for k, name in enumerate(names):
-            groups.setdefault(name, []).append((first + k, np.repeat(baseline[:, k], h)))
-        hol = design.holiday_columns()
-        if hol.stop > hol.start:
-            groups["holiday"] = [(c, np.zeros(N * h)) for c in range(hol.start, hol.stop)]
-        full = f(X)
-        base_rows = X.copy()
+        full = f(at)
         parts = {}
-        for name, cols in groups.items():
-            alt = X.copy()
-            for c, value in cols:
-                alt[:, c] = value
-                base_rows[:, c] = value
+        for name in dict.fromkeys(names):
+            cols = [k for k, n in enumerate(names) if n == name]
+            alt = at.copy()
+            alt[:, cols] = baseline[:, cols]
             parts[name] = full - f(alt)
-        base = f(base_rows)
+        with_holidays = len(design.holidays) > 0
+        if with_holidays:
+            parts["holiday"] = full - f(at, holidays=False)
+        base = f(baseline, holidays=not with_holidays)
         residual = full - base - sum(parts.values(), np.zeros((N, h)))
         return base, parts, residual
 
@@ -251,10 +273,13 @@ class GBMOrigins:
     earliest cut left out much of the series. Its spread is each series' in-sample mean absolute error (times
     1.2533, a normal sd), which ``auto`` then calibrates on the origins."""
 
-    max_rows = 150_000  # one candidate among several: half the rows of method := 'gbm'
+    max_rows = 150_000  # one candidate among several: half the rows of method := 'gbm'...
+    rows_per_series = 50  # ...and without drivers 50 periods per series, so its cost grows with the panel's
 
     def __init__(self, m: int, freq: str, start, anchor, drivers: Drivers | None, lens: np.ndarray):
         self.m, self.freq, self.start, self.anchor, self.drivers, self.lens = m, freq, start, anchor, drivers, lens
+        if drivers is None:
+            self.max_rows = min(self.max_rows, self.rows_per_series * len(lens))
 
     def fit(self, X, cut):
         self.X, self.cut, self.trained = X, np.asarray(cut), None
