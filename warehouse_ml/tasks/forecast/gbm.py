@@ -90,22 +90,6 @@ def _hgb():
     return HistGradientBoostingRegressor(loss="absolute_error", max_iter=200, learning_rate=0.1, random_state=0)
 
 
-def _responses(Ys: np.ndarray, D: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per series and driver over the periods ``inside``: the driver's mean and the least-squares slope of the
-    scaled demand on it (0 where the driver never varied)."""
-    F = D.shape[2]
-    if not F:
-        return np.zeros((len(Ys), 0)), np.zeros((len(Ys), 0))
-    w = (inside & np.isfinite(Ys))[:, :, None] & np.isfinite(D)
-    n = np.maximum(w.sum(axis=1), 1)
-    Dw, Yw = np.where(w, D, 0.0), np.where(w, np.nan_to_num(Ys)[:, :, None], 0.0)
-    dbar, ybar = Dw.sum(axis=1) / n, Yw.sum(axis=1) / n
-    dd = np.where(w, D - dbar[:, None, :], 0.0)
-    var = (dd ** 2).sum(axis=1)
-    cov = (dd * (Yw - ybar[:, None, :])).sum(axis=1)
-    return dbar, np.where(var > 1e-12, cov / np.where(var > 1e-12, var, 1.0), 0.0)
-
-
 class _Design:
     """The feature rows of a panel: ``rows(series, t)`` for targets at columns ``t`` of the given series.
 
@@ -121,15 +105,14 @@ class _Design:
         self.csum = np.nancumsum(np.pad(self.Ys, ((0, 0), (1, 0))), axis=1)
         self.h, self.m, self.freq, self.start, self.anchor = h, m, freq, start, anchor
         self.D, self.holidays = D, holidays  # D: (N, T + h, F) drivers
-        self.usual, self.response = _responses(self.Ys[:, :T], D[:, :T], inside)
 
     @property
     def n_drivers(self) -> int:
         return self.D.shape[2]
 
     def rows(self, series: np.ndarray, t: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
-        """Columns: lags, seasonal lags, rolling means, calendar, holidays (if any), log scale, then per driver
-        the series' response, its expected effect and its value at ``t`` (``at``: other values, for explain)."""
+        """Columns: lags, seasonal lags, rolling means, calendar, holidays (if any), log scale, the drivers'
+        values at ``t`` (or ``at``: other values, for explain)."""
         Ys, h, m = self.Ys, self.h, self.m
 
         def lag(k):
@@ -151,14 +134,7 @@ class _Design:
         if len(self.holidays):
             cols += [np.isin(dates + s, self.holidays).astype(float) for s in HOLIDAY_SHIFTS]
         cols.append(np.log1p(self.scale[series]))
-        X = np.column_stack(cols)
-        if not self.n_drivers:
-            return X
-        at = self.D[series, t] if at is None else at
-        # each series' own response to each driver times the driver's deviation from its usual value: the effect
-        # a per-series linear model expects, which the trees then refine (one global model, per-item lifts)
-        expected = self.response[series] * (at - self.usual[series])
-        return np.concatenate([X, self.response[series], expected, at], axis=1)
+        return np.column_stack(cols + [self.D[series, t] if at is None else at])
 
     def holiday_columns(self) -> slice:
         """Where the holiday flags sit in a row (empty without holidays)."""
