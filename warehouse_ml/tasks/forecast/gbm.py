@@ -250,7 +250,7 @@ class GBMOrigins:
     1.2533, a normal sd), which ``auto`` then calibrates on the origins."""
 
     max_rows = 150_000  # one candidate among several: half the rows of method := 'gbm'...
-    rows_per_series = 50  # ...and without drivers 50 periods per series, so its cost grows with the panel's
+    rows_per_series = 20  # ...and without drivers 20 periods per series, so its cost grows with the panel's
 
     def __init__(self, m: int, freq: str, start, anchor, drivers: Drivers | None, lens: np.ndarray):
         self.m, self.freq, self.start, self.anchor, self.drivers, self.lens = m, freq, start, anchor, drivers, lens
