@@ -148,3 +148,17 @@ def test_explain_forecast_gives_each_driver_its_part_of_the_global_forecast(shop
     assert [max(r[2], 0) for r in rows] == pytest.approx([gbm[(r[0], r[1])] for r in rows])
     with pytest.raises(Exception, match=r"argument 'method': features, holidays and events are inputs of the gbm"):
         shop.execute("FROM explain_forecast('sales', 7, method := 'ets', events := 'calendar')").fetchall()
+
+
+def test_plot_forecast_draws_the_drivers_under_the_forecast(shop, tmp_path):
+    from warehouse_ml.functions.forecast import plot_forecast
+
+    shop.execute("CREATE TABLE priced AS SELECT *, 2.0 + (dayofweek(day) = 5)::INTEGER AS price FROM sales")
+    shop.execute(f"CREATE TABLE price_plan AS SELECT DISTINCT product_id, DATE '{_day(DAYS)}' + k::INTEGER AS day, "
+                 "2.0 AS price FROM sales, range(7) t(k)")
+    out = plot_forecast(shop, "priced", 103, 7, str(tmp_path / "drivers.png"), value="units", method="gbm",
+                        features=["price"], future="price_plan", history=60)
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size == (1100, 660)  # the two-panel figure: forecast above, drivers below
