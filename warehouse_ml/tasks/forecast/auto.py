@@ -33,7 +33,7 @@ from statistics import NormalDist
 import numpy as np
 
 from .ets import ETS
-from .gbm import GBMOrigins
+from .gbm import Drivers, GBMOrigins
 from .methods import Croston, Naive, SeasonalNaive, Theta
 from .panel import PanelForecast, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
@@ -113,7 +113,8 @@ class AutoForecaster(Method):
 
     @classmethod
     def create(cls, m, freq="daily", level=0.95, config=None):
-        return cls(m, level=level, freq=freq, drivers=config)
+        # config is gbm's Drivers, or another method's settings when auto is that method's fallback (nn's NNConfig)
+        return cls(m, level=level, freq=freq, drivers=config if isinstance(config, Drivers) else None)
 
     def fit(self, y, lens=None, yearly=None, start=None, anchor=None):
         Y0, M, lens = _check_panel(y, lens)
