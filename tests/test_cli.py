@@ -89,8 +89,9 @@ def test_demo_runs_the_whole_loop(tmp_path):
     models = dict(con.execute("SELECT model, metrics['roc_auc'] FROM ml_models() WHERE is_active").fetchall())
     assert models["churn"] > 0.75 and models["conversion"] > 0.6
     assert set(models) == {"churn", "conversion", "recs", "segments"}
-    pngs = list(tmp_path.glob("shop_forecast_*.png"))
-    assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Forecast chart of" in text
+    pngs = sorted(tmp_path.glob("shop_forecast_*.png"))  # the forecast, and the one with price as its driver
+    assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert sum("_forecast_drivers_" in p.name for p in pngs) == 1 and "price as a driver" in text
     # an unchanged demo database may be rebuilt; once a user adds to it, only --force replaces it
     con.close()
     assert check_demo_target(db)

@@ -339,11 +339,13 @@ def test_detect_anomalies_finds_a_spike_and_keeps_types(con):
 
 def test_explain_forecast_parts_sum_to_the_ets_forecast(con):
     rel = con.sql("FROM explain_forecast('sales', 7) ORDER BY item, date")
-    assert rel.columns == ["item", "date", "forecast", "level", "trend", "season", "yearly", "method"]
+    assert rel.columns == ["item", "date", "forecast", "level", "trend", "season", "yearly", "holiday", "drivers",
+                           "residual", "method"]
     rows = rel.fetchall()
     assert len(rows) == 8 * 7
     for r in rows:
         assert r[2] == pytest.approx(r[3] + r[4] + r[5] + r[6], abs=1e-9)
+        assert r[7] == 0 and r[8] == {} and r[9] == 0
     ets = dict(((r[0], r[1]), r[2]) for r in con.execute("FROM forecast_demand('sales', 7, method := 'ets')").fetchall())
     sku = [r for r in rows if r[0] == "sku1"]
     assert [max(r[2], 0) for r in sku] == pytest.approx([ets[(r[0], r[1])] for r in sku])
@@ -381,5 +383,5 @@ def test_gbm_driver_errors_name_the_argument_and_the_fix(drivers, setup, call, p
     drivers.execute(setup)
     with pytest.raises(Exception, match=pattern):
         drivers.execute(f"FROM forecast_demand('drv', 7, value := 'units', method := 'gbm', {call})").fetchall()
-    with pytest.raises(Exception, match=r"argument 'method': features, future and holidays are inputs of method"):
-        drivers.execute("FROM forecast_demand('drv', 7, value := 'units', holidays := 'US')").fetchall()
+    with pytest.raises(Exception, match=r"argument 'method': features, future, holidays and events are inputs of"):
+        drivers.execute("FROM forecast_demand('drv', 7, value := 'units', method := 'theta', holidays := 'US')").fetchall()

@@ -234,6 +234,15 @@ def run_demo(db: str = "shop.duckdb", users: int = 5000, seed: int = 0, out=sys.
         check_replaceable(png, "--db", force)
         plot_forecast(con, "daily_sales", top, 28, png, item_col="sku", date="day", value="units")
         say(f"\nForecast chart of {top}: {png}")
+        # the same item forecast by the global model with its price as a driver, today's price held as the plan
+        con.execute("CREATE OR REPLACE TABLE price_plan AS SELECT s.sku, s.last_day + CAST(k AS INTEGER) AS day, "
+                    "s.price FROM (SELECT sku, max(day) AS last_day, arg_max(price, day) AS price FROM daily_sales "
+                    "GROUP BY sku) s, range(1, 29) t(k)")
+        png = os.path.splitext(db)[0] + f"_forecast_drivers_{top}.png"
+        check_replaceable(png, "--db", force)
+        plot_forecast(con, "daily_sales", top, 28, png, item_col="sku", date="day", value="units", method="gbm",
+                      features=["price"], future="price_plan")
+        say(f"Forecast chart of {top} with its price as a driver (method gbm, price_plan holds today's price): {png}")
     except wml.WmlError as e:
         say(f"\nForecast chart not drawn: {e}")
     _mark_as_demo(con)

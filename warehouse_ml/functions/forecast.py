@@ -11,6 +11,7 @@ once and returns the rows. Nothing is written to the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +22,7 @@ from ..binding.registry import scalar_udf
 from ..binding.spec import (
     Arg, Identifier, Identifiers, Interval, Option, RelationArg, RelationName, StrOptions, Text, sql_function,
 )
-from ..errors import AmbiguousColumn, InvalidArgument
+from ..errors import AmbiguousColumn, InvalidArgument, did_you_mean
 from ..tasks import forecast as K
 from ..tasks import roles
 from ..tasks.roles import is_date_type
@@ -32,7 +33,7 @@ BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE,
 ANOMALY_ROW = ("STRUCT(item VARCHAR, date DATE, value DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE, "
                "is_anomaly BOOLEAN, score DOUBLE)")
 EXPLAIN_ROW = ("STRUCT(item VARCHAR, date DATE, forecast DOUBLE, level DOUBLE, trend DOUBLE, season DOUBLE, "
-               "yearly DOUBLE, method VARCHAR)")
+               "yearly DOUBLE, holiday DOUBLE, drivers MAP(VARCHAR, DOUBLE), residual DOUBLE, method VARCHAR)")
 REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
@@ -188,6 +189,11 @@ def _method_option(default: str | None, *extra: str) -> Option:
 
 
 _ROLES = [Option("item", Identifier()), Option("date", Identifier()), Option("value", Identifier())]
+_FEATURES = Option("features", Identifiers(), fix="Pass e.g. features := ['price', 'promo']",
+                   doc="columns method := 'gbm' learns from")
+_FUTURE = Option("future", RelationName(), doc="a relation with the features' planned values over the horizon")
+_DRIVERS = [Option("holidays", Text(nonempty=True), fix="Pass e.g. holidays := 'US'", doc="a country code"),
+            Option("events", RelationName(), doc="a relation of dated events (date, event name, optional item)")]
 _RELATION = RelationArg()
 _HORIZON = Arg("horizon", "BIGINT")
 
@@ -234,10 +240,67 @@ def _driver_values(ctx, rel: Relation, roles: Roles, features: list[str], argume
     return tbl
 
 
+MAX_EVENTS = 100
+
+
+def _events(ctx, name: str, roles: Roles, data: SeriesData, h: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """0/1 flags of a user's event calendar (a relation with a date, an event name and optionally the item):
+    ``(N, T, E)`` over the history, ``(N, h, E)`` over the horizon and the E event names. An event row without
+    an item (no item column, or NULL in it) applies to every series."""
+    rel = ctx.relation(name, "events")
+    cols = rel.columns
+    dates = [c for c, t in cols.items() if is_date_type(t)]
+    if not dates:
+        raise InvalidArgument("events", f"relation '{rel.name}' has no DATE or TIMESTAMP column "
+                              f"(columns: {', '.join(f'{c} {t}' for c, t in cols.items())})",
+                              "Give it the date of each event as a DATE, e.g. CAST(day AS DATE) AS day in a view")
+    if len(dates) > 1:
+        raise AmbiguousColumn(rel.name, "events", "event date (keep one DATE column)", dates)
+    item = None
+    if roles.item is not None and roles.item.lower() in {c.lower() for c in cols}:
+        item = rel.column(roles.item, "events")
+    texts = [c for c, t in cols.items() if c not in (item, dates[0]) and t.upper() == "VARCHAR"]
+    if len(texts) != 1:
+        problem = (f"relation '{rel.name}' has no text column naming the event" if not texts else
+                   f"relation '{rel.name}' has {len(texts)} text columns ({', '.join(texts)}); one names the event")
+        raise InvalidArgument("events", problem, "Keep the date, one VARCHAR column with the event's name and "
+                              f"optionally '{roles.item or 'the item'}' (the history's item column) in a view")
+    item_sql = f"CAST({rel.q(item)} AS VARCHAR)" if item else "CAST(NULL AS VARCHAR)"
+    tbl = ctx.read_arrow(f"SELECT DISTINCT {item_sql} AS item, CAST({rel.q(dates[0])} AS DATE) AS d, "
+                         f"{rel.q(texts[0])} AS event FROM {rel.sql} WHERE {rel.q(dates[0])} IS NOT NULL "
+                         f"AND {rel.q(texts[0])} IS NOT NULL")
+    enc = tbl.column("event").combine_chunks().dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    if len(names) > MAX_EVENTS:
+        raise InvalidArgument("events", f"relation '{rel.name}' names {len(names)} different events, more than "
+                              f"{MAX_EVENTS}", "Group them into kinds (e.g. 'sale', 'sports final') in a view")
+    panel = data.panel
+    N, T = panel.y.shape
+    hist, fut = np.zeros((N, T, len(names))), np.zeros((N, h, len(names)))
+    code, off = _codes_and_offsets(data, tbl)
+    event = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    everyone = tbl.column("item").combine_chunks().is_null().to_numpy(zero_copy_only=False)
+    # an event of every series: one (series, offset) per series, the offset from that series' own start
+    per = off + panel.start[np.clip(code, 0, None)]
+    all_series = np.nonzero(everyone)[0]
+    series = np.concatenate([np.repeat(np.arange(N), len(all_series)), code[~everyone]])
+    off = np.concatenate([(per[all_series][None, :] - panel.start[:, None]).ravel(), off[~everyone]])
+    event = np.concatenate([np.tile(event[all_series], N), event[~everyone]])
+    ok = series >= 0
+    series, off, event = series[ok], off[ok], event[ok]
+    lens = panel.lens[series]
+    past = (off >= 0) & (off < lens)
+    hist[series[past], off[past], event[past]] = 1.0
+    ahead = (off >= lens) & (off < lens + h)
+    fut[series[ahead], off[ahead] - lens[ahead], event[ahead]] = 1.0
+    return hist, fut, names
+
+
 def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Drivers | None:
-    """Drivers of ``method := 'gbm'`` from ``features``, ``future`` and ``holidays``; None when none is given."""
-    features, future, country = opts.get("features"), opts.get("future"), opts.get("holidays")
-    if not features and future is None and country is None:
+    """Drivers of ``method := 'gbm'`` (or of ``auto``, which then considers it) from ``features``, ``future``,
+    ``holidays`` and ``events``; None when none is given."""
+    features, future, country, events = (opts.get(k) for k in ("features", "future", "holidays", "events"))
+    if not features and future is None and country is None and events is None:
         return None
     features = features or []
     roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
@@ -290,7 +353,12 @@ def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Driv
         except NotImplementedError:
             raise InvalidArgument("holidays", f"unknown country code {country!r}",
                                   "Pass an ISO 3166 code the holidays package knows, e.g. 'US', 'GB', 'DE'") from None
-    return K.Drivers(hist, fut, holidays)
+    names = list(features)
+    if events is not None:
+        ehist, efut, enames = _events(ctx, events, roles, data, h)
+        hist, fut = np.concatenate([hist, ehist], axis=2), np.concatenate([fut, efut], axis=2)
+        names += [e if e not in features else f"event {e}" for e in enames]
+    return K.Drivers(hist, fut, holidays, tuple(names))
 
 
 def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, SeriesData, K.PanelResult]:
@@ -299,9 +367,11 @@ def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, S
     method, level = opts["method"], opts["level"]
     data = load_series(ctx, relation, opts)
     drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
-    if drivers is not None and method != "gbm":
-        raise InvalidArgument("method", f"features, future and holidays are inputs of method := 'gbm', not '{method}'",
-                              "Add method := 'gbm' (one model over all series that learns from them)")
+    if drivers is not None and method not in ("gbm", "auto"):
+        raise InvalidArgument("method", f"features, future, holidays and events are inputs of method := 'gbm' "
+                              f"(which auto considers), not '{method}'",
+                              "Add method := 'gbm' (one model over all series that learns from them) or leave "
+                              "method out (auto)")
     tbl, res = forecast_rows(data, h, method, level, drivers)
     return tbl, data, res
 
@@ -334,10 +404,7 @@ def _names(data: SeriesData, series: np.ndarray) -> pa.Array:
     "picks per series by backtest.", args=[_RELATION, _HORIZON], returns=FORECAST_ROW,
     body=_typed("forecast", "lower", "upper", "method"), options=[
         *_ROLES, _method_option("auto"), _probability("level", 0.95),
-        Option("features", Identifiers(), fix="Pass e.g. features := ['price', 'promo']",
-               doc="columns method := 'gbm' learns from"),
-        Option("future", RelationName(), doc="a relation with the features' planned values over the horizon"),
-        Option("holidays", Text(nonempty=True), fix="Pass e.g. holidays := 'US'", doc="a country code")])
+        _FEATURES, _FUTURE, *_DRIVERS])
 def forecast_demand(ctx, relation, horizon, **opts):
     return forecast_table(ctx, relation, horizon, opts)[0]
 
@@ -401,9 +468,13 @@ def backtest_rows(data: SeriesData, h: int, folds: int, methods: tuple[str, ...]
     "detect_anomalies", "Every period of history against a robust trend + season decomposition of its series; "
     "values outside the level band are anomalies.", args=[_RELATION], returns=ANOMALY_ROW,
     body=_typed("value", "expected", "lower", "upper", "is_anomaly", "score"),
-    options=[*_ROLES, _probability("level", 0.99)])
+    options=[*_ROLES, _probability("level", 0.99),
+             Option("model", Identifier(), doc="check the rows against the forecast saved under this name")])
 def detect_anomalies(ctx, relation, **opts):
-    """Every period of every series (gaps as zero, like the forecasts) against its expected value and band."""
+    """Every period of every series (gaps as zero, like the forecasts) against its expected value and band; with
+    ``model`` the relation's rows against a forecast saved under that name instead."""
+    if opts["model"] is not None:
+        return _against_saved_forecast(ctx, relation, opts["model"], opts, opts["level"])
     return anomaly_rows(load_series(ctx, relation, opts), opts["level"])
 
 
@@ -426,29 +497,90 @@ def anomaly_rows(data: SeriesData, level: float) -> pa.Table:
     })
 
 
+def _against_saved_forecast(ctx, relation: str, name: str, opts: dict, level: float) -> pa.Table:
+    """Rows of ``relation`` on the dates a forecast saved under ``name`` (save_forecast) covers, against its
+    latest run for each (item, date): ``expected`` is that forecast, and each side of its band is rescaled from
+    the saved level to ``level`` (``lower = expected - (expected - saved lower) * z(level) / z(saved level)``);
+    ``score`` is the distance from ``expected`` in forecast standard deviations (that side's half-width / z)."""
+    saved = [r[0] for r in ctx.store._query("SELECT DISTINCT name FROM wml.forecasts ORDER BY 1")]
+    if name not in saved:
+        raise InvalidArgument("model", f"no forecast is saved under '{name}'.{did_you_mean(name, saved)}",
+                              f"Save one first: FROM save_forecast('{relation}', 28, name := '{name}')")
+    rel = ctx.relation(relation)
+    roles = infer_roles(rel, opts["item"], opts["date"], opts["value"])
+    item = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
+    d, v = rel.q(roles.date), f"CAST({rel.q(roles.value)} AS DOUBLE)"
+    tbl = ctx.read_arrow(f"""
+        WITH a AS (SELECT {item} AS item, CAST({d} AS DATE) AS d, sum({v}) AS v FROM {rel.sql}
+                   WHERE {d} IS NOT NULL GROUP BY 1, 2),
+             f AS (SELECT item, date, arg_max(forecast, run_at) AS forecast, arg_max(lower, run_at) AS lower,
+                          arg_max(upper, run_at) AS upper, arg_max(level, run_at) AS level
+                   FROM wml.forecasts WHERE name = $1 GROUP BY item, date)
+        SELECT a.item, a.d AS date, a.v AS value, f.forecast, f.lower, f.upper, f.level
+        FROM a JOIN f ON a.item IS NOT DISTINCT FROM f.item AND a.d = f.date
+        WHERE a.v IS NOT NULL ORDER BY 1 NULLS LAST, 2""", [name])
+    if tbl.num_rows == 0:
+        span = ctx.store._query("SELECT min(date), max(date) FROM wml.forecasts WHERE name = $1", [name])[0]
+        raise InvalidArgument("relation", f"no row of '{rel.name}' falls on an (item, date) forecast under "
+                              f"'{name}' ({span[0]} to {span[1]})",
+                              "Pass the rows that arrived for the forecast dates (the same items and date column)")
+    col = {k: tbl.column(k).to_numpy(zero_copy_only=False).astype(float)
+           for k in ("value", "forecast", "lower", "upper", "level")}
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    z_saved = np.array([NormalDist().inv_cdf(0.5 + q / 2) for q in col["level"]])
+    expected, value = col["forecast"], col["value"]
+    sd_low, sd_high = (expected - col["lower"]) / z_saved, (col["upper"] - expected) / z_saved
+    lower, upper = expected - z * sd_low, expected + z * sd_high
+    sd = np.where(value >= expected, sd_high, sd_low)
+    score = np.where(sd > 0, np.abs(value - expected) / np.where(sd > 0, sd, 1.0), 0.0)
+    return pa.table({"item": tbl.column("item"), "date": tbl.column("date"), "value": pa.array(value),
+                     "expected": pa.array(expected), "lower": pa.array(lower), "upper": pa.array(upper),
+                     "is_anomaly": pa.array((value < lower) | (value > upper)), "score": pa.array(score)})
+
+
 # --------------------------------------------------------------------------------------------------------
 # explain_forecast
 # --------------------------------------------------------------------------------------------------------
 @sql_function(
-    "explain_forecast", "The ETS forecast of each item taken apart: level + trend + season + yearly = forecast.",
-    args=[_RELATION, _HORIZON], returns=EXPLAIN_ROW, options=_ROLES,
-    body=_typed("forecast", "level", "trend", "season", "yearly", "method"))
+    "explain_forecast", "Each item's forecast taken apart: level + trend + season + yearly + holiday + drivers + "
+    "residual = forecast (ETS, or the gbm model when drivers are given).",
+    args=[_RELATION, _HORIZON], returns=EXPLAIN_ROW, options=[
+        *_ROLES, Option("method", StrOptions({"ets", "gbm"}, "method"),
+                        fix="Leave method out (ets; gbm when features, holidays or events are given)"),
+        _FEATURES, _FUTURE, *_DRIVERS],
+    body=_typed("forecast", "level", "trend", "season", "yearly", "holiday", "drivers", "residual", "method"))
 def explain_forecast(ctx, relation, horizon, **opts):
-    """The additive parts of each series' ETS forecast (``tasks.forecast.explain``), which sum to ``forecast``."""
+    """The additive parts of each series' forecast (``tasks.forecast.explain``), which sum to ``forecast``: of the
+    ETS forecast, or with drivers (or ``method := 'gbm'``) of the global model, one ``drivers`` entry each."""
     h = _horizon(horizon)
     data = load_series(ctx, relation, opts)
     panel = data.panel
-    ex = K.explain_panel(panel, h)
+    drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
+    method = opts["method"] or ("gbm" if drivers is not None else "ets")
+    if method == "ets" and drivers is not None:
+        raise InvalidArgument("method", "features, holidays and events are inputs of the gbm model, not of ets",
+                              "Leave method out (gbm is then explained) or drop the drivers")
+    if method == "gbm":
+        ex = K.explain_global(panel, h, drivers or K.Drivers.none(*panel.y.shape, h))
+    else:
+        ex = K.explain_panel(panel, h)
     keep = np.nonzero(panel.n_obs > 0)[0]
     series = np.repeat(keep, h)
     steps = np.tile(np.arange(1, h + 1), len(keep))
     days = K.period_dates(panel.start[series] + panel.lens[series] - 1 + steps, panel.freq, panel.anchor[series])
     labels = np.asarray(_labels(data, ex.method), dtype=object)
+    names = list(ex.drivers)
+    values = np.stack([ex.drivers[n][keep].ravel() for n in names], axis=1) if names else np.zeros((len(series), 0))
+    drivers_map = pa.MapArray.from_arrays(np.arange(len(series) + 1, dtype=np.int32) * len(names),
+                                          pa.array(names * len(series), pa.string()),
+                                          pa.array(values.ravel(), pa.float64()))
     return pa.table({
         "item": _names(data, series),
         "date": pa.array(days.astype("datetime64[D]"), pa.date32()),
         "forecast": pa.array(ex.forecast[keep].ravel(), pa.float64()),
-        **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS},
+        **{p: pa.array(ex.parts[p][keep].ravel(), pa.float64()) for p in K.PARTS if p != "residual"},
+        "drivers": drivers_map,
+        "residual": pa.array(ex.parts["residual"][keep].ravel(), pa.float64()),
         "method": pa.array(labels[series] if len(series) else [], pa.string()),
     })
 
@@ -568,11 +700,14 @@ def reorder_rows(data: SeriesData, lt: int, rp: int, sl: float, method: str, sto
 # --------------------------------------------------------------------------------------------------------
 def plot_forecast(con, relation: str, item, horizon: int, out_png: str, *, item_col: str | None = None,
                   date: str | None = None, value: str | None = None, method: str = "auto", level: float = 0.95,
-                  history: int = 180) -> str:
+                  history: int = 180, features: list[str] | None = None, future: str | None = None,
+                  holidays: str | None = None) -> str:
     """Write a PNG of one item's recent history (last ``history`` periods), forecast and ``level`` band.
 
     ``con`` is a connection with warehouse-ml installed (``wml.connect``); ``item`` is the item key as it
-    appears in the item column (compared as text). Returns ``out_png``.
+    appears in the item column (compared as text). With ``features`` (and their planned values in ``future``)
+    and ``holidays`` the forecast uses them (forecast_demand's arguments), and a lower panel draws each feature
+    over the history and the horizon. Returns ``out_png``.
     """
     import matplotlib
 
@@ -598,18 +733,26 @@ def plot_forecast(con, relation: str, item, horizon: int, out_png: str, *, item_
     item_filter = "item IS NULL" if roles.item is None else "item = $item"
     fc = con.execute(
         f"SELECT date, forecast, lower, upper, method FROM forecast_demand($rel, $h, item := $ic, date := $dc, "
-        f"value := $vc, method := $m, level := $lv) WHERE {item_filter} ORDER BY date",
+        f"value := $vc, method := $m, level := $lv, features := $fs, future := $fu, holidays := $ho) "
+        f"WHERE {item_filter} ORDER BY date",
         {"rel": relation, "h": int(horizon), "ic": opts["item"], "dc": opts["date"], "vc": opts["value"],
-         "m": method, "lv": float(level), **({} if roles.item is None else {"item": str(item)})}).fetchall()
+         "m": method, "lv": float(level), "fs": features, "fu": future, "ho": holidays,
+         **({} if roles.item is None else {"item": str(item)})}).fetchall()
     hist = hist[-history:]
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    if features:
+        fig, (ax, dax) = plt.subplots(2, 1, figsize=(10, 6), dpi=110, sharex=True, height_ratios=(3, 1))
+        _plot_drivers(con, dax, rel, roles, where, params, features, future, hist[0][0] if hist else None)
+    else:
+        fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     ax.plot([r[0] for r in hist], [r[1] for r in hist], color="#333333", lw=1, label="history")
     if fc:
         d = [r[0] for r in fc]
         ax.fill_between(d, [r[2] for r in fc], [r[3] for r in fc], color="#4C72B0", alpha=0.25,
                         label=f"{int(round(level * 100))}% interval")
         ax.plot(d, [r[1] for r in fc], color="#4C72B0", lw=1.8, label=f"forecast ({fc[0][4]})")
-    ax.set_title(f"{relation}: {item}" if roles.item else relation)
+    ax.set_title((f"{relation}: {item}" if roles.item else relation)
+                 + (f" (drivers: {', '.join(features)}{', ' + holidays + ' holidays' if holidays else ''})"
+                    if features else ""))
     ax.set_ylabel(roles.value)
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left")
@@ -618,3 +761,24 @@ def plot_forecast(con, relation: str, item, horizon: int, out_png: str, *, item_
     fig.savefig(out_png, metadata=PNG_METADATA)  # marked as ours: commands may replace it later
     plt.close(fig)
     return out_png
+
+
+def _plot_drivers(con, ax, rel, roles: Roles, where: str, params: list, features: list[str], future: str | None,
+                  since) -> None:
+    """Each feature of one item over its history and, from ``future``, the horizon (dashed)."""
+    from ..binding.catalog import resolve
+
+    frel = resolve(con, future) if future else None
+    for k, name in enumerate(features):
+        color = f"C{k + 1}"
+        for r, style, label in ((rel, "-", name), (frel, "--", f"{name} (planned)")):
+            if r is None:
+                continue
+            col, d = r.column(name, "features"), r.column(roles.date, "date")
+            cond = where if roles.item is None else f"CAST({r.q(r.column(roles.item, 'item'))} AS VARCHAR) = $1"
+            pts = con.execute(f"SELECT CAST({r.q(d)} AS DATE), avg(CAST({r.q(col)} AS DOUBLE)) FROM {r.sql} "
+                              f"WHERE {cond} GROUP BY 1 ORDER BY 1", params).fetchall()
+            pts = [p for p in pts if since is None or p[0] >= since]
+            ax.step([p[0] for p in pts], [p[1] for p in pts], style, where="post", color=color, lw=1.2, label=label)
+    ax.set_ylabel("drivers")
+    ax.legend(loc="upper left", fontsize=8)

@@ -8,7 +8,10 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   seasonality and growth: a swing that grows with the level); on intermittent series Croston/TSB instead of
   Theta. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc and Theta's
   autocorrelation test drop it, so seasonality is detected rather than assumed; the yearly pattern of daily and
-  weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``).
+  weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
+  gradient-boosted model (``gbm``, ``GBMOrigins``) is a candidate too when drivers are given (prices, promotions,
+  holidays, events), or when the panel is large enough to learn from (``GBM_SERIES`` series holding
+  ``GBM_ROWS`` periods before the earliest origin); it is trained once, on the data before the earliest origin.
 * **Rolling origins**: ``origins`` (4) cut points spaced by half the horizon, the last one ``h`` before the end.
   Smoothing parameters are searched once, on the data before the earliest origin; at the later origins and
   for the final forecast the states are brought up to date with the same parameters (``refilter``), so the
@@ -30,12 +33,15 @@ from statistics import NormalDist
 import numpy as np
 
 from .ets import ETS
+from .gbm import Drivers, GBMOrigins
 from .methods import Croston, Naive, SeasonalNaive, Theta
 from .panel import PanelForecast, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
 
 LOG_PREFIX = "log_"
+GBM_SERIES = 30  # without drivers, the global model is a candidate on panels of at least this many series...
+GBM_ROWS = 20_000  # ...holding at least this many periods before the earliest origin
 
 
 def _fourier_curve(yearly, T: int) -> np.ndarray:
@@ -95,25 +101,40 @@ class AutoForecaster(Method):
     """Rolling-origin selection and combination of simple methods (see the module docstring)."""
 
     name = "auto"
-    needs = ("yearly",)
+    needs = ("yearly", "start", "anchor")
 
-    def __init__(self, season_length: int = 7, origins: int = 4, level: float = 0.95):
+    def __init__(self, season_length: int = 7, origins: int = 4, level: float = 0.95, freq: str = "daily",
+                 drivers=None):
         super().__init__(season_length)
-        self.origins, self.level = int(origins), float(level)
+        self.origins, self.level, self.freq, self.drivers = int(origins), float(level), freq, drivers
         # smoothing parameters describe recent dynamics: search them on the last 52 seasons (a year of daily
         # data; at least 364 periods); older history costs time and adds no accuracy (measured)
         self.fit_window = max(52 * self.m, 364)
 
     @classmethod
     def create(cls, m, freq="daily", level=0.95, config=None):
-        return cls(m, level=level)
+        # config is gbm's Drivers, or another method's settings when auto is that method's fallback (nn's NNConfig)
+        return cls(m, level=level, freq=freq, drivers=config if isinstance(config, Drivers) else None)
 
-    def fit(self, y, lens=None, yearly=None):
+    def fit(self, y, lens=None, yearly=None, start=None, anchor=None):
         Y0, M, lens = _check_panel(y, lens)
         self.Y0, self.lens, self.yearly = Y0, lens, yearly
+        N = len(lens)
+        self.start = np.zeros(N, np.int64) if start is None else np.asarray(start)
+        self.anchor = np.zeros(N, np.int64) if anchor is None else np.asarray(anchor)
         return self
 
-    def _candidates(self, Y: np.ndarray, lens: np.ndarray, yearly, h: int, backtest: bool) -> list[_Candidate]:
+    def _gbm_candidate(self, ix: np.ndarray, lens: np.ndarray, h: int) -> GBMOrigins | None:
+        """The global model joins the candidates when drivers are given, or when the panel has enough rows to
+        learn from (``GBM_ROWS``) without costing more than the other candidates together."""
+        drivers = None if self.drivers is None else self.drivers.take(ix)
+        rows = int(np.maximum(lens - h - (self.origins - 1) * max(1, (h + 1) // 2), 0).sum())
+        if drivers is None and (rows < GBM_ROWS or len(lens) < GBM_SERIES):
+            return None
+        return GBMOrigins(self.m, self.freq, self.start[ix], self.anchor[ix], drivers, lens)
+
+    def _candidates(self, Y: np.ndarray, lens: np.ndarray, yearly, h: int, backtest: bool,
+                    gbm: GBMOrigins | None = None) -> list[_Candidate]:
         m, N = self.m, len(lens)
         M = np.arange(Y.shape[1])[None, :] < lens[:, None]
         inter = is_intermittent(Y + 0.0, lens)
@@ -129,6 +150,8 @@ class AutoForecaster(Method):
             specs += [("seasonal_naive", SeasonalNaive(m) if m > 1 else Naive(), None, False, ~inter),
                       ("naive", Naive(), None, False, ~inter),
                       (LOG_PREFIX + "ets", ETS(m, **ets), None, True, np.all((Y > 0) | ~M, axis=1))]
+            if gbm is not None:
+                specs.append(("gbm", gbm, None, False, every))
         out = [_Candidate(name, model, Y, cv, log, rows) for name, model, cv, log, rows in specs if rows.any()]
         self._allowed = np.stack([spec[4] for spec in specs if spec[4].any()], axis=1)
         return out
@@ -147,7 +170,9 @@ class AutoForecaster(Method):
                 continue
             ix = np.nonzero(group)[0]
             yearly = None if self.yearly is None else _SubYearly(self.yearly, ix)
-            mu, s, lab, base = self._forecast_group(self.Y0[ix], lens[ix], yearly, h, bool(can[ix[0]]))
+            backtest = bool(can[ix[0]])
+            gbm = self._gbm_candidate(ix, lens[ix], h) if backtest else None
+            mu, s, lab, base = self._forecast_group(self.Y0[ix], lens[ix], yearly, h, backtest, gbm)
             mean[ix], sd[ix], label[ix] = mu, s, lab
             base_sd = np.nan_to_num(base.sd(), nan=0.0)
             good = np.all(base_sd > 0, axis=1)
@@ -157,14 +182,14 @@ class AutoForecaster(Method):
         self.choice = label
         return PanelForecast(mean, sigma, psi, scale, list(label))
 
-    def _forecast_group(self, Y0, lens, yearly, h, backtest: bool):
+    def _forecast_group(self, Y0, lens, yearly, h, backtest: bool, gbm: GBMOrigins | None = None):
         """(mean, sd, labels, ETS forecast) of a sub-panel; with ``backtest`` the members are chosen on rolling
         origins, without it (series too short) ETS and Theta (Croston for intermittent series) are averaged."""
         N, m, O = len(lens), self.m, self.origins
         z = NormalDist().inv_cdf(0.5 + self.level / 2)
         spacing = max(1, (h + 1) // 2)
         cuts = [lens - h - k * spacing for k in range(O - 1, -1, -1)]  # earliest first
-        cands = self._candidates(Y0, lens, yearly, h, backtest)
+        cands = self._candidates(Y0, lens, yearly, h, backtest, gbm)
         names = [c.name for c in cands]
         C = len(cands)
         allowed = self._allowed

@@ -1,4 +1,4 @@
-"""Forecasts taken apart: level, trend, season and yearly pattern, which add up to the forecast.
+"""Forecasts taken apart: level, trend, season, yearly pattern, holidays and drivers, which add up to the forecast.
 
 The decomposable model is additive ETS (damped or no trend, additive or no season, chosen per series by AICc)
 on data with the yearly Fourier pattern removed (daily and weekly series covering two years, where an F test
@@ -7,28 +7,50 @@ finds the pattern), the model ``forecast_demand(..., method := 'ets')`` uses. Pe
 seasonal state of that phase (weekly for daily data), ``yearly`` the Fourier pattern; their sum is the forecast
 (not clipped at zero, so the parts add up exactly). Series shorter than three periods get the last value as
 level and zero parts.
+
+With drivers (``explain_global``), the model is the global gradient-boosted one (``method := 'gbm'``), which has no
+level or season states: ``level`` is its forecast with every driver at its baseline and no holiday, ``holiday``
+and each driver (``drivers``) what they add to it, ``residual`` their interactions (see ``GBM.explain``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .ets import ETS
+from .gbm import GBM
 from .panel import FREQS, Panel, _gather, validate_horizon
 from .seasonality import YearlyAdjust
 
-PARTS = ("level", "trend", "season", "yearly")
+PARTS = ("level", "trend", "season", "yearly", "holiday", "residual")
 
 
 @dataclass
 class Explanation:
-    parts: dict[str, np.ndarray]  # name -> (N, h)
+    parts: dict[str, np.ndarray]  # name in PARTS -> (N, h)
     method: list[str]
+    drivers: dict[str, np.ndarray] = field(default_factory=dict)  # driver name -> (N, h)
 
     @property
     def forecast(self) -> np.ndarray:
-        return sum(self.parts.values())
+        return sum(self.parts.values()) + sum(self.drivers.values())
+
+
+def explain_global(panel: Panel, horizon: int, drivers) -> Explanation:
+    """The gbm forecast of every series with its drivers' and holidays' contributions."""
+    h = validate_horizon(horizon)
+    N, T = panel.y.shape
+    inside = np.arange(T)[None, :] < panel.lens[:, None]
+    model = GBM(panel.season, panel.freq, drivers=drivers).fit(np.where(inside, np.nan_to_num(panel.y), np.nan),
+                                                                panel.lens, panel.start, panel.anchor)
+    model.predict(h)
+    base, contributions, residual = model.explain()
+    parts = {p: np.zeros((N, h)) for p in PARTS}
+    parts["level"], parts["residual"] = base, residual
+    if "holiday" in contributions:
+        parts["holiday"] = contributions.pop("holiday")
+    return Explanation(parts, ["gbm"] * N, contributions)
 
 
 def explain_panel(panel: Panel, horizon: int) -> Explanation:
