@@ -122,7 +122,7 @@ def test_relations_the_front_door_makes_readable_come_from_the_specs():
     from warehouse_ml.binding.spec import relation_readers
 
     readers = relation_readers()
-    assert readers["forecast_demand"] == (["relation", "horizon"], frozenset({"relation", "future"}))
+    assert readers["forecast_demand"] == (["relation", "horizon"], frozenset({"relation", "future", "events"}))
     assert readers["recommend_items"][1] == {"relation", "for_users", "exclude", "candidates"}
     assert readers["user_features"][1] == {"orders"} and "ml_train" in readers
     assert "dp_budget" not in readers  # names a ledger entry: a copy would spend another relation's budget
