@@ -37,7 +37,8 @@ EXPLAIN_ROW = ("STRUCT(item VARCHAR, date DATE, forecast DOUBLE, level DOUBLE, t
 REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBLE, reorder_point DOUBLE, "
                "on_hand DOUBLE, order_qty DOUBLE, method VARCHAR)")
 
-BACKTEST_METHODS = ("seasonal_naive", "ets", "theta", "croston", "auto")
+# backtest_demand compares auto with the simple methods it chooses among (each declares ``in_auto``)
+BACKTEST_METHODS = tuple(n for n in K.METHODS if K.REGISTRY[n].in_auto) + ("auto",)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ class Method:
     yearly_aware  fitted on data with the yearly (Fourier) pattern removed, the pattern added back after.
     fallback      method for series shorter than :meth:`min_length` (labelled ``name->fallback (short: n periods)``).
     min_series    a global model's smallest panel; a smaller one gets ``fallback_panel`` (and says so).
-    in_auto       a candidate of ``auto``'s selection.
+    in_auto       a candidate of ``auto``'s selection, so backtest_demand compares it with auto by default.
     """
 
     name = "method"
