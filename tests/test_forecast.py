@@ -314,7 +314,7 @@ def test_reorder_plan_uses_on_hand_stock(con):
 
 
 def test_plot_forecast_writes_a_png(con, tmp_path):
-    from warehouse_ml.functions.forecast import plot_forecast
+    from warehouse_ml.functions.forecast_plot import plot_forecast
 
     out = plot_forecast(con, "sales", "sku0", 14, str(tmp_path / "f.png"))
     with open(out, "rb") as f:

@@ -151,7 +151,7 @@ def test_explain_forecast_gives_each_driver_its_part_of_the_global_forecast(shop
 
 
 def test_plot_forecast_draws_the_drivers_under_the_forecast(shop, tmp_path):
-    from warehouse_ml.functions.forecast import plot_forecast
+    from warehouse_ml.functions.forecast_plot import plot_forecast
 
     shop.execute("CREATE TABLE priced AS SELECT *, 2.0 + (dayofweek(day) = 5)::INTEGER AS price FROM sales")
     shop.execute(f"CREATE TABLE price_plan AS SELECT DISTINCT product_id, DATE '{_day(DAYS)}' + k::INTEGER AS day, "

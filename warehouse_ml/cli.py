@@ -170,7 +170,7 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
 
 def cmd_plot_forecast(args) -> int:
     import warehouse_ml as wml
-    from .functions.forecast import plot_forecast
+    from .functions.forecast_plot import plot_forecast
     from .outputs import check_replaceable
 
     out = args.out or f"forecast_{args.item}.png"

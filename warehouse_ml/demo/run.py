@@ -15,7 +15,7 @@ import duckdb
 import warehouse_ml as wml
 
 from ..frontdoor import relation
-from ..functions.forecast import plot_forecast
+from ..functions.forecast_plot import plot_forecast
 from ..outputs import DEMO_TABLE_COMMENT, check_replaceable, refuse_to_replace
 from ..progress import duckdb_bar_only_on_a_terminal
 from ..shell import render

@@ -6,11 +6,11 @@ per (item, date) in SQL on a second cursor (quoted catalog names only; duplicate
 in ``method``), reads Arrow, runs the vectorised kernels of ``warehouse_ml.tasks.forecast`` on all series at
 once and returns the rows. Nothing is written to the database.
 
-``plot_forecast(con, relation, item, horizon, out_png, ...)`` draws history, forecast and bands to a PNG.
+The series they read come from ``forecast_series``, the drivers of the global model from ``forecast_drivers``;
+``forecast_plot.plot_forecast`` draws history, forecast and bands to a PNG.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..binding.catalog import Relation, is_numeric_type
-from ..binding.registry import scalar_udf
 from ..binding.spec import (
     Arg, Identifier, Identifiers, Interval, Option, RelationArg, RelationName, StrOptions, Text, sql_function,
 )
@@ -26,6 +25,8 @@ from ..errors import AmbiguousColumn, InvalidArgument, did_you_mean
 from ..tasks import forecast as K
 from ..tasks import roles
 from ..tasks.roles import is_date_type
+from .forecast_drivers import load_drivers
+from .forecast_series import SeriesData, check_horizon, infer_roles, kernel_error, load_series, series_labels
 
 FORECAST_ROW = "STRUCT(item VARCHAR, date DATE, forecast DOUBLE, lower DOUBLE, upper DOUBLE, method VARCHAR)"
 BACKTEST_ROW = ("STRUCT(item VARCHAR, method VARCHAR, mase DOUBLE, smape DOUBLE, rmse DOUBLE, coverage DOUBLE, "
@@ -39,144 +40,6 @@ REORDER_ROW = ("STRUCT(item VARCHAR, lead_time_demand DOUBLE, safety_stock DOUBL
 
 # backtest_demand compares auto with the simple methods it chooses among (each declares ``in_auto``)
 BACKTEST_METHODS = tuple(n for n in K.METHODS if K.REGISTRY[n].in_auto) + ("auto",)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Arguments and roles
-# --------------------------------------------------------------------------------------------------------
-def _kernel_error(e: K.ForecastInputError) -> InvalidArgument:
-    return InvalidArgument(e.argument, e.problem, e.fix)
-
-
-@dataclass
-class Roles:
-    item: str | None
-    date: str
-    value: str
-
-
-def infer_roles(rel: Relation, item: str | None, date: str | None, value: str | None) -> Roles:
-    """Column roles: the named ones, else the only column that fits (one date, one numeric measure, one key)."""
-    cols = rel.columns
-    if date is not None:
-        d = rel.column(date, "date")
-        if not is_date_type(cols[d]):
-            raise InvalidArgument("date", f"column '{d}' of '{rel.name}' has type {cols[d]}, not DATE or TIMESTAMP",
-                                  f"Name a DATE or TIMESTAMP column, or convert it in a view, e.g. CREATE VIEW "
-                                  f"v AS SELECT *, CAST({d} AS DATE) AS day FROM {rel.table}")
-    else:
-        cands = [c for c, t in cols.items() if is_date_type(t)]
-        if not cands:
-            raise InvalidArgument("date", f"relation '{rel.name}' has no DATE or TIMESTAMP column",
-                                  "Convert one in a view (CAST(col AS DATE)) and name it with date := 'col'")
-        if len(cands) > 1:
-            raise AmbiguousColumn(rel.name, "date", "date column", cands)
-        d = cands[0]
-    it = rel.column(item, "item") if item is not None else None
-    if it is not None and it == d:
-        raise InvalidArgument("item", f"'{it}' is already the date column", "Name a different column as the item key")
-    if value is not None:
-        v = rel.column(value, "value")
-        if not is_numeric_type(cols[v]):
-            raise InvalidArgument("value", f"column '{v}' of '{rel.name}' has type {cols[v]}, not a number",
-                                  "Name a numeric column holding the demand (units sold)")
-        if v in (d, it):
-            raise InvalidArgument("value", f"'{v}' is already used as the {'date' if v == d else 'item'} column",
-                                  "Name the column holding the demand (units sold)")
-    else:
-        cands = [c for c, t in cols.items() if c not in (d, it) and is_numeric_type(t) and not roles.SERIES_KEY.search(c)]
-        if len(cands) != 1:
-            raise AmbiguousColumn(rel.name, "value", "demand measure (a numeric column)", cands)
-        v = cands[0]
-    if it is None:
-        rest = [c for c in cols if c not in (d, v)]
-        cands = [c for c in rest if not is_numeric_type(cols[c]) and not is_date_type(cols[c])]
-        if not cands:
-            cands = [c for c in rest if is_numeric_type(cols[c]) and roles.SERIES_KEY.search(c)]
-        if len(cands) > 1:
-            raise AmbiguousColumn(rel.name, "item", "item key", cands)
-        it = cands[0] if cands else None  # no key column: the whole relation is one series
-    return Roles(it, d, v)
-
-
-NO_ITEM = "__wml_no_item"  # the placeholder column the macros add for a relation that is one series
-
-
-@scalar_udf("wml_forecast_source", args=["VARCHAR"], returns="VARCHAR")
-def forecast_source(ctx, relation):
-    """The relation's quoted catalog name, for ``query_table`` in the macros (resolved, never pasted)."""
-    return pa.array([ctx.relation(name).sql for name in relation.to_pylist()], pa.string())
-
-
-@scalar_udf("wml_forecast_column", args=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"], returns="VARCHAR")
-def forecast_column(ctx, relation, role, item, date, value):
-    """The catalog name of the item or date column (as the table function infers it), so the macros cast the
-    result back to the source column's type: a BIGINT key stays BIGINT, a TIMESTAMP date stays TIMESTAMP."""
-    out = []
-    for name, r, i, d, v in zip(*(a.to_pylist() for a in (relation, role, item, date, value))):
-        roles = infer_roles(ctx.relation(name), i, d, v)
-        out.append(roles.date if r == "date" else (roles.item or NO_ITEM))
-    return pa.array(out, pa.string())
-
-
-@dataclass
-class SeriesData:
-    names: pa.Array  # item per series code (VARCHAR, may hold one NULL)
-    panel: K.Panel
-    duplicates: np.ndarray  # per series: dates that had more than one row
-    nonfinite: np.ndarray  # per series: NaN or infinite values, treated as missing
-
-
-def load_series(ctx, relation: str, opts: dict, freq: str | None = None) -> SeriesData:
-    """Resolve, aggregate per (item, date) in SQL, and build the panel."""
-    rel = ctx.relation(relation)
-    roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
-    item_sql = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
-    d = rel.q(roles.date)
-    value = f"CAST({rel.q(roles.value)} AS DOUBLE)"
-    # The numeric policy: NaN and +-inf are missing values, like NULL (a date with no finite value is a missing day)
-    query = (f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, sum(CASE WHEN isfinite({value}) THEN {value} END) AS v, "
-             f"count(*) AS n, count(*) FILTER (WHERE NOT isfinite({value})) AS nonfinite "
-             f"FROM {rel.sql} WHERE {d} IS NOT NULL GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2")
-    return series_from_groups(ctx.read_arrow(query), freq)
-
-
-def series_from_groups(tbl: pa.Table, freq: str | None = None) -> SeriesData:
-    """The panel from one row per (item, d) sorted by item (NULL last) and d, with v (the sum of finite values),
-    n (rows) and nonfinite (NaN/inf values): what DuckDB's query above and Spark's Arrow aggregation both give."""
-    enc = tbl.column("item").combine_chunks().dictionary_encode() if tbl.num_rows else \
-        pa.array([], pa.string()).dictionary_encode()
-    names = enc.dictionary
-    codes = enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False).astype(np.int64)
-    n_series = len(names) + int(enc.null_count > 0)
-    if enc.null_count:
-        names = pa.concat_arrays([names, pa.array([None], pa.string())])
-    day = tbl.column("d").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
-    val = tbl.column("v").combine_chunks().cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-    n = tbl.column("n").combine_chunks().to_numpy(zero_copy_only=False)
-    dup = np.bincount(codes[n > 1], minlength=n_series) if n_series else np.zeros(0, int)
-    bad = tbl.column("nonfinite").combine_chunks().to_numpy(zero_copy_only=False)
-    nonfinite = np.bincount(codes, weights=bad, minlength=n_series).astype(np.int64)
-    panel = K.build_panel(codes, day, val, n_series, freq)
-    return SeriesData(names, panel, dup, nonfinite)
-
-
-def _labels(data: SeriesData, labels: list[str]) -> list[str]:
-    out = list(labels)
-    for i in np.nonzero(data.duplicates > 0)[0]:
-        k = int(data.duplicates[i])
-        out[i] = f"{out[i]} [{k} date{'s' if k > 1 else ''} with duplicate rows summed]"
-    for i in np.nonzero(data.nonfinite > 0)[0]:
-        k = int(data.nonfinite[i])
-        out[i] = f"{out[i]} [{k} NaN or infinite value{'s' if k > 1 else ''} treated as missing]"
-    return out
-
-
-def _horizon(h, argument="horizon") -> int:
-    try:
-        return K.validate_horizon(h)
-    except K.ForecastInputError as e:
-        raise InvalidArgument(argument, e.problem, e.fix.replace("periods to forecast", f"periods ({argument})")) from None
 
 
 # -- the options, declared once for every forecasting function --------------------------------------------------
@@ -216,158 +79,12 @@ def _typed(*columns: str, date: bool = True) -> str:
 # --------------------------------------------------------------------------------------------------------
 # forecast_demand
 # --------------------------------------------------------------------------------------------------------
-def _codes_and_offsets(data: SeriesData, tbl: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Series code (-1: an item the history lacks) and panel column of each (item, d) row of ``tbl``."""
-    pos = pc.index_in(tbl.column("item").combine_chunks(), value_set=data.names).fill_null(-1)
-    code = pos.to_numpy(zero_copy_only=False).astype(np.int64)
-    day = tbl.column("d").combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
-    per = K.period_index(day, data.panel.freq)
-    return code, per - data.panel.start[np.clip(code, 0, None)]
-
-
-def _driver_values(ctx, rel: Relation, roles: Roles, features: list[str], argument: str) -> pa.Table:
-    """Per (item as text, date): the mean of each feature and its NULL count, read with quoted names."""
-    item_sql = f"CAST({rel.q(roles.item)} AS VARCHAR)" if roles.item else "CAST(NULL AS VARCHAR)"
-    d = rel.q(roles.date)
-    cols = ", ".join(f"avg(CAST({rel.q(f)} AS DOUBLE)) AS f{k}, count(*) - count({rel.q(f)}) AS null{k}"
-                     for k, f in enumerate(features))
-    tbl = ctx.read_arrow(f"SELECT {item_sql} AS item, CAST({d} AS DATE) AS d, {cols} FROM {rel.sql} "
-                         f"WHERE {d} IS NOT NULL GROUP BY 1, 2")
-    for k, f in enumerate(features):
-        nulls = int(pc.sum(tbl.column(f"null{k}")).as_py() or 0)
-        if nulls:
-            raise InvalidArgument(argument, f"column '{f}' of '{rel.name}' has {nulls} NULL value(s)",
-                                  f"Fill them (e.g. coalesce({f}, 0) in a view) so every date has a value")
-    return tbl
-
-
-MAX_EVENTS = 100
-
-
-def _events(ctx, name: str, roles: Roles, data: SeriesData, h: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """0/1 flags of a user's event calendar (a relation with a date, an event name and optionally the item):
-    ``(N, T, E)`` over the history, ``(N, h, E)`` over the horizon and the E event names. An event row without
-    an item (no item column, or NULL in it) applies to every series."""
-    rel = ctx.relation(name, "events")
-    cols = rel.columns
-    dates = [c for c, t in cols.items() if is_date_type(t)]
-    if not dates:
-        raise InvalidArgument("events", f"relation '{rel.name}' has no DATE or TIMESTAMP column "
-                              f"(columns: {', '.join(f'{c} {t}' for c, t in cols.items())})",
-                              "Give it the date of each event as a DATE, e.g. CAST(day AS DATE) AS day in a view")
-    if len(dates) > 1:
-        raise AmbiguousColumn(rel.name, "events", "event date (keep one DATE column)", dates)
-    item = None
-    if roles.item is not None and roles.item.lower() in {c.lower() for c in cols}:
-        item = rel.column(roles.item, "events")
-    texts = [c for c, t in cols.items() if c not in (item, dates[0]) and t.upper() == "VARCHAR"]
-    if len(texts) != 1:
-        problem = (f"relation '{rel.name}' has no text column naming the event" if not texts else
-                   f"relation '{rel.name}' has {len(texts)} text columns ({', '.join(texts)}); one names the event")
-        raise InvalidArgument("events", problem, "Keep the date, one VARCHAR column with the event's name and "
-                              f"optionally '{roles.item or 'the item'}' (the history's item column) in a view")
-    item_sql = f"CAST({rel.q(item)} AS VARCHAR)" if item else "CAST(NULL AS VARCHAR)"
-    tbl = ctx.read_arrow(f"SELECT DISTINCT {item_sql} AS item, CAST({rel.q(dates[0])} AS DATE) AS d, "
-                         f"{rel.q(texts[0])} AS event FROM {rel.sql} WHERE {rel.q(dates[0])} IS NOT NULL "
-                         f"AND {rel.q(texts[0])} IS NOT NULL")
-    enc = tbl.column("event").combine_chunks().dictionary_encode()
-    names = enc.dictionary.to_pylist()
-    if len(names) > MAX_EVENTS:
-        raise InvalidArgument("events", f"relation '{rel.name}' names {len(names)} different events, more than "
-                              f"{MAX_EVENTS}", "Group them into kinds (e.g. 'sale', 'sports final') in a view")
-    panel = data.panel
-    N, T = panel.y.shape
-    hist, fut = np.zeros((N, T, len(names))), np.zeros((N, h, len(names)))
-    code, off = _codes_and_offsets(data, tbl)
-    event = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    everyone = tbl.column("item").combine_chunks().is_null().to_numpy(zero_copy_only=False)
-    # an event of every series: one (series, offset) per series, the offset from that series' own start
-    per = off + panel.start[np.clip(code, 0, None)]
-    all_series = np.nonzero(everyone)[0]
-    series = np.concatenate([np.repeat(np.arange(N), len(all_series)), code[~everyone]])
-    off = np.concatenate([(per[all_series][None, :] - panel.start[:, None]).ravel(), off[~everyone]])
-    event = np.concatenate([np.tile(event[all_series], N), event[~everyone]])
-    ok = series >= 0
-    series, off, event = series[ok], off[ok], event[ok]
-    lens = panel.lens[series]
-    past = (off >= 0) & (off < lens)
-    hist[series[past], off[past], event[past]] = 1.0
-    ahead = (off >= lens) & (off < lens + h)
-    fut[series[ahead], off[ahead] - lens[ahead], event[ahead]] = 1.0
-    return hist, fut, names
-
-
-def _drivers(ctx, rel: Relation, data: SeriesData, opts: dict, h: int) -> K.Drivers | None:
-    """Drivers of ``method := 'gbm'`` (or of ``auto``, which then considers it) from ``features``, ``future``,
-    ``holidays`` and ``events``; None when none is given."""
-    features, future, country, events = (opts.get(k) for k in ("features", "future", "holidays", "events"))
-    if not features and future is None and country is None and events is None:
-        return None
-    features = features or []
-    roles = infer_roles(rel, opts.get("item"), opts.get("date"), opts.get("value"))
-    features = [rel.column(f, "features") for f in features]
-    for f in features:
-        if not is_numeric_type(rel.columns[f]) and rel.columns[f].upper() != "BOOLEAN":
-            raise InvalidArgument("features", f"column '{f}' has type {rel.columns[f]}, not a number or boolean",
-                                  "Name numeric driver columns (a price, a 0/1 promotion flag)")
-    panel = data.panel
-    N, T = panel.y.shape
-    F = len(features)
-    hist, fut = np.full((N, T, F), np.nan), np.full((N, h, F), np.nan)
-    if F:
-        if future is None:
-            raise InvalidArgument("future", "features need their values over the horizon",
-                                  "Pass future := 'plan', a relation with item, date and the same columns for the "
-                                  "forecast dates (planned prices, the promotion calendar)")
-        frel = ctx.relation(future, "future")
-        for need in [c for c in (roles.item, roles.date) if c] + features:
-            if need.lower() not in {c.lower() for c in frel.columns}:
-                raise InvalidArgument("future", f"relation '{frel.name}' has no column '{need}'",
-                                      f"Add '{need}' to it: the future needs the history's item, date and feature "
-                                      "columns under the same names")
-        tbl = _driver_values(ctx, rel, roles, features, "features")
-        code, off = _codes_and_offsets(data, tbl)
-        ok = (code >= 0) & (off >= 0) & (off < T)
-        for k in range(F):
-            hist[code[ok], off[ok], k] = tbl.column(f"f{k}").to_numpy(zero_copy_only=False)[ok]
-        froles = Roles(frel.column(roles.item, "future") if roles.item else None, frel.column(roles.date, "future"),
-                       roles.value)
-        ftbl = _driver_values(ctx, frel, froles, [frel.column(f, "future") for f in features], "future")
-        code, off = _codes_and_offsets(data, ftbl)
-        off = off - panel.lens[np.clip(code, 0, None)]
-        ok = (code >= 0) & (off >= 0) & (off < h)
-        for k in range(F):
-            fut[code[ok], off[ok], k] = ftbl.column(f"f{k}").to_numpy(zero_copy_only=False)[ok]
-        missing = (panel.n_obs > 0)[:, None] & np.isnan(fut[:, :, 0])
-        if missing.any():
-            i, k = map(int, np.argwhere(missing)[0])
-            day = K.period_dates(panel.start[i] + panel.lens[i] + k, panel.freq, panel.anchor[i])
-            raise InvalidArgument("future", f"'{frel.name}' does not cover the horizon: no row for item "
-                                  f"{data.names[i].as_py()!r} on {np.datetime64(int(day), 'D')} "
-                                  f"({int(missing.sum())} (item, date) pairs missing)",
-                                  f"Give every item a row for each of the {h} forecast dates")
-    holidays = np.zeros(0, np.int64)
-    if country is not None:
-        last = K.period_dates(panel.start + panel.lens + h, panel.freq, panel.anchor)
-        try:
-            holidays = K.holiday_days(country, int(panel.anchor.min()), int(last.max()))
-        except NotImplementedError:
-            raise InvalidArgument("holidays", f"unknown country code {country!r}",
-                                  "Pass an ISO 3166 code the holidays package knows, e.g. 'US', 'GB', 'DE'") from None
-    names = list(features)
-    if events is not None:
-        ehist, efut, enames = _events(ctx, events, roles, data, h)
-        hist, fut = np.concatenate([hist, ehist], axis=2), np.concatenate([fut, efut], axis=2)
-        names += [e if e not in features else f"event {e}" for e in enames]
-    return K.Drivers(hist, fut, holidays, tuple(names))
-
-
 def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, SeriesData, K.PanelResult]:
     """forecast_demand's rows (``opts``: its options, checked), with the series and the kernel's result."""
-    h = _horizon(horizon)
+    h = check_horizon(horizon)
     method, level = opts["method"], opts["level"]
     data = load_series(ctx, relation, opts)
-    drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
+    drivers = load_drivers(ctx, ctx.relation(relation), data, opts, h)
     if drivers is not None and method not in ("gbm", "auto"):
         raise InvalidArgument("method", f"features, future, holidays and events are inputs of method := 'gbm' "
                               f"(which auto considers), not '{method}'",
@@ -383,8 +100,8 @@ def forecast_rows(data: SeriesData, h: int, method: str, level: float,
     try:
         res = K.forecast_panel(data.panel, h, method, level, nn_config=drivers)
     except K.ForecastInputError as e:
-        raise _kernel_error(e) from None
-    labels = np.asarray(_labels(data, res.method), dtype=object)
+        raise kernel_error(e) from None
+    labels = np.asarray(series_labels(data, res.method), dtype=object)
     return pa.table({
         "item": _names(data, res.series),
         "date": pa.array(res.day.astype("datetime64[D]"), pa.date32()),
@@ -424,7 +141,7 @@ def backtest_demand(ctx, relation, horizon, **opts):
 
 def backtest_options(horizon, opts: dict) -> tuple[int, int, tuple[str, ...], float]:
     """(horizon, folds, methods, level) of backtest_demand from its options as its spec parses them."""
-    h = _horizon(horizon)
+    h = check_horizon(horizon)
     folds, level, m = opts["folds"], opts["level"], opts["method"]
     methods = BACKTEST_METHODS if m is None or m == "all" else (m,)
     if methods == ("nn",):  # the network (slower: one training per fold) is compared with the classical methods
@@ -437,7 +154,7 @@ def backtest_rows(data: SeriesData, h: int, folds: int, methods: tuple[str, ...]
     try:
         res = K.backtest_panel(data.panel, h, folds, methods, level)
     except K.ForecastInputError as e:
-        raise _kernel_error(e) from None
+        raise kernel_error(e) from None
     N = len(data.panel.lens)
     keep = np.nonzero(data.panel.n_obs > 0)[0]
     items, meth, cols = [], [], {k: [] for k in ("mase", "smape", "rmse", "coverage", "folds")}
@@ -485,7 +202,7 @@ def anomaly_rows(data: SeriesData, level: float) -> pa.Table:
     try:
         res = K.detect_anomalies(panel, level)
     except K.ForecastInputError as e:
-        raise _kernel_error(e) from None
+        raise kernel_error(e) from None
     keep = res.mask & (panel.n_obs > 0)[:, None]
     series, t = np.nonzero(keep)
     days = K.period_dates(panel.start[series] + t, panel.freq, panel.anchor[series])
@@ -553,10 +270,10 @@ def _against_saved_forecast(ctx, relation: str, name: str, opts: dict, level: fl
 def explain_forecast(ctx, relation, horizon, **opts):
     """The additive parts of each series' forecast (``tasks.forecast.explain``), which sum to ``forecast``: of the
     ETS forecast, or with drivers (or ``method := 'gbm'``) of the global model, one ``drivers`` entry each."""
-    h = _horizon(horizon)
+    h = check_horizon(horizon)
     data = load_series(ctx, relation, opts)
     panel = data.panel
-    drivers = _drivers(ctx, ctx.relation(relation), data, opts, h)
+    drivers = load_drivers(ctx, ctx.relation(relation), data, opts, h)
     method = opts["method"] or ("gbm" if drivers is not None else "ets")
     if method == "ets" and drivers is not None:
         raise InvalidArgument("method", "features, holidays and events are inputs of the gbm model, not of ets",
@@ -569,7 +286,7 @@ def explain_forecast(ctx, relation, horizon, **opts):
     series = np.repeat(keep, h)
     steps = np.tile(np.arange(1, h + 1), len(keep))
     days = K.period_dates(panel.start[series] + panel.lens[series] - 1 + steps, panel.freq, panel.anchor[series])
-    labels = np.asarray(_labels(data, ex.method), dtype=object)
+    labels = np.asarray(series_labels(data, ex.method), dtype=object)
     names = list(ex.drivers)
     values = np.stack([ex.drivers[n][keep].ravel() for n in names], axis=1) if names else np.zeros((len(series), 0))
     drivers_map = pa.MapArray.from_arrays(np.arange(len(series) + 1, dtype=np.int32) * len(names),
@@ -678,13 +395,13 @@ def reorder_rows(data: SeriesData, lt: int, rp: int, sl: float, method: str, sto
     try:
         res = K.forecast_panel(data.panel, lt + rp, method, 0.95)
     except K.ForecastInputError as e:
-        raise _kernel_error(e) from None
+        raise kernel_error(e) from None
     keep = np.nonzero(data.panel.n_obs > 0)[0]
     items = _names(data, keep)
     on_hand = stock(items) if stock is not None else np.zeros(len(keep))
     fc = res.fc.take(keep)
     q = K.reorder_quantities(fc, lt, sl, on_hand, rp)
-    labels = _labels(data, res.method)
+    labels = series_labels(data, res.method)
     return pa.table({
         "item": items,
         "lead_time_demand": pa.array(q["lead_time_demand"], pa.float64(), from_pandas=True),
@@ -694,92 +411,3 @@ def reorder_rows(data: SeriesData, lt: int, rp: int, sl: float, method: str, sto
         "order_qty": pa.array(q["order_qty"], pa.float64(), from_pandas=True),
         "method": pa.array([labels[i] for i in keep], pa.string()),
     })
-
-
-# --------------------------------------------------------------------------------------------------------
-# Plot
-# --------------------------------------------------------------------------------------------------------
-def plot_forecast(con, relation: str, item, horizon: int, out_png: str, *, item_col: str | None = None,
-                  date: str | None = None, value: str | None = None, method: str = "auto", level: float = 0.95,
-                  history: int = 180, features: list[str] | None = None, future: str | None = None,
-                  holidays: str | None = None) -> str:
-    """Write a PNG of one item's recent history (last ``history`` periods), forecast and ``level`` band.
-
-    ``con`` is a connection with warehouse-ml installed (``wml.connect``); ``item`` is the item key as it
-    appears in the item column (compared as text). With ``features`` (and their planned values in ``future``)
-    and ``holidays`` the forecast uses them (forecast_demand's arguments), and a lower panel draws each feature
-    over the history and the horizon. Returns ``out_png``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..binding.catalog import resolve
-    from ..outputs import PNG_METADATA
-
-    rel = resolve(con, relation)
-    roles = infer_roles(rel, item_col, date, value)
-    opts = {"item": roles.item, "date": roles.date, "value": roles.value}
-    if roles.item is None:
-        where, params = "TRUE", []
-    else:
-        where, params = f"CAST({rel.q(roles.item)} AS VARCHAR) = $1", [str(item)]
-    hist = con.execute(
-        f"SELECT CAST({rel.q(roles.date)} AS DATE) AS d, sum(CAST({rel.q(roles.value)} AS DOUBLE)) AS v "
-        f"FROM {rel.sql} WHERE {where} AND {rel.q(roles.date)} IS NOT NULL GROUP BY 1 ORDER BY 1", params).fetchall()
-    if not hist:
-        raise InvalidArgument("item", f"no rows of '{relation}' have item {item!r}",
-                              f"Pick an item from: SELECT DISTINCT {roles.item} FROM {rel.table}")
-    item_filter = "item IS NULL" if roles.item is None else "item = $item"
-    fc = con.execute(
-        f"SELECT date, forecast, lower, upper, method FROM forecast_demand($rel, $h, item := $ic, date := $dc, "
-        f"value := $vc, method := $m, level := $lv, features := $fs, future := $fu, holidays := $ho) "
-        f"WHERE {item_filter} ORDER BY date",
-        {"rel": relation, "h": int(horizon), "ic": opts["item"], "dc": opts["date"], "vc": opts["value"],
-         "m": method, "lv": float(level), "fs": features, "fu": future, "ho": holidays,
-         **({} if roles.item is None else {"item": str(item)})}).fetchall()
-    hist = hist[-history:]
-    if features:
-        fig, (ax, dax) = plt.subplots(2, 1, figsize=(10, 6), dpi=110, sharex=True, height_ratios=(3, 1))
-        _plot_drivers(con, dax, rel, roles, where, params, features, future, hist[0][0] if hist else None)
-    else:
-        fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
-    ax.plot([r[0] for r in hist], [r[1] for r in hist], color="#333333", lw=1, label="history")
-    if fc:
-        d = [r[0] for r in fc]
-        ax.fill_between(d, [r[2] for r in fc], [r[3] for r in fc], color="#4C72B0", alpha=0.25,
-                        label=f"{int(round(level * 100))}% interval")
-        ax.plot(d, [r[1] for r in fc], color="#4C72B0", lw=1.8, label=f"forecast ({fc[0][4]})")
-    ax.set_title((f"{relation}: {item}" if roles.item else relation)
-                 + (f" (drivers: {', '.join(features)}{', ' + holidays + ' holidays' if holidays else ''})"
-                    if features else ""))
-    ax.set_ylabel(roles.value)
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(out_png, metadata=PNG_METADATA)  # marked as ours: commands may replace it later
-    plt.close(fig)
-    return out_png
-
-
-def _plot_drivers(con, ax, rel, roles: Roles, where: str, params: list, features: list[str], future: str | None,
-                  since) -> None:
-    """Each feature of one item over its history and, from ``future``, the horizon (dashed)."""
-    from ..binding.catalog import resolve
-
-    frel = resolve(con, future) if future else None
-    for k, name in enumerate(features):
-        color = f"C{k + 1}"
-        for r, style, label in ((rel, "-", name), (frel, "--", f"{name} (planned)")):
-            if r is None:
-                continue
-            col, d = r.column(name, "features"), r.column(roles.date, "date")
-            cond = where if roles.item is None else f"CAST({r.q(r.column(roles.item, 'item'))} AS VARCHAR) = $1"
-            pts = con.execute(f"SELECT CAST({r.q(d)} AS DATE), avg(CAST({r.q(col)} AS DOUBLE)) FROM {r.sql} "
-                              f"WHERE {cond} GROUP BY 1 ORDER BY 1", params).fetchall()
-            pts = [p for p in pts if since is None or p[0] >= since]
-            ax.step([p[0] for p in pts], [p[1] for p in pts], style, where="post", color=color, lw=1.2, label=label)
-    ax.set_ylabel("drivers")
-    ax.legend(loc="upper left", fontsize=8)

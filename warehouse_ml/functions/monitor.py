@@ -29,7 +29,8 @@ from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.features import Featurizer
 from .base import TRAIN_ROW
-from .forecast import Roles, forecast_demand, infer_roles
+from .forecast import forecast_demand
+from .forecast_series import Roles, infer_roles
 from .supervised import (DEPLOY, SUPERVISED_TASKS, _label_array, _prepared, labelled_rows, linear_sql_for,
                          store_version, train_table)
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from ..binding.spec import spec
 from ..errors import InvalidArgument
 from ..functions import forecast as F
-from ..functions.forecast import Roles, SeriesData, infer_roles
+from ..functions.forecast_series import Roles, SeriesData, infer_roles, series_from_groups
 from ..tasks.roles import is_date_type
 from .frames import frame_relation, map_partitions, relation_of, spark_ddl
 
@@ -46,7 +46,7 @@ def series_arrow(table: pa.Table, roles: Roles) -> SeriesData:
     rows = rows.filter(pc.is_valid(rows.column("d")))
     agg = rows.group_by(["item", "d"], use_threads=False).aggregate([("v", "sum"), ([], "count_all"), ("bad", "sum")])
     agg = agg.sort_by([("item", "ascending"), ("d", "ascending")])  # Arrow puts NULL items last, as DuckDB does
-    return F.series_from_groups(agg.rename_columns(["item", "d", "v", "n", "nonfinite"]))
+    return series_from_groups(agg.rename_columns(["item", "d", "v", "n", "nonfinite"]))
 
 
 GLOBAL_METHODS = ("gbm", "nn")  # one model learnt across all series: a partition would see only some of them
@@ -84,7 +84,7 @@ def _options(name: str, given: dict, *keys: str) -> dict:
 
 def _forecast(given):
     opts = _options("forecast_demand", given, "method", "level")
-    return F._horizon(given["horizon"]), opts["method"], opts["level"]
+    return F.check_horizon(given["horizon"]), opts["method"], opts["level"]
 
 
 FUNCTIONS = {f.name: f for f in (
