@@ -199,7 +199,7 @@ def evaluate(name, methods, use_cache=True, with_sf=True):
         shape = (N, h)
         mase, cover = score(res.forecast.reshape(shape), res.lower.reshape(shape), res.upper.reshape(shape),
                             actual, scale)
-        labels = [lab.split(" ")[0] for lab in res.method]
+        labels = ["+".join(made.methods) for made in res.method]
         top = max(set(labels), key=labels.count)
         rows.append((meth, mase, cover, sec, f"{top} {labels.count(top) / N:.0%}"))
     sf = call_statsforecast(train.y, train.lens, m, h, cache_name=name if use_cache else None) if with_sf else None

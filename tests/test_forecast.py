@@ -74,9 +74,27 @@ def test_auto_chooses_per_series_and_says_which():
     y, future, lens = _seasonal_panel(n=10, T=120)
     panel = K.Panel(y, lens, np.zeros(10, int), np.zeros(10, int), lens, "daily", 7)
     res = K.forecast_panel(panel, H, "auto")
-    members = {m for label in res.method for m in label.split("+")}
+    members = {m for made in res.method for m in made.methods}
     assert members <= {"ets", "theta", "log_ets", "seasonal_naive", "naive", "croston"}, res.method
     assert np.mean(np.abs(res.forecast.reshape(10, H) - future)) < 1.5
+
+
+def test_provenance_record_turns_into_the_method_label():
+    """The record kept per series, and the one place it becomes the ``method`` text users read."""
+    P = K.Provenance
+    assert str(P(("ets",))) == "ets"
+    assert str(P(("ets", "theta"), yearly=True)) == "ets+theta+yearly"
+    short = P(("naive",)).replacing("theta", "short: 3 periods")
+    assert str(short) == "theta->naive (short: 3 periods)" and short.methods == ("naive",)
+    chain = P(("ets", "theta")).replacing("auto", "short for backtest").replacing("nn", "one model over all series "
+                                                                                "needs at least 8 series, got 2")
+    assert str(chain) == ("nn->auto->ets+theta (short for backtest) (one model over all series needs at least 8 "
+                          "series, got 2)") and chain.methods == ("ets", "theta")
+    assert str(P(("ets",), seasonal=False).replacing("ets", "short")) == "ets->non-seasonal ets (short)"
+    failed = P(("naive",)).replacing("gbm", "failed: ValueError")
+    assert str(failed) == "gbm->naive (failed: ValueError)"
+    assert str(P(("naive",)).replacing(P(("ets",), yearly=True), "failed")) == "ets+yearly->naive (failed)"
+    assert str(P(why="no non-NULL values")) == "none (no non-NULL values)"
 
 
 def test_short_and_empty_series_fall_back_and_say_so():
@@ -87,11 +105,13 @@ def test_short_and_empty_series_fall_back_and_say_so():
     s, d, v = map(np.array, zip(*rows))
     panel = K.build_panel(s, d, v, 6)
     res = K.forecast_panel(panel, H, "ets")
-    assert res.method[0] == "ets->naive (short: 1 point)"
-    assert res.method[1] == "ets->naive (short: 2 points)"
-    assert res.method[2] == res.method[3] == "ets->non-seasonal ets (short)"
-    assert res.method[4] == "ets"
-    assert res.method[5].startswith("none")
+    labels = [str(made) for made in res.method]
+    assert labels[0] == "ets->naive (short: 1 point)"
+    assert labels[1] == "ets->naive (short: 2 points)"
+    assert labels[2] == labels[3] == "ets->non-seasonal ets (short)"
+    assert labels[4] == "ets"
+    assert labels[5] == "none (no non-NULL values)"
+    assert [made.methods for made in res.method] == [("naive",), ("naive",), ("ets",), ("ets",), ("ets",), ()]
     assert 5 not in set(res.series)  # the all-NULL series gets no rows
     one = res.series == 0
     assert np.all(res.forecast[one] == 5.0) and np.all(np.isnan(res.lower[one]))

@@ -138,9 +138,10 @@ def series_from_groups(tbl: pa.Table, freq: str | None = None) -> SeriesData:
     return SeriesData(names, panel, dup, nonfinite)
 
 
-def series_labels(data: SeriesData, labels: list[str]) -> list[str]:
-    """Each series' method label with what was done to its rows (duplicates summed, NaN/inf as missing)."""
-    out = list(labels)
+def series_labels(data: SeriesData, made: list) -> list[str]:
+    """Each series' method label (the text of its ``Provenance``, or an explanation's label) with what was done
+    to its rows (duplicates summed, NaN/inf as missing)."""
+    out = [str(m) for m in made]
     for i in np.nonzero(data.duplicates > 0)[0]:
         k = int(data.duplicates[i])
         out[i] = f"{out[i]} [{k} date{'s' if k > 1 else ''} with duplicate rows summed]"

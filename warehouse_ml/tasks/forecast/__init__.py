@@ -26,7 +26,7 @@ from .explain import PARTS, Explanation, explain_global, explain_panel
 from .gbm import GBM, Drivers, holiday_days
 from .methods import ARIMA, Croston, Naive, SeasonalNaive, Theta
 from .nn import NN, NNConfig
-from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast, PanelResult, period_dates,
+from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast, PanelResult, Provenance, period_dates,
                     period_index,
                     build_panel, infer_frequency, is_intermittent, mase_scale, seasonality_strength, validate_horizon,
                     validate_level)
@@ -37,7 +37,7 @@ from .seasonality import YearlyAdjust
 METHODS = method_names()
 
 __all__ = ["ARIMA", "Anomalies", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
-           "Drivers", "Explanation", "GBM", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "REGISTRY", "SeasonalNaive",
+           "Drivers", "Explanation", "GBM", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "Provenance", "REGISTRY", "SeasonalNaive",
            "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_global", "explain_panel", "holiday_days", "period_dates", "period_index", "forecast_panel", "infer_frequency",
            "is_intermittent", "mase_scale", "method_names", "register", "reorder_quantities",
            "seasonality_strength", "validate_horizon", "validate_level"]

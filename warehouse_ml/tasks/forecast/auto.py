@@ -35,7 +35,7 @@ import numpy as np
 from .ets import ETS
 from .gbm import Drivers, GBMOrigins
 from .methods import Croston, Naive, SeasonalNaive, Theta
-from .panel import PanelForecast, _check_panel, _gather, is_intermittent, mase_scale
+from .panel import PanelForecast, Provenance, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
 
@@ -228,9 +228,10 @@ class AutoForecaster(Method):
             if ok.sum() >= 20:
                 factor = np.quantile(np.abs(e[ok]) / s[ok], self.level) / z
                 sd = sd * float(np.clip(factor, 0.75, 4.0))
-        label = np.array([names[a] if a == b else f"{names[a]}+{names[b]}" for a, b in members], dtype=object)
+        label = np.array([Provenance((names[a],) if a == b else (names[a], names[b])) for a, b in members],
+                         dtype=object)
         if not backtest:
-            label = np.array([f"auto->{lab} (short for backtest)" for lab in label], dtype=object)
+            label = np.array([p.replacing("auto", "short for backtest") for p in label], dtype=object)
         return mean, sd, label, finals[names.index("ets")][2]
 
     def _select(self, err: np.ndarray, scales: np.ndarray, allowed: np.ndarray, names: list[str]) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .panel import PanelForecast, _check_panel, _gather
+from .panel import PanelForecast, Provenance, _check_panel, _gather
 from .registry import Method, register
 
 def _ets_run(Y0, M, lens, m, A, B, G, P, l0, b0, s0, Mu=None):
@@ -344,6 +344,6 @@ class ETS(Method):
                 continue
             mu, ps = _ets_forecast(f, self.lens, h)
             mean[sel], psi[sel] = mu[sel], ps[sel]
-        return PanelForecast(mean, self.sigma.copy(), psi, None, ["ets"] * N)
+        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance(("ets",))] * N)
 
 

@@ -28,7 +28,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .panel import PanelForecast, period_dates, validate_horizon, validate_level
+from .panel import PanelForecast, Provenance, period_dates, validate_horizon, validate_level
 from .registry import Method, register
 
 MAX_ROWS = 300_000
@@ -203,7 +203,7 @@ class GBM(Method):
         pred = np.maximum(self.model.predict(design.rows(fs, ft)).reshape(N, h), 0) * design.scale[:, None]
         band = fc_sd_q * design.scale[:, None] * np.ones((1, h))
         z = NormalDist().inv_cdf(0.5 + self.level / 2)
-        return PanelForecast(pred, np.ones(N), _direct_psi(N, h), band / z, ["gbm"] * N,
+        return PanelForecast(pred, np.ones(N), _direct_psi(N, h), band / z, [Provenance(("gbm",))] * N,
                              bands=(pred - band, pred + band))
 
     @_one_thread
@@ -284,7 +284,7 @@ class GBMOrigins:
         model, mae = self.trained
         fs, ft = np.repeat(np.arange(N), h), (cut[:, None] + np.arange(h)[None, :]).ravel()
         mean = model.predict(design.rows(fs, ft)).reshape(N, h) * design.scale[:, None]
-        return PanelForecast(mean, 1.2533 * mae * design.scale, _direct_psi(N, h), None, ["gbm"] * N)
+        return PanelForecast(mean, 1.2533 * mae * design.scale, _direct_psi(N, h), None, [Provenance(("gbm",))] * N)
 
 
 def holiday_days(country: str, first_day: int, last_day: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .ets import _ets_init, _ets_states, _search_ets
-from .panel import ForecastInputError, PanelForecast, _check_panel, _gather, seasonality_strength
+from .panel import ForecastInputError, PanelForecast, Provenance, _check_panel, _gather, seasonality_strength
 from .registry import Method, register
 from .seasonality import _seasonal_indices
 
@@ -29,7 +29,7 @@ class Naive(Method):
         self._check_h(h)
         N = len(self.lens)
         return PanelForecast(np.repeat(self.last[:, None], h, axis=1), self.sigma.copy(), np.ones((N, h)),
-                             None, [self.name] * N)
+                             None, [Provenance((self.name,))] * N)
 
 
 @register
@@ -68,7 +68,7 @@ class SeasonalNaive(Method):
         psi[:, m::m] = 1.0 if m < h else 0.0
         if m == 1:
             psi[:] = 1.0
-        return PanelForecast(mean, self.sigma.copy(), psi, None, [self.name] * N)
+        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
 
 
 
@@ -134,7 +134,7 @@ class Theta(Method):
         mean = (self.level[:, None] + drift) * si
         psi = np.repeat(a, h, axis=1)
         psi[:, 0] = 1.0
-        return PanelForecast(mean, self.sigma.copy(), psi, si, [self.name] * N)
+        return PanelForecast(mean, self.sigma.copy(), psi, si, [Provenance((self.name,))] * N)
 
 
 @register
@@ -181,7 +181,7 @@ class Croston(Method):
         mean = np.repeat((self.p * self.z)[:, None], h, axis=1)
         psi = np.full((N, h), self.b)
         psi[:, 0] = 1.0
-        return PanelForecast(mean, self.sigma.copy(), psi, None, [self.name] * N)
+        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
 
 
 @register
@@ -246,6 +246,6 @@ class ARIMA(Method):
             s2 = max(float(var[0]), 1e-12)
             sigma[i] = math.sqrt(s2)
             psi[i, 1:] = np.sqrt(np.maximum(np.diff(var) / s2, 0.0))
-        return PanelForecast(mean, sigma, psi, None, [self.name] * N)
+        return PanelForecast(mean, sigma, psi, None, [Provenance((self.name,))] * N)
 
 

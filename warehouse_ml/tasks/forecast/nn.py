@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .panel import PanelForecast
+from .panel import PanelForecast, Provenance
 from .registry import Method, register
 
 # Lookback (periods of history the network sees) and the lag of "the same period last year", per frequency.
@@ -305,4 +305,4 @@ class NN(Method):
         psi = np.zeros((N, h))
         psi[:, 0] = 1.0
         sd = np.maximum(res.upper - res.lower, 0.0) / (2 * z)
-        return PanelForecast(res.median, np.ones(N), psi, sd, ["nn"] * N, bands=(res.lower, res.upper))
+        return PanelForecast(res.median, np.ones(N), psi, sd, [Provenance(("nn",))] * N, bands=(res.lower, res.upper))

@@ -34,6 +34,42 @@ class ForecastInputError(ValueError):
 # --------------------------------------------------------------------------------------------------------
 # Forecast container
 # --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Provenance:
+    """How one series' forecast was made; ``str()`` gives its ``method`` label, only where rows are returned.
+
+    A record either names the registered methods whose forecasts were averaged (``used``; ``seasonal=False`` when
+    a seasonal method was fitted without its season, ``used=()`` when there was nothing to fit), or says that
+    ``asked`` (a method name, or the record of a forecast that came out non-finite) was replaced by ``then``
+    because of ``why``. ``yearly``: the yearly pattern was removed before fitting and added back after.
+    """
+
+    used: tuple[str, ...] = ()
+    seasonal: bool = True
+    asked: "str | Provenance" = ""
+    then: "Provenance | None" = None
+    why: str = ""
+    yearly: bool = False
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The registered methods whose forecasts were returned."""
+        return self.used if self.then is None else self.then.methods
+
+    def replacing(self, asked: "str | Provenance", why: str) -> "Provenance":
+        """This record as what replaced ``asked`` because of ``why``."""
+        return Provenance(asked=asked, then=self, why=why)
+
+    def __str__(self) -> str:
+        if self.then is not None:
+            text = f"{self.asked}->{self.then} ({self.why})"
+        elif not self.used:
+            text = f"none ({self.why})"
+        else:
+            text = "+".join(self.used) if self.seasonal else f"non-seasonal {self.used[0]}"
+        return text + ("+yearly" if self.yearly else "")
+
+
 @dataclass
 class PanelForecast:
     """Point forecasts with the linear-innovations description of their errors.
@@ -46,7 +82,7 @@ class PanelForecast:
     sigma: np.ndarray  # (N,)
     psi: np.ndarray  # (N, H), psi[:, 0] == 1
     scale: np.ndarray | None = None  # (N, H) or None (ones)
-    method: list[str] = field(default_factory=list)
+    method: list[Provenance] = field(default_factory=list)
     bands: tuple[np.ndarray, np.ndarray] | None = None  # a method's own (quantile) interval, replacing the normal one
 
     def sd(self) -> np.ndarray:
@@ -76,7 +112,7 @@ class PanelForecast:
 
 def _combine(parts: list[tuple[np.ndarray, PanelForecast]], n: int, h: int) -> PanelForecast:
     """Assemble per-subset forecasts back into one panel (rows given by index arrays)."""
-    out = PanelForecast(np.full((n, h), np.nan), np.full(n, np.nan), np.zeros((n, h)), np.ones((n, h)), [""] * n)
+    out = PanelForecast(np.full((n, h), np.nan), np.full(n, np.nan), np.zeros((n, h)), np.ones((n, h)), [None] * n)
     out.psi[:, 0] = 1.0
     for idx, fc in parts:
         if len(idx) == 0:
@@ -190,14 +226,14 @@ def period_dates(period: np.ndarray, freq: str, anchor: np.ndarray) -> np.ndarra
 
 @dataclass
 class PanelResult:
-    """Flat output rows (series index, epoch day, forecast, lower, upper) plus one method label per series."""
+    """Flat output rows (series index, epoch day, forecast, lower, upper) plus how each series was forecast."""
 
     series: np.ndarray
     day: np.ndarray
     forecast: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
-    method: list[str]
+    method: list[Provenance]
     freq: str
     season: int
     panel: "Panel | None" = None

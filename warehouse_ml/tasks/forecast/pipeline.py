@@ -6,13 +6,14 @@ fails for a group of series falls back to the naive forecast for that group inst
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
 
 from ...progress import steps
-from .panel import (FREQS, ForecastInputError, Panel, PanelForecast, PanelResult, _combine, _gather, period_dates,
-                    mase_scale, validate_horizon, validate_level)
+from .panel import (FREQS, ForecastInputError, Panel, PanelForecast, PanelResult, Provenance, _combine, _gather,
+                    mase_scale, period_dates, validate_horizon, validate_level)
 from .registry import fit_predict, is_yearly_aware, method_class, method_names
 from .seasonality import YearlyAdjust, _SubYearly
 
@@ -51,14 +52,14 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
     if one.any():
         ix = np.nonzero(one)[0]
         fc = fit_predict("naive", Y0[ix], lens[ix], m, h)
-        fc.method = [f"{method}->naive (short: {_plural(n, 'point')})" for n in lens[ix]]
+        fc.method = [p.replacing(method, f"short: {_plural(n, 'point')}") for p, n in zip(fc.method, lens[ix])]
         parts.append((ix, fc))
     if rest.any():
         ix = np.nonzero(rest)[0]
-        prefix = {}  # group method -> label prefix saying why it replaced the method asked for
+        why_instead = {}  # group method -> why it replaced, for every series, the method asked for
         if len(ix) < cls.min_series:
-            prefix[cls.fallback_panel] = (f"{method}->", f" (one model over all series needs at least "
-                                          f"{cls.min_series} series, got {len(ix)})")
+            why_instead[cls.fallback_panel] = (f"one model over all series needs at least {cls.min_series} series, "
+                                               f"got {len(ix)}")
             groups = [(ix, cls.fallback_panel)]
         else:
             long = lens[ix] >= cls.min_length(panel.freq, m, h, lens[ix], nn_config)
@@ -73,18 +74,19 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
                 fc = fit_predict(meth, Y0[gix], lens[gix], m, h, None if yearly is None else _SubYearly(yearly, gix),
                                  **sub, **extra)
                 if meth in ("ets", "theta") and m > 1:
-                    fc.method = [meth if lens[i] >= 2 * m else f"{meth}->non-seasonal {meth} (short)" for i in gix]
-                if meth in prefix:
-                    pre, post = prefix[meth]
-                    fc.method = [pre + lab + post for lab in fc.method]
+                    fc.method = [Provenance((meth,)) if lens[i] >= 2 * m
+                                 else Provenance((meth,), seasonal=False).replacing(meth, "short") for i in gix]
+                if meth in why_instead:
+                    fc.method = [p.replacing(method, why_instead[meth]) for p in fc.method]
                 elif meth != method:
-                    fc.method = [f"{method}->{lab} (short: {_plural(n, 'period')})" for lab, n in zip(fc.method, lens[gix])]
+                    fc.method = [p.replacing(method, f"short: {_plural(n, 'period')}")
+                                 for p, n in zip(fc.method, lens[gix])]
             except Exception as e:  # noqa: BLE001 - never fail every series for one method's failure
                 fc = fit_predict("naive", Y0[gix], lens[gix], m, h)
-                fc.method = [f"{meth}->naive (failed: {type(e).__name__})"] * len(gix)
+                fc.method = [p.replacing(meth, f"failed: {type(e).__name__}") for p in fc.method]
             if yearly is not None:
-                act = yearly.active[gix]
-                fc.method = [lab + "+yearly" if a and is_yearly_aware(lab) else lab for lab, a in zip(fc.method, act)]
+                fc.method = [replace(p, yearly=True) if a and is_yearly_aware(p) else p
+                             for p, a in zip(fc.method, yearly.active[gix])]
             parts.append((gix, fc))
     fc = _combine(parts, N, h)
     # A forecast that came out non-finite (a degenerate series) falls back to naive for that series.
@@ -95,9 +97,9 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
         for k, i in enumerate(ix):
             fc.mean[i], fc.sigma[i], fc.psi[i] = nf.mean[k], nf.sigma[k], nf.psi[k]
             fc.scale[i] = 1.0
-            fc.method[i] = f"{fc.method[i] or method}->naive (failed)"
+            fc.method[i] = nf.method[k].replacing(fc.method[i] or method, "failed")
     for i in np.nonzero(empty)[0]:
-        fc.method[i] = "none (no non-NULL values)"
+        fc.method[i] = Provenance(why="no non-NULL values")
     lower, upper = fc.interval(level)
     for gix, part in parts:
         if part.bands is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .panel import ForecastInputError, PanelForecast
+from .panel import ForecastInputError, PanelForecast, Provenance
 
 REGISTRY: dict[str, type["Method"]] = {}
 
@@ -81,10 +81,10 @@ def method_names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def is_yearly_aware(label: str) -> bool:
-    """Whether the method a label names (``ets``, ``ets+theta``, ``auto->theta``) removes the yearly pattern."""
-    name = label.split("->")[-1].split(" ")[0]
-    return all(p in REGISTRY and REGISTRY[p].yearly_aware for p in name.split("+"))
+def is_yearly_aware(made: Provenance) -> bool:
+    """Whether every method that produced a forecast removes the yearly pattern (``auto``'s own candidates such
+    as ``log_ets`` are not registered methods and do not)."""
+    return all(name in REGISTRY and REGISTRY[name].yearly_aware for name in made.methods)
 
 
 def fit_predict(name: str, Y0: np.ndarray, lens: np.ndarray, m: int, h: int, yearly=None, **create) -> PanelForecast:
