@@ -27,6 +27,7 @@ from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.batches import BatchEncoder
 from ..tasks.compiled import linear_form, linear_sql
+from ..tasks.estimators import ALGORITHMS
 from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
 from ..tasks.roles import looks_like_id
 from .base import PREDICTORS, TRAIN_ROW, TRAINERS
@@ -85,8 +86,8 @@ def ml_train(ctx, model, relation, **opts):
     for c in exclude:
         rel.column(c, "exclude")
     algorithm = opts["algorithm"].lower()
-    if algorithm not in sv.ALGORITHMS:
-        raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of: {', '.join(sv.ALGORITHMS)}")
+    if algorithm not in ALGORITHMS:
+        raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of: {', '.join(ALGORITHMS)}")
     test_size, params = opts["test_size"], opts["params"] or {}
 
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from .trees import tree_scorer
 
 
 def linear_form(est, features: list[dict]) -> dict | None:
-    """The exact affine form of a fitted linear pipeline made by ``supervised.make_estimator``, or None."""
+    """The exact affine form of a fitted linear pipeline made by ``estimators.make_estimator``, or None."""
     if not isinstance(est, Pipeline) or len(est.steps) != 2:
         return None
     prep, model = est.steps[0][1], est.steps[1][1]

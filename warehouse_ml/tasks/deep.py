@@ -443,7 +443,7 @@ class KerasMLPRegressor(RegressorMixin, _KerasMLP):
 
 
 def make_mlp(task: str, categorical: np.ndarray, class_weight=None) -> _KerasMLP:
-    """The estimator ``supervised.make_estimator`` returns for ``algorithm := 'mlp'``; checks TensorFlow first."""
+    """The estimator ``estimators.make_estimator`` returns for ``algorithm := 'mlp'``; checks TensorFlow first."""
     import_tf()
     cats = np.asarray(categorical, dtype=bool)
     if task == "classification":

@@ -13,22 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn import metrics as skm
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import LinearSVC, LinearSVR
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..errors import InvalidArgument, TrainingFailed
 from ..progress import steps
 from .compiled import fast_scorer
+from .estimators import SEED, make_estimator
 
-ALGORITHMS = ("auto", "logistic", "linear", "decision_tree", "random_forest", "gbm", "blend", "svm", "mlp")
 # random forests stay available by name; auto leaves them out: gradient boosting matched or beat them, and every
 # extra candidate adds cross-validation time and the chance of a lucky winner
 AUTO_CANDIDATES = ("logistic", "gbm")
@@ -36,7 +28,6 @@ CV_SAMPLE = 10_000
 # auto adds 'mlp' to AUTO_CANDIDATES only from this many training rows (where a network can beat the trees and
 # is worth its training time), and only when TensorFlow is installed
 MLP_AUTO_MIN_ROWS = 50_000
-SEED = 0
 HOLDOUT_KEEP = 5_000  # hold-out rows whose scores are stored with the model for the report's curves
 # A forest's size grows with its training rows (leaves of min_samples_leaf rows): a default forest on 443k rows
 # stored 654 MB. By default its trees stop at about this many leaves; params := {min_samples_leaf: ...} overrides.
@@ -71,75 +62,6 @@ def infer_task(y: np.ndarray, is_text: bool) -> str:
     distinct = np.unique(finite)
     integral = np.all(np.mod(distinct, 1) == 0)
     return "classification" if integral and len(distinct) <= 20 else "regression"
-
-
-def make_estimator(algorithm: str, task: str, categorical: np.ndarray, params: dict, class_weight):
-    """The scikit-learn pipeline for an algorithm, over a float matrix with NaN for missing values and
-    category codes in the ``categorical`` columns."""
-    num = np.flatnonzero(~categorical).tolist()
-    cat = np.flatnonzero(categorical).tolist()
-    clf = task == "classification"
-    if algorithm in ("logistic", "linear", "svm"):
-        if algorithm == "logistic" and not clf:
-            raise InvalidArgument("algorithm", "'logistic' is for classification labels", "Use algorithm := 'linear' for a numeric label")
-        if algorithm == "linear" and clf:
-            algorithm = "logistic"
-        parts = []
-        if num:
-            parts.append(("num", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
-                                           ("scale", StandardScaler())]), num))
-        if cat:
-            parts.append(("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=-1)),
-                                           ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), cat))
-        prep = ColumnTransformer(parts)
-        if algorithm == "logistic":
-            model = LogisticRegression(max_iter=2000, class_weight=class_weight)
-        elif clf:
-            model = CalibratedClassifierCV(LinearSVC(class_weight=class_weight), method="sigmoid", cv=3)
-        else:
-            model = LinearSVR(max_iter=5000)
-        if algorithm == "linear" and not clf:
-            model = Ridge(alpha=1.0)
-        est = Pipeline([("prep", prep), ("model", model)])
-    elif algorithm == "decision_tree":
-        est = (DecisionTreeClassifier(max_depth=8, min_samples_leaf=20, class_weight=class_weight, random_state=SEED)
-               if clf else DecisionTreeRegressor(max_depth=8, min_samples_leaf=20, random_state=SEED))
-    elif algorithm == "random_forest":
-        est = (RandomForestClassifier(n_estimators=100, min_samples_leaf=3, n_jobs=-1, class_weight=class_weight,
-                                      random_state=SEED)
-               if clf else RandomForestRegressor(n_estimators=100, min_samples_leaf=3, n_jobs=-1, random_state=SEED))
-    elif algorithm == "gbm":
-        cats = categorical if categorical.any() else None
-        # scikit-learn's defaults (100 trees; from 10,000 rows early stopping on an internal 10% split keeps the
-        # number of trees as small as the data needs): on small tables a 10% split is too noisy to stop on
-        common = dict(max_iter=100, learning_rate=0.1, categorical_features=cats, early_stopping="auto",
-                      random_state=SEED)
-        est = (HistGradientBoostingClassifier(class_weight=class_weight, **common)
-               if clf else HistGradientBoostingRegressor(**common))
-    elif algorithm == "blend":
-        if not clf:
-            raise InvalidArgument("algorithm", "'blend' is for classification labels", "Use algorithm := 'gbm'")
-        # the mean of the two probabilities: hedges between a smooth and a tree model when neither clearly wins
-        est = VotingClassifier([("logistic", make_estimator("logistic", task, categorical, {}, class_weight)),
-                                ("gbm", make_estimator("gbm", task, categorical, {}, class_weight))], voting="soft")
-    elif algorithm == "mlp":
-        from .deep import make_mlp  # TensorFlow is imported only here (MissingDependency when it is absent)
-
-        est = make_mlp(task, categorical, class_weight)
-    else:
-        raise InvalidArgument("algorithm", f"unknown algorithm '{algorithm}'", f"Use one of {', '.join(ALGORITHMS)}")
-    if params:
-        target = est.steps[-1][1] if isinstance(est, Pipeline) else est
-        valid = target.get_params(deep=False)
-        unknown = [k for k in params if k not in valid]
-        if unknown:
-            raise InvalidArgument("params", f"{algorithm} has no parameter(s) {unknown}",
-                                  f"Use any of: {', '.join(sorted(valid))}")
-        try:
-            target.set_params(**params)
-        except (ValueError, TypeError) as e:
-            raise InvalidArgument("params", str(e), "Check the value's type and range") from None
-    return est
 
 
 def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, categorical: np.ndarray,
