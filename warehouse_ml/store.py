@@ -409,6 +409,10 @@ class ModelStore:
                                 label=r[8], seconds=r[9]))
         return out
 
+    def forecast_names(self) -> list[str]:
+        """The names forecasts were saved under (save_forecast), sorted; none before the first save."""
+        return [r[0] for r in self._query("SELECT DISTINCT name FROM wml.forecasts ORDER BY 1")]
+
     def _query(self, sql: str, params: list | None = None) -> list[tuple]:
         cur = self.con.cursor()
         try:

@@ -220,7 +220,7 @@ def _against_saved_forecast(ctx, relation: str, name: str, opts: dict, level: fl
     latest run for each (item, date): ``expected`` is that forecast, and each side of its band is rescaled from
     the saved level to ``level`` (``lower = expected - (expected - saved lower) * z(level) / z(saved level)``);
     ``score`` is the distance from ``expected`` in forecast standard deviations (that side's half-width / z)."""
-    saved = [r[0] for r in ctx.store._query("SELECT DISTINCT name FROM wml.forecasts ORDER BY 1")]
+    saved = ctx.store.forecast_names()
     if name not in saved:
         raise InvalidArgument("model", f"no forecast is saved under '{name}'.{did_you_mean(name, saved)}",
                               f"Save one first: FROM save_forecast('{relation}', 28, name := '{name}')")

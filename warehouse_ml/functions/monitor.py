@@ -473,7 +473,7 @@ def forecast_accuracy(ctx, name):
                               "Use the relation's name, or the name := given to save_forecast")
     runs = ctx.store._query("SELECT DISTINCT relation, roles FROM wml.forecasts WHERE name = $1", [name])
     if not runs:
-        saved = [r[0] for r in ctx.store._query("SELECT DISTINCT name FROM wml.forecasts ORDER BY 1")]
+        saved = ctx.store.forecast_names()
         raise InvalidArgument("name", f"no forecasts are saved under '{name}'.{did_you_mean(name, saved)}",
                               f"Save some first: FROM save_forecast('{name}', 28)")
     out = []
