@@ -11,11 +11,11 @@ The series they read come from ``forecast_series``, the drivers of the global mo
 """
 from __future__ import annotations
 
-from statistics import NormalDist
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.stats import norm
 
 from ..binding.catalog import Relation, is_numeric_type
 from ..binding.spec import (
@@ -244,8 +244,8 @@ def _against_saved_forecast(ctx, relation: str, name: str, opts: dict, level: fl
                               "Pass the rows that arrived for the forecast dates (the same items and date column)")
     col = {k: tbl.column(k).to_numpy(zero_copy_only=False).astype(float)
            for k in ("value", "forecast", "lower", "upper", "level")}
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    z_saved = np.array([NormalDist().inv_cdf(0.5 + q / 2) for q in col["level"]])
+    z = norm.ppf(0.5 + level / 2)
+    z_saved = norm.ppf(0.5 + col["level"] / 2)  # one quantile per row, over the whole column
     expected, value = col["forecast"], col["value"]
     sd_low, sd_high = (expected - col["lower"]) / z_saved, (col["upper"] - expected) / z_saved
     lower, upper = expected - z * sd_low, expected + z * sd_high
