@@ -65,6 +65,7 @@ def main():
     runs = [("seasonal_naive", None), ("ets", None), ("auto", None),
             ("gbm (no drivers)", K.Drivers(np.zeros((n, HISTORY, 0)), np.zeros((n, H, 0)), np.zeros(0, np.int64))),
             ("gbm (promo, price, US holidays)", K.Drivers(drivers[:, :HISTORY], drivers[:, HISTORY:], hol, NAMES)),
+            ("xreg (promo, price, US holidays)", K.Drivers(drivers[:, :HISTORY], drivers[:, HISTORY:], hol, NAMES)),
             ("auto (promo, price, US holidays)", K.Drivers(drivers[:, :HISTORY], drivers[:, HISTORY:], hol, NAMES))]
     rows = []
     for name, drv in runs:

@@ -9,6 +9,7 @@ Pure NumPy in and out, so the same code runs inside a DuckDB UDF or a Spark ``ma
   ``seasonality``  seasonal indices and the yearly (Fourier) adjustment of daily/weekly data.
   ``auto``         per-series selection on rolling origins.
   ``gbm``          one gradient-boosted model over all series, with drivers and holidays.
+  ``xreg``         the drivers' multipliers from a pooled Poisson regression, the rest forecast by ``auto``.
   ``nn``           one neural network over all series (TensorFlow, imported only when used).
   ``explain``      forecasts taken apart into level, trend, season and yearly pattern.
   ``anomaly``      anomalies in history against a robust trend + season decomposition.
@@ -33,11 +34,12 @@ from .panel import (FREQS, MAX_HORIZON, ForecastInputError, Panel, PanelForecast
 from .pipeline import backtest_panel, forecast_panel, reorder_quantities
 from .registry import REGISTRY, Method, method_names, register
 from .seasonality import YearlyAdjust
+from .xreg import Xreg
 
 METHODS = method_names()
 
 __all__ = ["ARIMA", "Anomalies", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
            "Drivers", "Explanation", "GBM", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "Provenance", "REGISTRY", "SeasonalNaive",
-           "Theta", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_global", "explain_panel", "holiday_days", "period_dates", "period_index", "forecast_panel", "infer_frequency",
+           "Theta", "Xreg", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_global", "explain_panel", "holiday_days", "period_dates", "period_index", "forecast_panel", "infer_frequency",
            "is_intermittent", "mase_scale", "method_names", "register", "reorder_quantities",
            "seasonality_strength", "validate_horizon", "validate_level"]

@@ -1,0 +1,234 @@
+"""``method := 'xreg'``: the drivers' effects as multipliers from a pooled log-linear regression, the rest
+forecast by ``auto`` (like BigQuery's ARIMA_PLUS_XREG: a regression on the drivers with a time-series model of
+what they leave).
+
+Demand is multiplicative: a promotion lifts a product by a factor, a price cut by ``price^elasticity``, a holiday
+cuts a day by a share, whatever the level. So per series a Poisson regression (log link: the quasi-likelihood
+of counts and of any non-negative demand) of ``y[t]`` on
+
+* the **effects**: each driver (centred on its median over the series' history, so 0 is its usual value; a
+  strictly positive driver with more than two values, such as a price, on the log scale, so its coefficient is
+  an elasticity) and, with ``holidays``, flags for a holiday, the day before and the day after;
+* **nuisance** terms that absorb what the effects must not: a level per block of ``BLOCK`` periods (trend,
+  yearly cycle, level shifts) and the phase of the season (the weekday).
+
+The effects are shrunk towards the panel (empirical Bayes): a first fit gives every series' coefficients and
+their sampling variances (Poisson, times each series' own dispersion); the panel's mean and between-series
+variance of each coefficient become a normal prior, and a second fit is penalised towards it. A series whose
+driver never moved in its history gets the panel's effect; a noisy series, mostly the panel's; a long clear one,
+its own. Only the effects make the multiplier ``exp(effects . coef)``; the series divided by it (its demand at the
+usual price, without promotion or holiday) is forecast by ``auto`` and multiplied by the horizon's multipliers.
+Series with negative values, or no positive one, keep a multiplier of 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .gbm import HOLIDAY_SHIFTS, Drivers
+from .panel import ForecastInputError, Provenance, _gather, period_dates, validate_horizon, validate_level
+from .registry import Method, register
+
+BLOCK = 28  # periods per level block of the nuisance terms
+LOG_LIMIT = np.log(20.0)  # a multiplier stays within 1/20 .. 20
+CHUNK = 256  # series per batch of the normal equations (memory: CHUNK x T x columns floats)
+
+
+def effect_columns(drivers: Drivers, lens: np.ndarray, start, anchor, freq: str) -> tuple[np.ndarray, list[str]]:
+    """``(N, T + h, P)`` effect columns over each series' history followed by its horizon, centred so 0 is the
+    usual value, and the driver (or 'holiday') each column belongs to."""
+    hist_len = drivers.history.shape[1]
+    D = drivers.extended(lens)  # (N, T + h, F), NaN outside each series
+    N, TH, F = D.shape
+    inside = np.arange(hist_len)[None, :] < lens[:, None]
+    cols, owners = [], []
+    names = drivers.names or tuple(f"driver{k}" for k in range(F))
+    for k in range(F):
+        x = D[:, :, k]
+        past = np.where(inside, x[:, :hist_len], np.nan)
+        positive = bool(np.nanmin(x) > 0) if np.isfinite(x).any() else False
+        continuous = len(np.unique(past[np.isfinite(past)])[:3]) > 2
+        if positive and continuous:  # a price: elasticity on the log scale
+            x, past = np.log(x), np.log(past)
+        with np.errstate(all="ignore"):
+            usual = np.nan_to_num(np.nanmedian(past, axis=1))
+        cols.append(np.nan_to_num(x - usual[:, None]))
+        owners.append(names[k])
+    if len(drivers.holidays):
+        dates = period_dates(start[:, None] + np.arange(TH)[None, :], freq, anchor[:, None])
+        for shift in HOLIDAY_SHIFTS:
+            cols.append(np.isin(dates + shift, drivers.holidays).astype(float))
+            owners.append("holiday")
+    return (np.stack(cols, axis=2) if cols else np.zeros((N, TH, 0))), owners
+
+
+def _nuisance(T: int, m: int, start: np.ndarray) -> np.ndarray:
+    """``(N, T, Q)``: one level per block of ``BLOCK`` periods and the phase of the season (one phase left out)."""
+    blocks = np.eye(max(-(-T // BLOCK), 1))[np.arange(T) // BLOCK]  # (T, B)
+    N = len(start)
+    out = [np.broadcast_to(blocks, (N,) + blocks.shape)]
+    if m > 1:
+        phase = (start[:, None] + np.arange(T)[None, :]) % m
+        out.append(np.eye(m)[phase][:, :, 1:])
+    return np.concatenate(out, axis=2)
+
+
+def _poisson(y, M, Z, E, prior_mean, prior_prec, iters: int = 12):
+    """Per series penalised Poisson regression of ``y`` on ``[Z, E]`` (nuisance, effects), the effects' penalty
+    ``prior_prec (N, P) * (coef - prior_mean)^2`` (and a weak ridge on the nuisance). Returns the effects'
+    coefficients, their sampling variances (dispersion-scaled) and the dispersion, each ``(N, P)``/``(N,)``."""
+    X = np.concatenate([Z, E], axis=2) * M[:, :, None]
+    N, T, C = X.shape
+    Q = Z.shape[2]
+    pen = np.concatenate([np.full((N, Q), 1e-4), prior_prec], axis=1)
+    target = np.concatenate([np.zeros((N, Q)), prior_mean], axis=1)
+    rate = np.sum(y * M, axis=1) / np.maximum(M.sum(1), 1)
+    coef = np.zeros((N, C))
+    offset = np.log(np.maximum(rate, 1e-3))
+    for _ in range(iters):
+        eta = np.clip(offset[:, None] + np.einsum("ntc,nc->nt", X, coef), -20, 20)
+        mu = np.exp(eta)
+        w = mu * M
+        z = eta - offset[:, None] + (y - mu) / mu
+        A = np.einsum("ntc,nt,ntd->ncd", X, w, X) + pen[:, :, None] * np.eye(C)[None]
+        b = np.einsum("ntc,nt->nc", X, w * z) + pen * target
+        coef = np.linalg.solve(A, b[..., None])[..., 0]
+    mu = np.exp(np.clip(offset[:, None] + np.einsum("ntc,nc->nt", X, coef), -20, 20))
+    dof = np.maximum(M.sum(1) - C, 1)
+    dispersion = np.maximum(np.sum((y - mu) ** 2 / mu * M, axis=1) / dof, 1.0)
+    var = np.diagonal(np.linalg.inv(A), axis1=1, axis2=2)[:, Q:] * dispersion[:, None]
+    return coef[:, Q:], var, dispersion
+
+
+@dataclass
+class Effects:
+    """The fitted driver multipliers of a panel: ``log_mult (N, T + h)`` over history and horizon, the
+    coefficients ``(N, P)`` and the driver each column belongs to."""
+
+    log_mult: np.ndarray
+    coef: np.ndarray
+    columns: np.ndarray  # (N, T + h, P)
+    owners: list[str]
+
+    def part(self, owner: str) -> np.ndarray:
+        """``(N, T + h)`` log multiplier of one driver (or 'holiday') alone."""
+        keep = [k for k, o in enumerate(self.owners) if o == owner]
+        return np.einsum("ntp,np->nt", self.columns[:, :, keep], self.coef[:, keep])
+
+
+def fit_effects(Y: np.ndarray, upto: np.ndarray, drivers: Drivers, lens: np.ndarray, m: int, start, anchor,
+                freq: str) -> Effects:
+    """The pooled, shrunk driver effects of a panel fitted on each series' first ``upto`` periods (the history
+    before a rolling origin, or all of it); multipliers for every column of history and horizon."""
+    E, owners = effect_columns(drivers, lens, start, anchor, freq)
+    N, TH, P = E.shape
+    T = Y.shape[1]
+    M = (np.arange(T)[None, :] < upto[:, None]).astype(float)
+    y = np.where(M > 0, np.nan_to_num(Y), 0.0)
+    usable = np.all((y >= 0) | (M == 0), axis=1) & (np.sum(y * M, axis=1) > 0) & (upto > 2 * BLOCK)
+    coef = np.zeros((N, P))
+    if P and usable.any():
+        ix = np.nonzero(usable)[0]
+        Z = _nuisance(T, m, np.asarray(start))
+        first = _chunked(y[ix], M[ix], Z[ix], E[ix, :T], np.zeros((len(ix), P)), np.full((len(ix), P), 1e-2))
+        b, v = first[0], first[1]
+        past = np.where(M[ix, :, None] > 0, E[ix, :T], np.nan)
+        moved = np.nanmax(past, axis=1) > np.nanmin(past, axis=1)  # (n, P): the column varied in the history
+        prior_mean = np.array([np.median(b[moved[:, k], k]) if moved[:, k].any() else 0.0 for k in range(P)])
+        spread = np.array([max(np.var(b[moved[:, k], k]) - np.mean(v[moved[:, k], k]), 1e-4)
+                           if moved[:, k].sum() > 1 else 1.0 for k in range(P)])
+        second = _chunked(y[ix], M[ix], Z[ix], E[ix, :T], np.broadcast_to(prior_mean, (len(ix), P)),
+                          np.broadcast_to(1.0 / spread, (len(ix), P)) * first[2][:, None])
+        coef[ix] = second[0]
+    log_mult = np.clip(np.einsum("ntp,np->nt", E, coef), -LOG_LIMIT, LOG_LIMIT)
+    return Effects(log_mult, coef, E, owners)
+
+
+def _chunked(y, M, Z, E, prior_mean, prior_prec):
+    parts = [_poisson(y[i:i + CHUNK], M[i:i + CHUNK], Z[i:i + CHUNK], E[i:i + CHUNK], prior_mean[i:i + CHUNK],
+                      prior_prec[i:i + CHUNK]) for i in range(0, len(y), CHUNK)]
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+
+class XregOrigins:
+    """A univariate method on the driver-adjusted series as one of ``auto``'s candidates: the effects are fitted
+    on the data before the cut of its first fit (the earliest rolling origin: its forecasts of the origins are
+    out of sample), the series divided by their multipliers, and each origin's forecast multiplied by the
+    multipliers of its window."""
+
+    def __init__(self, inner, drivers: Drivers, lens: np.ndarray, m: int, start, anchor, freq: str):
+        self.inner, self.drivers, self.lens, self.m = inner, drivers, lens, m
+        self.start, self.anchor, self.freq = start, anchor, freq
+
+    def fit(self, X, cut):
+        self.effects = fit_effects(X, np.asarray(cut), self.drivers, self.lens, self.m, self.start, self.anchor,
+                                   self.freq)
+        self.inner.fit(self._adjusted(X), cut)
+        self.cut = np.asarray(cut)
+        return self
+
+    def refilter(self, X, cut):
+        if hasattr(self.inner, "refilter"):
+            self.inner.refilter(self._adjusted(X), cut)
+        else:
+            self.inner.fit(self._adjusted(X), cut)
+        self.cut = np.asarray(cut)
+
+    def _adjusted(self, X):
+        return X / np.exp(self.effects.log_mult[:, :X.shape[1]])
+
+    def predict(self, h):
+        return multiplied(self.inner.predict(h), self.effects.log_mult, self.cut)
+
+
+def multiplied(fc, log_mult: np.ndarray, cut: np.ndarray):
+    """A forecast of the driver-adjusted series back in demand: mean and spread times each step's multiplier."""
+    mult = np.exp(_gather(log_mult, cut[:, None] + np.arange(fc.mean.shape[1])[None, :]))
+    fc.mean = fc.mean * mult
+    fc.scale = mult if fc.scale is None else fc.scale * mult
+    return fc
+
+
+@register
+class Xreg(Method):
+    """The driver multipliers (see the module docstring) times ``auto``'s forecast of the adjusted series."""
+
+    name = "xreg"
+    needs = ("yearly", "start", "anchor")
+
+    def __init__(self, season_length: int = 7, freq: str = "daily", level: float = 0.95, drivers=None):
+        super().__init__(season_length)
+        self.check_config(drivers)
+        self.freq, self.level, self.drivers = freq, validate_level(level), drivers
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if not isinstance(config, Drivers) or (config.history.shape[2] == 0 and not len(config.holidays)):
+            raise ForecastInputError("features", "method := 'xreg' is a regression on drivers, and none were given",
+                                     "Pass features := [...] (with future := ...), holidays := 'US' or events := "
+                                     "..., or use method := 'auto'")
+
+    @classmethod
+    def create(cls, m, freq="daily", level=0.95, config=None):
+        return cls(m, freq, level, config)
+
+    def fit(self, y, lens=None, yearly=None, start=None, anchor=None):
+        self.lens, self.yearly, self.start, self.anchor = np.asarray(lens), yearly, start, anchor
+        self.Y = np.asarray(y, float)
+        self.effects = fit_effects(self.Y, self.lens, self.drivers, self.lens, self.m, start, anchor, self.freq)
+        return self
+
+    def adjusted(self) -> np.ndarray:
+        """The history divided by its multipliers: demand at the usual price, without promotion or holiday."""
+        return self.Y / np.exp(self.effects.log_mult[:, :self.Y.shape[1]])
+
+    def predict(self, h):
+        from .auto import AutoForecaster
+
+        h = validate_horizon(h)
+        base = AutoForecaster(self.m, level=self.level, freq=self.freq).fit(
+            self.adjusted(), self.lens, self.yearly, self.start, self.anchor).predict(h)
+        base.method = [Provenance(tuple("xreg_" + u for u in p.used), p.seasonal) if p.then is None and p.used else p
+                       for p in base.method]
+        return multiplied(base, self.effects.log_mult, self.lens)
