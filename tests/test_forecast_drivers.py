@@ -1,5 +1,5 @@
-"""Forecasts with drivers on DuckDB files: a user's event calendar, auto with the global model, explanations of the
-global model per driver, and new rows checked against a saved forecast."""
+"""Forecasts with drivers on DuckDB files: a user's event calendar, auto with the driver-aware methods,
+explanations of the global model per driver, and new rows checked against a saved forecast."""
 from __future__ import annotations
 
 import datetime as dt
@@ -65,13 +65,14 @@ def test_events_drive_the_global_model_per_item_and_for_all(shop):
         assert lift > 1.8 if i < SALE_ITEMS else lift < 1.4  # an event of its own items only
 
 
-def test_auto_considers_the_global_model_when_drivers_are_given(shop):
+def test_auto_considers_the_driver_aware_methods_when_drivers_are_given(shop):
     rows = shop.execute("FROM forecast_demand('sales', 7, events := 'calendar') ORDER BY item, date").fetchall()
     labels = {r[0]: r[5] for r in rows}
-    assert all("gbm" in labels[100 + i] for i in range(SALE_ITEMS))  # the sale days decide for it
+    # the sale days decide for a candidate that learns from the drivers: the global model or the regression
+    assert all("gbm" in labels[100 + i] or "xreg_" in labels[100 + i] for i in range(SALE_ITEMS))
     assert all(r[3] <= r[2] <= r[4] for r in rows)
     without = shop.execute("FROM forecast_demand('sales', 7) ORDER BY item, date").fetchall()
-    assert not any("gbm" in r[5] for r in without)  # 12 series: too small a panel to learn from alone
+    assert not any("gbm" in r[5] or "xreg" in r[5] for r in without)  # 12 series: too small for gbm alone
 
 
 @pytest.mark.parametrize("setup, pattern", [

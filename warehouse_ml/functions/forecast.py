@@ -85,11 +85,11 @@ def forecast_table(ctx, relation: str, horizon, opts: dict) -> tuple[pa.Table, S
     method, level = opts["method"], opts["level"]
     data = load_series(ctx, relation, opts)
     drivers = load_drivers(ctx, ctx.relation(relation), data, opts, h)
-    if drivers is not None and method not in ("gbm", "auto"):
+    if drivers is not None and not K.REGISTRY[method].takes_drivers:
         raise InvalidArgument("method", f"features, future, holidays and events are inputs of method := 'gbm' "
-                              f"(which auto considers), not '{method}'",
-                              "Add method := 'gbm' (one model over all series that learns from them) or leave "
-                              "method out (auto)")
+                              f"and 'xreg' (which auto considers), not '{method}'",
+                              "Add method := 'gbm' (one model over all series that learns from them), 'xreg' (a "
+                              "regression on them) or leave method out (auto)")
     tbl, res = forecast_rows(data, h, method, level, drivers)
     return tbl, data, res
 
@@ -261,15 +261,17 @@ def _against_saved_forecast(ctx, relation: str, name: str, opts: dict, level: fl
 # --------------------------------------------------------------------------------------------------------
 @sql_function(
     "explain_forecast", "Each item's forecast taken apart: level + trend + season + yearly + holiday + drivers + "
-    "residual = forecast (ETS, or the gbm model when drivers are given).",
+    "residual = forecast (ETS, or the gbm model when drivers are given, or the xreg regression).",
     args=[_RELATION, _HORIZON], returns=EXPLAIN_ROW, options=[
-        *_ROLES, Option("method", StrOptions({"ets", "gbm"}, "method"),
-                        fix="Leave method out (ets; gbm when features, holidays or events are given)"),
+        *_ROLES, Option("method", StrOptions({"ets", "gbm", "xreg"}, "method"),
+                        fix="Leave method out (ets; gbm when features, holidays or events are given), or 'xreg' "
+                            "with them"),
         _FEATURES, _FUTURE, *_DRIVERS],
     body=_typed("forecast", "level", "trend", "season", "yearly", "holiday", "drivers", "residual", "method"))
 def explain_forecast(ctx, relation, horizon, **opts):
     """The additive parts of each series' forecast (``tasks.forecast.explain``), which sum to ``forecast``: of the
-    ETS forecast, or with drivers (or ``method := 'gbm'``) of the global model, one ``drivers`` entry each."""
+    ETS forecast, or with drivers (or ``method := 'gbm'``) of the global model, one ``drivers`` entry each (or of
+    the regression on them, ``method := 'xreg'``)."""
     h = check_horizon(horizon)
     data = load_series(ctx, relation, opts)
     panel = data.panel
@@ -280,6 +282,11 @@ def explain_forecast(ctx, relation, horizon, **opts):
                               "Leave method out (gbm is then explained) or drop the drivers")
     if method == "gbm":
         ex = K.explain_global(panel, h, drivers or K.Drivers.none(*panel.y.shape, h))
+    elif method == "xreg":
+        try:
+            ex = K.explain_xreg(panel, h, drivers)
+        except K.ForecastInputError as e:
+            raise kernel_error(e) from None
     else:
         ex = K.explain_panel(panel, h)
     keep = np.nonzero(panel.n_obs > 0)[0]

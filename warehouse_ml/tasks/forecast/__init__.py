@@ -23,7 +23,7 @@ from __future__ import annotations
 from .anomaly import Anomalies, detect_anomalies
 from .auto import AutoForecaster
 from .ets import ETS
-from .explain import PARTS, Explanation, explain_global, explain_panel
+from .explain import PARTS, Explanation, explain_global, explain_panel, explain_xreg
 from .gbm import GBM, Drivers, holiday_days
 from .methods import ARIMA, Croston, Naive, SeasonalNaive, Theta
 from .nn import NN, NNConfig
@@ -40,6 +40,6 @@ METHODS = method_names()
 
 __all__ = ["ARIMA", "Anomalies", "AutoForecaster", "Croston", "ETS", "FREQS", "ForecastInputError", "MAX_HORIZON", "METHODS",
            "Drivers", "Explanation", "GBM", "Method", "NN", "PARTS", "NNConfig", "Naive", "Panel", "PanelForecast", "PanelResult", "Provenance", "REGISTRY", "SeasonalNaive",
-           "Theta", "Xreg", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_global", "explain_panel", "holiday_days", "period_dates", "period_index", "forecast_panel", "infer_frequency",
+           "Theta", "Xreg", "YearlyAdjust", "backtest_panel", "build_panel", "detect_anomalies", "explain_global", "explain_panel", "explain_xreg", "holiday_days", "period_dates", "period_index", "forecast_panel", "infer_frequency",
            "is_intermittent", "mase_scale", "method_names", "register", "reorder_quantities",
            "seasonality_strength", "validate_horizon", "validate_level"]

@@ -103,6 +103,7 @@ class AutoForecaster(Method):
 
     name = "auto"
     needs = ("yearly", "start", "anchor")
+    takes_drivers = True
 
     def __init__(self, season_length: int = 7, origins: int = 4, level: float = 0.95, freq: str = "daily",
                  drivers=None):

@@ -11,6 +11,9 @@ level and zero parts.
 With drivers (``explain_global``), the model is the global gradient-boosted one (``method := 'gbm'``), which has no
 level or season states: ``level`` is its forecast with every driver at its baseline and no holiday, ``holiday``
 and each driver (``drivers``) what they add to it, ``residual`` their interactions (see ``GBM.explain``).
+With ``method := 'xreg'`` (``explain_xreg``), ``level`` is ``auto``'s forecast of the driver-adjusted series and
+each driver (and ``holiday``) what its multiplier adds, in the same sense as gbm's: the forecast minus the forecast
+with that driver at its usual value.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from .ets import ETS
 from .gbm import GBM
 from .panel import FREQS, Panel, _gather, validate_horizon
 from .seasonality import YearlyAdjust
+from .xreg import fit_effects
 
 PARTS = ("level", "trend", "season", "yearly", "holiday", "residual")
 
@@ -51,6 +55,34 @@ def explain_global(panel: Panel, horizon: int, drivers) -> Explanation:
     if "holiday" in contributions:
         parts["holiday"] = contributions.pop("holiday")
     return Explanation(parts, ["gbm"] * N, contributions)
+
+
+def explain_xreg(panel: Panel, horizon: int, drivers) -> Explanation:
+    """``forecast_demand(method := 'xreg')``'s forecast (unclipped) of every series with its drivers' and holidays'
+    contributions: ``full * (1 - exp(-part))`` for each driver's log multiplier ``part``; ``residual`` is what the
+    products leave (their interactions, and the clipping of a multiplier), so the parts sum to the forecast."""
+    from .pipeline import forecast_panel
+
+    h = validate_horizon(horizon)
+    N = len(panel.lens)
+    res = forecast_panel(panel, h, "xreg", clip=False, nn_config=drivers)
+    full = np.zeros((N, h))
+    full[res.series.reshape(-1, h)[:, 0]] = res.forecast.reshape(-1, h)
+    effects = fit_effects(panel.y, panel.lens, drivers, panel.lens, panel.season, panel.start, panel.anchor,
+                          panel.freq)
+    used = np.array([any(u.startswith("xreg_") for u in p.methods) for p in res.method])[:, None]
+    ahead = panel.lens[:, None] + np.arange(h)[None, :]
+    parts = {p: np.zeros((N, h)) for p in PARTS}
+    parts["level"] = np.where(used, full / np.exp(_gather(effects.log_mult, ahead)), full)
+    contributions = {}
+    for owner in dict.fromkeys(effects.owners):
+        part = np.where(used, full * (1 - np.exp(-_gather(effects.part(owner), ahead))), 0.0)
+        if owner == "holiday":
+            parts["holiday"] = part
+        else:
+            contributions[owner] = part
+    parts["residual"] = full - sum(parts.values()) - sum(contributions.values(), np.zeros((N, h)))
+    return Explanation(parts, list(res.method), contributions)
 
 
 def explain_panel(panel: Panel, horizon: int) -> Explanation:

@@ -160,6 +160,7 @@ class GBM(Method):
 
     name = "gbm"
     needs = ("start", "anchor")
+    takes_drivers = True
     min_series = 1
 
     def __init__(self, season_length: int = 7, freq: str = "daily", level: float = 0.95, drivers=None):

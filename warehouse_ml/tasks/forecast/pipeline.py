@@ -32,6 +32,7 @@ def forecast_panel(panel: Panel, horizon: int, method: str = "auto", level: floa
         raise ForecastInputError("method", f"unknown method {method!r}", f"Use one of {', '.join(method_names())}")
     cls = method_class(method)
     cls.check_available()  # a missing dependency is an error, not a silent fallback (even where one follows)
+    cls.check_config(nn_config)
     y, lens, m = panel.y, panel.lens, panel.season
     N = len(lens)
     h = int(horizon)

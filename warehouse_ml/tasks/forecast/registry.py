@@ -21,12 +21,14 @@ class Method:
     fallback      method for series shorter than :meth:`min_length` (labelled ``name->fallback (short: n periods)``).
     min_series    a global model's smallest panel; a smaller one gets ``fallback_panel`` (and says so).
     in_auto       a candidate of ``auto``'s selection, so backtest_demand compares it with auto by default.
+    takes_drivers learns from drivers (features, holidays, events: a ``Drivers`` as ``config``).
     """
 
     name = "method"
     yearly_aware = False
     fallback = "naive"
     in_auto = False
+    takes_drivers = False
     needs: tuple[str, ...] = ()  # passed to fit besides y and lens: panel fields ("start",) or "yearly"
     min_series = 1  # fewer series in the panel: every series gets ``fallback_panel`` instead
     fallback_panel = "auto"
@@ -45,6 +47,11 @@ class Method:
     @classmethod
     def check_available(cls) -> None:
         """Raise when a dependency is missing (an error, not a silent fallback)."""
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Raise when ``config`` (the method's settings or drivers) cannot be used (before any series is fitted,
+        so the error reaches the user instead of a fallback)."""
 
     @classmethod
     def create(cls, m: int, freq: str = "daily", level: float = 0.95, config=None) -> "Method":

@@ -196,6 +196,7 @@ class Xreg(Method):
 
     name = "xreg"
     needs = ("yearly", "start", "anchor")
+    takes_drivers = True
 
     def __init__(self, season_length: int = 7, freq: str = "daily", level: float = 0.95, drivers=None):
         super().__init__(season_length)
