@@ -18,6 +18,7 @@ DAYS, H, ITEMS = 420, 14, 24
 LIFT, ELASTICITY = 2.0, -1.2
 NEVER = 123  # the one product without a promotion in its history
 PROMO_DAYS = (3, 4, 10)  # horizon days on promotion, for every product
+DEAR_DAY = 7  # the horizon day with the price 30% above its usual 5.0
 
 
 def _day(k: int) -> dt.date:
@@ -35,6 +36,7 @@ def _simulate(seed: int = 5):
     promo[:, [DAYS + d for d in PROMO_DAYS]] = 1
     price = np.exp(rng.normal(0, 0.1, (ITEMS, T // 14 + 1))).repeat(14, axis=1)[:, :T] * 5.0
     price[:, DAYS:] = 5.0
+    price[:, DAYS + DEAR_DAY] = 6.5
     level = rng.uniform(10, 40, (ITEMS, 1)) * np.exp(rng.normal(0, 0.15, (ITEMS, 7)))[:, np.arange(T) % 7]
     mu = level * np.where(promo > 0, LIFT, 1.0) * (price / 5.0) ** ELASTICITY
     return rng.poisson(mu).astype(float), promo, price
@@ -82,7 +84,7 @@ def test_xreg_forecasts_the_promotion_days_and_explains_them(shop):
     fc = {(r[0], r[1]): r[2] for r in rows}
     for i in range(ITEMS):
         on = np.mean([fc[(100 + i, _day(DAYS + d))] for d in PROMO_DAYS])
-        off = np.mean([fc[(100 + i, _day(DAYS + d))] for d in range(H) if d not in PROMO_DAYS])
+        off = np.mean([fc[(100 + i, _day(DAYS + d))] for d in range(H) if d not in PROMO_DAYS + (DEAR_DAY,)])
         assert 1.6 < on / off < 2.5  # weekdays differ between the two sets: the lift within 2 +- the weekly swing
     rel = shop.sql("FROM explain_forecast('sales', 14, value := 'units', method := 'xreg', "
                    "features := ['promo', 'price'], future := 'plan') ORDER BY item, date")
@@ -92,8 +94,12 @@ def test_xreg_forecasts_the_promotion_days_and_explains_them(shop):
     for item, day, forecast, level, trend, season, yearly, holiday, drivers, residual, method in parts:
         assert set(drivers) == {"promo", "price"} and method.startswith("xreg_")
         assert forecast == pytest.approx(level + trend + season + yearly + holiday + sum(drivers.values()) + residual)
-        assert abs(drivers["price"]) < 1e-6 * forecast  # the plan holds the usual price
-        on_promotion = (day - START).days - DAYS in PROMO_DAYS
+        step = (day - START).days - DAYS
+        if step == DEAR_DAY:  # 1.3^-1.2 = 0.73: the dearer day loses about a third of its demand without it
+            assert -0.5 * forecast < drivers["price"] < -0.2 * forecast
+        else:
+            assert abs(drivers["price"]) < 0.1 * forecast  # the plan holds the usual price (within its noise)
+        on_promotion = step in PROMO_DAYS
         assert drivers["promo"] == pytest.approx(forecast * 0.5, rel=0.2) if on_promotion else drivers["promo"] == 0
 
 
