@@ -54,7 +54,7 @@ def _method_option(default: str | None, *extra: str) -> Option:
 
 _ROLES = [Option("item", Identifier()), Option("date", Identifier()), Option("value", Identifier())]
 _FEATURES = Option("features", Identifiers(), fix="Pass e.g. features := ['price', 'promo']",
-                   doc="columns method := 'gbm' learns from")
+                   doc="columns method := 'gbm' or 'xreg' learns from")
 _FUTURE = Option("future", RelationName(), doc="a relation with the features' planned values over the horizon")
 _DRIVERS = [Option("holidays", Text(nonempty=True), fix="Pass e.g. holidays := 'US'", doc="a country code"),
             Option("events", RelationName(), doc="a relation of dated events (date, event name, optional item)")]

@@ -38,7 +38,7 @@ from .methods import Croston, Naive, SeasonalNaive, Theta
 from .panel import PanelForecast, Provenance, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
-from .xreg import XregOrigins
+from .xreg import SharedEffects, XregOrigins
 
 LOG_PREFIX = "log_"
 GBM_SERIES = 30  # without drivers, the global model is a candidate on panels of at least this many series...
@@ -155,8 +155,8 @@ class AutoForecaster(Method):
             if gbm is not None:
                 specs.append(("gbm", gbm, None, False, every))
             if gbm is not None and gbm.drivers is not None:  # the drivers' multipliers times ETS or Theta of the rest
-                specs += [("xreg_" + inner.name, XregOrigins(inner, gbm.drivers, lens, m, gbm.start, gbm.anchor,
-                                                             self.freq), None, False, every)
+                effects = SharedEffects(gbm.drivers, lens, m, gbm.start, gbm.anchor, self.freq)
+                specs += [("xreg_" + inner.name, XregOrigins(inner, effects), None, False, every)
                           for inner in (ETS(m, **ets), Theta(m))]
         out = [_Candidate(name, model, Y, cv, log, rows) for name, model, cv, log, rows in specs if rows.any()]
         self._allowed = np.stack([spec[4] for spec in specs if spec[4].any()], axis=1)

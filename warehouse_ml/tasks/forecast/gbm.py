@@ -71,14 +71,15 @@ def _direct_psi(N: int, h: int) -> np.ndarray:
     return psi
 
 
-def _one_thread(method):
-    """Run ``method`` with OpenMP on one thread: scikit-learn's boosting spins its threads while waiting, which
-    on a busy (shared) machine turns a one-second fit into a minute (measured: 0.9 s vs 79 s on 2 loaded cores)."""
+def one_thread(method):
+    """Run ``method`` with OpenMP and BLAS on one thread: scikit-learn's boosting (and OpenBLAS on many small
+    matrices) spins its threads while waiting, which on a busy (shared) machine turns a one-second fit into a
+    minute (measured: 0.9 s vs 79 s on 2 loaded cores; xreg's regressions 5 s vs 115 s)."""
     @functools.wraps(method)
     def run(*args, **kwargs):
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1, "openmp"):
+        with threadpool_limits(1):
             return method(*args, **kwargs)
 
     return run
@@ -184,7 +185,7 @@ class GBM(Method):
         return _Design(self.Y, upto, h, self.m, self.freq, self.start, self.anchor, drv.extended(self.lens),
                        drv.holidays)
 
-    @_one_thread
+    @one_thread
     def predict(self, h):
         h = validate_horizon(h)
         N = len(self.lens)
@@ -207,7 +208,7 @@ class GBM(Method):
         return PanelForecast(pred, np.ones(N), _direct_psi(N, h), band / z, [Provenance(("gbm",))] * N,
                              bands=(pred - band, pred + band))
 
-    @_one_thread
+    @one_thread
     def explain(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """After :meth:`predict`: (base, {driver or 'holiday': contribution}, residual), each ``(N, h)`` in the
         data's units and unclipped, with base + contributions + residual = the unclipped forecast."""
@@ -271,7 +272,7 @@ class GBMOrigins:
         return _Design(self.X, self.cut, h, self.m, self.freq, self.start, self.anchor, drv.extended(self.lens),
                        drv.holidays)
 
-    @_one_thread
+    @one_thread
     def predict(self, h):
         N, cut = len(self.cut), self.cut
         design = self._design(h)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gbm import HOLIDAY_SHIFTS, Drivers
+from .gbm import HOLIDAY_SHIFTS, Drivers, one_thread
 from .panel import ForecastInputError, Provenance, _gather, period_dates, validate_horizon, validate_level
 from .registry import Method, register
 
@@ -74,31 +74,33 @@ def _nuisance(T: int, m: int, start: np.ndarray) -> np.ndarray:
     return np.concatenate(out, axis=2)
 
 
-def _poisson(y, M, Z, E, prior_mean, prior_prec, iters: int = 12):
-    """Per series penalised Poisson regression of ``y`` on ``[Z, E]`` (nuisance, effects), the effects' penalty
-    ``prior_prec (N, P) * (coef - prior_mean)^2`` (and a weak ridge on the nuisance). Returns the effects'
-    coefficients, their sampling variances (dispersion-scaled) and the dispersion, each ``(N, P)``/``(N,)``."""
+def _poisson(y, M, start, m, E, prior_mean, prior_prec, iters: int = 12):
+    """Per series penalised Poisson regression (quasi-likelihood: any non-negative ``y``) of ``y`` divided by its
+    mean (the coefficients do not change; the penalties then mean the same at every scale) on the nuisance terms
+    and the effects ``E``, the effects' penalty ``prior_prec (N, P) * (coef - prior_mean)^2`` (and a weak ridge on
+    the nuisance). Returns the effects' coefficients and their sampling variances ``(N, P)`` (times each series'
+    dispersion), and the dispersions ``(N,)``."""
+    Z = _nuisance(y.shape[1], m, start)
     X = np.concatenate([Z, E], axis=2) * M[:, :, None]
     N, T, C = X.shape
     Q = Z.shape[2]
-    pen = np.concatenate([np.full((N, Q), 1e-4), prior_prec], axis=1)
+    y = y / np.maximum(np.sum(y * M, axis=1) / np.maximum(M.sum(1), 1), 1e-12)[:, None]
+    pen = np.concatenate([np.full((N, Q), 1e-4), prior_prec], axis=1)[:, :, None] * np.eye(C)[None]
     target = np.concatenate([np.zeros((N, Q)), prior_mean], axis=1)
-    rate = np.sum(y * M, axis=1) / np.maximum(M.sum(1), 1)
+    Xt = X.transpose(0, 2, 1)
     coef = np.zeros((N, C))
-    offset = np.log(np.maximum(rate, 1e-3))
     for _ in range(iters):
-        eta = np.clip(offset[:, None] + np.einsum("ntc,nc->nt", X, coef), -20, 20)
+        eta = np.clip(np.einsum("ntc,nc->nt", X, coef), -20, 20)
         mu = np.exp(eta)
         w = mu * M
-        z = eta - offset[:, None] + (y - mu) / mu
-        A = np.einsum("ntc,nt,ntd->ncd", X, w, X) + pen[:, :, None] * np.eye(C)[None]
-        b = np.einsum("ntc,nt->nc", X, w * z) + pen * target
+        z = eta + (y - mu) / mu
+        A = np.matmul(Xt * w[:, None, :], X) + pen
+        b = np.einsum("nct,nt->nc", Xt, w * z) + pen.diagonal(axis1=1, axis2=2) * target
         coef = np.linalg.solve(A, b[..., None])[..., 0]
-    mu = np.exp(np.clip(offset[:, None] + np.einsum("ntc,nc->nt", X, coef), -20, 20))
-    dof = np.maximum(M.sum(1) - C, 1)
-    dispersion = np.maximum(np.sum((y - mu) ** 2 / mu * M, axis=1) / dof, 1.0)
+    mu = np.exp(np.clip(np.einsum("ntc,nc->nt", X, coef), -20, 20))
+    dispersion = np.sum((y - mu) ** 2 / mu * M, axis=1) / np.maximum(M.sum(1) - C, 1)
     var = np.diagonal(np.linalg.inv(A), axis1=1, axis2=2)[:, Q:] * dispersion[:, None]
-    return coef[:, Q:], var, dispersion
+    return coef[:, Q:], var, np.maximum(dispersion, 1e-12)
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Effects:
         return np.einsum("ntp,np->nt", self.columns[:, :, keep], self.coef[:, keep])
 
 
+@one_thread
 def fit_effects(Y: np.ndarray, upto: np.ndarray, drivers: Drivers, lens: np.ndarray, m: int, start, anchor,
                 freq: str) -> Effects:
     """The pooled, shrunk driver effects of a panel fitted on each series' first ``upto`` periods (the history
@@ -130,25 +133,39 @@ def fit_effects(Y: np.ndarray, upto: np.ndarray, drivers: Drivers, lens: np.ndar
     coef = np.zeros((N, P))
     if P and usable.any():
         ix = np.nonzero(usable)[0]
-        Z = _nuisance(T, m, np.asarray(start))
-        first = _chunked(y[ix], M[ix], Z[ix], E[ix, :T], np.zeros((len(ix), P)), np.full((len(ix), P), 1e-2))
+        start = np.asarray(start)[ix]
+        first = _chunked(y[ix], M[ix], start, m, E[ix, :T], np.zeros((len(ix), P)), np.full((len(ix), P), 1e-2))
         b, v = first[0], first[1]
         past = np.where(M[ix, :, None] > 0, E[ix, :T], np.nan)
         moved = np.nanmax(past, axis=1) > np.nanmin(past, axis=1)  # (n, P): the column varied in the history
         prior_mean = np.array([np.median(b[moved[:, k], k]) if moved[:, k].any() else 0.0 for k in range(P)])
         spread = np.array([max(np.var(b[moved[:, k], k]) - np.mean(v[moved[:, k], k]), 1e-4)
                            if moved[:, k].sum() > 1 else 1.0 for k in range(P)])
-        second = _chunked(y[ix], M[ix], Z[ix], E[ix, :T], np.broadcast_to(prior_mean, (len(ix), P)),
+        second = _chunked(y[ix], M[ix], start, m, E[ix, :T], np.broadcast_to(prior_mean, (len(ix), P)),
                           np.broadcast_to(1.0 / spread, (len(ix), P)) * first[2][:, None])
         coef[ix] = second[0]
     log_mult = np.clip(np.einsum("ntp,np->nt", E, coef), -LOG_LIMIT, LOG_LIMIT)
     return Effects(log_mult, coef, E, owners)
 
 
-def _chunked(y, M, Z, E, prior_mean, prior_prec):
-    parts = [_poisson(y[i:i + CHUNK], M[i:i + CHUNK], Z[i:i + CHUNK], E[i:i + CHUNK], prior_mean[i:i + CHUNK],
-                      prior_prec[i:i + CHUNK]) for i in range(0, len(y), CHUNK)]
+def _chunked(y, M, start, m, E, prior_mean, prior_prec):
+    """:func:`_poisson` on ``CHUNK`` series at a time (its design is ``CHUNK x T x columns`` floats)."""
+    parts = [_poisson(y[i:i + CHUNK], M[i:i + CHUNK], start[i:i + CHUNK], m, E[i:i + CHUNK],
+                      prior_mean[i:i + CHUNK], prior_prec[i:i + CHUNK]) for i in range(0, len(y), CHUNK)]
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+
+class SharedEffects:
+    """The effects of one panel fitted once per cut, for every xreg candidate of ``auto``."""
+
+    def __init__(self, drivers: Drivers, lens: np.ndarray, m: int, start, anchor, freq: str):
+        self.args = (drivers, lens, m, start, anchor, freq)
+        self.cut, self.effects = None, None
+
+    def at(self, X, cut: np.ndarray) -> Effects:
+        if self.cut is None or not np.array_equal(self.cut, cut):
+            self.cut, self.effects = cut.copy(), fit_effects(X, cut, *self.args)
+        return self.effects
 
 
 class XregOrigins:
@@ -157,13 +174,11 @@ class XregOrigins:
     out of sample), the series divided by their multipliers, and each origin's forecast multiplied by the
     multipliers of its window."""
 
-    def __init__(self, inner, drivers: Drivers, lens: np.ndarray, m: int, start, anchor, freq: str):
-        self.inner, self.drivers, self.lens, self.m = inner, drivers, lens, m
-        self.start, self.anchor, self.freq = start, anchor, freq
+    def __init__(self, inner, shared: SharedEffects):
+        self.inner, self.shared = inner, shared
 
     def fit(self, X, cut):
-        self.effects = fit_effects(X, np.asarray(cut), self.drivers, self.lens, self.m, self.start, self.anchor,
-                                   self.freq)
+        self.effects = self.shared.at(X, np.asarray(cut))
         self.inner.fit(self._adjusted(X), cut)
         self.cut = np.asarray(cut)
         return self
