@@ -134,16 +134,19 @@ def fit_effects(Y: np.ndarray, upto: np.ndarray, drivers: Drivers, lens: np.ndar
     if P and usable.any():
         ix = np.nonzero(usable)[0]
         start = np.asarray(start)[ix]
-        first = _chunked(y[ix], M[ix], start, m, E[ix, :T], np.zeros((len(ix), P)), np.full((len(ix), P), 1e-2))
-        b, v = first[0], first[1]
         past = np.where(M[ix, :, None] > 0, E[ix, :T], np.nan)
         moved = np.nanmax(past, axis=1) > np.nanmin(past, axis=1)  # (n, P): the column varied in the history
+        spread_of = np.nanstd(past.reshape(-1, P), axis=0)  # the fits see unit-spread columns: scale-free penalties
+        unit = np.where(np.isfinite(spread_of) & (spread_of > 0), spread_of, 1.0)
+        Es = E[ix, :T] / unit
+        first = _chunked(y[ix], M[ix], start, m, Es, np.zeros((len(ix), P)), np.full((len(ix), P), 1e-2))
+        b, v = first[0], first[1]
         prior_mean = np.array([np.median(b[moved[:, k], k]) if moved[:, k].any() else 0.0 for k in range(P)])
-        spread = np.array([max(np.var(b[moved[:, k], k]) - np.mean(v[moved[:, k], k]), 1e-4)
+        spread = np.array([max(np.var(b[moved[:, k], k]) - np.mean(v[moved[:, k], k]), 1e-6)
                            if moved[:, k].sum() > 1 else 1.0 for k in range(P)])
-        second = _chunked(y[ix], M[ix], start, m, E[ix, :T], np.broadcast_to(prior_mean, (len(ix), P)),
+        second = _chunked(y[ix], M[ix], start, m, Es, np.broadcast_to(prior_mean, (len(ix), P)),
                           np.broadcast_to(1.0 / spread, (len(ix), P)) * first[2][:, None])
-        coef[ix] = second[0]
+        coef[ix] = second[0] / unit
     log_mult = np.clip(np.einsum("ntp,np->nt", E, coef), -LOG_LIMIT, LOG_LIMIT)
     return Effects(log_mult, coef, E, owners)
 
