@@ -116,6 +116,8 @@ def test_auto_with_drivers_weighs_the_regression(shop):
      r"argument 'features': method := 'xreg' is a regression on drivers, and none were given"),
     ("forecast_demand('sales', 14, value := 'units', method := 'theta', features := ['promo'], future := 'plan')",
      r"argument 'method': features, future, holidays and events are inputs of method := 'gbm' and 'xreg'"),
+    ("backtest_demand('sales', 14, value := 'units', method := 'xreg')",
+     r"argument 'features': method := 'xreg' is a regression on drivers.*forecast_demand and explain_forecast take"),
     ("forecast_demand('sales', 14, value := 'units', method := 'xreg', features := ['promo'])",
      r"argument 'future': features need their values over the horizon"),
 ])

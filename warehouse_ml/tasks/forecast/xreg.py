@@ -226,7 +226,7 @@ class Xreg(Method):
         if not isinstance(config, Drivers) or (config.history.shape[2] == 0 and not len(config.holidays)):
             raise ForecastInputError("features", "method := 'xreg' is a regression on drivers, and none were given",
                                      "Pass features := [...] (with future := ...), holidays := 'US' or events := "
-                                     "..., or use method := 'auto'")
+                                     "... (forecast_demand and explain_forecast take them), or use another method")
 
     @classmethod
     def create(cls, m, freq="daily", level=0.95, config=None):
