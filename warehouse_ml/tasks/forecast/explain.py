@@ -24,6 +24,7 @@ import numpy as np
 from .ets import ETS
 from .gbm import GBM
 from .panel import FREQS, Panel, _gather, validate_horizon
+from .pipeline import forecast_panel
 from .seasonality import YearlyAdjust
 from .xreg import fit_effects
 
@@ -61,8 +62,6 @@ def explain_xreg(panel: Panel, horizon: int, drivers) -> Explanation:
     """``forecast_demand(method := 'xreg')``'s forecast (unclipped) of every series with its drivers' and holidays'
     contributions: ``full * (1 - exp(-part))`` for each driver's log multiplier ``part``; ``residual`` is what the
     products leave (their interactions, and the clipping of a multiplier), so the parts sum to the forecast."""
-    from .pipeline import forecast_panel
-
     h = validate_horizon(horizon)
     N = len(panel.lens)
     res = forecast_panel(panel, h, "xreg", clip=False, nn_config=drivers)

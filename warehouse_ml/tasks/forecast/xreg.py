@@ -28,7 +28,7 @@ import numpy as np
 
 from .gbm import HOLIDAY_SHIFTS, Drivers, one_thread
 from .panel import ForecastInputError, Provenance, _gather, period_dates, validate_horizon, validate_level
-from .registry import Method, register
+from .registry import Method, fit_predict, register
 
 BLOCK = 28  # periods per level block of the nuisance terms
 LOG_LIMIT = np.log(20.0)  # a multiplier stays within 1/20 .. 20
@@ -243,11 +243,9 @@ class Xreg(Method):
         return self.Y / np.exp(self.effects.log_mult[:, :self.Y.shape[1]])
 
     def predict(self, h):
-        from .auto import AutoForecaster
-
         h = validate_horizon(h)
-        base = AutoForecaster(self.m, level=self.level, freq=self.freq).fit(
-            self.adjusted(), self.lens, self.yearly, self.start, self.anchor).predict(h)
+        base = fit_predict("auto", self.adjusted(), self.lens, self.m, h, self.yearly, freq=self.freq,
+                           level=self.level, start=self.start, anchor=self.anchor)
         base.method = [Provenance(tuple("xreg_" + u for u in p.used), p.seasonal) if p.then is None and p.used else p
                        for p in base.method]
         return multiplied(base, self.effects.log_mult, self.lens)
