@@ -18,7 +18,8 @@ variance of each coefficient become a normal prior, and a second fit is penalise
 driver never moved in its history gets the panel's effect; a noisy series, mostly the panel's; a long clear one,
 its own. Only the effects make the multiplier ``exp(effects . coef)``; the series divided by it (its demand at the
 usual price, without promotion or holiday) is forecast by ``auto`` and multiplied by the horizon's multipliers.
-Series with negative values, or no positive one, keep a multiplier of 1.
+Series with negative values, no positive one or at most ``2 * BLOCK`` periods keep a multiplier of 1. The
+regressions see each column divided by its spread over the panel, so the penalties mean the same in any unit.
 """
 from __future__ import annotations
 
