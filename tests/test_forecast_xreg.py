@@ -78,7 +78,8 @@ def test_a_planted_promotion_and_price_elasticity_are_recovered():
 
 def test_xreg_forecasts_the_promotion_days_and_explains_them(shop):
     rows = shop.execute("FROM forecast_demand('sales', 14, value := 'units', method := 'xreg', "
-                        "features := ['promo', 'price'], future := 'plan') ORDER BY item, date").fetchall()
+                        "features := ['promo', 'price'], future := 'plan', holidays := 'US') "
+                        "ORDER BY item, date").fetchall()
     assert len(rows) == ITEMS * H and all(r[5].startswith("xreg_") for r in rows)
     assert all(r[3] <= r[2] <= r[4] for r in rows)
     fc = {(r[0], r[1]): r[2] for r in rows}
@@ -87,12 +88,13 @@ def test_xreg_forecasts_the_promotion_days_and_explains_them(shop):
         off = np.mean([fc[(100 + i, _day(DAYS + d))] for d in range(H) if d not in PROMO_DAYS + (DEAR_DAY,)])
         assert 1.6 < on / off < 2.5  # weekdays differ between the two sets: the lift within 2 +- the weekly swing
     rel = shop.sql("FROM explain_forecast('sales', 14, value := 'units', method := 'xreg', "
-                   "features := ['promo', 'price'], future := 'plan') ORDER BY item, date")
+                   "features := ['promo', 'price'], future := 'plan', holidays := 'US') ORDER BY item, date")
     assert rel.types[0] == "BIGINT"
     parts = rel.fetchall()
     assert [r[2] for r in parts] == pytest.approx([fc[(r[0], r[1])] for r in parts])
     for item, day, forecast, level, trend, season, yearly, holiday, drivers, residual, method in parts:
         assert set(drivers) == {"promo", "price"} and method.startswith("xreg_")
+        assert holiday == 0  # no US holiday in the horizon (2024-02-26 .. 2024-03-10), a day before or after
         assert forecast == pytest.approx(level + trend + season + yearly + holiday + sum(drivers.values()) + residual)
         step = (day - START).days - DAYS
         if step == DEAR_DAY:  # 1.3^-1.2 = 0.73: the dearer day loses about a third of its demand without it
