@@ -14,6 +14,13 @@ The traversal repeats scikit-learn's decisions exactly, so scores are equal to t
 * decision trees and random forests (``_tree.pyx``): features are compared as float32 (scikit-learn casts X
   to float32 before walking), NaN follows ``missing_go_to_left``; a classifier's leaf holds class fractions,
   normalised per tree as ``predict_proba`` does, and a forest averages its trees.
+
+A batch is 2048 rows and a forest's nodes are megabytes, so each tree is fetched from a far cache once per
+batch: what costs is the bytes fetched and the wait on each row's chain of dependent loads. scikit-learn's
+trees are therefore packed 16 bytes a node (float32 threshold, int32 feature and children: a float32
+threshold decides a float32 x exactly as the float64 one does), and walked one
+level at a time for the whole batch, with no branch on the data: each row's next node is a load indexed by the
+comparison, and a leaf points to itself, so 2048 independent walks overlap in the processor.
 """
 from __future__ import annotations
 
@@ -95,17 +102,23 @@ class Forest:
         X = np.asarray(X, dtype=np.float64)  # C- or F-ordered (ml_predict's batches): compiled for each
         out = np.empty((X.shape[0], self.n_outputs))
         out[:] = start
-        if X.shape[0] <= _SPLIT_ROWS or _CORES == 1:
-            self._walk(X, out)
-        else:  # a big matrix (evaluation, a front-door stream): split the rows over the cores, GIL released
-            bounds = np.linspace(0, X.shape[0], _CORES + 1).astype(int)
-            with ThreadPoolExecutor(_CORES) as pool:
-                list(pool.map(lambda k: self._walk(X[bounds[k]:bounds[k + 1]], out[bounds[k]:bounds[k + 1]]), range(_CORES)))
+        _over_cores(self._walk, X, out)
         return out
 
     def _walk(self, X, out):
         _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.missing_left, self.categorical,
               self.bitset_row, self.left_bitsets, self.known_bitsets, self.known_row, self.value, out)
+
+
+def _over_cores(walk, X: np.ndarray, out: np.ndarray) -> None:
+    """``walk(X, out)`` on the calling thread, or for a big matrix (evaluation, a front-door stream) over row
+    ranges split across the cores, the GIL released."""
+    if X.shape[0] <= _SPLIT_ROWS or _CORES == 1:
+        walk(X, out)
+        return
+    bounds = np.linspace(0, X.shape[0], _CORES + 1).astype(int)
+    with ThreadPoolExecutor(_CORES) as pool:
+        list(pool.map(lambda k: walk(X[bounds[k]:bounds[k + 1]], out[bounds[k]:bounds[k + 1]]), range(_CORES)))
 
 
 def _hgb_tree(nodes: np.ndarray) -> dict:
@@ -115,18 +128,6 @@ def _hgb_tree(nodes: np.ndarray) -> dict:
             "right": np.where(leaf, -1, nodes["right"].astype(np.int64)),
             "missing_left": nodes["missing_go_to_left"], "categorical": nodes["is_categorical"],
             "bitset_row": nodes["bitset_idx"], "known_row": np.zeros(len(nodes), np.int64), "value": nodes["value"]}
-
-
-def _sk_tree(tree, n_outputs: int, classifier: bool) -> dict:
-    value = tree.value[:, 0, :n_outputs] if classifier else tree.value[:, 0, :1]
-    if classifier:  # predict_proba normalises each tree's leaf fractions before averaging
-        total = value.sum(axis=1, keepdims=True)
-        value = value / np.where(total == 0.0, 1.0, total)
-    n = tree.node_count
-    return {"feature": np.maximum(tree.feature, 0), "threshold": tree.threshold,
-            "left": tree.children_left.astype(np.int64), "right": tree.children_right.astype(np.int64),
-            "missing_left": np.asarray(tree.missing_go_to_left, dtype=bool), "categorical": np.zeros(n, bool),
-            "bitset_row": np.zeros(n, np.int64), "known_row": np.zeros(n, np.int64), "value": value}
 
 
 class HgbForest:
@@ -168,23 +169,86 @@ class HgbForest:
         return 1.0 / (1.0 + np.exp(-raw)) if self.classifier else raw
 
 
+_FEATURE = 0x3FFFFFFF  # the feature's bits of a packed node; bit 30: NaN goes right
+_NAN_RIGHT = 30
+
+
+@njit(nogil=True, cache=True)
+def _walk_levels(X, roots, depths, nodes, thresholds, value, out):  # pragma: no cover  (compiled)
+    """Add each tree's leaf value to ``out[i]`` for every row of the float32 ``X``: per tree, every row moves
+    down one level per pass (``depths[t]`` passes; a leaf's children are itself)."""
+    at = np.empty(X.shape[0], dtype=np.int32)
+    for t in range(roots.shape[0]):
+        at[:] = roots[t]
+        for _ in range(depths[t]):
+            for i in range(X.shape[0]):
+                node = at[i]
+                packed = nodes[node, 0]
+                x = X[i, packed & _FEATURE]
+                go_right = (x > thresholds[node, 3]) | ((x != x) & ((packed >> _NAN_RIGHT) == 1))
+                at[i] = nodes[node, 1 + go_right]
+        for i in range(X.shape[0]):
+            for k in range(out.shape[1]):
+                out[i, k] += value[at[i], k]
+
+
+def _packed_tree(tree, first: int) -> np.ndarray:
+    """One scikit-learn tree as (nodes × 4) int32 rows ``[feature | NaN-right << 30, left, right, threshold as
+    float32 bits]``, node ids shifted by ``first``; a leaf's children are itself."""
+    leaf = tree.children_left < 0
+    ids = np.arange(tree.node_count) + first
+    nan_right = ~np.asarray(tree.missing_go_to_left, dtype=bool) & ~leaf
+    threshold = np.where(leaf, np.inf, tree.threshold)
+    # scikit-learn's thresholds are float32 values already; any other rounds down to one, which decides every
+    # float32 x alike (astype rounds to nearest: step down where it rounded up)
+    down = threshold.astype(np.float32)
+    down = np.where(down.astype(np.float64) > threshold, np.nextafter(down, np.float32(-np.inf)), down)
+    packed = np.empty((tree.node_count, 4), dtype=np.int32)
+    packed[:, 0] = np.where(leaf, 0, tree.feature) | (nan_right.astype(np.int32) << _NAN_RIGHT)
+    packed[:, 1] = np.where(leaf, ids, tree.children_left + first)
+    packed[:, 2] = np.where(leaf, ids, tree.children_right + first)
+    packed[:, 3] = down.view(np.int32)
+    return packed
+
+
 class SkTreeForest:
-    """A decision tree or random forest: the mean of its trees' (normalised) leaf values."""
+    """A decision tree or random forest: the mean of its trees' (normalised) leaf values, walked level by level
+    over packed nodes (``_walk_levels``)."""
 
     def __init__(self, est):
         self.classifier = isinstance(est, (DecisionTreeClassifier, RandomForestClassifier))
         self.n_classes = len(est.classes_) if self.classifier else 1
         members = est.estimators_ if hasattr(est, "estimators_") else [est]
-        self.forest = Forest([_sk_tree(m.tree_, self.n_classes, self.classifier) for m in members], self.n_classes)
+        trees = [m.tree_ for m in members]
+        if max(t.n_features for t in trees) > _FEATURE:
+            raise ValueError("too many features to pack a tree's nodes")  # 2^30: no scikit-learn tree has them
+        self.roots = np.cumsum([0] + [t.node_count for t in trees[:-1]]).astype(np.int32)
+        self.depths = np.array([t.max_depth for t in trees], dtype=np.int32)
+        self.nodes = np.ascontiguousarray(np.concatenate([_packed_tree(t, int(r)) for t, r in zip(trees, self.roots)]))
+        self.thresholds = self.nodes.view(np.float32)
+        # the scores kept per leaf: a binary classifier's class-1 fraction, every class's for more, a regressor's value
+        keep = slice(1, 2) if self.n_classes == 2 else slice(0, self.n_classes)
+        self.value = np.ascontiguousarray(np.concatenate([_leaf_values(t, self.classifier)[:, keep] for t in trees]))
         self.n_trees = len(members)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        out = self.forest.raw(X.astype(np.float32).astype(np.float64))
+        out = np.zeros((X.shape[0], self.value.shape[1]))
+        _over_cores(self._walk, np.asarray(X, dtype=np.float32), out)  # scikit-learn walks float32 X
         if self.n_trees > 1:
             out /= self.n_trees
-        if not self.classifier:
-            return out[:, 0]
-        return out[:, 1] if self.n_classes == 2 else out.max(axis=1)
+        return out[:, 0] if out.shape[1] == 1 else out.max(axis=1)
+
+    def _walk(self, X, out):
+        _walk_levels(X, self.roots, self.depths, self.nodes, self.thresholds, self.value, out)
+
+
+def _leaf_values(tree, classifier: bool) -> np.ndarray:
+    """Per node: a classifier's class fractions normalised as ``predict_proba`` does per tree, else the value."""
+    value = tree.value[:, 0, :]
+    if not classifier:
+        return value[:, :1]
+    total = value.sum(axis=1, keepdims=True)
+    return value / np.where(total == 0.0, 1.0, total)
 
 
 def tree_scorer(est):
