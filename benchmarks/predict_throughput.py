@@ -72,11 +72,11 @@ def bare_reference(est, X: np.ndarray):
         ready = est[:-1].transform(X)
         return lambda: est[-1].predict_proba(ready)[:, 1].mean()
     if hasattr(est, "prep_"):  # the MLP: rebuild the Keras network from the stored weights
-        from warehouse_ml.tasks.deep import _set_weights, import_tf, model_inputs
+        from warehouse_ml.tasks.deep import import_tf, model_inputs, set_weights
 
         _, keras = import_tf()
         network = est._build(keras, compile=False)
-        _set_weights(network, est._weights)
+        set_weights(network, est._weights)
         ready = model_inputs(est.prep_, *est.prep_.transform(X))
         network.predict(ready, batch_size=8192, verbose=0)  # builds the predict function once
         return lambda: float(network.predict(ready, batch_size=8192, verbose=0)[:, 0].astype(np.float64).mean())
