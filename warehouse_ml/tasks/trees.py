@@ -40,75 +40,100 @@ _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
 _SPLIT_ROWS = 65_536
 
 _NO_BITSETS = np.zeros((1, 8), dtype=np.uint32)
+_FEATURE = 0x1FFFFFFF  # a packed node's first int32: the feature's bits, then two flags
+_CATEGORICAL, _NAN_RIGHT = 29, 30
 
 
 @njit(nogil=True, cache=True)
-def _walk(X, roots, feature, threshold, left, right, missing_left, categorical, bitset_row, left_bitsets,
-          known_bitsets, known_row, value, out):  # pragma: no cover  (compiled: exercised through the tests)
-    """Add each tree's leaf value to ``out[i]`` for every row of ``X``, trees in order. Trees are the outer loop
-    so one tree's nodes stay in cache while every row walks it (a forest's nodes together do not fit)."""
-    n_outputs = out.shape[1]
+def _category_goes_right(x, nan_right, left_bits, known_bits):  # pragma: no cover  (compiled)
+    """HGB's categorical split: the left bitset's codes go left, other known codes right, the rest as NaN."""
+    if np.isnan(x) or x < 0:
+        return nan_right == 1
+    code = np.uint8(x)
+    if (left_bits[code >> 5] >> (code & 31)) & 1:
+        return False
+    if (known_bits[code >> 5] >> (code & 31)) & 1:
+        return True
+    return nan_right == 1
+
+
+@njit(nogil=True, cache=True)
+def _walk_levels(X, roots, depths, nodes, thresholds, left_bitsets, known_bitsets, known_row, value,
+                 out):  # pragma: no cover  (compiled: exercised through the tests)
+    """Add each tree's leaf value to ``out[i]`` for every row of ``X``, trees in order: per tree, every row moves
+    down one level per pass (``depths[t]`` passes; a leaf's children are itself)."""
+    at = np.empty(X.shape[0], dtype=np.int32)
     for t in range(roots.shape[0]):
-        for i in range(X.shape[0]):
-            node = roots[t]
-            while left[node] >= 0:
-                x = X[i, feature[node]]
-                if np.isnan(x):
-                    go_left = missing_left[node]
-                elif categorical[node]:
-                    if x < 0:
-                        go_left = missing_left[node]
-                    else:
-                        code = np.uint8(x)
-                        if (left_bitsets[bitset_row[node], code >> 5] >> (code & 31)) & 1:
-                            go_left = True
-                        elif (known_bitsets[known_row[node], code >> 5] >> (code & 31)) & 1:
-                            go_left = False
-                        else:
-                            go_left = missing_left[node]
+        at[:] = roots[t]
+        for _ in range(depths[t]):
+            for i in range(X.shape[0]):
+                node = at[i]
+                packed = nodes[node, 0]
+                feature = packed & _FEATURE
+                x = X[i, feature]
+                nan_right = (packed >> _NAN_RIGHT) & 1
+                if (packed >> _CATEGORICAL) & 1:  # the same way for every row at this node
+                    go_right = _category_goes_right(x, nan_right, left_bitsets[nodes[node, 3]],
+                                                    known_bitsets[known_row[feature]])
                 else:
-                    go_left = x <= threshold[node]
-                node = left[node] if go_left else right[node]
-            for k in range(n_outputs):
-                out[i, k] += value[node, k]
+                    go_right = (x > thresholds[node]) | ((x != x) & (nan_right == 1))
+                at[i] = nodes[node, 1 + go_right]
+        for i in range(X.shape[0]):
+            for k in range(out.shape[1]):
+                out[i, k] += value[at[i], k]
 
 
-class Forest:
-    """A fitted tree ensemble as flat node arrays; ``raw(X)`` is the sum of leaf values over trees."""
+def _packed_tree(leaf, feature, left, right, nan_right, threshold, first: int, categorical=None, bitset_row=None):
+    """One tree as int32 rows ``[feature | categorical << 29 | NaN-right << 30, left, right, x, threshold]``, node
+    ids shifted by ``first``, a leaf's children itself. The threshold is a float32 (x: its bits, 4 int32 a node)
+    when ``categorical`` is None, else a float64 in the last two (x: the categorical split's bitset row, 6 int32)."""
+    ids = np.arange(len(leaf)) + first
+    flags = (nan_right & ~leaf).astype(np.int32) << _NAN_RIGHT
+    threshold = np.where(leaf, np.inf, threshold)
+    packed = np.zeros((len(leaf), 4 if categorical is None else 6), dtype=np.int32)
+    packed[:, 1] = np.where(leaf, ids, left + first)
+    packed[:, 2] = np.where(leaf, ids, right + first)
+    if categorical is None:
+        # scikit-learn's tree thresholds are float32 values already; any other rounds down to one, which decides
+        # every float32 x alike (astype rounds to nearest: step down where it rounded up)
+        down = threshold.astype(np.float32)
+        packed[:, 3] = np.where(down.astype(np.float64) > threshold, np.nextafter(down, np.float32(-np.inf)), down).view(np.int32)
+    else:
+        flags |= (categorical & ~leaf).astype(np.int32) << _CATEGORICAL
+        packed[:, 3] = np.where(categorical, bitset_row, 0)
+        packed[:, 4:].view(np.float64)[:, 0] = threshold
+    packed[:, 0] = np.where(leaf, 0, feature) | flags
+    return packed
 
-    def __init__(self, trees: list[dict], n_outputs: int, bitsets=(_NO_BITSETS, _NO_BITSETS)):
-        offsets = np.cumsum([0] + [len(t["feature"]) for t in trees])
-        self.roots = offsets[:-1].astype(np.int64)
 
-        def cat(key, dtype):
-            return np.ascontiguousarray(np.concatenate([t[key] for t in trees]), dtype=dtype)
+class PackedForest:
+    """Trees (``_packed_tree``'s arguments and each one's depth) packed into one node array; ``raw(X)`` is the sum of
+    leaf values (``value``: nodes × outputs) over trees."""
 
-        def child(key):  # node ids are per tree: shift them by the tree's offset, leaves stay -1
-            return np.concatenate([np.where(t[key] >= 0, t[key] + off, -1) for t, off in zip(trees, offsets)]).astype(np.int64)
-
-        self.feature = cat("feature", np.int64)
-        self.threshold = cat("threshold", np.float64)
-        self.left, self.right = child("left"), child("right")
-        self.missing_left = cat("missing_left", np.bool_)
-        self.categorical = cat("categorical", np.bool_)
-        self.bitset_row = cat("bitset_row", np.int64)
-        self.known_row = cat("known_row", np.int64)
-        self.value = np.ascontiguousarray(np.concatenate([t["value"] for t in trees]).reshape(-1, n_outputs), dtype=np.float64)
+    def __init__(self, trees: list[dict], value: np.ndarray, bitsets=(_NO_BITSETS, _NO_BITSETS),
+                 known_row: np.ndarray | None = None):
+        self.roots = np.cumsum([0] + [len(t["leaf"]) for t in trees[:-1]]).astype(np.int32)
+        self.depths = np.array([t["depth"] for t in trees], dtype=np.int32)
+        self.nodes = np.ascontiguousarray(np.concatenate([
+            _packed_tree(**{k: v for k, v in t.items() if k != "depth"}, first=int(r)) for t, r in zip(trees, self.roots)]))
+        wide = self.nodes.shape[1] == 6
+        self.thresholds = self.nodes.view(np.float64)[:, 2] if wide else self.nodes.view(np.float32)[:, 3]
         self.left_bitsets = np.ascontiguousarray(bitsets[0], dtype=np.uint32)
         self.known_bitsets = np.ascontiguousarray(bitsets[1], dtype=np.uint32)
-        self.n_outputs = n_outputs
+        self.known_row = np.zeros(1, np.int32) if known_row is None else np.asarray(known_row, dtype=np.int32)
+        self.value = np.ascontiguousarray(value, dtype=np.float64)
 
     def raw(self, X: np.ndarray, start: np.ndarray | float = 0.0) -> np.ndarray:
-        """``start`` plus every tree's leaf value, per row (rows × outputs)."""
-        X = np.asarray(X, dtype=np.float64)  # C- or F-ordered (ml_predict's batches): compiled for each
-        out = np.empty((X.shape[0], self.n_outputs))
+        """``start`` plus every tree's leaf value, per row (rows × outputs); X as float32 for narrow nodes."""
+        X = np.asarray(X, dtype=np.float32 if self.thresholds.dtype == np.float32 else np.float64)
+        out = np.empty((X.shape[0], self.value.shape[1]))
         out[:] = start
         _over_cores(self._walk, X, out)
         return out
 
     def _walk(self, X, out):
-        _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.missing_left, self.categorical,
-              self.bitset_row, self.left_bitsets, self.known_bitsets, self.known_row, self.value, out)
+        _walk_levels(X, self.roots, self.depths, self.nodes, self.thresholds, self.left_bitsets, self.known_bitsets,
+                     self.known_row, self.value, out)
 
 
 def _over_cores(walk, X: np.ndarray, out: np.ndarray) -> None:
@@ -122,13 +147,12 @@ def _over_cores(walk, X: np.ndarray, out: np.ndarray) -> None:
         list(pool.map(lambda k: walk(X[bounds[k]:bounds[k + 1]], out[bounds[k]:bounds[k + 1]]), range(_CORES)))
 
 
-def _hgb_tree(nodes: np.ndarray) -> dict:
-    leaf = nodes["is_leaf"].astype(bool)
-    return {"feature": nodes["feature_idx"], "threshold": nodes["num_threshold"],
-            "left": np.where(leaf, -1, nodes["left"].astype(np.int64)),
-            "right": np.where(leaf, -1, nodes["right"].astype(np.int64)),
-            "missing_left": nodes["missing_go_to_left"], "categorical": nodes["is_categorical"],
-            "bitset_row": nodes["bitset_idx"], "known_row": np.zeros(len(nodes), np.int64), "value": nodes["value"]}
+def _hgb_tree(nodes: np.ndarray, bitset_shift: int) -> dict:
+    """A ``_packed_tree`` argument set of one HGB predictor's nodes, its bitset rows shifted to the stacked ones."""
+    return {"leaf": nodes["is_leaf"].astype(bool), "feature": nodes["feature_idx"], "left": nodes["left"].astype(np.int64),
+            "right": nodes["right"].astype(np.int64), "nan_right": ~nodes["missing_go_to_left"].astype(bool),
+            "threshold": nodes["num_threshold"], "categorical": nodes["is_categorical"].astype(bool),
+            "bitset_row": nodes["bitset_idx"].astype(np.int64) + bitset_shift, "depth": int(nodes["depth"].max())}
 
 
 class HgbForest:
@@ -136,15 +160,13 @@ class HgbForest:
 
     def __init__(self, est):
         known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
-        trees = [_hgb_tree(it[0].nodes) for it in est._predictors]
         left_bitsets = [it[0].raw_left_cat_bitsets for it in est._predictors]
         # each tree numbers its categorical splits' bitsets from 0: stack them and shift every tree's rows
         shift = np.cumsum([0] + [len(b) for b in left_bitsets])
-        for t, s in zip(trees, shift):
-            t["bitset_row"] = np.where(t["categorical"], t["bitset_row"].astype(np.int64) + s, 0)
-            t["known_row"] = np.where(t["categorical"], f_idx_map[t["feature"]], 0).astype(np.int64)
+        trees = [_hgb_tree(it[0].nodes, int(s)) for it, s in zip(est._predictors, shift)]
+        value = np.concatenate([it[0].nodes["value"] for it in est._predictors])[:, None]
         stacked = np.concatenate([b for b in left_bitsets if len(b)]) if shift[-1] else _NO_BITSETS
-        self.forest = Forest(trees, 1, (stacked, known if len(known) else _NO_BITSETS))
+        self.forest = PackedForest(trees, value, (stacked, known if len(known) else _NO_BITSETS), f_idx_map)
         self.baseline = float(np.ravel(est._baseline_prediction)[0])
         self.classifier = isinstance(est, HistGradientBoostingClassifier)
         # With categorical features sklearn re-encodes them with an OrdinalEncoder and moves them first.
@@ -170,74 +192,26 @@ class HgbForest:
         return 1.0 / (1.0 + np.exp(-raw)) if self.classifier else raw
 
 
-_FEATURE = 0x3FFFFFFF  # the feature's bits of a packed node; bit 30: NaN goes right
-_NAN_RIGHT = 30
-
-
-@njit(nogil=True, cache=True)
-def _walk_levels(X, roots, depths, nodes, thresholds, value, out):  # pragma: no cover  (compiled)
-    """Add each tree's leaf value to ``out[i]`` for every row of the float32 ``X``: per tree, every row moves
-    down one level per pass (``depths[t]`` passes; a leaf's children are itself)."""
-    at = np.empty(X.shape[0], dtype=np.int32)
-    for t in range(roots.shape[0]):
-        at[:] = roots[t]
-        for _ in range(depths[t]):
-            for i in range(X.shape[0]):
-                node = at[i]
-                packed = nodes[node, 0]
-                x = X[i, packed & _FEATURE]
-                go_right = (x > thresholds[node, 3]) | ((x != x) & ((packed >> _NAN_RIGHT) == 1))
-                at[i] = nodes[node, 1 + go_right]
-        for i in range(X.shape[0]):
-            for k in range(out.shape[1]):
-                out[i, k] += value[at[i], k]
-
-
-def _packed_tree(tree, first: int) -> np.ndarray:
-    """One scikit-learn tree as (nodes × 4) int32 rows ``[feature | NaN-right << 30, left, right, threshold as
-    float32 bits]``, node ids shifted by ``first``; a leaf's children are itself."""
-    leaf = tree.children_left < 0
-    ids = np.arange(tree.node_count) + first
-    nan_right = ~np.asarray(tree.missing_go_to_left, dtype=bool) & ~leaf
-    threshold = np.where(leaf, np.inf, tree.threshold)
-    # scikit-learn's thresholds are float32 values already; any other rounds down to one, which decides every
-    # float32 x alike (astype rounds to nearest: step down where it rounded up)
-    down = threshold.astype(np.float32)
-    down = np.where(down.astype(np.float64) > threshold, np.nextafter(down, np.float32(-np.inf)), down)
-    packed = np.empty((tree.node_count, 4), dtype=np.int32)
-    packed[:, 0] = np.where(leaf, 0, tree.feature) | (nan_right.astype(np.int32) << _NAN_RIGHT)
-    packed[:, 1] = np.where(leaf, ids, tree.children_left + first)
-    packed[:, 2] = np.where(leaf, ids, tree.children_right + first)
-    packed[:, 3] = down.view(np.int32)
-    return packed
-
-
 class SkTreeForest:
-    """A decision tree or random forest: the mean of its trees' (normalised) leaf values, walked level by level
-    over packed nodes (``_walk_levels``)."""
+    """A decision tree or random forest: the mean of its trees' (normalised) leaf values."""
 
     def __init__(self, est):
         self.classifier = isinstance(est, (DecisionTreeClassifier, RandomForestClassifier))
         self.n_classes = len(est.classes_) if self.classifier else 1
         trees = _trees(est)
-        self.roots = np.cumsum([0] + [t.node_count for t in trees[:-1]]).astype(np.int32)
-        self.depths = np.array([t.max_depth for t in trees], dtype=np.int32)
-        self.nodes = np.ascontiguousarray(np.concatenate([_packed_tree(t, int(r)) for t, r in zip(trees, self.roots)]))
-        self.thresholds = self.nodes.view(np.float32)
         # the scores kept per leaf: a binary classifier's class-1 fraction, every class's for more, a regressor's value
         keep = slice(1, 2) if self.n_classes == 2 else slice(0, self.n_classes)
-        self.value = np.ascontiguousarray(np.concatenate([_leaf_values(t, self.classifier)[:, keep] for t in trees]))
+        value = np.concatenate([_leaf_values(t, self.classifier)[:, keep] for t in trees])
+        self.forest = PackedForest([{"leaf": t.children_left < 0, "feature": t.feature, "left": t.children_left,
+                                     "right": t.children_right, "nan_right": ~np.asarray(t.missing_go_to_left, dtype=bool),
+                                     "threshold": t.threshold, "depth": t.max_depth} for t in trees], value)
         self.n_trees = len(trees)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        out = np.zeros((X.shape[0], self.value.shape[1]))
-        _over_cores(self._walk, np.asarray(X, dtype=np.float32), out)  # scikit-learn walks float32 X
+        out = self.forest.raw(X)  # as float32, as scikit-learn walks
         if self.n_trees > 1:
             out /= self.n_trees
         return out[:, 0] if out.shape[1] == 1 else out.max(axis=1)
-
-    def _walk(self, X, out):
-        _walk_levels(X, self.roots, self.depths, self.nodes, self.thresholds, self.value, out)
 
 
 def _trees(est) -> list:
