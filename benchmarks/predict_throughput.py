@@ -17,6 +17,9 @@ against two references on the same rows held as a NumPy matrix, both cores, meas
   ``predict`` on its standardised inputs, ``batch_size=8192``);
 * the stored pipeline's ``predict_proba`` on the featurised matrix (our preprocessing included).
 
+Also timed, as the ceiling of any Python UDF over a whole row: ``SELECT avg(empty_udf(t)) FROM t t``, an Arrow
+UDF that returns zeros without reading its input (what DuckDB spends handing the row struct to Python).
+
 Every path's mean score must equal the bare estimator's (1e-9; the float32 MLP 1e-5), or the run fails.
 Training cost is measured by ``train_overhead.py``.
 """
@@ -28,7 +31,9 @@ import statistics
 import tempfile
 import time
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 from sklearn.pipeline import Pipeline
 
 import warehouse_ml as wml
@@ -72,15 +77,22 @@ def bare_reference(est, X: np.ndarray):
         ready = est[:-1].transform(X)
         return lambda: est[-1].predict_proba(ready)[:, 1].mean()
     if hasattr(est, "prep_"):  # the MLP: rebuild the Keras network from the stored weights
-        from warehouse_ml.tasks.deep import _set_weights, import_tf, model_inputs
+        from warehouse_ml.tasks.deep import import_tf, model_inputs, set_weights
 
         _, keras = import_tf()
         network = est._build(keras, compile=False)
-        _set_weights(network, est._weights)
+        set_weights(network, est._weights)
         ready = model_inputs(est.prep_, *est.prep_.transform(X))
         network.predict(ready, batch_size=8192, verbose=0)  # builds the predict function once
         return lambda: float(network.predict(ready, batch_size=8192, verbose=0)[:, 0].astype(np.float64).mean())
     return lambda: est.predict_proba(X)[:, 1].mean()
+
+
+def register_empty_udf(con) -> None:
+    """``empty_udf(row)``: zeros for a batch of ``t``'s rows, reading nothing (the hand-off's own cost)."""
+    row_type = con.execute("SELECT typeof(t) FROM t t LIMIT 1").fetchall()[0][0]
+    con.create_function("empty_udf", lambda rows: pa.array(np.zeros(len(rows))), [duckdb.sqltype(row_type)],
+                        duckdb.sqltype("DOUBLE"), type="arrow", null_handling="special")
 
 
 def main() -> None:
@@ -93,6 +105,7 @@ def main() -> None:
     con = wml.connect(os.path.join(tempfile.mkdtemp(), "bench.duckdb"))
     print(f"building {args.rows:,} rows ...", flush=True)
     make_table(con, args.rows, args.train_rows)
+    register_empty_udf(con)
     table = con.sql("FROM t").to_arrow_table()
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     results = []
@@ -107,6 +120,7 @@ def main() -> None:
             "pipeline": lambda: sm.obj.predict_proba(X)[:, 1].mean(),
             "sql": lambda: con.execute(f"SELECT avg(ml_predict('{m}', t)) FROM t t").fetchone()[0],
             "door": lambda: wml.sql(con, f"SELECT avg(ml_predict('{m}', *)) FROM t").fetchone()[0],
+            "empty": lambda: con.execute("SELECT avg(empty_udf(t)) FROM t t").fetchone()[0],
         }, args.repeat)
         ref = timed["bare"][1]
         tolerance = 1e-5 if algorithm == "mlp" else 1e-9
@@ -120,10 +134,10 @@ def main() -> None:
     print(f"\nrows={args.rows:,}  threads={threads}  median of {args.repeat} interleaved rounds  "
           f"load average {os.getloadavg()[0]:.1f}  (ratios: against the bare estimator)")
     print(f"{'model':<14} {'bare rows/s':>12} {'pipeline rows/s':>15} {'plain SQL rows/s':>17} {'ratio':>6}"
-          f" {'front door rows/s':>18} {'ratio':>6}")
+          f" {'front door rows/s':>18} {'ratio':>6} {'empty UDF rows/s':>17} {'ratio':>6}")
     for algorithm, r in results:
         print(f"{algorithm:<14} {r['bare']:>12,.0f} {r['pipeline']:>15,.0f} {r['sql']:>17,.0f} {r['sql'] / r['bare']:>6.2f}"
-              f" {r['door']:>18,.0f} {r['door'] / r['bare']:>6.2f}")
+              f" {r['door']:>18,.0f} {r['door'] / r['bare']:>6.2f} {r['empty']:>17,.0f} {r['empty'] / r['bare']:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -82,3 +82,32 @@ def test_batch_encoder_equals_transform_on_every_column_kind(con):
         assert got.shape == want.shape
         np.testing.assert_array_equal(got, want)  # NaN equals NaN here
     assert np.isnan(feats.transform(rows)[:, 0]).sum() == sum(r % 9 < 4 for r in range(3000))  # NULL, NaN, +-inf
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_packed_trees_decide_like_scikit_learn_at_thresholds_and_on_missing_values(kind):
+    """SkTreeForest compares float32 x against thresholds rounded down to float32: rows placed exactly on each
+    threshold and one float32 step either side, NaN sent left or right as each split learnt, on a matrix big
+    enough to be split over threads."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(4000, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing values in training: splits learn where NaN goes
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) * np.isnan(X[:, 2]) > 0).astype(int)
+    if kind == "multiclass":
+        y = y + (np.nan_to_num(X[:, 3]) > 0.5)
+    est = (RandomForestRegressor if kind == "regression" else RandomForestClassifier)(
+        n_estimators=15, min_samples_leaf=1, random_state=0).fit(X, y.astype(float) if kind == "regression" else y)
+    nan_left = np.concatenate([t.tree_.missing_go_to_left[t.tree_.children_left >= 0] for t in est.estimators_])
+    assert nan_left.any() and not nan_left.all()  # both directions are exercised
+    tree = est.estimators_[0].tree_
+    split = (tree.children_left >= 0) & np.isfinite(tree.threshold)  # (an infinite one splits off the NaNs)
+    on = np.repeat(X[:200], 3, axis=0)
+    for j, (f, thr) in enumerate(zip(tree.feature[split][:200], tree.threshold[split][:200])):
+        t32 = np.float32(thr)
+        on[3 * j:3 * j + 3, f] = [t32, np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))]
+    big = np.vstack([np.tile(X, (20, 1)), on])  # 80,600 rows: above the size scored on one thread
+    want = est.predict(big) if kind == "regression" else est.predict_proba(big)
+    want = want if kind == "regression" else (want[:, 1] if kind == "binary" else want.max(axis=1))
+    np.testing.assert_allclose(SkTreeForest(est)(big), want, rtol=0, atol=1e-12)

@@ -327,7 +327,7 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
     if output == "label":
         labels = sv.predict_labels(sm.obj, X, sm.task)
         return pa.array(labels.astype(str) if sm.task == "classification" else labels.astype(str), pa.string())
-    return pa.array(scorer(X), pa.float64())
+    return pa.array(np.asarray(scorer(X), dtype=np.float64))  # (naming the Arrow type costs more than this)
 
 
 def linear_sql_for(sm: StoredModel, row: str) -> str | None:

@@ -93,7 +93,9 @@ class BatchEncoder:
             return out.T
         if self._doubles:
             batch = pa.RecordBatch.from_struct_array(rows).select(self._doubles)
-            out[self._double_rows] = np.asarray(batch.to_tensor(null_to_nan=True, row_major=False)).T
+            doubles = np.asarray(batch.to_tensor(null_to_nan=True, row_major=False)).T
+            for into, source in self._double_runs:
+                out[into] = doubles[source]
         for j, i, encode in self._others:
             encode(rows.field(i), out[j])
         _infinite_as_nan(out)  # inf is missing, like NaN and NULL (other columns hold no inf: a no-op there)
@@ -112,9 +114,15 @@ class BatchEncoder:
                 self._others.append((j, i, _category_encoder(spec["categories"])))
             else:
                 self._others.append((j, i, _encoded_as(spec)))
-        # the double features' rows of the buffer: a slice when they are consecutive (a view, not a copy)
-        consecutive = rows and rows == list(range(rows[0], rows[-1] + 1))
-        self._double_rows = slice(rows[0], rows[-1] + 1) if consecutive else np.array(rows, dtype=np.intp)
+        # the double features' rows of the buffer as runs of consecutive rows: a slice copy each (a fancy-indexed
+        # copy costs several times more)
+        self._double_runs = []  # (rows of the buffer, rows of the doubles' tensor)
+        for k, j in enumerate(rows):
+            if k and j == rows[k - 1] + 1:
+                into, source = self._double_runs.pop()
+                self._double_runs.append((slice(into.start, j + 1), slice(source.start, k + 1)))
+            else:
+                self._double_runs.append((slice(j, j + 1), slice(k, k + 1)))
         self._struct = struct
 
 
