@@ -44,7 +44,7 @@ from warehouse_ml.tasks.features import Featurizer, split_groups
 def train(con, sql: str) -> tuple[float, float, float]:
     """(seconds of the whole ml_train call, seconds of the fit inside it, CPU seconds of the process's threads)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    notes = con.execute(f"SELECT notes FROM ({sql})").fetchone()[0]
+    notes = con.execute(f"SELECT notes FROM ({sql})").fetchall()[0][0]
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     fit = next(float(m.group(1)) for n in notes if (m := re.match(r"fit took ([\d.]+)s", n)))
     return seconds, fit, cpu
