@@ -90,3 +90,28 @@ def test_ml_export_and_ml_import_move_a_model_between_databases(tmp_path):
         with pytest.raises(duckdb.Error, match="read-only"):
             ro.execute(stmt).fetchall()
     ro.close()
+
+
+def test_the_version_just_trained_is_cached_as_stored_and_scores_as_it_reads_back(db_path):
+    """ml_train keeps the estimator it stored as the loaded active version (no read-back of what it just wrote):
+    that cached version must be what a fresh connection reads from the table, field for field and score for
+    score; a version stored without being activated must not take its place."""
+    con = wml.connect(db_path)
+    con.execute("""CREATE TABLE t AS SELECT range AS id, random() AS a, random() * 3 AS b,
+                   ['x', 'y', 'z'][1 + (range % 3)::INT] AS c, (random() + (range % 3) / 4 > 0.7)::INT AS y
+                   FROM range(3000)""")
+    con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'gbm')").fetchall()
+    store = runtime_for(con).store
+    assert ("m", None) in store._cache  # put there by the write itself: nothing has loaded the model yet
+    cached = store.load("m")
+    assert cached.obj is not None and cached.version == 1
+    scores = con.execute("SELECT id, ml_predict('m', t) FROM t t ORDER BY id").fetchall()
+    con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'logistic', deploy := 'never')").fetchall()
+    assert store.load("m").version == 1  # stored, not active: the cache still holds version 1
+    con.close()
+    fresh = wml.connect(db_path)
+    read = runtime_for(fresh).store.load("m")
+    assert read.obj is not cached.obj and read.version == cached.version
+    for name in ("task", "algorithm", "label", "features", "metrics", "params", "meta", "n_rows", "created_at"):
+        assert getattr(read, name) == getattr(cached, name), name
+    assert fresh.execute("SELECT id, ml_predict('m', t) FROM t t ORDER BY id").fetchall() == scores

@@ -223,18 +223,20 @@ class ModelStore:
     def save(self, model: str, *, task: str, algorithm: str, fmt: str, artifact: bytes, label: str | None = None,
              features: list[dict] | None = None, metrics: dict | None = None, params: dict | None = None,
              meta: dict | None = None, n_rows: int | None = None, n_train: int | None = None,
-             n_test: int | None = None, seconds: float | None = None, activate: bool = True) -> int:
-        """Write a new version (and make it active) in one transaction; returns the version number."""
+             n_test: int | None = None, seconds: float | None = None, activate: bool = True, obj: Any = None) -> int:
+        """Write a new version (and make it active) in one transaction; returns the version number. ``obj``, the
+        object ``artifact`` holds, becomes the cached active version when this one is activated, so the next
+        prediction or training on this connection does not read back and parse what was just written."""
         validate_model_name(model)
         self.ensure_schema()
         row = [task, algorithm, label, _json(features or []), _json(metrics or {}), _json(params or {}),
                _json(meta or {}), n_rows, n_train, n_test, seconds]
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
 
         def write(cur) -> int:
             version = cur.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM wml.model_versions WHERE model = $1", [model]
             ).fetchone()[0]
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
             cur.execute(
                 "INSERT INTO wml.model_versions VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
                 [model, version, *row, now, fmt, artifact],
@@ -243,7 +245,13 @@ class ModelStore:
                 self._log(cur, model, version, "train", now)
             return version
 
-        return self._write(write, f"the new version of '{model}' (trained, but not stored)")
+        def cache(version: int) -> None:  # what describe(model, version, with_object=True) would return
+            sm = StoredModel(model, version, task, algorithm, label, *(json.loads(v) for v in row[3:7]), n_rows, now, obj)
+            with self._lock:
+                self._cache[(model, None)] = (_generation.get(self.db_key, 0), sm)
+
+        return self._write(write, f"the new version of '{model}' (trained, but not stored)",
+                           cache if activate and obj is not None else None)
 
     def _log(self, cur, model: str, version: int, action: str, now: datetime) -> None:
         seq = cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM wml.deployments").fetchone()[0]
@@ -272,13 +280,18 @@ class ModelStore:
         self._write(lambda cur: self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None)),
                     f"the {action} of '{model}' version {version}")
 
-    def _write(self, body, what: str):
+    def _write(self, body, what: str, committed=None):
         """Run ``body(cursor)`` in one transaction under this database's writer lock, retrying when a writer
-        outside the lock won a race (a numbering conflict); returns what ``body`` returns."""
+        outside the lock won a race (a numbering conflict); returns what ``body`` returns, after passing it to
+        ``committed`` (when given) still under the lock, so no other write of this process comes in between."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with _writer_lock(self.db_key), self._transaction() as cur:
-                    return body(cur)
+                with _writer_lock(self.db_key):
+                    with self._transaction() as cur:
+                        result = body(cur)
+                    if committed is not None:
+                        committed(result)
+                    return result
             except (duckdb.ConstraintException, duckdb.TransactionException) as e:
                 if not _is_race(e):
                     raise

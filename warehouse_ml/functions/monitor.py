@@ -342,14 +342,15 @@ def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label
     train, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, sm.task, test_size)
     est, note = drift.update_estimator(sm.algorithm, sm.obj, X[train], y[train], opts.get("trees"), opts.get("epochs"))
     predict = sv.predict_fn(est, sm.task, sm.features)
-    metrics = sv.evaluate(est, X[holdout], y[holdout], sm.task, predict)
+    scores = predict(X[holdout]) if len(holdout) else np.array([])
+    metrics = sv.evaluate(est, X[holdout], y[holdout], sm.task, scores=scores)
     importance, baseline = sv.global_explanation(est, X[holdout], y[holdout], sm.task, featurizer.categorical_mask,
                                                  featurizer.names, X[train], predict=predict)
     fit = sv.FitResult(est, sm.algorithm, sm.task, sm.meta.get("classes"), metrics, [], [note], len(train),
-                       len(holdout), importance, baseline, sm.params)
+                       len(holdout), importance, baseline, sm.params, holdout_rows=holdout, holdout_scores=scores)
     options = {**_stored_options(sm), "test_size": test_size}
-    return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
-                         n_rows, started, notes + label_notes + [note], options, {"updated_from": sm.version})
+    return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, X, y, policy, n_rows,
+                         started, notes + label_notes + [note], options, {"updated_from": sm.version})
 
 
 def _record_training(ctx, model: str, action: str, method: str, relation: str, n_rows: int, row: dict) -> None:

@@ -123,10 +123,8 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
                             progress=lambda m: log.info("%s: %s", model, m), groups=groups)
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
              + fit.notes)
-    # the rows fit_supervised held out
-    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, task, test_size, groups)
-    return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy,
-                         n_rows, started, notes, options, extra_meta)
+    return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, policy, n_rows, started,
+                         notes, options, extra_meta)
 
 
 def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table, np.ndarray, pa.DataType, list[str]]:
@@ -155,11 +153,12 @@ def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table,
     return table, _label_array(y_col), label_type, notes
 
 
-def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, holdout, policy, n_rows,
-                  started, notes, options, extra_meta=None) -> dict:
-    """Snapshot, compare with the active version on the same hold-out, store (active or not, by ``policy``)
-    in one transaction, and return ml_train's row."""
-    snapshot = training_snapshot(table, featurizer, fit, X, holdout, task)
+def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, policy, n_rows, started, notes,
+                  options, extra_meta=None) -> dict:
+    """Snapshot, compare with the active version on the same hold-out (``fit.holdout_rows``), store (active or
+    not, by ``policy``) in one transaction, and return ml_train's row."""
+    holdout = fit.holdout_rows
+    snapshot = training_snapshot(table, featurizer, fit)
     active, reason = active_on_holdout(ctx, model, task, label, table.take(pa.array(holdout)), y[holdout])
     activate, decision = drift.deploy_decision(policy, task, fit.metrics, active and active[1], active and active[0], reason)
     notes = notes + [decision]
@@ -174,22 +173,24 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
             "profile": snapshot, "train_options": options, "holdout": fit.holdout, **(extra_meta or {})}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
                              features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
-                             n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds, activate=activate)
+                             n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds, activate=activate,
+                             obj=fit.estimator if fmt == "skops" else None)  # a Keras model is rebuilt on load
     return train_row(model, version, task, fit.algorithm, fit.n_train, fit.n_test, fit.metrics, seconds,
                      fit.candidates, notes)
 
 
-def training_snapshot(table: pa.Table, featurizer: Featurizer, fit, X: np.ndarray, holdout: np.ndarray, task: str) -> dict:
-    """Summary statistics of every feature (training rows) and of the predictions (hold-out rows), kept with
-    the version so ml_drift can tell whether new data still looks like it. No row and no identifier is kept."""
+def training_snapshot(table: pa.Table, featurizer: Featurizer, fit) -> dict:
+    """Summary statistics of every feature (training rows) and of the predictions (the hold-out rows' scores,
+    computed once by the fit), kept with the version so ml_drift can tell whether new data still looks like it.
+    No row and no identifier is kept."""
     sample = drift.sample_rows(table.num_rows)
     rows = table if sample is None else table.take(pa.array(sample))
     features = [drift.profile_column(f, col) for f, col in zip(featurizer.features, featurizer.columns_of(rows))]
-    scored = holdout if len(holdout) <= PREDICTION_PROFILE_ROWS else \
-        np.random.default_rng(drift.SEED).choice(holdout, PREDICTION_PROFILE_ROWS, replace=False)
-    predictions = sv.predict_fn(fit.estimator, task, featurizer.features)(X[scored]) if len(scored) else np.array([])
-    return {"features": features, "prediction": drift.numeric_profile("prediction", predictions),
-            "n_rows": int(table.num_rows), "n_holdout": int(len(holdout))}
+    scores = fit.holdout_scores
+    if len(scores) > PREDICTION_PROFILE_ROWS:
+        scores = scores[np.random.default_rng(drift.SEED).choice(len(scores), PREDICTION_PROFILE_ROWS, replace=False)]
+    return {"features": features, "prediction": drift.numeric_profile("prediction", scores),
+            "n_rows": int(table.num_rows), "n_holdout": int(len(fit.holdout_rows))}
 
 
 def active_on_holdout(ctx, model: str, task: str, label: str, rows: pa.Table, y: np.ndarray):

@@ -52,6 +52,8 @@ class FitResult:
     baseline: list[float] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)  # hold-out scores and labels (a sample) for curves drawn later
+    holdout_rows: np.ndarray | None = None  # positions of the hold-out rows in X, in the order they were scored
+    holdout_scores: np.ndarray | None = None  # ``score`` of each hold-out row: scored once, used by every summary
 
 
 def infer_task(y: np.ndarray, is_text: bool) -> str:
@@ -140,16 +142,17 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
     notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
     progress(f"evaluating on {len(y_te):,} hold-out rows and explaining")
-    predict = predict_fn(est, task, features) if features else None
-    metrics = evaluate(est, X_te, y_te, task, predict)
+    predict = predict_fn(est, task, features) if features else (lambda X: score(est, X, task))
+    scores = predict(X_te) if len(y_te) else np.array([])  # once: metrics, curves and the drift snapshot share them
+    metrics = evaluate(est, X_te, y_te, task, scores=scores)
     importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
                                               predict=predict)
-    holdout = holdout_sample(est, X_te, y_te, task, predict) if test_size > 0 else {}
+    holdout = holdout_sample(est, y_te, task, scores) if test_size > 0 else {}
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
     if class_weight:
         used["class_weight"] = class_weight
     return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
-                     len(y_tr), len(y_te), importance, baseline, used, holdout)
+                     len(y_tr), len(y_te), importance, baseline, used, holdout, test, scores)
 
 
 def bounded_size_params(algorithm: str, n_train: int, params: dict, notes: list[str]) -> dict:
@@ -324,22 +327,24 @@ def calibration_gain(positive: np.ndarray, p: np.ndarray, fold_of: np.ndarray) -
     return float(skm.brier_score_loss(positive, p)), float(skm.brier_score_loss(positive, calibrated))
 
 
-def evaluate(est, X, y, task: str, predict=None) -> dict[str, float]:
+def evaluate(est, X, y, task: str, predict=None, scores: np.ndarray | None = None) -> dict[str, float]:
     """Hold-out metrics: classification gets accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss.
-    ``predict`` (the lean scorer from ``predict_fn``) scores regression and binary labels when given."""
+    ``predict`` (the lean scorer from ``predict_fn``) scores regression and binary labels when given; ``scores``
+    are those scores of ``X`` already computed (``score``'s number per row), so nothing is scored twice."""
     if len(y) == 0:
         return {}
+    if scores is None and predict is not None:
+        scores = predict(X)
     if task == "regression":
-        pred = predict(X) if predict is not None else est.predict(X)
+        pred = scores if scores is not None else est.predict(X)
         nz = y != 0
         out = {"mae": skm.mean_absolute_error(y, pred), "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
                "r2": skm.r2_score(y, pred) if len(y) > 1 else float("nan")}
         out["mape"] = float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz]))) if nz.any() else float("nan")
         return {k: float(v) for k, v in out.items()}
     classes = est.classes_
-    if predict is not None and len(classes) == 2:
-        p1 = predict(X)
-        proba = np.column_stack([1.0 - p1, p1])
+    if scores is not None and len(classes) == 2:
+        proba = np.column_stack([1.0 - scores, scores])
     else:
         proba = est.predict_proba(X)
     pred = classes[np.argmax(proba, axis=1)]
@@ -386,19 +391,19 @@ def expected_calibration_error(positive: np.ndarray, p: np.ndarray, bins: int = 
     return float(np.sum(n[filled] * np.abs(observed[filled] - predicted[filled])) / n.sum())
 
 
-def holdout_sample(est, X_te, y_te, task: str, predict=None, max_rows: int = HOLDOUT_KEEP) -> dict:
+def holdout_sample(est, y_te, task: str, scores: np.ndarray, max_rows: int = HOLDOUT_KEEP) -> dict:
     """Scores and labels of (a seeded sample of) the hold-out rows, kept with the model so that reports draw
-    ROC, lift and predicted-against-actual only from rows the model never trained on. Binary labels give
-    ``score`` (P(positive)) and ``positive`` (0/1); regression gives ``predicted`` and ``actual``."""
+    ROC, lift and predicted-against-actual only from rows the model never trained on. ``scores`` are the
+    hold-out rows' ``score``s. Binary labels give ``score`` (P(positive)) and ``positive`` (0/1); regression
+    gives ``predicted`` and ``actual``."""
     if len(y_te) > max_rows:
         idx = np.sort(np.random.default_rng(SEED).choice(len(y_te), max_rows, replace=False))
-        X_te, y_te = X_te[idx], y_te[idx]
-    predict = predict or (lambda X: score(est, X, task))
+        scores, y_te = scores[idx], y_te[idx]
     if task == "regression":
-        return {"predicted": np.round(predict(X_te), 6).tolist(), "actual": np.asarray(y_te, float).tolist()}
+        return {"predicted": np.round(scores, 6).tolist(), "actual": np.asarray(y_te, float).tolist()}
     if len(est.classes_) != 2:
         return {}
-    return {"score": np.round(predict(X_te), 6).tolist(), "positive": (y_te == est.classes_[1]).astype(int).tolist()}
+    return {"score": np.round(scores, 6).tolist(), "positive": (y_te == est.classes_[1]).astype(int).tolist()}
 
 
 def predict_fn(est, task: str, features: list[dict]):
