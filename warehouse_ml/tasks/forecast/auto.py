@@ -34,7 +34,7 @@ import numpy as np
 
 from .ets import ETS
 from .gbm import Drivers, GBMOrigins
-from .methods import Croston, Naive, SeasonalNaive, Theta
+from .methods import Croston, Naive, SeasonalMedian, SeasonalNaive, Theta
 from .panel import PanelForecast, Provenance, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
@@ -149,6 +149,7 @@ class AutoForecaster(Method):
         if backtest:
             specs += [("seasonal_naive", SeasonalNaive(m) if m > 1 else Naive(), None, False, ~inter),
                       ("naive", Naive(), None, False, ~inter),
+                      ("seasonal_median", SeasonalMedian(m), None, False, ~inter & (self.freq == "daily")),
                       (LOG_PREFIX + "ets", ETS(m, **ets), None, True, np.all((Y > 0) | ~M, axis=1))]
             if gbm is not None:
                 specs.append(("gbm", gbm, None, False, every))
@@ -239,9 +240,12 @@ class AutoForecaster(Method):
 
         Strategies: every single candidate and every pair for the whole panel (a candidate that does not apply
         to a series is replaced by ETS there), and per-series choice of the two best on the origins. Each is
-        scored by its (median) MASE pooled over series and origins; the per-series choice is scored leaving each origin
-        out of its own choice, so its score is out of sample like the others'. The lowest pooled score wins:
-        pooling hundreds of errors keeps the choice of strategy stable where one series' few errors are noise.
+        scored by its (median) MASE pooled over series and origins; the per-series choice is scored leaving each
+        origin out of its own choice, so its score is out of sample like the others'. The lowest pooled score
+        wins: pooling hundreds of errors keeps the choice of strategy stable where one series' few errors are
+        noise. The winner must also beat seasonal naive by more than the noise of that gain (one standard error
+        over series, see ``_clear_gain``); where it does not, the best strategy that keeps seasonal naive as a
+        member is used instead.
         """
         O, N, C, _ = err.shape
         mae = np.median(np.abs(err), axis=3) / scales[:, :, None]  # (O, N, C)
@@ -249,22 +253,38 @@ class AutoForecaster(Method):
         ets = names.index("ets")
         rows = np.arange(N)
 
-        def pooled(mem):  # mem (O, N, 2) or (N, 2)
+        def cells(mem):  # mem (O, N, 2) or (N, 2) -> (O, N) median MASE of each origin's window
             mem = np.broadcast_to(mem, (O, N, 2))
             o = np.arange(O)[:, None]
             e = (err[o, rows[None, :], mem[..., 0]] + err[o, rows[None, :], mem[..., 1]]) / 2
-            return float(np.mean(np.median(np.abs(e), axis=2) / scales))
+            return np.median(np.abs(e), axis=2) / scales
 
         total = mae.sum(axis=0)
         best = np.argsort(total, axis=1, kind="stable")[:, :2]
         with np.errstate(invalid="ignore"):  # inf - inf where a candidate does not apply: stays last
             loo = np.stack([np.argsort(np.nan_to_num(total - mae[o], nan=np.inf), axis=1, kind="stable")[:, :2]
                             for o in range(O)])
-        strategies = [(pooled(loo), best)]
+        strategies = [(cells(loo), best, ())]
         for a in range(C):
             for b in range(a, C):
                 mem = np.stack([np.where(allowed[:, a], a, ets), np.where(allowed[:, b], b, ets)], axis=1)
-                strategies.append((pooled(mem), mem))
-        scores = [sc for sc, _ in strategies]
+                strategies.append((cells(mem), mem, (names[a], names[b])))
+        scores = [float(np.mean(sc)) for sc, _, _ in strategies]
         self.strategy_scores = scores
-        return strategies[int(np.argmin(scores))][1]
+        win = int(np.argmin(scores))
+        baseline = [k for k, (_, _, pair) in enumerate(strategies) if pair == ("seasonal_naive",) * 2]
+        if baseline and not _clear_gain(strategies[baseline[0]][0] - strategies[win][0]):
+            keeps = [k for k, (_, _, pair) in enumerate(strategies) if "seasonal_naive" in pair]
+            win = min(keeps, key=scores.__getitem__)
+        return strategies[win][1]
+
+
+def _clear_gain(diff: np.ndarray) -> bool:
+    """Whether the (O, N) score differences (baseline minus winner) show a gain larger than its noise: their mean
+    above one standard error, taken over series (averaged over origins, whose windows overlap), or over origins
+    on a panel of fewer than three series."""
+    units = diff.mean(axis=0) if diff.shape[1] >= 3 else diff.mean(axis=1)
+    units = units[np.isfinite(units)]
+    if len(units) < 2:
+        return True
+    return bool(units.mean() > units.std(ddof=1) / np.sqrt(len(units)))
