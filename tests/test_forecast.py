@@ -129,6 +129,19 @@ def test_auto_leaves_seasonal_naive_only_for_a_gain_larger_than_its_noise():
     assert (noisy == 2).any(axis=1).all(), noisy  # so seasonal naive stays a member of every series' forecast
 
 
+def test_auto_calibrates_its_intervals_on_the_origins_and_widens_them_when_the_latest_errors_grew():
+    from warehouse_ml.tasks.forecast.auto import _calibration
+
+    rng = np.random.default_rng(0)
+    sd = np.ones((4, 50, 7))
+    steady = rng.normal(0, 2, sd.shape)  # every origin's errors twice the models' spread
+    assert _calibration(steady, sd, 0.95) == pytest.approx(2.0, rel=0.1)
+    grown = steady.copy()
+    grown[-1] *= 1.5  # the latest origin's errors half as large again: the forecast meets those next
+    assert _calibration(grown, sd, 0.95) == pytest.approx(3.0, rel=0.1)
+    assert _calibration(steady[:, :1, :2], sd[:, :1, :2], 0.95) == 1.0  # 8 errors: too few to tell
+
+
 def test_provenance_record_turns_into_the_method_label():
     """The record kept per series, and the one place it becomes the ``method`` text users read."""
     P = K.Provenance

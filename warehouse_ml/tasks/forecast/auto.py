@@ -23,8 +23,8 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   strategies scored on the pooled rolling-origin MASE (see ``_select``): one candidate or pair for the whole
   panel, or each series' own best two. The label names the members.
 * **Intervals**: the combination's spread is the mean of its members'; it is then calibrated on the panel's own
-  rolling-origin errors (the factor that makes ``level`` of the scaled errors fall inside), clipped to a
-  sane range. The yearly Fourier pattern, fitted once on the whole history, is shared by the origins.
+  rolling-origin errors (the factor that makes ``level`` of the scaled errors fall inside, over all origins or
+  over the latest one where that is larger: see ``_calibration``), clipped to a sane range. The yearly Fourier pattern, fitted once on the whole history, is shared by the origins.
 """
 from __future__ import annotations
 
@@ -187,7 +187,6 @@ class AutoForecaster(Method):
         """(mean, sd, labels, ETS forecast) of a sub-panel; with ``backtest`` the members are chosen on rolling
         origins, without it (series too short) ETS and Theta (Croston for intermittent series) are averaged."""
         N, m, O = len(lens), self.m, self.origins
-        z = NormalDist().inv_cdf(0.5 + self.level / 2)
         spacing = max(1, (h + 1) // 2)
         cuts = [lens - h - k * spacing for k in range(O - 1, -1, -1)]  # earliest first
         cands = self._candidates(Y0, lens, yearly, h, backtest, gbm)
@@ -225,10 +224,7 @@ class AutoForecaster(Method):
         if backtest:  # interval calibration on the rolling-origin errors of the chosen combinations
             e = np.einsum("nk,onkh->onh", w, err[:, rows, members])
             s = np.einsum("nk,onkh->onh", w, sds[:, rows, members])
-            ok = (s > 0) & np.isfinite(e)
-            if ok.sum() >= 20:
-                factor = np.quantile(np.abs(e[ok]) / s[ok], self.level) / z
-                sd = sd * float(np.clip(factor, 0.75, 4.0))
+            sd = sd * _calibration(e, s, self.level)
         label = np.array([Provenance((names[a],) if a == b else (names[a], names[b])) for a, b in members],
                          dtype=object)
         if not backtest:
@@ -277,6 +273,22 @@ class AutoForecaster(Method):
             keeps = [k for k, (_, _, pair) in enumerate(strategies) if "seasonal_naive" in pair]
             win = min(keeps, key=scores.__getitem__)
         return strategies[win][1]
+
+
+def _calibration(err: np.ndarray, sd: np.ndarray, level: float) -> float:
+    """The factor on the spread that puts ``level`` of the (origins, series, steps) errors inside the interval:
+    the larger of the factor over all origins and over the latest one alone (errors that grew near the end of
+    the series, as dynamics change, are the ones the forecast will meet next), clipped to [0.75, 4]. 1 with too
+    few errors to tell."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    ok = (sd > 0) & np.isfinite(err)
+    ratio = np.abs(np.where(ok, err, 0.0)) / np.where(ok, sd, 1.0)
+    if ok.sum() < 20:
+        return 1.0
+    factor = np.quantile(ratio[ok], level) / z
+    if ok[-1].sum() >= 20:
+        factor = max(factor, np.quantile(ratio[-1][ok[-1]], level) / z)
+    return float(np.clip(factor, 0.75, 4.0))
 
 
 def _clear_gain(diff: np.ndarray) -> bool:
