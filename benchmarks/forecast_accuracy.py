@@ -220,7 +220,7 @@ def main():
         return statsforecast_worker(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default="pizza,chicago,monthly,employment,visnights")
-    ap.add_argument("--methods", default="auto,seasonal_naive,seasonal_median,naive,ets,theta,croston,arima,nn")
+    ap.add_argument("--methods", default="auto,seasonal_naive,seasonal_drift,seasonal_median,naive,ets,theta,croston,arima,nn")
     ap.add_argument("--no-cache", action="store_true", help="refit statsforecast instead of reading .bench_cache/")
     ap.add_argument("--no-statsforecast", action="store_true")
     a = ap.parse_args()

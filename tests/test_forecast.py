@@ -34,7 +34,7 @@ def test_ets_learns_level_trend_and_weekly_pattern():
     assert np.all(sd > 0) and np.all(np.diff(sd, axis=1) >= -1e-9)  # uncertainty grows with the horizon
 
 
-@pytest.mark.parametrize("model", [K.SeasonalNaive(7), K.SeasonalMedian(7), K.ETS(7), K.Theta(7), K.Croston(), K.Naive()])
+@pytest.mark.parametrize("model", [K.SeasonalNaive(7), K.SeasonalMedian(7), K.SeasonalDrift(7), K.ETS(7), K.Theta(7), K.Croston(), K.Naive()])
 def test_every_model_forecasts_every_series(model):
     y, future, lens = _seasonal_panel(n=5, T=60)
     fc = model.fit(y, lens).predict(10)
@@ -56,6 +56,32 @@ def test_seasonal_median_does_not_copy_last_weeks_holiday():
     assert fc.mean[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
     short = K.SeasonalMedian(7).fit(y[None, :14], np.array([14])).predict(7)  # two weeks: the median of those two
     assert short.mean[0].tolist() == [0, 1, 2, 3, 4, 5, 6] and np.isfinite(short.sigma).all()
+
+
+def test_seasonal_drift_repeats_last_season_raised_by_the_yearly_change():
+    month = np.array([5.0, 3, 4, 6, 8, 9, 12, 11, 8, 6, 5, 7])
+    y = np.concatenate([month + 10 * year for year in range(3)])  # every month 10 higher than a year before
+    fc = K.SeasonalDrift(12).fit(y[None, :], np.array([36])).predict(14)
+    assert np.allclose(fc.mean[0], np.concatenate([month + 30, month[:2] + 40]))
+    assert fc.sigma[0] == pytest.approx(0.0)  # the yearly differences are all 10: no error around their mean
+
+
+def test_auto_takes_seasonal_drift_for_steadily_growing_monthly_series():
+    n, T, h = 40, 120, 24
+    rng = np.random.default_rng(5)
+    t = np.arange(T + h)
+    season = rng.normal(0, 10, (n, 12))[:, t % 12]
+    y = 100 + rng.uniform(0.5, 2.0, (n, 1)) * t + season + rng.normal(0, 1, (n, T + h))
+    lens = np.full(n, T)
+    panel = K.Panel(y[:, :T], lens, np.zeros(n, int), np.zeros(n, int), lens, "monthly", 12)
+    scale = K.mase_scale(y, lens, 12)
+    mase = {}
+    for method in ("auto", "seasonal_naive"):
+        res = K.forecast_panel(panel, h, method)
+        mase[method] = float(np.mean(np.mean(np.abs(res.forecast.reshape(n, h) - y[:, T:]), axis=1) / scale))
+        if method == "auto":
+            assert sum("seasonal_drift" in made.methods for made in res.method) >= n / 2, res.method
+    assert mase["auto"] < 0.5 * mase["seasonal_naive"], mase
 
 
 def test_croston_forecasts_the_demand_rate_of_intermittent_series():
@@ -85,6 +111,7 @@ def test_auto_chooses_per_series_and_says_which():
     res = K.forecast_panel(panel, H, "auto")
     members = {m for made in res.method for m in made.methods}
     assert members <= {"ets", "theta", "log_ets", "seasonal_naive", "seasonal_median", "naive", "croston"}, res.method
+    # (seasonal_drift is a candidate of monthly, quarterly and weekly data, not of daily)
     assert np.mean(np.abs(res.forecast.reshape(10, H) - future)) < 1.5
 
 
@@ -372,7 +399,7 @@ def test_backtest_demand_scores_each_method_per_item(con):
     cols = [d[0] for d in con.description]
     assert cols[:6] == ["item", "method", "mase", "smape", "rmse", "coverage"]
     by = {(r[0], r[1]): r for r in rows}
-    assert {m for _, m in by} == {"seasonal_naive", "seasonal_median", "ets", "theta", "croston", "auto"}
+    assert {m for _, m in by} == {"seasonal_naive", "seasonal_drift", "seasonal_median", "ets", "theta", "croston", "auto"}
     for (_, _), r in by.items():
         assert r[2] > 0 and 0 <= r[3] <= 2 and r[4] > 0 and 0 <= r[5] <= 1 and r[6] == 2
     assert by[("sku0", "ets")][2] < 1.5

@@ -1,5 +1,5 @@
-"""The simple methods: naive, seasonal naive, seasonal median, Theta, Croston/TSB and (per-series, statsmodels)
-ARIMA."""
+"""The simple methods: naive, seasonal naive (with drift), seasonal median, Theta, Croston/TSB and (per-series,
+statsmodels) ARIMA."""
 from __future__ import annotations
 
 import math
@@ -68,6 +68,46 @@ class SeasonalNaive(Method):
         psi = np.zeros((N, h))
         psi[:, 0] = 1.0
         psi[:, m::m] = 1.0 if m < h else 0.0
+        if m == 1:
+            psi[:] = 1.0
+        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
+
+
+@register
+class SeasonalDrift(Method):
+    """Seasonal naive plus a straight trend: the last season repeated, raised each season by the change of the
+    seasonal mean over the last season (this year's mean minus last year's, for monthly data). The textbook
+    seasonal naive with drift, for series that grow steadily; intervals from the in-sample seasonal differences
+    around their mean."""
+
+    name = "seasonal_drift"
+    in_auto = True
+
+    @classmethod
+    def min_length(cls, freq, m, h, lens, config=None):
+        return m
+
+    def fit(self, y, lens=None):
+        Y0, M, lens = _check_panel(y, lens)
+        m = self.m
+        self.lens = lens
+        seasons = _gather(Y0, lens[:, None] - 2 * m + np.arange(2 * m)[None, :])  # (N, 2m): the last two seasons
+        self.last = seasons[:, m:]
+        self.step = np.where(lens >= 2 * m, seasons[:, m:].mean(axis=1) - seasons[:, :m].mean(axis=1), 0.0)
+        d = (Y0[:, m:] - Y0[:, :-m]) * M[:, m:]
+        n = np.maximum(lens - m, 1)
+        centred = (d - (d.sum(axis=1) / n)[:, None]) * M[:, m:]
+        self.sigma = np.where(lens > m + 1, np.sqrt(np.sum(centred ** 2, axis=1) / np.maximum(n - 1, 1)), np.nan)
+        return self
+
+    def predict(self, h):
+        self._check_h(h)
+        N, m = len(self.lens), self.m
+        k = np.arange(h)
+        mean = self.last[:, k % m] + self.step[:, None] * (k // m + 1)[None, :]
+        psi = np.zeros((N, h))
+        psi[:, 0] = 1.0
+        psi[:, m::m] = 1.0
         if m == 1:
             psi[:] = 1.0
         return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
