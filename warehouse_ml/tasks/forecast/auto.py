@@ -5,8 +5,9 @@ them, and choosing by a scale-free error on several origins is far less noisy th
 
 * **Candidates**, all vectorised over the panel: seasonal naive, naive, ETS (damped/none trend, additive/none
   season by AICc), Theta; on strictly positive series also ETS on the log scale (multiplicative
-  seasonality and growth: a swing that grows with the level); on intermittent series Croston/TSB instead of
-  Theta. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc and Theta's
+  seasonality and growth: a swing that grows with the level); on daily data the seasonal median (robust to a
+  holiday in the last week), on monthly, quarterly and weekly data seasonal naive with drift (steady growth);
+  on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc and Theta's
   autocorrelation test drop it, so seasonality is detected rather than assumed; the yearly pattern of daily and
   weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
   gradient-boosted model (``gbm``, ``GBMOrigins``) is a candidate too when drivers are given (prices, promotions,
@@ -21,7 +22,8 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   scale weigh alike when the panel's figures are pooled.
 * **Combination**: a forecast is the mean of two candidates (or one alone). Which two is a choice among
   strategies scored on the pooled rolling-origin MASE (see ``_select``): one candidate or pair for the whole
-  panel, or each series' own best two. The label names the members.
+  panel, or each series' own best two; the winner must beat seasonal naive by more than the noise of that gain,
+  else the best strategy that keeps seasonal naive as a member is used. The label names the members.
 * **Intervals**: the combination's spread is the mean of its members'; it is then calibrated on the panel's own
   rolling-origin errors (the factor that makes ``level`` of the scaled errors fall inside, over all origins or
   over the latest one where that is larger: see ``_calibration``), clipped to a sane range. The yearly Fourier pattern, fitted once on the whole history, is shared by the origins.
