@@ -34,6 +34,13 @@ class Naive(Method):
                              None, [Provenance((self.name,))] * N)
 
 
+def _seasonal_psi(N: int, h: int, m: int) -> np.ndarray:
+    """Error weights of a forecast that repeats the last season: one more innovation each season ahead."""
+    psi = np.zeros((N, h))
+    psi[:, ::m] = 1.0
+    return psi
+
+
 @register
 class SeasonalNaive(Method):
     """The value one season ago; intervals from in-sample seasonal differences."""
@@ -64,36 +71,25 @@ class SeasonalNaive(Method):
         self._check_h(h)
         N, m = len(self.lens), self.m
         k = np.arange(h)
-        mean = self.last[:, k % m]
-        psi = np.zeros((N, h))
-        psi[:, 0] = 1.0
-        psi[:, m::m] = 1.0 if m < h else 0.0
-        if m == 1:
-            psi[:] = 1.0
-        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
+        return PanelForecast(self.last[:, k % m], self.sigma.copy(), _seasonal_psi(N, h, m), None,
+                             [Provenance((self.name,))] * N)
 
 
 @register
-class SeasonalDrift(Method):
+class SeasonalDrift(SeasonalNaive):
     """Seasonal naive plus a straight trend: the last season repeated, raised each season by the change of the
     seasonal mean over the last season (this year's mean minus last year's, for monthly data). The textbook
     seasonal naive with drift, for series that grow steadily; intervals from the in-sample seasonal differences
     around their mean."""
 
     name = "seasonal_drift"
-    in_auto = True
-
-    @classmethod
-    def min_length(cls, freq, m, h, lens, config=None):
-        return m
 
     def fit(self, y, lens=None):
+        super().fit(y, lens)
         Y0, M, lens = _check_panel(y, lens)
         m = self.m
-        self.lens = lens
-        seasons = _gather(Y0, lens[:, None] - 2 * m + np.arange(2 * m)[None, :])  # (N, 2m): the last two seasons
-        self.last = seasons[:, m:]
-        self.step = np.where(lens >= 2 * m, seasons[:, m:].mean(axis=1) - seasons[:, :m].mean(axis=1), 0.0)
+        before = _gather(Y0, lens[:, None] - 2 * m + np.arange(m)[None, :])  # the season before the last
+        self.step = np.where(lens >= 2 * m, self.last.mean(axis=1) - before.mean(axis=1), 0.0)
         d = (Y0[:, m:] - Y0[:, :-m]) * M[:, m:]
         n = np.maximum(lens - m, 1)
         centred = (d - (d.sum(axis=1) / n)[:, None]) * M[:, m:]
@@ -105,12 +101,7 @@ class SeasonalDrift(Method):
         N, m = len(self.lens), self.m
         k = np.arange(h)
         mean = self.last[:, k % m] + self.step[:, None] * (k // m + 1)[None, :]
-        psi = np.zeros((N, h))
-        psi[:, 0] = 1.0
-        psi[:, m::m] = 1.0
-        if m == 1:
-            psi[:] = 1.0
-        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
+        return PanelForecast(mean, self.sigma.copy(), _seasonal_psi(N, h, m), None, [Provenance((self.name,))] * N)
 
 
 def _seasons_back(Y0: np.ndarray, cols: np.ndarray, m: int, seasons: int) -> np.ndarray:
