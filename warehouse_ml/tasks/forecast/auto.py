@@ -7,9 +7,9 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   season by AICc), Theta; on strictly positive series also ETS on the log scale (multiplicative
   seasonality and growth: a swing that grows with the level); on daily data the seasonal median (robust to a
   holiday in the last week), on monthly, quarterly and weekly data seasonal naive with drift (steady growth);
-  on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc and Theta's
-  autocorrelation test drop it, so seasonality is detected rather than assumed; the yearly pattern of daily and
-  weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
+  on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly,
+  quarterly) season is not significant, ETS's AICc and Theta's autocorrelation test drop it, so seasonality is
+  detected rather than assumed; the yearly pattern of daily and weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
   gradient-boosted model (``gbm``, ``GBMOrigins``) is a candidate too when drivers are given (prices, promotions,
   holidays, events), or when the panel is large enough to learn from (``GBM_SERIES`` series holding
   ``GBM_ROWS`` periods before the earliest origin); it is trained once, on the data before the earliest origin.
@@ -26,7 +26,8 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   else the best strategy that keeps seasonal naive as a member is used. The label names the members.
 * **Intervals**: the combination's spread is the mean of its members'; it is then calibrated on the panel's own
   rolling-origin errors (the factor that makes ``level`` of the scaled errors fall inside, over all origins or
-  over the latest one where that is larger: see ``_calibration``), clipped to a sane range. The yearly Fourier pattern, fitted once on the whole history, is shared by the origins.
+  over the latest one where that is larger: see ``_calibration``), clipped to a sane range. The yearly Fourier
+  pattern, fitted once on the whole history, is shared by the origins.
 """
 from __future__ import annotations
 
