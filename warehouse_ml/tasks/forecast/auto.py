@@ -11,8 +11,9 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   quarterly) season is not significant, ETS's AICc and Theta's autocorrelation test drop it, so seasonality is
   detected rather than assumed; the yearly pattern of daily and weekly data is a Fourier term kept only where
   an F test finds it (``YearlyAdjust``). The global gradient-boosted model (``gbm``, ``GBMOrigins``) is a
-  candidate too when drivers are given (prices, promotions, holidays, events), or when the panel is large enough to learn from (``GBM_SERIES`` series holding
-  ``GBM_ROWS`` periods before the earliest origin); it is trained once, on the data before the earliest origin.
+  candidate too when drivers are given (prices, promotions, holidays, events), or when the panel is large
+  enough to learn from (``GBM_SERIES`` series holding ``GBM_ROWS`` periods before the earliest origin); it is
+  trained once, on the data before the earliest origin.
 * **Rolling origins**: ``origins`` (4) cut points spaced by half the horizon, the last one ``h`` before the end.
   Smoothing parameters are searched once, on the data before the earliest origin; at the later origins and
   for the final forecast the states are brought up to date with the same parameters (``refilter``), so the
