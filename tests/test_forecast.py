@@ -34,7 +34,8 @@ def test_ets_learns_level_trend_and_weekly_pattern():
     assert np.all(sd > 0) and np.all(np.diff(sd, axis=1) >= -1e-9)  # uncertainty grows with the horizon
 
 
-@pytest.mark.parametrize("model", [K.SeasonalNaive(7), K.SeasonalMedian(7), K.SeasonalDrift(7), K.ETS(7), K.Theta(7), K.Croston(), K.Naive()])
+@pytest.mark.parametrize("model", [K.SeasonalNaive(7), K.SeasonalMedian(7), K.SeasonalDrift(7), K.ETS(7), K.Theta(7),
+                                   K.Croston(), K.Naive()])
 def test_every_model_forecasts_every_series(model):
     y, future, lens = _seasonal_panel(n=5, T=60)
     fc = model.fit(y, lens).predict(10)
@@ -110,7 +111,8 @@ def test_auto_chooses_per_series_and_says_which():
     panel = K.Panel(y, lens, np.zeros(10, int), np.zeros(10, int), lens, "daily", 7)
     res = K.forecast_panel(panel, H, "auto")
     members = {m for made in res.method for m in made.methods}
-    assert members <= {"ets", "theta", "log_ets", "seasonal_naive", "seasonal_median", "naive", "croston"}, res.method
+    daily = {"ets", "theta", "log_ets", "seasonal_naive", "seasonal_median", "naive", "croston"}
+    assert members <= daily, res.method
     # (seasonal_drift is a candidate of monthly, quarterly and weekly data, not of daily)
     assert np.mean(np.abs(res.forecast.reshape(10, H) - future)) < 1.5
 
