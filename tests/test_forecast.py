@@ -34,7 +34,8 @@ def test_ets_learns_level_trend_and_weekly_pattern():
     assert np.all(sd > 0) and np.all(np.diff(sd, axis=1) >= -1e-9)  # uncertainty grows with the horizon
 
 
-@pytest.mark.parametrize("model", [K.SeasonalNaive(7), K.ETS(7), K.Theta(7), K.Croston(), K.Naive()])
+@pytest.mark.parametrize("model", [K.SeasonalNaive(7), K.SeasonalMedian(7), K.SeasonalDrift(7), K.ETS(7), K.Theta(7),
+                                   K.Croston(), K.Naive()])
 def test_every_model_forecasts_every_series(model):
     y, future, lens = _seasonal_panel(n=5, T=60)
     fc = model.fit(y, lens).predict(10)
@@ -47,6 +48,41 @@ def test_seasonal_naive_repeats_last_season():
     y = np.tile(np.arange(7.0), 5)[None, :]
     fc = K.SeasonalNaive(7).fit(y, np.array([35])).predict(9)
     assert fc.mean[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+
+
+def test_seasonal_median_does_not_copy_last_weeks_holiday():
+    y = np.tile(np.arange(7.0), 6)
+    y[-3] = 100.0  # a holiday in the last week: seasonal naive would repeat it next week
+    fc = K.SeasonalMedian(7).fit(y[None, :], np.array([42])).predict(9)
+    assert fc.mean[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+    short = K.SeasonalMedian(7).fit(y[None, :14], np.array([14])).predict(7)  # two weeks: the median of those two
+    assert short.mean[0].tolist() == [0, 1, 2, 3, 4, 5, 6] and np.isfinite(short.sigma).all()
+
+
+def test_seasonal_drift_repeats_last_season_raised_by_the_yearly_change():
+    month = np.array([5.0, 3, 4, 6, 8, 9, 12, 11, 8, 6, 5, 7])
+    y = np.concatenate([month + 10 * year for year in range(3)])  # every month 10 higher than a year before
+    fc = K.SeasonalDrift(12).fit(y[None, :], np.array([36])).predict(14)
+    assert np.allclose(fc.mean[0], np.concatenate([month + 30, month[:2] + 40]))
+    assert fc.sigma[0] == pytest.approx(0.0)  # the yearly differences are all 10: no error around their mean
+
+
+def test_auto_takes_seasonal_drift_for_steadily_growing_monthly_series():
+    n, T, h = 40, 120, 24
+    rng = np.random.default_rng(5)
+    t = np.arange(T + h)
+    season = rng.normal(0, 10, (n, 12))[:, t % 12]
+    y = 100 + rng.uniform(0.5, 2.0, (n, 1)) * t + season + rng.normal(0, 1, (n, T + h))
+    lens = np.full(n, T)
+    panel = K.Panel(y[:, :T], lens, np.zeros(n, int), np.zeros(n, int), lens, "monthly", 12)
+    scale = K.mase_scale(y, lens, 12)
+    mase = {}
+    for method in ("auto", "seasonal_naive"):
+        res = K.forecast_panel(panel, h, method)
+        mase[method] = float(np.mean(np.mean(np.abs(res.forecast.reshape(n, h) - y[:, T:]), axis=1) / scale))
+        if method == "auto":
+            assert sum("seasonal_drift" in made.methods for made in res.method) >= n / 2, res.method
+    assert mase["auto"] < 0.5 * mase["seasonal_naive"], mase
 
 
 def test_croston_forecasts_the_demand_rate_of_intermittent_series():
@@ -75,8 +111,64 @@ def test_auto_chooses_per_series_and_says_which():
     panel = K.Panel(y, lens, np.zeros(10, int), np.zeros(10, int), lens, "daily", 7)
     res = K.forecast_panel(panel, H, "auto")
     members = {m for made in res.method for m in made.methods}
-    assert members <= {"ets", "theta", "log_ets", "seasonal_naive", "naive", "croston"}, res.method
+    daily = {"ets", "theta", "log_ets", "seasonal_naive", "seasonal_median", "naive", "croston"}
+    assert members <= daily, res.method
+    # (seasonal_drift is a candidate of monthly, quarterly and weekly data, not of daily)
     assert np.mean(np.abs(res.forecast.reshape(10, H) - future)) < 1.5
+
+
+def test_auto_takes_the_seasonal_median_where_a_holiday_fools_seasonal_naive():
+    n, T, h = 30, 200, 14
+    rng = np.random.default_rng(4)
+    t = np.arange(T + h)
+    y = rng.poisson(rng.uniform(50, 150, n)[:, None] * rng.uniform(0.6, 1.4, (n, 7))[:, t % 7]).astype(float)
+    closed = np.zeros(T + h, bool)
+    closed[rng.choice(T - 10, 12, replace=False)] = True
+    closed[T - 3] = True  # one in the last week, which seasonal naive copies into the next
+    y[:, closed] *= 0.1  # holidays: every store nearly shut on the same days
+    lens = np.full(n, T)
+    panel = K.Panel(y[:, :T], lens, np.zeros(n, int), np.zeros(n, int), lens, "daily", 7)
+    scale = K.mase_scale(y, lens, 7)
+    mase = {}
+    for method in ("auto", "seasonal_naive", "ets"):
+        res = K.forecast_panel(panel, h, method)
+        mase[method] = float(np.mean(np.mean(np.abs(res.forecast.reshape(n, h) - y[:, T:]), axis=1) / scale))
+        if method == "auto":
+            assert sum("seasonal_median" in made.methods for made in res.method) >= n / 2, res.method
+    assert mase["auto"] < 0.6 * mase["seasonal_naive"] and mase["auto"] < mase["ets"], mase
+
+
+def _planted_origin_errors(gain, spread, seed, O=4, N=30, h=7):
+    """Rolling-origin errors of ets, theta, seasonal naive and naive: seasonal naive's errors times a factor per
+    origin and series for ets (1 - gain on average, ``spread`` around it), times 1.2 and 3 for the others."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 1, (O, N, h))
+    factor = np.clip(1 - gain + spread * rng.normal(0, 1, (O, N)), 0.05, None)
+    err = np.stack([base * factor[:, :, None], base * 1.2, base, base * 3], axis=2)
+    return err, np.ones((O, N)), np.ones((N, 4), bool), ["ets", "theta", "seasonal_naive", "naive"]
+
+
+def test_auto_leaves_seasonal_naive_only_for_a_gain_larger_than_its_noise():
+    auto = K.AutoForecaster(7)
+    clear = auto._select(*_planted_origin_errors(gain=0.3, spread=0.05, seed=1))
+    assert (clear == 0).all()  # ets alone: 30% better on every origin and series
+    noisy = auto._select(*_planted_origin_errors(gain=0.1, spread=0.6, seed=1))
+    ets_alone = 1  # strategies: per-series choice, then the pairs (0, 0), (0, 1), ...
+    assert int(np.argmin(auto.strategy_scores)) == ets_alone  # ets scores best, by less than the noise of its gain
+    assert (noisy == 2).any(axis=1).all(), noisy  # so seasonal naive stays a member of every series' forecast
+
+
+def test_auto_calibrates_its_intervals_on_the_origins_and_widens_them_when_the_latest_errors_grew():
+    from warehouse_ml.tasks.forecast.auto import _calibration
+
+    rng = np.random.default_rng(0)
+    sd = np.ones((4, 50, 7))
+    steady = rng.normal(0, 2, sd.shape)  # every origin's errors twice the models' spread
+    assert _calibration(steady, sd, 0.95) == pytest.approx(2.0, rel=0.1)
+    grown = steady.copy()
+    grown[-1] *= 1.5  # the latest origin's errors half as large again: the forecast meets those next
+    assert _calibration(grown, sd, 0.95) == pytest.approx(3.0, rel=0.1)
+    assert _calibration(steady[:, :1, :2], sd[:, :1, :2], 0.95) == 1.0  # 8 errors: too few to tell
 
 
 def test_provenance_record_turns_into_the_method_label():
@@ -309,7 +401,7 @@ def test_backtest_demand_scores_each_method_per_item(con):
     cols = [d[0] for d in con.description]
     assert cols[:6] == ["item", "method", "mase", "smape", "rmse", "coverage"]
     by = {(r[0], r[1]): r for r in rows}
-    assert {m for _, m in by} == {"seasonal_naive", "ets", "theta", "croston", "auto"}
+    assert {m for _, m in by} == {"seasonal_naive", "seasonal_drift", "seasonal_median", "ets", "theta", "croston", "auto"}
     for (_, _), r in by.items():
         assert r[2] > 0 and 0 <= r[3] <= 2 and r[4] > 0 and 0 <= r[5] <= 1 and r[6] == 2
     assert by[("sku0", "ets")][2] < 1.5

@@ -56,7 +56,8 @@ def _per_series(method: str | None) -> None:
     if method in GLOBAL_METHODS:
         raise InvalidArgument("method", f"'{method}' learns one model across all series, which a per-partition "
                               "function on Spark cannot do yet", "Use a per-series method (auto, ets, theta, "
-                              "seasonal_naive, croston, arima, naive), or run this one in DuckDB")
+                              "seasonal_naive, seasonal_drift, seasonal_median, croston, arima, naive), or run "
+                              "this one in DuckDB")
 
 
 @dataclass(frozen=True)

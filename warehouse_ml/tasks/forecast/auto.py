@@ -5,13 +5,15 @@ them, and choosing by a scale-free error on several origins is far less noisy th
 
 * **Candidates**, all vectorised over the panel: seasonal naive, naive, ETS (damped/none trend, additive/none
   season by AICc), Theta; on strictly positive series also ETS on the log scale (multiplicative
-  seasonality and growth: a swing that grows with the level); on intermittent series Croston/TSB instead of
-  Theta. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc and Theta's
-  autocorrelation test drop it, so seasonality is detected rather than assumed; the yearly pattern of daily and
-  weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
-  gradient-boosted model (``gbm``, ``GBMOrigins``) is a candidate too when drivers are given (prices, promotions,
-  holidays, events), or when the panel is large enough to learn from (``GBM_SERIES`` series holding
-  ``GBM_ROWS`` periods before the earliest origin); it is trained once, on the data before the earliest origin.
+  seasonality and growth: a swing that grows with the level); on daily data the seasonal median (robust to a
+  holiday in the last week), on monthly, quarterly and weekly data seasonal naive with drift (steady growth);
+  on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly,
+  quarterly) season is not significant, ETS's AICc and Theta's autocorrelation test drop it, so seasonality is
+  detected rather than assumed; the yearly pattern of daily and weekly data is a Fourier term kept only where
+  an F test finds it (``YearlyAdjust``). The global gradient-boosted model (``gbm``, ``GBMOrigins``) is a
+  candidate too when drivers are given (prices, promotions, holidays, events), or when the panel is large
+  enough to learn from (``GBM_SERIES`` series holding ``GBM_ROWS`` periods before the earliest origin); it is
+  trained once, on the data before the earliest origin.
 * **Rolling origins**: ``origins`` (4) cut points spaced by half the horizon, the last one ``h`` before the end.
   Smoothing parameters are searched once, on the data before the earliest origin; at the later origins and
   for the final forecast the states are brought up to date with the same parameters (``refilter``), so the
@@ -21,10 +23,12 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   scale weigh alike when the panel's figures are pooled.
 * **Combination**: a forecast is the mean of two candidates (or one alone). Which two is a choice among
   strategies scored on the pooled rolling-origin MASE (see ``_select``): one candidate or pair for the whole
-  panel, or each series' own best two. The label names the members.
+  panel, or each series' own best two; the winner must beat seasonal naive by more than the noise of that gain,
+  else the best strategy that keeps seasonal naive as a member is used. The label names the members.
 * **Intervals**: the combination's spread is the mean of its members'; it is then calibrated on the panel's own
-  rolling-origin errors (the factor that makes ``level`` of the scaled errors fall inside), clipped to a
-  sane range. The yearly Fourier pattern, fitted once on the whole history, is shared by the origins.
+  rolling-origin errors (the factor that makes ``level`` of the scaled errors fall inside, over all origins or
+  over the latest one where that is larger: see ``_calibration``), clipped to a sane range. The yearly Fourier
+  pattern, fitted once on the whole history, is shared by the origins.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import numpy as np
 
 from .ets import ETS
 from .gbm import Drivers, GBMOrigins
-from .methods import Croston, Naive, SeasonalNaive, Theta
+from .methods import Croston, Naive, SeasonalDrift, SeasonalMedian, SeasonalNaive, Theta
 from .panel import PanelForecast, Provenance, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
@@ -151,6 +155,8 @@ class AutoForecaster(Method):
         if backtest:
             specs += [("seasonal_naive", SeasonalNaive(m) if m > 1 else Naive(), None, False, ~inter),
                       ("naive", Naive(), None, False, ~inter),
+                      ("seasonal_median", SeasonalMedian(m), None, False, ~inter & (self.freq == "daily")),
+                      ("seasonal_drift", SeasonalDrift(m), None, False, ~inter & (self.freq != "daily") & (m > 1)),
                       (LOG_PREFIX + "ets", ETS(m, **ets), None, True, np.all((Y > 0) | ~M, axis=1))]
             if gbm is not None:
                 specs.append(("gbm", gbm, None, False, every))
@@ -192,7 +198,6 @@ class AutoForecaster(Method):
         """(mean, sd, labels, ETS forecast) of a sub-panel; with ``backtest`` the members are chosen on rolling
         origins, without it (series too short) ETS and Theta (Croston for intermittent series) are averaged."""
         N, m, O = len(lens), self.m, self.origins
-        z = NormalDist().inv_cdf(0.5 + self.level / 2)
         spacing = max(1, (h + 1) // 2)
         cuts = [lens - h - k * spacing for k in range(O - 1, -1, -1)]  # earliest first
         cands = self._candidates(Y0, lens, yearly, h, backtest, gbm)
@@ -230,10 +235,7 @@ class AutoForecaster(Method):
         if backtest:  # interval calibration on the rolling-origin errors of the chosen combinations
             e = np.einsum("nk,onkh->onh", w, err[:, rows, members])
             s = np.einsum("nk,onkh->onh", w, sds[:, rows, members])
-            ok = (s > 0) & np.isfinite(e)
-            if ok.sum() >= 20:
-                factor = np.quantile(np.abs(e[ok]) / s[ok], self.level) / z
-                sd = sd * float(np.clip(factor, 0.75, 4.0))
+            sd = sd * _calibration(e, s, self.level)
         label = np.array([Provenance((names[a],) if a == b else (names[a], names[b])) for a, b in members],
                          dtype=object)
         if not backtest:
@@ -245,9 +247,12 @@ class AutoForecaster(Method):
 
         Strategies: every single candidate and every pair for the whole panel (a candidate that does not apply
         to a series is replaced by ETS there), and per-series choice of the two best on the origins. Each is
-        scored by its (median) MASE pooled over series and origins; the per-series choice is scored leaving each origin
-        out of its own choice, so its score is out of sample like the others'. The lowest pooled score wins:
-        pooling hundreds of errors keeps the choice of strategy stable where one series' few errors are noise.
+        scored by its (median) MASE pooled over series and origins; the per-series choice is scored leaving each
+        origin out of its own choice, so its score is out of sample like the others'. The lowest pooled score
+        wins: pooling hundreds of errors keeps the choice of strategy stable where one series' few errors are
+        noise. The winner must also beat seasonal naive by more than the noise of that gain (one standard error
+        over series, see ``_clear_gain``); where it does not, the best strategy that keeps seasonal naive as a
+        member is used instead.
         """
         O, N, C, _ = err.shape
         mae = np.median(np.abs(err), axis=3) / scales[:, :, None]  # (O, N, C)
@@ -255,22 +260,54 @@ class AutoForecaster(Method):
         ets = names.index("ets")
         rows = np.arange(N)
 
-        def pooled(mem):  # mem (O, N, 2) or (N, 2)
+        def cells(mem):  # mem (O, N, 2) or (N, 2) -> (O, N) median MASE of each origin's window
             mem = np.broadcast_to(mem, (O, N, 2))
             o = np.arange(O)[:, None]
             e = (err[o, rows[None, :], mem[..., 0]] + err[o, rows[None, :], mem[..., 1]]) / 2
-            return float(np.mean(np.median(np.abs(e), axis=2) / scales))
+            return np.median(np.abs(e), axis=2) / scales
 
         total = mae.sum(axis=0)
         best = np.argsort(total, axis=1, kind="stable")[:, :2]
         with np.errstate(invalid="ignore"):  # inf - inf where a candidate does not apply: stays last
             loo = np.stack([np.argsort(np.nan_to_num(total - mae[o], nan=np.inf), axis=1, kind="stable")[:, :2]
                             for o in range(O)])
-        strategies = [(pooled(loo), best)]
+        strategies = [(cells(loo), best, ())]
         for a in range(C):
             for b in range(a, C):
                 mem = np.stack([np.where(allowed[:, a], a, ets), np.where(allowed[:, b], b, ets)], axis=1)
-                strategies.append((pooled(mem), mem))
-        scores = [sc for sc, _ in strategies]
+                strategies.append((cells(mem), mem, (names[a], names[b])))
+        scores = [float(np.mean(sc)) for sc, _, _ in strategies]
         self.strategy_scores = scores
-        return strategies[int(np.argmin(scores))][1]
+        win = int(np.argmin(scores))
+        baseline = [k for k, (_, _, pair) in enumerate(strategies) if pair == ("seasonal_naive",) * 2]
+        if baseline and not _clear_gain(strategies[baseline[0]][0] - strategies[win][0]):
+            keeps = [k for k, (_, _, pair) in enumerate(strategies) if "seasonal_naive" in pair]
+            win = min(keeps, key=scores.__getitem__)
+        return strategies[win][1]
+
+
+def _calibration(err: np.ndarray, sd: np.ndarray, level: float) -> float:
+    """The factor on the spread that puts ``level`` of the (origins, series, steps) errors inside the interval:
+    the larger of the factor over all origins and over the latest one alone (errors that grew near the end of
+    the series, as dynamics change, are the ones the forecast will meet next), clipped to [0.75, 4]. 1 with too
+    few errors to tell."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    ok = (sd > 0) & np.isfinite(err)
+    ratio = np.abs(np.where(ok, err, 0.0)) / np.where(ok, sd, 1.0)
+    if ok.sum() < 20:
+        return 1.0
+    factor = np.quantile(ratio[ok], level) / z
+    if ok[-1].sum() >= 20:
+        factor = max(factor, np.quantile(ratio[-1][ok[-1]], level) / z)
+    return float(np.clip(factor, 0.75, 4.0))
+
+
+def _clear_gain(diff: np.ndarray) -> bool:
+    """Whether the (O, N) score differences (baseline minus winner) show a gain larger than its noise: their mean
+    above one standard error, taken over series (averaged over origins, whose windows overlap), or over origins
+    on a panel of fewer than three series."""
+    units = diff.mean(axis=0) if diff.shape[1] >= 3 else diff.mean(axis=1)
+    units = units[np.isfinite(units)]
+    if len(units) < 2:
+        return True
+    return bool(units.mean() > units.std(ddof=1) / np.sqrt(len(units)))

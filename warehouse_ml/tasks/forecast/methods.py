@@ -1,7 +1,9 @@
-"""The simple methods: naive, seasonal naive, Theta, Croston/TSB and (per-series, statsmodels) ARIMA."""
+"""The simple methods: naive, seasonal naive (with drift), seasonal median, Theta, Croston/TSB and (per-series,
+statsmodels) ARIMA."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -30,6 +32,13 @@ class Naive(Method):
         N = len(self.lens)
         return PanelForecast(np.repeat(self.last[:, None], h, axis=1), self.sigma.copy(), np.ones((N, h)),
                              None, [Provenance((self.name,))] * N)
+
+
+def _seasonal_psi(N: int, h: int, m: int) -> np.ndarray:
+    """Error weights of a forecast that repeats the last season: one more innovation each season ahead."""
+    psi = np.zeros((N, h))
+    psi[:, ::m] = 1.0
+    return psi
 
 
 @register
@@ -62,14 +71,83 @@ class SeasonalNaive(Method):
         self._check_h(h)
         N, m = len(self.lens), self.m
         k = np.arange(h)
-        mean = self.last[:, k % m]
-        psi = np.zeros((N, h))
-        psi[:, 0] = 1.0
-        psi[:, m::m] = 1.0 if m < h else 0.0
-        if m == 1:
-            psi[:] = 1.0
-        return PanelForecast(mean, self.sigma.copy(), psi, None, [Provenance((self.name,))] * N)
+        return PanelForecast(self.last[:, k % m], self.sigma.copy(), _seasonal_psi(N, h, m), None,
+                             [Provenance((self.name,))] * N)
 
+
+@register
+class SeasonalDrift(SeasonalNaive):
+    """Seasonal naive plus a straight trend: the last season repeated, raised each season by the change of the
+    seasonal mean over the last season (this year's mean minus last year's, for monthly data). The textbook
+    seasonal naive with drift, for series that grow steadily; intervals from the in-sample seasonal differences
+    around their mean."""
+
+    name = "seasonal_drift"
+
+    def fit(self, y, lens=None):
+        super().fit(y, lens)
+        Y0, M, lens = _check_panel(y, lens)
+        m = self.m
+        before = _gather(Y0, lens[:, None] - 2 * m + np.arange(m)[None, :])  # the season before the last
+        self.step = np.where(lens >= 2 * m, self.last.mean(axis=1) - before.mean(axis=1), 0.0)
+        d = (Y0[:, m:] - Y0[:, :-m]) * M[:, m:]
+        n = np.maximum(lens - m, 1)
+        centred = (d - (d.sum(axis=1) / n)[:, None]) * M[:, m:]
+        self.sigma = np.where(lens > m + 1, np.sqrt(np.sum(centred ** 2, axis=1) / np.maximum(n - 1, 1)), np.nan)
+        return self
+
+    def predict(self, h):
+        self._check_h(h)
+        N, m = len(self.lens), self.m
+        k = np.arange(h)
+        mean = self.last[:, k % m] + self.step[:, None] * (k // m + 1)[None, :]
+        return PanelForecast(mean, self.sigma.copy(), _seasonal_psi(N, h, m), None, [Provenance((self.name,))] * N)
+
+
+def _seasons_back(Y0: np.ndarray, cols: np.ndarray, m: int, seasons: int) -> np.ndarray:
+    """(N, seasons, k): the values 1..``seasons`` seasons before each of the ``(N, k)`` columns ``cols``; NaN
+    before the series' start."""
+    back = cols[:, None, :] - m * np.arange(1, seasons + 1)[None, :, None]
+    vals = _gather(Y0, back.reshape(len(cols), -1)).reshape(back.shape)
+    return np.where(back >= 0, vals, np.nan)
+
+
+@register
+class SeasonalMedian(Method):
+    """The median of the same phase over the last ``seasons`` (4) seasons: for daily data, the median Monday of
+    the last four weeks. A seasonal naive forecast that one holiday, promotion or stock-out does not copy into
+    the next week; intervals from the same rule's in-sample errors over the last ``seasons`` * 4 seasons."""
+
+    name = "seasonal_median"
+    in_auto = True
+    seasons = 4
+
+    @classmethod
+    def min_length(cls, freq, m, h, lens, config=None):
+        return m
+
+    def fit(self, y, lens=None):
+        Y0, M, lens = _check_panel(y, lens)
+        m, K = self.m, self.seasons
+        self.lens = lens
+        window = max(min(4 * K * m, Y0.shape[1] - m), 1)
+        ends = lens[:, None] - window + np.arange(window)[None, :]  # (N, window): the periods it predicts
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: too short, NaN on purpose
+            self.profile = np.nanmedian(_seasons_back(Y0, lens[:, None] + np.arange(m)[None, :], m, K), axis=1)
+            past = np.nanmedian(_seasons_back(Y0, ends, m, K), axis=1)
+        ok = ends >= m
+        err = np.where(ok, _gather(Y0, ends) - np.nan_to_num(past), 0.0)
+        n = ok.sum(axis=1)
+        self.sigma = np.where(n > 0, np.sqrt(np.sum(err * err, axis=1) / np.maximum(n, 1)), np.nan)
+        return self
+
+    def predict(self, h):
+        self._check_h(h)
+        N = len(self.lens)
+        mean = self.profile[:, np.arange(h) % self.m]
+        return PanelForecast(mean, self.sigma.copy(), np.eye(1, h).repeat(N, axis=0), None,
+                             [Provenance((self.name,))] * N)
 
 
 @register
