@@ -235,6 +235,34 @@ def test_table_functions_match_duckdb_on_the_same_rows(spark, sales, case):
         assert (want["order_qty"] > 0).any() and (want["order_qty"] == 0).any()
 
 
+def test_item_keys_come_back_in_their_source_type(spark, sales):
+    """Integer item keys (a NULL one included): the DataFrame functions return them as integers, as DuckDB does,
+    with DuckDB's rows; the SQL table functions return text (an Arrow UDTF's row type is fixed at registration)."""
+    from pyspark.sql.types import IntegerType, StringType
+
+    con, _, _ = sales
+    con.execute("CREATE OR REPLACE VIEW sales_by_id AS SELECT CAST(replace(item, 'SKU-', '') AS INTEGER) AS item, "
+                "day, units FROM sales")
+    df = spark.createDataFrame(con.sql("FROM sales_by_id").to_arrow_table())
+    df.createOrReplaceTempView("sales_by_id")
+    calls = {"forecast_demand('sales_by_id', 7, method := 'ets')": (wml_spark.forecast_demand(df, 7, method="ets"),
+                                                                    ["item", "date"]),
+             "backtest_demand('sales_by_id', 7, folds := 2, method := 'naive')":
+                 (wml_spark.backtest_demand(df, 7, folds=2, method="naive"), ["item", "method"]),
+             "detect_anomalies('sales_by_id')": (wml_spark.detect_anomalies(df), ["item", "date"]),
+             "reorder_plan('sales_by_id', method := 'ets')": (wml_spark.reorder_plan(df, method="ets"), ["item"])}
+    for duck_sql, (got, keys) in calls.items():
+        assert got.schema["item"].dataType == IntegerType(), duck_sql
+        want = con.execute(f"FROM {duck_sql}")
+        assert want.description[0][:2] == ("item", "INTEGER")
+        want = want.df()
+        assert_same_rows(got.toPandas(), want, keys)
+        assert want["item"].isna().any() and set(want["item"].dropna()) == set(range(8))
+    on_sql = spark.sql("SELECT * FROM forecast_demand(TABLE(sales_by_id) PARTITION BY (item), 7, 'ets')")
+    assert on_sql.schema["item"].dataType == StringType()
+    assert {r[0] for r in on_sql.select("item").distinct().collect()} == {None, *map(str, range(8))}
+
+
 def test_auto_on_spark_equals_duckdb_on_the_series_each_call_sees(spark, sales):
     """'auto' pools its choice and interval calibration over the series it is given: the SQL table function gets
     one item per call, so it equals DuckDB's 'auto' run on each item alone (not on all items together)."""
@@ -447,6 +475,35 @@ def test_similar_items_match_duckdb_cooccurrence_cosine(spark):
     same = [pair_score.get((i, j)) is not None and abs(pair_score[(i, j)] - s) < 1e-5
             for i, j, s in zip(got["item"], got["similar_item"], got["score"])]
     assert np.mean(same) > 0.9 and want["item"].nunique() >= 25
+
+
+def test_recommenders_return_user_and_item_keys_in_their_source_type(spark):
+    """BIGINT users and DATE-typed items (any key type works): similar_items equals DuckDB's with the same types, and
+    MLlib's recommendations come back with the users' and items' own types."""
+    from pyspark.sql.types import DateType, LongType
+
+    events, _ = taste_groups()
+    events["customer"] = events["customer"].str[1:].astype("int64")
+    events["product"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(events["product"].str[1:].astype(int), unit="D")
+                         ).dt.date
+    con = wml.connect()
+    con.register("events_df", events[["customer", "product"]])
+    con.execute("CREATE TABLE events AS SELECT customer, CAST(product AS DATE) AS product FROM events_df")
+    want = con.execute("FROM similar_items('events', 3, \"user\" := 'customer', item := 'product')")
+    assert [d[1] for d in want.description] == ["DATE", "INTEGER", "DATE", "DOUBLE"]
+    want = want.df()
+    df = spark.createDataFrame(con.sql("FROM events").to_arrow_table())
+    con.close()
+    similar = wml_spark.similar_items(df, 3, user="customer", item="product")
+    assert [f.dataType for f in similar.schema.fields][::2] == [DateType(), DateType()]
+    got = similar.toPandas().sort_values(["item", "rank"]).reset_index(drop=True)
+    want = want.sort_values(["item", "rank"]).reset_index(drop=True)
+    assert [pd.Timestamp(v) for v in got["item"]] == [pd.Timestamp(v) for v in want["item"]]
+    np.testing.assert_allclose(got["score"], want["score"], atol=1e-5)
+    recs = wml_spark.recommend_items(df, 3, user="customer", item="product", factors=4, iterations=3)
+    assert recs.schema["user"].dataType == LongType() and recs.schema["item"].dataType == DateType()
+    got = recs.toPandas()
+    assert set(got["user"]) == set(events["customer"]) and set(got["item"]) <= set(events["product"])
 
 
 def taste_groups(n_users: int = 90, seed: int = 5) -> tuple[pd.DataFrame, dict]:

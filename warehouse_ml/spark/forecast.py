@@ -128,8 +128,8 @@ def _partitioned(fn: SeriesFunction, df, args: tuple, item, date, value, stock=N
     rows = df.select(*[c for c in (roles.item, roles.date, roles.value) if c])
     if stock is not None:
         rows = rows.join(stock, roles.item, "left")
-    return map_partitions(rows, roles.item, fn.ddl,
-                          lambda table: run_series_function(fn, table, roles, args))
+    return map_partitions(rows, roles.item, fn.ddl, lambda table: run_series_function(fn, table, roles, args),
+                          typed_keys={"item": roles.item})
 
 
 def forecast_demand(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None,

@@ -53,14 +53,36 @@ def frame_relation(df, name: str = "DataFrame") -> Relation:
     return relation_of(to_arrow_schema(df.schema, timezone="UTC"), name)
 
 
-def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa.Table], per_key: bool = False):
+def restore_key(out: pa.Table, column: str, source: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """``out`` with its text ``column`` back in the type of ``source``, the key column it was cast from with
+    ``pc.cast(..., pa.string())``: each text is looked up among the source's distinct values' texts (exact for
+    any type, NULL staying NULL)."""
+    originals = pc.unique(source)
+    typed = pc.take(originals, pc.index_in(out.column(column), value_set=pc.cast(originals, pa.string())))
+    return out.set_column(out.schema.get_field_index(column), column, typed)
+
+
+def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa.Table], per_key: bool = False,
+                   typed_keys: dict[str, str] | None = None):
     """``run`` over the rows of ``rows`` hash-partitioned by ``key`` (all in one task without a key), one call
-    per partition, or with ``per_key`` one call per key value, its result led by the key in its own type."""
+    per partition, or with ``per_key`` one call per key value, its result led by the key in its own type.
+    ``typed_keys`` ({output column: input column}): text key columns of ``run``'s result given back the input
+    column's type (``ddl`` names them as text)."""
     from pyspark.sql import functions as SF
+    from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
     if per_key and key is not None:
         ddl = f"`{key}` {rows.schema[key].dataType.simpleString()}, {ddl}"
+    schema = _parse_datatype_string(ddl)
+    typed_keys = {out: source for out, source in (typed_keys or {}).items() if source is not None}
+    schema = StructType([StructField(f.name, rows.schema[typed_keys[f.name]].dataType, True)
+                         if f.name in typed_keys else f for f in schema.fields])
     rows = rows.repartition(SF.col(key)) if key is not None else rows.coalesce(1)
+
+    def typed(table: pa.Table, out: pa.Table) -> pa.Table:
+        for column, source in typed_keys.items():
+            out = restore_key(out, column, table.column(source))
+        return out
 
     def per_partition(batches):
         batches = list(batches)
@@ -68,11 +90,12 @@ def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa
             return
         table = pa.Table.from_batches(batches)
         if not (per_key and key is not None):
-            yield from run(table).to_batches()
+            yield from typed(table, run(table)).to_batches()
             return
         keys = table.column(key)
         for value in pc.unique(keys):
-            out = run(table.filter(pc.equal(keys, value) if value.is_valid else pc.is_null(keys)))
+            part = table.filter(pc.equal(keys, value) if value.is_valid else pc.is_null(keys))
+            out = typed(part, run(part))
             yield from out.add_column(0, key, pa.repeat(value, out.num_rows)).to_batches()
 
-    return rows.mapInArrow(per_partition, ddl)
+    return rows.mapInArrow(per_partition, schema)

@@ -3,7 +3,7 @@ DuckDB's co-occurrence similar_items as a self-join, and evaluate_recommender on
 
 DuckDB's ``recommend_items(..., method := 'als')`` runs the ``implicit`` library on one machine; on a cluster
 the factorisation itself must be distributed, which MLlib's ALS does. This adapter keeps DuckDB's interface:
-keys in as any type and back as text, one row per (user, rank) with the item and its score, items the user
+keys in as any type and back in that type, one row per (user, rank) with the item and its score, items the user
 already has left out.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidArgument
-
 
 
 def _column(df, name, argument: str) -> str:
@@ -44,6 +43,19 @@ def _events(df, user: str, item: str, weight: str | None):
             .dropna(subset=["user", "item"]).where(F.col("w") > 0).groupBy("user", "item").agg(F.sum("w").alias("w")))
 
 
+def _typed_keys(result, df, keys: dict[str, str]):
+    """``result`` with each text key column (``{result column: df column}``) back in ``df``'s column type: the
+    methods work on the keys as text (as DuckDB's do), and each text is joined to its distinct source value."""
+    from pyspark.sql import functions as F
+
+    columns = list(result.columns)
+    for out, source in keys.items():
+        names = (df.select(F.col(source).cast("string").alias(out), F.col(source).alias("__typed"))
+                 .dropna(subset=[out]).dropDuplicates([out]))
+        result = result.join(F.broadcast(names), out).drop(out).withColumnRenamed("__typed", out)
+    return result.select(*columns)
+
+
 def similar_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None):
     """Per item, the ``k`` most similar other items (item, rank, similar_item, score): the cosine of the items'
     log(1 + weight) user vectors, DuckDB's similar_items without a model, as a self-join on users in Spark (its
@@ -63,7 +75,9 @@ def similar_items(df, k: int = 10, *, user: str, item: str, weight: str | None =
               .where(F.col("score") > 0))
     ranked = scored.withColumn("rank", F.row_number().over(
         Window.partitionBy("item").orderBy(F.desc("score"), "similar_item")))
-    return ranked.where(F.col("rank") <= k).select("item", F.col("rank").cast("int"), "similar_item", "score")
+    top = ranked.where(F.col("rank") <= k).select("item", F.col("rank").cast("int"), "similar_item", "score")
+    source = _column(df, item, "item")
+    return _typed_keys(top, df, {"item": source, "similar_item": source})
 
 
 @dataclass(frozen=True)
@@ -116,7 +130,8 @@ def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None
                     iterations: int = 10, regularization: float = 0.05, alpha: float = 10.0, seed: int = 0):
     """Top ``k`` unseen items per user from interactions (``weight``: a strength per row, default 1 each)."""
     settings = AlsSettings(factors, iterations, regularization, alpha, seed)
-    return _als_top_k(_events(df, user, item, weight), _count(k, "k", 1, 1000), settings)
+    top = _als_top_k(_events(df, user, item, weight), _count(k, "k", 1, 1000), settings)
+    return _typed_keys(top, df, {"user": _column(df, user, "user"), "item": _column(df, item, "item")})
 
 
 def evaluate_recommender(df, k: int = 10, *, user: str, item: str, time: str, weight: str | None = None,
