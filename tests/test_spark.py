@@ -6,6 +6,7 @@ result for the same model and rows, computed in the same test.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -429,6 +430,53 @@ def test_ml_export_and_ml_import_in_sql_carry_a_model_to_spark_and_back(spark, t
     with pytest.raises(duckdb.Error, match="no model named 'chrun'"):
         other.execute(f"FROM ml_export('chrun', '{folder}')").fetchall()
     other.close()
+
+
+def test_ml_train_on_spark_samples_by_label_and_duckdb_scores_the_same(spark, trained, tmp_path):
+    """Training from a Spark DataFrame: a sample stratified by the label (its size in the result, the notes and
+    the stored metadata) is trained on by DuckDB's kernel and written as an export; DuckDB imports it and scores
+    the same rows as Spark to 1e-9."""
+    _, rows, _ = trained
+    from sklearn.metrics import roc_auc_score
+
+    df = spark.createDataFrame(churn_frame(4000, seed=11))
+    folder = str(tmp_path / "models")
+    result = wml_spark.ml_train(df, "churn_spark", label="churned", into=folder, sample_rows=2000, algorithm="gbm")
+    sample = result["sample"]
+    assert sample["source_rows"] == 4000 and sample["stratified_by"] == "churned" and sample["fraction"] == 0.5
+    assert result["n_train"] + result["n_test"] == sample["sample_rows"] and abs(sample["sample_rows"] - 2000) < 130
+    assert set(sample["strata"]) == {"0", "1"} and sum(s["rows"] for s in sample["strata"].values()) == 4000
+    for stratum in sample["strata"].values():  # each class keeps its share of the rows
+        assert abs(stratum["sampled"] / stratum["rows"] - 0.5) < 0.06
+    assert any(f"stratified by churned sample of {sample['sample_rows']:,} of 4,000" in n for n in result["notes"])
+
+    con = wml.connect(str(tmp_path / "other.duckdb"))
+    con.execute(f"FROM ml_import('{folder}')").fetchall()
+    stored = json.loads(con.execute("SELECT meta FROM wml.model_versions WHERE model = 'churn_spark'").fetchall()[0][0])
+    assert stored["sample"] == sample
+    con.register("rows_df", rows)
+    want = con.execute("SELECT user_id, ml_predict('churn_spark', r) AS p FROM rows_df r ORDER BY user_id").df()
+    con.close()
+    wml_spark.install(spark, models=folder)
+    spark.createDataFrame(rows).createOrReplaceTempView("users")
+    got = spark.sql("SELECT user_id, ml_predict('churn_spark', struct(*)) AS p FROM users ORDER BY user_id").toPandas()
+    assert_same_numbers(got["p"], want["p"])
+    fresh = churn_frame(2000, seed=12)
+    spark.createDataFrame(fresh).createOrReplaceTempView("fresh")
+    p = spark.sql("SELECT ml_predict('churn_spark', struct(*)) AS p FROM fresh ORDER BY user_id").toPandas()["p"]
+    assert roc_auc_score(fresh.sort_values("user_id")["churned"], p) > 0.7  # it learnt from the sample
+
+    spend = wml_spark.ml_train(df.drop("churned"), "spend_spark", label="monetary", into=folder, sample_rows=1000,
+                               algorithm="linear")["sample"]  # a numeric label: sampled uniformly
+    assert spend["stratified_by"] is None and "strata" not in spend
+    assert spend["source_rows"] == df.where("monetary IS NOT NULL").count() and spend["sample_rows"] < 1300
+    assert wml_spark.ModelBundle.open(folder).records.keys() == {"churn_spark", "spend_spark"}
+    with pytest.raises(wml.errors.InvalidArgument, match="sample_rows"):
+        wml_spark.ml_train(df, "x", label="churned", into=folder, sample_rows=10)
+    with pytest.raises(wml.errors.UnknownColumn, match="no column 'churnd'.*Did you mean 'churned'"):
+        wml_spark.ml_train(df, "x", label="churnd", into=folder)
+    with pytest.raises(wml.errors.InvalidArgument, match="test_size"):
+        wml_spark.ml_train(df, "x", label="churned", into=folder, test_size=2)
 
 
 def test_ml_import_refuses_a_pickled_artifact_and_stores_nothing(trained, tmp_path):

@@ -6,7 +6,8 @@
     spark.sql("SELECT * FROM forecast_demand(TABLE(sales) PARTITION BY (item), 28, 'ets')")
     wml_spark.ab_test(events_df, metric='converted', experiment='experiment_id')   # DataFrame functions
 
-Models are trained in DuckDB; their active versions travel as the same safe artifacts (skops / npz bytes,
+Models are trained in DuckDB, or from Spark with ``ml_train(df, 'churn', label='churned', into='models/')`` (DuckDB's
+training on a stratified sample collected to the driver, its size stated); their active versions travel as the same safe artifacts (skops / npz bytes,
 loaded through the allowlist on each executor), never as pickles. Needs ``pip install 'warehouse-ml[spark]'``
 (pyspark 4.1 or later, Java 17) and Spark's Python workers on the same environment (``PYSPARK_PYTHON``).
 """
@@ -19,10 +20,11 @@ from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_ano
 from .prep import user_features
 from .recommend import evaluate_recommender, recommend_items, similar_items
 from .scoring import scoring_udfs
+from .training import ml_train, stratified_sample
 
 __all__ = ["install", "export_models", "import_models", "ModelBundle", "forecast_demand", "backtest_demand",
            "detect_anomalies", "reorder_plan", "ab_test", "price_elasticity", "user_features", "recommend_items",
-           "similar_items", "evaluate_recommender"]
+           "similar_items", "evaluate_recommender", "ml_train", "stratified_sample"]
 
 
 def install(spark, models=None, only: list[str] | None = None) -> list[str]:
