@@ -302,10 +302,11 @@ def experiments_and_prices():
                          "sale_date": pd.date_range("2024-01-01", periods=30).date})
     prices = pd.concat([prices, flat], ignore_index=True)
     prices.loc[[0, 1, 2], "price"] = [0.0, -3.0, np.nan]
+    prices.loc[[3, 70], "unit_cost"] = [np.nan, np.inf]  # costs that are not numbers: left out of the item's mean
     return experiments, prices
 
 
-def test_ab_test_and_price_elasticity_match_duckdb(spark, experiments_and_prices):
+def test_ab_test_price_elasticity_and_optimal_price_match_duckdb(spark, experiments_and_prices):
     experiments, prices = experiments_and_prices
     con = wml.connect()
     con.register("exp_df", experiments)
@@ -334,6 +335,19 @@ def test_ab_test_and_price_elasticity_match_duckdb(spark, experiments_and_prices
         got = wml_spark.price_elasticity(price_df, **kwargs).toPandas()
         assert_same_rows(got, want, ["item"])
         assert want["elasticity"].notna().sum() == 8 and want.set_index("item")["elasticity"].isna()["flat"]
+
+    con.execute("CREATE TABLE priced AS SELECT sku, CAST(sale_date AS DATE) AS sale_date, price, units, unit_cost "
+                "FROM prices_df")
+    priced_df = spark.createDataFrame(con.sql("FROM priced").to_arrow_table())
+    for options, kwargs in [("cost := 'unit_cost'", dict(cost="unit_cost")),
+                            ("cost := 2.5, max_price := 40, within_observed := false, model := 'loglog'",
+                             dict(cost=2.5, max_price=40.0, within_observed=False, model="loglog"))]:
+        want = con.execute(f"FROM optimal_price('priced', {options})").df()
+        got = wml_spark.optimal_price(priced_df, **kwargs).toPandas()
+        assert_same_rows(got, want, ["item"])
+        assert want["optimal_price"].notna().sum() >= 7 and want["note"].str.contains("latest 'sale_date'").all()
+    with pytest.raises(wml.errors.UnknownColumn, match="no column 'cost_per_unit'"):
+        wml_spark.optimal_price(priced_df, cost="cost_per_unit")
     con.close()
 
 
@@ -448,7 +462,8 @@ def test_ml_train_on_spark_samples_by_label_and_duckdb_scores_the_same(spark, tr
     assert set(sample["strata"]) == {"0", "1"} and sum(s["rows"] for s in sample["strata"].values()) == 4000
     for stratum in sample["strata"].values():  # each class keeps its share of the rows
         assert abs(stratum["sampled"] / stratum["rows"] - 0.5) < 0.06
-    assert any(f"stratified by churned sample of {sample['sample_rows']:,} of 4,000" in n for n in result["notes"])
+    note = f"sample of {sample['sample_rows']:,} of 4,000 labelled rows of the Spark DataFrame (stratified by churned"
+    assert any(note in n for n in result["notes"])
 
     con = wml.connect(str(tmp_path / "other.duckdb"))
     con.execute(f"FROM ml_import('{folder}')").fetchall()

@@ -14,7 +14,7 @@ loaded through the allowlist on each executor), never as pickles. Needs ``pip in
 from __future__ import annotations
 
 from ..exchange import ModelBundle, export_models, import_models
-from .analysis import ab_test, price_elasticity
+from .analysis import ab_test, optimal_price, price_elasticity
 from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, forecast_demand, \
     reorder_plan, series_udtf
 from .prep import user_features
@@ -23,7 +23,7 @@ from .scoring import scoring_udfs
 from .training import ml_train, stratified_sample
 
 __all__ = ["install", "export_models", "import_models", "ModelBundle", "forecast_demand", "backtest_demand",
-           "detect_anomalies", "reorder_plan", "ab_test", "price_elasticity", "user_features", "recommend_items",
+           "detect_anomalies", "reorder_plan", "ab_test", "price_elasticity", "optimal_price", "user_features", "recommend_items",
            "similar_items", "evaluate_recommender", "ml_train", "stratified_sample"]
 
 

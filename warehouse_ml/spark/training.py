@@ -58,11 +58,11 @@ def stratified_sample(df, label: str, rows: int, seed: int = 0) -> tuple[pa.Tabl
 
 
 def _sample_note(info: dict) -> str:
-    how = f"stratified by {info['stratified_by']}" if info["stratified_by"] else "uniform"
     if info["fraction"] >= 1.0:
         return f"trained on all {info['source_rows']:,} labelled rows of the Spark DataFrame (no sample needed)"
-    return (f"trained on a {how} sample of {info['sample_rows']:,} of {info['source_rows']:,} labelled rows "
-            f"of the Spark DataFrame (fraction {info['fraction']:.6g}, seed {info['seed']})")
+    how = f"stratified by {info['stratified_by']}" if info["stratified_by"] else "uniform"
+    return (f"trained on a sample of {info['sample_rows']:,} of {info['source_rows']:,} labelled rows of the Spark "
+            f"DataFrame ({how}, fraction {info['fraction']:.6g}, seed {info['seed']})")
 
 
 def ml_train(df, model: str, *, label: str, into: str, sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = 0,
