@@ -187,6 +187,8 @@ SERIES_CASES = {
                        "backtest_demand(TABLE(sales) PARTITION BY (item), 7, 2, 'theta', 0.8)",
                        lambda df, _: wml_spark.backtest_demand(df, 7, folds=2, method="theta", level=0.8),
                        ["item", "method"]),
+    "explain_ets": ("explain_forecast('sales', 7)", "explain_forecast(TABLE(sales) PARTITION BY (item), 7)",
+                    lambda df, _: wml_spark.explain_forecast(df, 7), ["item", "date"]),
     "anomalies": ("detect_anomalies('sales', level := 0.95)",
                   "detect_anomalies(TABLE(sales) PARTITION BY (item), 0.95)",
                   lambda df, _: wml_spark.detect_anomalies(df, level=0.95), ["item", "date"]),

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from ..exchange import ModelBundle, export_models, import_models
 from .analysis import ab_test, optimal_price, price_elasticity
-from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, forecast_demand, \
-    reorder_plan, series_udtf
+from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, explain_forecast, \
+    forecast_demand, reorder_plan, series_udtf
 from .prep import user_features
 from .recommend import evaluate_recommender, recommend_items, similar_items
 from .scoring import scoring_udfs
 from .training import ml_train, stratified_sample
 
 __all__ = ["install", "export_models", "import_models", "ModelBundle", "forecast_demand", "backtest_demand",
-           "detect_anomalies", "reorder_plan", "ab_test", "price_elasticity", "optimal_price", "user_features", "recommend_items",
-           "similar_items", "evaluate_recommender", "ml_train", "stratified_sample"]
+           "explain_forecast", "detect_anomalies", "reorder_plan", "ab_test", "price_elasticity", "optimal_price",
+           "user_features", "recommend_items", "similar_items", "evaluate_recommender", "ml_train",
+           "stratified_sample"]
 
 
 def install(spark, models=None, only: list[str] | None = None) -> list[str]:
@@ -32,7 +33,7 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
 
     ``models``: a DuckDB database file or connection, or a folder / Parquet file from ``export_models``; the
     active versions (of ``only``, default all) are read once here and broadcast to the executors. Without it
-    only the table functions (forecast_demand, backtest_demand, detect_anomalies, reorder_plan)
+    only the table functions (forecast_demand, backtest_demand, explain_forecast, detect_anomalies, reorder_plan)
     are registered."""
     names = []
     if models is not None:

@@ -1,4 +1,5 @@
-"""The per-item table functions on Spark: forecast_demand, backtest_demand, reorder_plan and detect_anomalies.
+"""The per-item table functions on Spark: forecast_demand, backtest_demand, explain_forecast, reorder_plan and
+detect_anomalies.
 
 Each runs the very functions DuckDB's table functions run (``functions.forecast``: the same argument checks, the
 same ``SeriesData`` panel from one row per (item, date), the same kernels and output rows) on the rows of one
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 from ..binding.spec import spec
 from ..errors import InvalidArgument
 from ..functions import forecast as F
+from ..tasks import forecast as K
 from ..functions.forecast_series import Roles, SeriesData, infer_roles, series_from_groups
 from ..tasks.roles import is_date_type
 from .frames import frame_relation, map_partitions, relation_of, spark_ddl
@@ -95,6 +97,9 @@ FUNCTIONS = {f.name: f for f in (
                    lambda given: F.backtest_options(given["horizon"],
                                                     _options("backtest_demand", given, "folds", "method", "level")),
                    lambda data, h, folds, methods, lv, stock: F.backtest_rows(data, h, folds, methods, lv)),
+    SeriesFunction("explain_forecast", spark_ddl(F.EXPLAIN_ROW), (("horizon", None),),
+                   lambda given: (F.check_horizon(given["horizon"]),),
+                   lambda data, h, stock: F.explain_rows(data, h, K.explain_panel(data.panel, h))),
     SeriesFunction("detect_anomalies", spark_ddl(F.ANOMALY_ROW), (("level", 0.99),),
                    lambda given: (_options("detect_anomalies", given, "level")["level"],),
                    lambda data, lv, stock: F.anomaly_rows(data, lv)),
@@ -145,6 +150,13 @@ def backtest_demand(df, horizon, *, folds: int = 3, method: str | None = None, l
     fn = FUNCTIONS["backtest_demand"]
     args = fn.arguments(dict(horizon=horizon, folds=folds, method=method, level=level))
     return _partitioned(fn, df, args, item, date, value)
+
+
+def explain_forecast(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None):
+    """Each item's ETS forecast taken apart: level + trend + season + yearly + holiday + residual = forecast (the
+    columns of DuckDB's explain_forecast; the gbm explanation needs every series at once and stays in DuckDB)."""
+    fn = FUNCTIONS["explain_forecast"]
+    return _partitioned(fn, df, fn.arguments(dict(horizon=horizon)), item, date, value)
 
 
 def detect_anomalies(df, *, level: float = 0.99, item: str | None = None, date: str | None = None,

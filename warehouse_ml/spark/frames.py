@@ -25,12 +25,19 @@ def _sql_type(t: pa.DataType) -> str:
 
 # A DuckDB row type's fields in Spark's DDL and in Arrow: Spark returns the names and types DuckDB returns.
 _FIELD_TYPES = {"VARCHAR": ("string", pa.string()), "DOUBLE": ("double", pa.float64()), "DATE": ("date", pa.date32()),
-                "BIGINT": ("bigint", pa.int64()), "INTEGER": ("int", pa.int32()), "BOOLEAN": ("boolean", pa.bool_())}
+                "BIGINT": ("bigint", pa.int64()), "INTEGER": ("int", pa.int32()), "BOOLEAN": ("boolean", pa.bool_()),
+                "MAP(VARCHAR, DOUBLE)": ("map<string, double>", pa.map_(pa.string(), pa.float64()))}
 
 
 def _fields(row: str) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of a flat ``STRUCT(name TYPE, ...)``."""
-    return [tuple(f.strip().split(" ", 1)) for f in row.strip()[len("STRUCT("):-1].split(",")]
+    """(name, DuckDB type) of a ``STRUCT(name TYPE, ...)`` whose types are those of ``_FIELD_TYPES``."""
+    fields, depth, start, body = [], 0, 0, row.strip()[len("STRUCT("):-1]
+    for i, ch in enumerate(body + ","):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:  # a field ends here, not at the comma inside MAP(VARCHAR, DOUBLE)
+            fields.append(tuple(body[start:i].strip().split(" ", 1)))
+            start = i + 1
+    return fields
 
 
 def spark_ddl(row: str) -> str:
