@@ -585,6 +585,37 @@ def taste_groups(n_users: int = 90, seed: int = 5) -> tuple[pd.DataFrame, dict]:
     return events, held_out
 
 
+def test_recommenders_in_spark_sql_are_duckdb_s_on_the_same_rows(spark):
+    """recommend_items and similar_items in Spark SQL run DuckDB's recommenders over every row in one task: the
+    same rows (integer keys, a NULL user, a NaN and an infinite weight) give DuckDB's rows, keys as text."""
+    events, _ = taste_groups()
+    events = events.assign(customer=events["customer"].str[1:].astype("int64"),
+                           weight=np.where(np.arange(len(events)) % 7 == 0, 2.0, 1.0))
+    events.loc[0, "customer"] = None
+    events.loc[[1, 2], "weight"] = [np.nan, np.inf]
+    con = wml.connect()
+    con.register("events_df", events.astype({"customer": "Int64"}).drop(columns=["day", "ts"]))
+    con.execute("CREATE TABLE events AS FROM events_df")
+    df = spark.createDataFrame(con.sql("FROM events").to_arrow_table())
+    df.createOrReplaceTempView("events")
+    for duck_sql, spark_sql, keys in [
+            ("recommend_items('events', 4, method := 'item_knn')",
+             "recommend_items(TABLE(events) WITH SINGLE PARTITION, 4, 'item_knn')", ["user", "rank"]),
+            ("recommend_items('events', 3, method := 'ease')",
+             "recommend_items(TABLE(events) WITH SINGLE PARTITION, 3, 'ease')", ["user", "rank"]),
+            ("similar_items('events', 3)", "similar_items(TABLE(events) WITH SINGLE PARTITION, 3)", ["item", "rank"])]:
+        want = con.execute(f"FROM {duck_sql}").df()
+        for c in ("user", "item", "similar_item"):
+            if c in want:
+                want[c] = [None if pd.isna(v) else str(v) for v in want[c]]
+        got = spark.sql(f"SELECT * FROM {spark_sql}").toPandas()
+        assert len(want) > 80
+        assert_same_rows(got, want, keys)
+    with pytest.raises(Exception, match="unknown method 'alss'"):
+        spark.sql("SELECT * FROM recommend_items(TABLE(events) WITH SINGLE PARTITION, 3, 'alss')").collect()
+    con.close()
+
+
 def test_evaluate_recommender_holds_out_as_duckdb_and_als_beats_popularity(spark):
     """The same per-user time holdout and metric definitions as DuckDB's evaluate_recommender: its popularity row
     (the method both engines share) equals DuckDB's; MLlib's ALS beats it on taste groups."""

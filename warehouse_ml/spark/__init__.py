@@ -18,7 +18,7 @@ from .analysis import ab_test, optimal_price, price_elasticity
 from .forecast import FUNCTIONS as SERIES_FUNCTIONS, backtest_demand, detect_anomalies, explain_forecast, \
     forecast_demand, reorder_plan, series_udtf
 from .prep import user_features
-from .recommend import evaluate_recommender, recommend_items, similar_items
+from .recommend import evaluate_recommender, recommend_items, recommender_udtfs, similar_items
 from .scoring import scoring_udfs
 from .training import ml_train, stratified_sample
 
@@ -33,8 +33,8 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
 
     ``models``: a DuckDB database file or connection, or a folder / Parquet file from ``export_models``; the
     active versions (of ``only``, default all) are read once here and broadcast to the executors. Without it
-    only the table functions (forecast_demand, backtest_demand, explain_forecast, detect_anomalies, reorder_plan)
-    are registered."""
+    only the table functions (forecast_demand, backtest_demand, explain_forecast, detect_anomalies, reorder_plan,
+    recommend_items, similar_items) are registered."""
     names = []
     if models is not None:
         bundle = ModelBundle.open(models, only)
@@ -42,7 +42,8 @@ def install(spark, models=None, only: list[str] | None = None) -> list[str]:
         for name, udf in scoring_udfs(broadcast).items():
             spark.udf.register(name, udf)
             names.append(name)
-    for name, fn in SERIES_FUNCTIONS.items():
-        spark.udtf.register(name, series_udtf(fn))
+    table_functions = {name: series_udtf(fn) for name, fn in SERIES_FUNCTIONS.items()} | recommender_udtfs()
+    for name, udtf in table_functions.items():
+        spark.udtf.register(name, udtf)
         names.append(name)
     return names

@@ -25,7 +25,7 @@ from ..functions import forecast as F
 from ..tasks import forecast as K
 from ..functions.forecast_series import Roles, SeriesData, infer_roles, series_from_groups
 from ..tasks.roles import is_date_type
-from .frames import frame_relation, map_partitions, relation_of, spark_ddl
+from .frames import frame_relation, map_partitions, partition_udtf, relation_of, spark_ddl
 
 STOCK = "__wml_on_hand"  # the column reorder_plan's DataFrame API joins onto the rows: the item's stock on hand
 
@@ -207,42 +207,12 @@ def _stock(on_hand, item: str | None, item_col: str | None, qty_col: str | None)
 # --------------------------------------------------------------------------------------------------------
 def series_udtf(fn: SeriesFunction):
     """``fn`` as a SQL table function: ``name(TABLE(t) PARTITION BY (item), arg, ...)`` (arguments positional)."""
-    from pyspark.sql.functions import arrow_udtf
 
-    @arrow_udtf(returnType=fn.ddl)
-    class SeriesTableFunction:
-        """Collects one partition's rows, then runs the function over them when Spark ends the partition."""
+    def run(table: pa.Table, args: tuple) -> pa.Table:
+        roles = roles_of(table.schema, None, None, None, "TABLE argument")
+        if roles.item is None:
+            raise InvalidArgument("TABLE", "the table has no item key column besides the date and the demand",
+                                  f"Pass the rows with their item: {fn.name}(TABLE(sales) PARTITION BY (item), ...)")
+        return run_series_function(fn, table, roles, args)
 
-        def __init__(self):
-            self.batches, self.args = [], None
-
-        def eval(self, rows: pa.RecordBatch, *args: pa.Array):
-            if self.args is None:
-                if len(args) > len(fn.params):
-                    raise InvalidArgument(fn.name, f"takes at most {len(fn.params)} arguments after the table, got "
-                                          f"{len(args)}", f"Pass ({', '.join(p for p, _ in fn.params)}) in order")
-                self.args = fn.arguments({p: _first(a) for (p, _), a in zip(fn.params, args)})
-            self.batches.append(rows)
-            return iter(())
-
-        def terminate(self):
-            if not self.batches:
-                return
-            table = pa.Table.from_batches(self.batches)
-            roles = roles_of(table.schema, None, None, None, "TABLE argument")
-            if roles.item is None:
-                raise InvalidArgument("TABLE", "the table has no item key column besides the date and the demand",
-                                      f"Pass the rows with their item: {fn.name}(TABLE(sales) PARTITION BY (item), "
-                                      "...)")
-            yield run_series_function(fn, table, roles, self.args)
-
-    SeriesTableFunction.__name__ = SeriesTableFunction.__qualname__ = "".join(w.title() for w in fn.name.split("_"))
-    return SeriesTableFunction
-
-
-def _first(values: pa.Array):
-    """A constant argument of the UDTF (Spark passes it as a column; a literal like 0.8 is a DECIMAL in Spark
-    SQL, a DOUBLE in DuckDB)."""
-    if pa.types.is_decimal(values.type):
-        values = values.cast(pa.float64())
-    return values[0].as_py() if len(values) else None
+    return partition_udtf(fn.name, fn.ddl, tuple(p for p, _ in fn.params), fn.arguments, run)

@@ -35,13 +35,14 @@ def _fields(row: str) -> list[tuple[str, str]]:
     for i, ch in enumerate(body + ","):
         depth += {"(": 1, ")": -1}.get(ch, 0)
         if ch == "," and depth == 0:  # a field ends here, not at the comma inside MAP(VARCHAR, DOUBLE)
-            fields.append(tuple(body[start:i].strip().split(" ", 1)))
+            name, sql_type = body[start:i].strip().split(" ", 1)
+            fields.append((name.strip('"'), sql_type))  # DuckDB quotes names like "user"
             start = i + 1
     return fields
 
 
 def spark_ddl(row: str) -> str:
-    return ", ".join(f"{name} {_FIELD_TYPES[t][0]}" for name, t in _fields(row))
+    return ", ".join(f"`{name}` {_FIELD_TYPES[t][0]}" for name, t in _fields(row))
 
 
 def arrow_schema(row: str) -> pa.Schema:
@@ -106,3 +107,42 @@ def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa
             yield from out.add_column(0, key, pa.repeat(value, out.num_rows)).to_batches()
 
     return rows.mapInArrow(per_partition, schema)
+
+
+def partition_udtf(name: str, ddl: str, params: tuple[str, ...], arguments: Callable[[dict], tuple],
+                   run: Callable[[pa.Table, tuple], pa.Table]):
+    """A PyArrow SQL table function ``name(TABLE(t) ..., arg, ...)`` that collects the rows Spark hands one call
+    (one partition: ``PARTITION BY`` key or ``WITH SINGLE PARTITION``) and, when Spark ends it, returns
+    ``run(rows, arguments({param: value}))``; ``params`` names the constant arguments after the table, in order."""
+    from pyspark.sql.functions import arrow_udtf
+
+    from ..errors import InvalidArgument
+
+    @arrow_udtf(returnType=ddl)
+    class PartitionTableFunction:
+        def __init__(self):
+            self.batches, self.args = [], None
+
+        def eval(self, rows: pa.RecordBatch, *args: pa.Array):
+            if self.args is None:
+                if len(args) > len(params):
+                    raise InvalidArgument(name, f"takes at most {len(params)} arguments after the table, got "
+                                          f"{len(args)}", f"Pass ({', '.join(params)}) in order")
+                self.args = arguments({p: _first(a) for p, a in zip(params, args)})
+            self.batches.append(rows)
+            return iter(())
+
+        def terminate(self):
+            if self.batches:
+                yield run(pa.Table.from_batches(self.batches), self.args)
+
+    PartitionTableFunction.__name__ = PartitionTableFunction.__qualname__ = "".join(w.title() for w in name.split("_"))
+    return PartitionTableFunction
+
+
+def _first(values: pa.Array):
+    """A constant argument of a UDTF (Spark passes it as a column; a literal like 0.8 is a DECIMAL in Spark
+    SQL, a DOUBLE in DuckDB)."""
+    if pa.types.is_decimal(values.type):
+        values = values.cast(pa.float64())
+    return values[0].as_py() if len(values) else None

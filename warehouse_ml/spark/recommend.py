@@ -1,5 +1,6 @@
 """Recommendations on Spark: implicit-feedback ALS from Spark MLlib (the existing distributed implementation),
-DuckDB's co-occurrence similar_items as a self-join, and evaluate_recommender on DuckDB's holdout.
+DuckDB's co-occurrence similar_items as a self-join, and evaluate_recommender on DuckDB's holdout (DataFrame
+functions); in Spark SQL, DuckDB's own recommend_items and similar_items over all the rows in one task.
 
 DuckDB's ``recommend_items(..., method := 'als')`` runs the ``implicit`` library on one machine; on a cluster
 the factorisation itself must be distributed, which MLlib's ALS does. This adapter keeps DuckDB's interface:
@@ -11,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InvalidArgument
+from .frames import partition_udtf, spark_ddl
 
 
 def _column(df, name, argument: str) -> str:
@@ -208,3 +212,40 @@ def _ranking_metrics(ranked, relevant, eval_users, k: int, catalogue: int) -> di
     means = scored.agg(*(F.avg(c).alias(c) for c in scored.columns), F.count(F.lit(1)).alias("users")).first()
     coverage = ranked.select("item").distinct().count() / catalogue
     return {**means.asDict(), "coverage": coverage}
+
+
+# --------------------------------------------------------------------------------------------------------
+# SQL table functions: DuckDB's own recommenders over every row, in one task
+# --------------------------------------------------------------------------------------------------------
+def _in_duckdb(function: str, table: pa.Table, k, method) -> pa.Table:
+    """DuckDB's ``function(events, k, method := ...)`` on ``table`` (its roles inferred by DuckDB's rules), in a
+    scratch database on the worker; keys as text (a Spark table function has one row type)."""
+    import warehouse_ml as wml
+    from ..binding.keys import literal
+
+    con = wml.connect()
+    try:
+        con.register("events_arrow", table)
+        con.execute("CREATE TABLE events AS FROM events_arrow")
+        method_arg = "" if method is None else f", method := {literal(method)}"
+        out = con.execute(f"FROM {function}('events', {literal(k)}{method_arg})").to_arrow_table()
+    finally:
+        con.close()
+    keys = [c for c in ("user", "item", "similar_item") if c in out.column_names]
+    for c in keys:
+        out = out.set_column(out.schema.get_field_index(c), c, pc.cast(out.column(c), pa.string()))
+    return out
+
+
+def recommender_udtfs() -> dict:
+    """recommend_items and similar_items for Spark SQL: ``recommend_items(TABLE(events) WITH SINGLE PARTITION, 10,
+    'als')``. Every row goes to one call (a one-machine recommender, as in DuckDB: the same rows give DuckDB's
+    results); for a factorisation across the cluster use the DataFrame function ``recommend_items`` (MLlib)."""
+    from ..functions.recommend import REC_ROW, SIM_ROW
+
+    def arguments(given: dict) -> tuple:
+        return _count(given.get("k") if given.get("k") is not None else 10, "k", 1, 1000), given.get("method")
+
+    return {name: partition_udtf(name, spark_ddl(row), ("k", "method"), arguments,
+                                 lambda table, args, name=name: _in_duckdb(name, table, *args))
+            for name, row in (("recommend_items", REC_ROW), ("similar_items", SIM_ROW))}
