@@ -77,11 +77,11 @@ def map_partitions(rows, key: str | None, ddl: str, run: Callable[[pa.Table], pa
     ``typed_keys`` ({output column: input column}): text key columns of ``run``'s result given back the input
     column's type (``ddl`` names them as text)."""
     from pyspark.sql import functions as SF
-    from pyspark.sql.types import StructField, StructType, _parse_datatype_string
+    from pyspark.sql.types import StructField, StructType
 
     if per_key and key is not None:
         ddl = f"`{key}` {rows.schema[key].dataType.simpleString()}, {ddl}"
-    schema = _parse_datatype_string(ddl)
+    schema = StructType.fromDDL(ddl)
     typed_keys = {out: source for out, source in (typed_keys or {}).items() if source is not None}
     schema = StructType([StructField(f.name, rows.schema[typed_keys[f.name]].dataType, True)
                          if f.name in typed_keys else f for f in schema.fields])

@@ -27,12 +27,15 @@ MAX_STRATA = 1_000  # more label values than this: a numeric target, sampled uni
 
 
 def stratified_sample(df, label: str, rows: int, seed: int = 0) -> tuple[pa.Table, dict]:
-    """At most about ``rows`` rows of ``df`` with a label, the same fraction of each label value, as Arrow on
+    """At most about ``rows`` rows of ``df`` with a label (not NULL, NaN or infinite), the same fraction of each label value, as Arrow on
     the driver; and what was drawn (source and sample sizes, the fraction, the strata)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import BooleanType, IntegralType, StringType
+    from pyspark.sql.types import BooleanType, DoubleType, FloatType, IntegralType, StringType
 
-    labelled = df.where(F.col(label).isNotNull())
+    y = F.col(label)
+    labelled = df.where(y.isNotNull())
+    if isinstance(df.schema[label].dataType, (DoubleType, FloatType)):  # NaN and +-inf are missing, as in DuckDB
+        labelled = labelled.where(~F.isnan(y) & ~y.isin(float("inf"), float("-inf")))
     strata = None
     if isinstance(df.schema[label].dataType, (StringType, BooleanType, IntegralType)):
         counts = labelled.groupBy(label).count().limit(MAX_STRATA + 1).collect()
