@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 from ..binding.spec import spec
 from ..errors import InvalidArgument
 from ..functions import forecast as F
-from ..tasks import forecast as K
 from ..functions.forecast_series import Roles, SeriesData, infer_roles, series_from_groups
+from ..tasks import forecast as K
 from ..tasks.roles import is_date_type
 from .frames import frame_relation, map_partitions, partition_udtf, relation_of, spark_ddl
 
