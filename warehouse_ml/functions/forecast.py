@@ -289,6 +289,12 @@ def explain_forecast(ctx, relation, horizon, **opts):
             raise kernel_error(e) from None
     else:
         ex = K.explain_panel(panel, h)
+    return explain_rows(data, h, ex)
+
+
+def explain_rows(data: SeriesData, h: int, ex) -> pa.Table:
+    """explain_forecast's rows (EXPLAIN_ROW) from the kernel's explanation ``ex`` of the series of ``data``."""
+    panel = data.panel
     keep = np.nonzero(panel.n_obs > 0)[0]
     series = np.repeat(keep, h)
     steps = np.tile(np.arange(1, h + 1), len(keep))

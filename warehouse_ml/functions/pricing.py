@@ -182,8 +182,13 @@ def optimal_price(ctx, relation, **opts):
     date = _date(rel, opts)
     if date:
         extra.append(f"epoch_us(CAST({rel.q(date)} AS TIMESTAMP)) AS t")
+    return optimal_table(_read(ctx, rel, item, price, units, extra), opts, date, cost_const)
+
+
+def optimal_table(table: pa.Table, opts: dict, date: str | None, cost_const: float | None) -> pa.Table:
+    """optimal_price's rows (OPTIMAL_ROW) from item (text), price, units, optionally cost and t (epoch
+    microseconds of the column ``date``); ``cost_const``: one unit cost for every item instead of a column."""
     within, min_price, max_price = opts["within_observed"], opts["min_price"], opts["max_price"]
-    table = _read(ctx, rel, item, price, units, extra)
     fit, codes, items, p, q = _fit(table, opts, bool(date))
     k = len(items)
     ok = np.isfinite(p) & np.isfinite(q) & (p > 0) & (q >= 0)

@@ -1,4 +1,5 @@
-"""The per-item table functions on Spark: forecast_demand, backtest_demand, reorder_plan and detect_anomalies.
+"""The per-item table functions on Spark: forecast_demand, backtest_demand, explain_forecast, reorder_plan and
+detect_anomalies.
 
 Each runs the very functions DuckDB's table functions run (``functions.forecast``: the same argument checks, the
 same ``SeriesData`` panel from one row per (item, date), the same kernels and output rows) on the rows of one
@@ -22,8 +23,9 @@ from ..binding.spec import spec
 from ..errors import InvalidArgument
 from ..functions import forecast as F
 from ..functions.forecast_series import Roles, SeriesData, infer_roles, series_from_groups
+from ..tasks import forecast as K
 from ..tasks.roles import is_date_type
-from .frames import frame_relation, map_partitions, relation_of, spark_ddl
+from .frames import frame_relation, map_partitions, partition_udtf, relation_of, spark_ddl
 
 STOCK = "__wml_on_hand"  # the column reorder_plan's DataFrame API joins onto the rows: the item's stock on hand
 
@@ -96,6 +98,9 @@ FUNCTIONS = {f.name: f for f in (
                    lambda given: F.backtest_options(given["horizon"],
                                                     _options("backtest_demand", given, "folds", "method", "level")),
                    lambda data, h, folds, methods, lv, stock: F.backtest_rows(data, h, folds, methods, lv)),
+    SeriesFunction("explain_forecast", spark_ddl(F.EXPLAIN_ROW), (("horizon", None),),
+                   lambda given: (F.check_horizon(given["horizon"]),),
+                   lambda data, h, stock: F.explain_rows(data, h, K.explain_panel(data.panel, h))),
     SeriesFunction("detect_anomalies", spark_ddl(F.ANOMALY_ROW), (("level", 0.99),),
                    lambda given: (_options("detect_anomalies", given, "level")["level"],),
                    lambda data, lv, stock: F.anomaly_rows(data, lv)),
@@ -129,8 +134,8 @@ def _partitioned(fn: SeriesFunction, df, args: tuple, item, date, value, stock=N
     rows = df.select(*[c for c in (roles.item, roles.date, roles.value) if c])
     if stock is not None:
         rows = rows.join(stock, roles.item, "left")
-    return map_partitions(rows, roles.item, fn.ddl,
-                          lambda table: run_series_function(fn, table, roles, args))
+    return map_partitions(rows, roles.item, fn.ddl, lambda table: run_series_function(fn, table, roles, args),
+                          typed_keys={"item": roles.item})
 
 
 def forecast_demand(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None,
@@ -146,6 +151,13 @@ def backtest_demand(df, horizon, *, folds: int = 3, method: str | None = None, l
     fn = FUNCTIONS["backtest_demand"]
     args = fn.arguments(dict(horizon=horizon, folds=folds, method=method, level=level))
     return _partitioned(fn, df, args, item, date, value)
+
+
+def explain_forecast(df, horizon, *, item: str | None = None, date: str | None = None, value: str | None = None):
+    """Each item's ETS forecast taken apart: level + trend + season + yearly + holiday + residual = forecast (the
+    columns of DuckDB's explain_forecast; the gbm explanation needs every series at once and stays in DuckDB)."""
+    fn = FUNCTIONS["explain_forecast"]
+    return _partitioned(fn, df, fn.arguments(dict(horizon=horizon)), item, date, value)
 
 
 def detect_anomalies(df, *, level: float = 0.99, item: str | None = None, date: str | None = None,
@@ -196,42 +208,12 @@ def _stock(on_hand, item: str | None, item_col: str | None, qty_col: str | None)
 # --------------------------------------------------------------------------------------------------------
 def series_udtf(fn: SeriesFunction):
     """``fn`` as a SQL table function: ``name(TABLE(t) PARTITION BY (item), arg, ...)`` (arguments positional)."""
-    from pyspark.sql.functions import arrow_udtf
 
-    @arrow_udtf(returnType=fn.ddl)
-    class SeriesTableFunction:
-        """Collects one partition's rows, then runs the function over them when Spark ends the partition."""
+    def run(table: pa.Table, args: tuple) -> pa.Table:
+        roles = roles_of(table.schema, None, None, None, "TABLE argument")
+        if roles.item is None:
+            raise InvalidArgument("TABLE", "the table has no item key column besides the date and the demand",
+                                  f"Pass the rows with their item: {fn.name}(TABLE(sales) PARTITION BY (item), ...)")
+        return run_series_function(fn, table, roles, args)
 
-        def __init__(self):
-            self.batches, self.args = [], None
-
-        def eval(self, rows: pa.RecordBatch, *args: pa.Array):
-            if self.args is None:
-                if len(args) > len(fn.params):
-                    raise InvalidArgument(fn.name, f"takes at most {len(fn.params)} arguments after the table, got "
-                                          f"{len(args)}", f"Pass ({', '.join(p for p, _ in fn.params)}) in order")
-                self.args = fn.arguments({p: _first(a) for (p, _), a in zip(fn.params, args)})
-            self.batches.append(rows)
-            return iter(())
-
-        def terminate(self):
-            if not self.batches:
-                return
-            table = pa.Table.from_batches(self.batches)
-            roles = roles_of(table.schema, None, None, None, "TABLE argument")
-            if roles.item is None:
-                raise InvalidArgument("TABLE", "the table has no item key column besides the date and the demand",
-                                      f"Pass the rows with their item: {fn.name}(TABLE(sales) PARTITION BY (item), "
-                                      "...)")
-            yield run_series_function(fn, table, roles, self.args)
-
-    SeriesTableFunction.__name__ = SeriesTableFunction.__qualname__ = "".join(w.title() for w in fn.name.split("_"))
-    return SeriesTableFunction
-
-
-def _first(values: pa.Array):
-    """A constant argument of the UDTF (Spark passes it as a column; a literal like 0.8 is a DECIMAL in Spark
-    SQL, a DOUBLE in DuckDB)."""
-    if pa.types.is_decimal(values.type):
-        values = values.cast(pa.float64())
-    return values[0].as_py() if len(values) else None
+    return partition_udtf(fn.name, fn.ddl, tuple(p for p, _ in fn.params), fn.arguments, run)

@@ -1,9 +1,10 @@
 """Recommendations on Spark: implicit-feedback ALS from Spark MLlib (the existing distributed implementation),
-DuckDB's co-occurrence similar_items as a self-join, and evaluate_recommender on DuckDB's holdout.
+DuckDB's co-occurrence similar_items as a self-join, and evaluate_recommender on DuckDB's holdout (DataFrame
+functions); in Spark SQL, DuckDB's own recommend_items and similar_items over all the rows in one task.
 
 DuckDB's ``recommend_items(..., method := 'als')`` runs the ``implicit`` library on one machine; on a cluster
 the factorisation itself must be distributed, which MLlib's ALS does. This adapter keeps DuckDB's interface:
-keys in as any type and back as text, one row per (user, rank) with the item and its score, items the user
+keys in as any type and back in that type, one row per (user, rank) with the item and its score, items the user
 already has left out.
 """
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InvalidArgument
-
+from .frames import partition_udtf, spark_ddl
 
 
 def _column(df, name, argument: str) -> str:
@@ -44,6 +47,19 @@ def _events(df, user: str, item: str, weight: str | None):
             .dropna(subset=["user", "item"]).where(F.col("w") > 0).groupBy("user", "item").agg(F.sum("w").alias("w")))
 
 
+def _typed_keys(result, df, keys: dict[str, str]):
+    """``result`` with each text key column (``{result column: df column}``) back in ``df``'s column type: the
+    methods work on the keys as text (as DuckDB's do), and each text is joined to its distinct source value."""
+    from pyspark.sql import functions as F
+
+    columns = list(result.columns)
+    for out, source in keys.items():
+        names = (df.select(F.col(source).cast("string").alias(out), F.col(source).alias("__typed"))
+                 .dropna(subset=[out]).dropDuplicates([out]))
+        result = result.join(F.broadcast(names), out).drop(out).withColumnRenamed("__typed", out)
+    return result.select(*columns)
+
+
 def similar_items(df, k: int = 10, *, user: str, item: str, weight: str | None = None):
     """Per item, the ``k`` most similar other items (item, rank, similar_item, score): the cosine of the items'
     log(1 + weight) user vectors, DuckDB's similar_items without a model, as a self-join on users in Spark (its
@@ -63,7 +79,9 @@ def similar_items(df, k: int = 10, *, user: str, item: str, weight: str | None =
               .where(F.col("score") > 0))
     ranked = scored.withColumn("rank", F.row_number().over(
         Window.partitionBy("item").orderBy(F.desc("score"), "similar_item")))
-    return ranked.where(F.col("rank") <= k).select("item", F.col("rank").cast("int"), "similar_item", "score")
+    top = ranked.where(F.col("rank") <= k).select("item", F.col("rank").cast("int"), "similar_item", "score")
+    source = _column(df, item, "item")
+    return _typed_keys(top, df, {"item": source, "similar_item": source})
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,8 @@ def recommend_items(df, k: int = 10, *, user: str, item: str, weight: str | None
                     iterations: int = 10, regularization: float = 0.05, alpha: float = 10.0, seed: int = 0):
     """Top ``k`` unseen items per user from interactions (``weight``: a strength per row, default 1 each)."""
     settings = AlsSettings(factors, iterations, regularization, alpha, seed)
-    return _als_top_k(_events(df, user, item, weight), _count(k, "k", 1, 1000), settings)
+    top = _als_top_k(_events(df, user, item, weight), _count(k, "k", 1, 1000), settings)
+    return _typed_keys(top, df, {"user": _column(df, user, "user"), "item": _column(df, item, "item")})
 
 
 def evaluate_recommender(df, k: int = 10, *, user: str, item: str, time: str, weight: str | None = None,
@@ -193,3 +212,40 @@ def _ranking_metrics(ranked, relevant, eval_users, k: int, catalogue: int) -> di
     means = scored.agg(*(F.avg(c).alias(c) for c in scored.columns), F.count(F.lit(1)).alias("users")).first()
     coverage = ranked.select("item").distinct().count() / catalogue
     return {**means.asDict(), "coverage": coverage}
+
+
+# --------------------------------------------------------------------------------------------------------
+# SQL table functions: DuckDB's own recommenders over every row, in one task
+# --------------------------------------------------------------------------------------------------------
+def _in_duckdb(function: str, table: pa.Table, k, method) -> pa.Table:
+    """DuckDB's ``function(events, k, method := ...)`` on ``table`` (its roles inferred by DuckDB's rules), in a
+    scratch database on the worker; keys as text (a Spark table function has one row type)."""
+    import warehouse_ml as wml
+    from ..binding.keys import literal
+
+    con = wml.connect()
+    try:
+        con.register("events_arrow", table)
+        con.execute("CREATE TABLE events AS FROM events_arrow")
+        method_arg = "" if method is None else f", method := {literal(method)}"
+        out = con.execute(f"FROM {function}('events', {literal(k)}{method_arg})").to_arrow_table()
+    finally:
+        con.close()
+    keys = [c for c in ("user", "item", "similar_item") if c in out.column_names]
+    for c in keys:
+        out = out.set_column(out.schema.get_field_index(c), c, pc.cast(out.column(c), pa.string()))
+    return out
+
+
+def recommender_udtfs() -> dict:
+    """recommend_items and similar_items for Spark SQL: ``recommend_items(TABLE(events) WITH SINGLE PARTITION, 10,
+    'als')``. Every row goes to one call (a one-machine recommender, as in DuckDB: the same rows give DuckDB's
+    results); for a factorisation across the cluster use the DataFrame function ``recommend_items`` (MLlib)."""
+    from ..functions.recommend import REC_ROW, SIM_ROW
+
+    def arguments(given: dict) -> tuple:
+        return _count(given.get("k") if given.get("k") is not None else 10, "k", 1, 1000), given.get("method")
+
+    return {name: partition_udtf(name, spark_ddl(row), ("k", "method"), arguments,
+                                 lambda table, args, name=name: _in_duckdb(name, table, *args))
+            for name, row in (("recommend_items", REC_ROW), ("similar_items", SIM_ROW))}
