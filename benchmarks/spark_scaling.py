@@ -13,8 +13,11 @@ sales (``--series`` daily series of 365 days) are written once to Parquet, and e
 
 Besides rows/s and series/s it measures where the CPU goes: per phase, the CPU seconds used by the engine's
 processes (for Spark: the driver, the JVM and its Python workers) per wall second, i.e. how many cores the
-phase kept busy, and the whole machine's busy cores (other jobs included) with the load average. Speed-up from
-one core to two is only possible when local[1] keeps fewer than two cores busy and the machine has idle ones.
+phase kept busy, and the whole machine's busy cores (other jobs included) with the load average. By default each
+Spark run is pinned to as many cores as its task slots (``sched_setaffinity`` before the JVM starts; the JVM and
+its Python workers inherit it), so local[1] runs on one core and local[2] on two: the speed-up from one core to
+two. ``--no-pin`` lets local[1] spread its JVM and Python worker over every core (then local[1] already keeps
+about 1.5 cores busy, and two cores can give it at most ~1.3x more).
 Spark's work is timed after a warm-up query over as many partitions (every Python worker started, model loaded).
 """
 from __future__ import annotations
@@ -151,7 +154,7 @@ def run_spark(cores: int, db: str, rows: str, sales: str, method: str, batch: in
 def spark_child(cores: int, tmp: str, args) -> dict:
     """One Spark run in its own process (a fresh JVM); its stderr passes through, so a failure shows."""
     cmd = [sys.executable, __file__, "--spark-worker", str(cores), "--dir", tmp, "--method", args.method,
-           "--batch", str(args.batch)]
+           "--batch", str(args.batch)] + ([] if args.pin else ["--no-pin"])
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if out.returncode:
         why = (f"killed by {signal.Signals(-out.returncode).name}" if out.returncode < 0
@@ -166,10 +169,14 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=2_000)
     ap.add_argument("--method", default="ets")
     ap.add_argument("--batch", type=int, default=10_000, help="spark.sql.execution.arrow.maxRecordsPerBatch")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin each Spark run to as many cores as its task slots")
     ap.add_argument("--spark-worker", type=int, help=argparse.SUPPRESS)  # internal: one Spark run in a child
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.spark_worker:
+        if args.pin:  # local[N] on N cores: the JVM and its Python workers inherit this process's affinity
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.spark_worker])
         paths = [os.path.join(args.dir, f) for f in ("bench.duckdb", "rows.parquet", "sales.parquet")]
         print(json.dumps(run_spark(args.spark_worker, *paths, args.method, args.batch)))
         return
@@ -187,7 +194,8 @@ def main() -> None:
     con.close()
     sales_frame(args.series).to_parquet(sales)
     print(f"scoring {args.rows:,} rows, forecasting {args.series:,} series x 365 days ({args.method}, 28 days "
-          f"ahead); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"ahead); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; Spark runs "
+          f"{'pinned to 1 and 2 cores' if args.pin else 'not pinned'}", flush=True)
     results = {"duckdb": run_duckdb(db, rows, sales, args.method)}
     for cores in (1, 2):
         print(f"{list(results)[-1]} done; starting Spark local[{cores}]", flush=True)

@@ -8,6 +8,8 @@ import duckdb
 import numpy as np
 import pytest
 
+import warehouse_ml as wml
+
 
 @pytest.mark.parametrize("shortcut,label", [("train_churn", "churned"), ("train_conversion", "converted"),
                                             ("train_ctr", "clicked")])
@@ -26,11 +28,17 @@ def test_a_shortcut_refuses_a_label_with_three_classes_and_names_the_generic_cal
 
 
 @pytest.fixture
-def two_versions(con):
-    con.execute("CREATE TABLE t AS SELECT range AS row_id, random() AS x, (range % 2) AS y FROM range(300)")
+def two_versions(db_path):
+    """Two versions of 'm', trained in one session; the tests damage the stored bytes and read them in the next
+    session (the session that trained a version keeps the fitted model it stored, so never reads it back)."""
+    trainer = wml.connect(db_path)
+    trainer.execute("CREATE TABLE t AS SELECT range AS row_id, random() AS x, (range % 2) AS y FROM range(300)")
     for _ in range(2):
-        con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'logistic')").fetchall()
-    return con
+        trainer.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'logistic')").fetchall()
+    trainer.close()
+    con = wml.connect(db_path)
+    yield con
+    con.close()
 
 
 def _damage(con, model: str, damage) -> None:
