@@ -85,6 +85,18 @@ def test_windows_are_cut_without_looking_past_the_origin():
     assert {(0, 25), (1, 95)} <= set(zip(series.tolist(), origin.tolist()))  # latest windows always kept
 
 
+def test_a_horizon_longer_than_a_year_reads_last_years_values_only_from_before_the_origin():
+    # monthly, h = 24: steps 12-23 take the same month two years back, never the window's own targets (which a
+    # training window holds and the forecast does not: reading them taught the network to copy its answer)
+    T, origin, h, L = 120, 100, 24, 12
+    Yp = np.ones((1, T + h + 1))
+    Yp[0, origin:] = 1e6  # anything read at or after the origin shows
+    csum = np.concatenate([np.zeros((1, 1)), np.cumsum(Yp, axis=1)], axis=1)
+    X, _ = NN._windows(Yp, csum, np.array([0]), np.array([origin]), np.zeros(1, np.int64), L, h, 12, "monthly", 12)
+    np.testing.assert_allclose(X["last_year"][0], np.ones(h))
+    assert X["context"][0, -1] == 1.0  # last year is available
+
+
 @pytest.fixture(scope="module")
 def sales(tmp_path_factory):
     """A DuckDB file: 30 items x 300 days of weekly-patterned demand, one new item with 20 days, one with a single

@@ -122,16 +122,23 @@ def _windows(Y0: np.ndarray, csum: np.ndarray, series: np.ndarray, origin: np.nd
     ctx = [np.log1p(scale)[:, None].astype(np.float32), _calendar(start[series] + origin, freq, m)]
     ly = np.zeros((len(series), h), np.float32)
     if year_lag and year_lag >= 1:
-        ly_cols = origin[:, None] - year_lag + np.arange(h)[None, :]
-        ok = (origin - year_lag - L) >= 0  # last year's target period and the window before it are in the data
-        ly_lvl_cols = origin[:, None] - year_lag + np.arange(-L, 0)[None, :]
-        c_t = np.clip(ly_cols, 0, T - 1)
-        c_l = np.clip(ly_lvl_cols, 0, T - 1)
-        ly_level = Y0[s, c_l].mean(axis=1)
-        good = ok & (ly_level > 0)
-        ratio = Y0[s, c_t] / np.where(good, ly_level, 1.0)[:, None]
-        ly = np.where(good[:, None], np.minimum(ratio, 10.0), 0.0).astype(np.float32)
-        ctx.append(good[:, None].astype(np.float32))
+        # the same period of an earlier year, relative to that year's level: one year back for steps within a
+        # year of the origin, as many whole years as it takes to land before the origin for later steps (a
+        # horizon longer than a year must not read its own target, which training windows would see and the
+        # forecast would not)
+        step = np.arange(h)
+        back = year_lag * (step // year_lag + 1)
+        for b in np.unique(back):
+            steps = step[back == b]
+            ok = (origin - b - L) >= 0  # that year's target period and the window before it are in the data
+            c_t = np.clip(origin[:, None] - b + steps[None, :], 0, T - 1)
+            c_l = np.clip(origin[:, None] - b + np.arange(-L, 0)[None, :], 0, T - 1)
+            ly_level = Y0[s, c_l].mean(axis=1)
+            good = ok & (ly_level > 0)
+            ratio = Y0[s, c_t] / np.where(good, ly_level, 1.0)[:, None]
+            ly[:, steps] = np.where(good[:, None], np.minimum(ratio, 10.0), 0.0)
+            if b == year_lag:
+                ctx.append(good[:, None].astype(np.float32))
     out["context"] = np.concatenate(ctx, axis=1).astype(np.float32)
     out["last_year"] = ly
     out["series"] = series.astype(np.int32)[:, None]
