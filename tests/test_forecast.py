@@ -67,6 +67,27 @@ def test_seasonal_drift_repeats_last_season_raised_by_the_yearly_change():
     assert fc.sigma[0] == pytest.approx(0.0)  # the yearly differences are all 10: no error around their mean
 
 
+def test_seasonal_level_spreads_an_odd_quarter_over_the_season_instead_of_copying_it():
+    shape = np.array([0.8, 1.2, 0.9, 1.1])
+    y = 100 * np.tile(shape, 8)
+    y[-3] *= 1.6  # one odd quarter in the last year (72 over): seasonal naive repeats it a year later
+    fc = K.SeasonalLevel(4).fit(y[None, :], np.array([32])).predict(8)
+    truth = 100 * np.tile(shape, 2)
+    snaive = K.SeasonalNaive(4).fit(y[None, :], np.array([32])).predict(8)
+    assert np.abs(snaive.mean[0] - truth).max() == pytest.approx(72)
+    assert np.abs(fc.mean[0] - truth).max() < 72 / 2 and np.all(fc.mean[0] > truth)  # the level rises a little
+    assert np.allclose(fc.mean[0, :4], fc.mean[0, 4:]) and np.isfinite(fc.sigma).all()
+
+
+def test_seasonal_level_follows_the_last_seasons_level_with_the_long_run_shape():
+    shape = np.array([0.8, 1.2, 0.9, 1.1])
+    y = np.concatenate([100 * np.tile(shape, 6), 130 * np.tile(shape, 2)])  # the level rose two years ago
+    fc = K.SeasonalLevel(4).fit(y[None, :], np.array([32])).predict(8)
+    assert np.allclose(fc.mean[0], 130 * np.tile(shape, 2), rtol=0.02)
+    flat = K.SeasonalLevel(4).fit(np.arange(32.0)[None, :], np.array([32])).predict(4)  # no season: last 4's mean
+    assert np.allclose(flat.mean[0], 29.5)
+
+
 def test_auto_takes_seasonal_drift_for_steadily_growing_monthly_series():
     n, T, h = 40, 120, 24
     rng = np.random.default_rng(5)
@@ -113,7 +134,7 @@ def test_auto_chooses_per_series_and_says_which():
     members = {m for made in res.method for m in made.methods}
     daily = {"ets", "theta", "log_ets", "seasonal_naive", "seasonal_median", "naive", "croston"}
     assert members <= daily, res.method
-    # (seasonal_drift is a candidate of monthly, quarterly and weekly data, not of daily)
+    # (seasonal_drift and seasonal_level are candidates of monthly, quarterly and weekly data, not of daily)
     assert np.mean(np.abs(res.forecast.reshape(10, H) - future)) < 1.5
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from .ets import ETS
 from .gbm import Drivers, GBMOrigins
-from .methods import Croston, Naive, SeasonalDrift, SeasonalMedian, SeasonalNaive, Theta
+from .methods import Croston, Naive, SeasonalDrift, SeasonalLevel, SeasonalMedian, SeasonalNaive, Theta
 from .panel import PanelForecast, Provenance, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
@@ -157,6 +157,7 @@ class AutoForecaster(Method):
                       ("naive", Naive(), None, False, ~inter),
                       ("seasonal_median", SeasonalMedian(m), None, False, ~inter & (self.freq == "daily")),
                       ("seasonal_drift", SeasonalDrift(m), None, False, ~inter & (self.freq != "daily") & (m > 1)),
+                      ("seasonal_level", SeasonalLevel(m), None, False, ~inter & (self.freq != "daily") & (m > 1)),
                       (LOG_PREFIX + "ets", ETS(m, **ets), None, True, np.all((Y > 0) | ~M, axis=1))]
             if gbm is not None:
                 specs.append(("gbm", gbm, None, False, every))

@@ -1,5 +1,5 @@
-"""The simple methods: naive, seasonal naive (with drift), seasonal median, Theta, Croston/TSB and (per-series,
-statsmodels) ARIMA."""
+"""The simple methods: naive, seasonal naive (with drift), seasonal median, seasonal level (a candidate of
+``auto``), Theta, Croston/TSB and (per-series, statsmodels) ARIMA."""
 from __future__ import annotations
 
 import math
@@ -148,6 +148,40 @@ class SeasonalMedian(Method):
         mean = self.profile[:, np.arange(h) % self.m]
         return PanelForecast(mean, self.sigma.copy(), np.eye(1, h).repeat(N, axis=0), None,
                              [Provenance((self.name,))] * N)
+
+
+class SeasonalLevel(Method):
+    """The level of the last season (the mean of its seasonally adjusted values) times each phase's seasonal
+    index: seasonal naive's recency (nothing older than a season sets the level) without copying the last
+    season's noise into every period, since the shape of the season comes from the whole history (classical
+    multiplicative indices, kept where the lag-``m`` autocorrelation is significant, as Theta's). A candidate
+    of ``auto`` (not a method of its own); intervals from the same rule's in-sample errors."""
+
+    name = "seasonal_level"
+
+    def fit(self, y, lens=None):
+        Y0, M, lens = _check_panel(y, lens)
+        m, T = self.m, Y0.shape[1]
+        self.lens = lens
+        idx = _seasonal_indices(Y0, M, lens, m)
+        self.idx = np.where(seasonality_strength(Y0 + np.where(M > 0, 0, np.nan), lens, m)[:, None], idx, 1.0)
+        X = Y0 / self.idx[:, np.arange(T) % m] * M
+        run = np.cumsum(np.pad(X, ((0, 0), (1, 0))), axis=1)
+        level = (run[:, m:] - run[:, :-m]) / m  # level[:, t]: the mean of columns t..t+m-1
+        self.level = _gather(level, (lens - m)[:, None])[:, 0]
+        fitted = level[:, :T - m] * self.idx[:, np.arange(m, T) % m]  # column t predicted from the season before
+        ok = M[:, m:] > 0
+        err = np.where(ok, Y0[:, m:] - fitted, 0.0)
+        n = ok.sum(axis=1)
+        self.sigma = np.where(n > 0, np.sqrt(np.sum(err * err, axis=1) / np.maximum(n, 1)), np.nan)
+        return self
+
+    def predict(self, h):
+        self._check_h(h)
+        N, m = len(self.lens), self.m
+        phase = (self.lens[:, None] + np.arange(h)[None, :]) % m
+        mean = self.level[:, None] * np.take_along_axis(self.idx, phase, axis=1)
+        return PanelForecast(mean, self.sigma.copy(), _seasonal_psi(N, h, m), None, [Provenance((self.name,))] * N)
 
 
 @register
