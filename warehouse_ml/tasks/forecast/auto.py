@@ -6,8 +6,10 @@ them, and choosing by a scale-free error on several origins is far less noisy th
 * **Candidates**, all vectorised over the panel: seasonal naive, naive, ETS (damped/none trend, additive/none
   season by AICc), Theta; on strictly positive series also ETS on the log scale (multiplicative
   seasonality and growth: a swing that grows with the level); on daily data the seasonal median (robust to a
-  holiday in the last week), on monthly, quarterly and weekly data seasonal naive with drift (steady growth);
-  on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly,
+  holiday in the last week), on monthly, quarterly and weekly data seasonal naive with drift (steady growth)
+  and the seasonal level (the last season's mean times seasonal indices of the whole history: seasonal
+  naive's recency without copying one season's noise into the next, which the seasonal median does for daily
+  data); on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly,
   quarterly) season is not significant, ETS's AICc and Theta's autocorrelation test drop it, so seasonality is
   detected rather than assumed; the yearly pattern of daily and weekly data is a Fourier term kept only where
   an F test finds it (``YearlyAdjust``). The global gradient-boosted model (``gbm``, ``GBMOrigins``) is a
