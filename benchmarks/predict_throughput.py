@@ -7,8 +7,10 @@ For each algorithm a model is trained through ``ml_train`` on the first ``--trai
 is scored (timings interleaved round by round, so load from other jobs falls on all alike; the median of
 ``--repeat`` rounds is reported) by
 
-* plain SQL: ``SELECT avg(ml_predict('m', t)) FROM t t`` -- the path dbt and every DuckDB client take;
+* plain SQL: ``SELECT avg(ml_predict('m', t)) FROM t t`` -- the path dbt and every DuckDB client take (a linear
+  model through the store's macro ``wml.predict_inline``, as SQL; any other model through the Python UDF);
 * the front door: ``wml.sql(con, "SELECT avg(ml_predict('m', *)) FROM t")`` (linear models inlined as SQL);
+* the UDF itself: ``SELECT avg(wml_predict('m', t)) FROM t t`` (the Arrow batch path, for every model);
 
 against two references on the same rows held as a NumPy matrix, both cores, measured in the same rounds:
 
@@ -120,11 +122,12 @@ def main() -> None:
             "pipeline": lambda: sm.obj.predict_proba(X)[:, 1].mean(),
             "sql": lambda: con.execute(f"SELECT avg(ml_predict('{m}', t)) FROM t t").fetchone()[0],
             "door": lambda: wml.sql(con, f"SELECT avg(ml_predict('{m}', *)) FROM t").fetchone()[0],
+            "udf": lambda: con.execute(f"SELECT avg(wml_predict('{m}', t)) FROM t t").fetchone()[0],
             "empty": lambda: con.execute("SELECT avg(empty_udf(t)) FROM t t").fetchone()[0],
         }, args.repeat)
         ref = timed["bare"][1]
         tolerance = 1e-5 if algorithm == "mlp" else 1e-9
-        for path in ("pipeline", "sql", "door"):
+        for path in ("pipeline", "sql", "door", "udf"):
             assert abs(timed[path][1] - ref) < tolerance, (algorithm, path, timed[path][1], ref)
         rate = {k: args.rows / v[0] for k, v in timed.items()}
         results.append((algorithm, rate))
@@ -134,10 +137,11 @@ def main() -> None:
     print(f"\nrows={args.rows:,}  threads={threads}  median of {args.repeat} interleaved rounds  "
           f"load average {os.getloadavg()[0]:.1f}  (ratios: against the bare estimator)")
     print(f"{'model':<14} {'bare rows/s':>12} {'pipeline rows/s':>15} {'plain SQL rows/s':>17} {'ratio':>6}"
-          f" {'front door rows/s':>18} {'ratio':>6} {'empty UDF rows/s':>17} {'ratio':>6}")
+          f" {'front door rows/s':>18} {'ratio':>6} {'UDF rows/s':>12} {'ratio':>6} {'empty UDF rows/s':>17} {'ratio':>6}")
     for algorithm, r in results:
         print(f"{algorithm:<14} {r['bare']:>12,.0f} {r['pipeline']:>15,.0f} {r['sql']:>17,.0f} {r['sql'] / r['bare']:>6.2f}"
-              f" {r['door']:>18,.0f} {r['door'] / r['bare']:>6.2f} {r['empty']:>17,.0f} {r['empty'] / r['bare']:>6.2f}")
+              f" {r['door']:>18,.0f} {r['door'] / r['bare']:>6.2f} {r['udf']:>12,.0f} {r['udf'] / r['bare']:>6.2f}"
+              f" {r['empty']:>17,.0f} {r['empty'] / r['bare']:>6.2f}")
 
 
 if __name__ == "__main__":

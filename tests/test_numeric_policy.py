@@ -28,7 +28,11 @@ def linear(con):
 
 
 def _three_paths(con, table: str) -> tuple[list, list, list]:
-    plain = [r[0] for r in con.execute(f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
+    """The UDF, the front door and ml_export_sql's macro (plain ml_predict, routed through the store's macro, is
+    pinned to the UDF here too)."""
+    plain = [r[0] for r in con.execute(f"SELECT wml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
+    routed = [r[0] for r in con.execute(f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
+    assert routed == pytest.approx(plain, abs=1e-12)
     front = [r[0] for r in wml.sql(con, f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
     assert "ml_predict(" not in wml.frontdoor.rewrite(f"SELECT ml_predict('m', s) FROM {table} s", con)  # inlined
     con.execute(con.execute("SELECT macro_sql FROM ml_export_sql('m')").fetchone()[0])

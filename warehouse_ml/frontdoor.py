@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import uuid
 import warnings
 
 import duckdb
@@ -85,14 +86,12 @@ def rewrite(query: str, con: duckdb.DuckDBPyConnection | None = None) -> str:
             for i in stars:
                 args[i].replace(exp.column(row))
             changed = True
-        if compiler is not None:
-            for call in list(stmt.find_all(exp.Anonymous)):
-                compiled = compiler(call)
-                if compiled is not None:
-                    call.replace(compiled)
-                    changed = True
-        changed |= named
-        out.append(stmt.sql(dialect="duckdb", normalize_functions=False))
+        inlined = _inline(stmt, compiler) if compiler is not None else {}
+        changed |= named or bool(inlined)
+        text = stmt.sql(dialect="duckdb", normalize_functions=False)
+        for token, expr in inlined.items():
+            text = text.replace(f"{token}()", expr)
+        out.append(text)
     return ";\n".join(out) if changed else query
 
 
@@ -136,14 +135,26 @@ def _linear_compiler(con):
         except WmlError:
             return None  # unknown model: leave the call, whose UDF raises the usual clear error
         row_sql = row.sql(dialect="duckdb")
-        key = ("linear_sql_tree", row_sql)  # parsing the long expression costs more than DuckDB scoring 1M rows
+        key = ("linear_sql", row_sql)
         if key not in sm.derived:
-            expr = linear_sql_for(sm, row_sql)
-            sm.derived[key] = None if expr is None else sqlglot.parse_one(expr, read="duckdb")
-        tree = sm.derived[key]
-        return None if tree is None else tree.copy()
+            sm.derived[key] = linear_sql_for(sm, row_sql)
+        return sm.derived[key]
 
     return compile_call
+
+
+def _inline(stmt: exp.Expression, compiler) -> dict[str, str]:
+    """Replace each predict call ``compiler`` compiles by a placeholder call, returning placeholder -> SQL text:
+    the text goes in after the statement is generated, so the long expression is neither copied nor generated
+    by sqlglot (that cost more than DuckDB scoring a million rows with it)."""
+    texts: dict[str, str] = {}
+    for call in list(stmt.find_all(exp.Anonymous)):
+        text = compiler(call)
+        if text is not None:
+            token = f"wml_inlined_{uuid.uuid4().hex}_{len(texts)}"
+            texts[token] = text
+            call.replace(exp.Anonymous(this=token, expressions=[]))
+    return texts
 
 
 def _row_reference(select: exp.Select | None, fname: str) -> exp.Identifier:

@@ -6,6 +6,12 @@ Tables
   ``wml.deployments``     an append-only log of which version became active (train, deploy, rollback);
                           the active version is the top of the stack it replays to.
 
+Views
+  ``wml.predict_inline(model, row)`` a macro the store rewrites in the same transaction as every change of
+                          an active version: the active linear models inlined as SQL (no Python per batch), the
+                          UDF for every other model. ``ml_predict`` and ``predict_<model>`` route through it, so
+                          plain DuckDB (dbt, any client) scores a linear model at DuckDB's own speed.
+
 Artifacts are stored in formats whose loading executes no code from the table: ``skops`` (scikit-learn
 objects, loaded only when every type in them is on an allowlist) and ``npz`` (NumPy arrays, loaded with
 ``allow_pickle=False``), and ``keras`` (deep models: Keras' own ``.keras`` zip, checked against a class
@@ -90,6 +96,7 @@ SCHEMA_SQL = [
         scale DOUBLE)""",
 ]
 STORE_TABLES = ("model_versions", "deployments", "monitoring", "forecasts")
+INLINE_MACRO = "predict_inline"  # in schema wml
 # Attempts of a store write that lost a race to a writer outside this process's lock (DuckDB's optimistic
 # transactions report a conflict at INSERT or COMMIT); each retry allocates its numbers afresh.
 WRITE_ATTEMPTS = 5
@@ -207,11 +214,12 @@ class ModelStore:
                 "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'wml' AND list_contains($1, table_name) "
                 "AND database_name = current_database()", [list(STORE_TABLES)]
             ).fetchone()[0]
-            if exists == len(STORE_TABLES):
+            if exists == len(STORE_TABLES) and self._inline_macro(cur) is not None:
                 return
             with _writer_lock(self.db_key):
                 for stmt in SCHEMA_SQL:
                     cur.execute(stmt)
+                self._refresh_inline(cur)  # a store made before the macro existed gets it here
         except duckdb.Error as e:
             if "read-only" in str(e).lower():
                 return  # a read-only database can still score with the models it holds
@@ -243,6 +251,7 @@ class ModelStore:
             )
             if activate:
                 self._log(cur, model, version, "train", now)
+                self._refresh_inline(cur)
             return version
 
         def cache(version: int) -> None:  # what describe(model, version, with_object=True) would return
@@ -272,13 +281,76 @@ class ModelStore:
                 raise InvalidArgument("model", f"model '{model}' has no earlier active version to roll back to",
                                       "Deploy a specific version with FROM ml_deploy(model, version)")
             self._log(cur, model, stack[-2], "rollback", datetime.now(timezone.utc).replace(tzinfo=None))
+            self._refresh_inline(cur)
             return stack[-2]
 
         return self._write(write, f"the rollback of '{model}'")
 
     def _write_log(self, model: str, version: int, action: str) -> None:
-        self._write(lambda cur: self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None)),
-                    f"the {action} of '{model}' version {version}")
+        def write(cur) -> None:
+            self._log(cur, model, version, action, datetime.now(timezone.utc).replace(tzinfo=None))
+            self._refresh_inline(cur)
+
+        self._write(write, f"the {action} of '{model}' version {version}")
+
+    # -- the inline scoring macro --------------------------------------------------------------------------
+    def _inline_body(self, cur) -> str:
+        """The scoring macro's body for the active versions as ``cur`` sees them (inside a write: its own)."""
+        from .tasks.compiled import inline_branch, inline_macro_body
+
+        events = cur.execute("SELECT model, version, action FROM wml.deployments ORDER BY seq").fetchall()
+        forms = {(m, v): f for m, v, f in cur.execute(
+            "SELECT model, version, json_extract(meta, '$.linear_form') FROM wml.model_versions").fetchall()}
+        branches = []
+        for model in sorted({m for m, _ in forms}):
+            stack = _replay([(v, a) for m, v, a in events if m == model], {v for m, v in forms if m == model})
+            form = forms.get((model, stack[-1])) if stack else None
+            if form is None:
+                continue
+            try:
+                branches.append(inline_branch(model, json.loads(form)))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                continue  # a form this version cannot render: the model scores through the UDF
+        return inline_macro_body(branches)
+
+    def _refresh_inline(self, cur) -> None:
+        cur.execute(f'CREATE OR REPLACE MACRO wml.{INLINE_MACRO}(model, "row") AS {self._inline_body(cur)}')
+
+    def prepare_inline_scoring(self) -> bool:
+        """Make ``wml.predict_inline`` current when it is not (a store written by an earlier release) and the file
+        is writable; True when ``ml_predict`` may route through it."""
+        if self.inline_scoring_ready():
+            return True
+        try:
+            self._write(self._refresh_inline, "the inline scoring macro")
+        except duckdb.Error:
+            return False  # read-only, or no store: score through the UDF
+        return self.inline_scoring_ready()
+
+    @staticmethod
+    def _inline_macro(cur) -> str | None:
+        """The stored macro's definition as DuckDB renders it, or None when there is none."""
+        row = cur.execute("SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'wml' AND "
+                          "function_name = $1 AND database_name = current_database()", [INLINE_MACRO]).fetchone()
+        return row[0] if row else None
+
+    def inline_scoring_ready(self) -> bool:
+        """Whether ``wml.predict_inline`` is exactly what the store would write now, so routing ``ml_predict``
+        through it runs no SQL that came from the file (a read-only copy, or one another program wrote)."""
+        cur = self.con.cursor()
+        try:
+            stored = self._inline_macro(cur)
+            if stored is None:
+                return False
+            cur.execute(f'CREATE OR REPLACE TEMP MACRO wml_predict_inline_check(model, "row") AS {self._inline_body(cur)}')
+            row = cur.execute("SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'main' AND "
+                              "database_name = 'temp' AND function_name = 'wml_predict_inline_check'").fetchone()
+            cur.execute("DROP MACRO IF EXISTS temp.wml_predict_inline_check")
+            return row is not None and row[0] == stored
+        except duckdb.Error:
+            return False
+        finally:
+            cur.close()
 
     def _write(self, body, what: str, committed=None):
         """Run ``body(cursor)`` in one transaction under this database's writer lock, retrying when a writer
@@ -325,6 +397,7 @@ class ModelStore:
             cur.execute("DELETE FROM wml.model_versions WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.deployments WHERE model = $1", [model])
             cur.execute("DELETE FROM wml.monitoring WHERE model = $1", [model])
+            self._refresh_inline(cur)
 
         self._write(delete, f"the drop of '{model}'")
         return removed
@@ -357,20 +430,9 @@ class ModelStore:
         return {r[0] for r in rows}
 
     def _stack(self, model: str) -> list[int]:
-        """Replay the deployment log: train and deploy push a version, rollback pops back to the one below."""
         existing = self.versions(model)
-        stack: list[int] = []
-        for version, action in self._query(
-            "SELECT version, action FROM wml.deployments WHERE model = $1 ORDER BY seq", [model]
-        ):
-            if action == "rollback":
-                while stack and stack[-1] != version:
-                    stack.pop()
-                if not stack:
-                    stack.append(version)
-            else:
-                stack.append(version)
-        return [v for v in stack if v in existing]
+        return _replay(self._query("SELECT version, action FROM wml.deployments WHERE model = $1 ORDER BY seq",
+                                   [model]), existing)
 
     def active_version(self, model: str) -> int:
         stack = self._stack(model)
@@ -434,6 +496,21 @@ class ModelStore:
             return []  # no store yet (e.g. a read-only database that never trained a model)
         finally:
             cur.close()
+
+
+def _replay(events, existing: set[int]) -> list[int]:
+    """A model's active-version stack from its deployment log, (version, action) in order: train and deploy
+    push a version, rollback pops back to the one below."""
+    stack: list[int] = []
+    for version, action in events:
+        if action == "rollback":
+            while stack and stack[-1] != version:
+                stack.pop()
+            if not stack:
+                stack.append(version)
+        else:
+            stack.append(version)
+    return [v for v in stack if v in existing]
 
 
 def _is_race(e: duckdb.Error) -> bool:

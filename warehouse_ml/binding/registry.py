@@ -237,6 +237,19 @@ def install_macros(con) -> None:
             raise RuntimeError(f"warehouse-ml could not create a macro: {e}\n{stmt[:300]}") from e
 
 
+# ml_predict and predict_<model> call this UDF; routed, they call the store's macro wml.predict_inline, which
+# inlines the active linear models as SQL and calls the same UDF for every other model.
+PREDICT_CALL = "wml_predict("
+
+
+def route_scoring_through_store(con) -> None:
+    """Re-create the TEMP macros that call ``wml_predict`` to call ``wml.predict_inline`` instead (the same
+    answers; for a linear model, no Python at all)."""
+    for stmt in macro_statements():
+        if PREDICT_CALL in stmt:
+            con.execute(stmt.replace(PREDICT_CALL, "wml.predict_inline("))
+
+
 _RUNTIMES: dict[int, Runtime] = {}
 
 
@@ -277,5 +290,7 @@ def install(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
                                     side_effects=side_effects)
     runtime.store.ensure_schema()
     install_macros(con)
+    if runtime.store.prepare_inline_scoring():
+        route_scoring_through_store(con)
     return con
 

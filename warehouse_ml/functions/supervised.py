@@ -170,7 +170,8 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
         notes.append(warning)
     meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
             "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type),
-            "profile": snapshot, "train_options": options, "holdout": fit.holdout, **(extra_meta or {})}
+            "profile": snapshot, "train_options": options, "holdout": fit.holdout,
+            "linear_form": linear_form(fit.estimator, featurizer.features), **(extra_meta or {})}
     version = ctx.store.save(model, task=task, algorithm=fit.algorithm, fmt=fmt, artifact=blob, label=label,
                              features=featurizer.features, metrics=fit.metrics, params=fit.params, meta=meta,
                              n_rows=n_rows, n_train=fit.n_train, n_test=fit.n_test, seconds=seconds, activate=activate,

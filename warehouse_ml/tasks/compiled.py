@@ -141,6 +141,36 @@ def linear_sql(form: dict, row: str) -> str:
     return f"(1.0e0 / (1.0e0 + exp(-({z}))))" if form["link"] == "logistic" else f"({z})"
 
 
+def inline_branch(model: str, form: dict) -> str:
+    """One ``WHEN ... THEN ...`` of the store's scoring macro (``wml.predict_inline(model, row)``): the affine
+    form over any row struct, taken only when the row has every feature the model uses.
+
+    The row is read through ``TRY_CAST(row AS STRUCT(<features>))``, which binds for any struct (a field the row
+    lacks becomes NULL), so the macro can hold one branch per model and still bind for every table; DuckDB drops
+    the branches of other models when ``model`` is a constant. The field check reads ``typeof(row)``, a constant
+    DuckDB folds while binding: a row missing a feature falls through to the UDF, which names the missing field,
+    as it does without the macro. Every name and number is re-quoted here (``form`` is read back from the store,
+    so nothing in it is pasted as SQL)."""
+    fields = [(str(t["name"]), "DOUBLE") for t in form["numeric"]] + [(str(t["name"]), "VARCHAR") for t in form["categorical"]]
+    row = "TRY_CAST(\"row\" AS STRUCT(" + ", ".join(f"{_ident(n)} {typ}" for n, typ in fields) + "))"
+    guard = " AND ".join(f"regexp_matches(typeof(\"row\"), {_str(_top_field_pattern(n))}, 'i')" for n, _ in fields)
+    return f"WHEN model = {_str(model)}{' AND ' + guard if guard else ''} THEN {linear_sql(form, row)}"
+
+
+def inline_macro_body(branches: list[str]) -> str:
+    """The scoring macro's body: the inlined models' branches, and the UDF for every other model and row."""
+    return " ".join(["CASE", *branches, 'ELSE wml_predict(model, "row") END']) if branches else 'wml_predict(model, "row")'
+
+
+def _top_field_pattern(name: str) -> str:
+    """An RE2 pattern for a top-level field ``name`` in DuckDB's rendering of a struct type, ``STRUCT(a DOUBLE,
+    "b c" VARCHAR, ...)``: the name bare or quoted (with doubled quotes), after the opening parenthesis or a comma."""
+    def lit(text: str) -> str:
+        return "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_") else "\\x{%x}" % ord(ch) for ch in text)
+    quoted = '"' + name.replace('"', '""') + '"'
+    return f"(^STRUCT\\(|, )({lit(name)}|{lit(quoted)}) "
+
+
 def fast_scorer(est, task: str, features: list[dict]):
     """A function X -> scores equal to ``supervised.score(est, X, task)``, or None when no lean path applies."""
     form = linear_form(est, features)
