@@ -201,8 +201,9 @@ def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, gro
 
 def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: float, *arrays):
     """Split ``units`` (rows, or groups labelled by ``y``); returns the split of ``arrays`` (default: units)."""
-    n_classes = len(np.unique(y)) if task == "classification" else 1
-    strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
+    counts = np.unique(y, return_counts=True)[1] if task == "classification" else np.array([len(y)])
+    n_classes = len(counts)
+    strat = y if task == "classification" and counts.min() >= 2 else None
     n_test = min(max(int(round(len(y) * test_size)), n_classes), len(y) - n_classes)
     if n_test < 1:
         raise TrainingFailed(f"only {len(y)} distinct rows or groups to split between training and hold-out; "
