@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import numpy as np
@@ -112,15 +113,16 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
-    featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
-    personal.explain(featurizer)
-    X = featurizer.transform(table, model)
+    with ThreadPoolExecutor(1) as pool:  # the row groups are found while the features are made (Arrow and NumPy
+        grouping = pool.submit(split_groups, table)  # release the GIL: the two share both cores)
+        personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
+        featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
+        personal.explain(featurizer)
+        X = featurizer.transform(table, model)
+        groups, group_notes = grouping.result()
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
-    test_size = options["test_size"]
-    groups, group_notes = split_groups(table)
     fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
-                            test_size=test_size, params=options["params"], features=featurizer.features,
+                            test_size=options["test_size"], params=options["params"], features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m), groups=groups,
                             beside=beside_fit(ctx, model, task, label, table, featurizer, y))
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
