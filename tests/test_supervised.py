@@ -228,6 +228,29 @@ def test_holdout_split_is_scikit_learns(con):
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
+def test_binary_metrics_are_scikit_learns():
+    """Accuracy, precision, recall and F1 come from the counts, with scikit-learn's values to the last bit."""
+    from sklearn import metrics as skm
+
+    from warehouse_ml.tasks import supervised as sv
+
+    class Fitted:
+        classes_ = np.array(["no", "yes"])
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(2, 2000))
+        y = np.where(rng.random(n) < rng.random(), "yes", "no")
+        p = rng.random(n) * (0 if trial % 9 == 0 else 1)  # some trials predict no positive at all
+        got = sv.evaluate(Fitted(), None, y, "classification", scores=p)
+        pred = np.where(p > 1 - p, "yes", "no")
+        want = {"accuracy": skm.accuracy_score(y, pred),
+                "precision": skm.precision_score(y, pred, pos_label="yes", zero_division=0),
+                "recall": skm.recall_score(y, pred, pos_label="yes", zero_division=0),
+                "f1": skm.f1_score(y, pred, pos_label="yes", zero_division=0)}
+        assert {k: got[k] for k in want} == {k: float(v) for k, v in want.items()}
+
+
 def test_front_door_star_spelling(con, churn_table):
     con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
     via_star = wml.sql(con, "SELECT user_id, predict_churn(*) AS p FROM uf ORDER BY user_id").fetchall()

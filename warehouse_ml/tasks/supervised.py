@@ -2,8 +2,8 @@
 
 ``fit_supervised`` takes the numeric matrix a ``Featurizer`` made, the label, and the algorithm name, and
 returns a fitted scikit-learn estimator with hold-out metrics, cross-validated candidates (for ``auto``),
-the hold-out rows global importances are computed from on first use, and baselines for per-row explanations. Nothing here knows about DuckDB, so the same
-kernels run on another engine.
+the hold-out rows that global importances are computed from on first use, and baselines for per-row
+explanations. Nothing here knows about DuckDB, so the same kernels run on another engine.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     n_train: int = 0
     n_test: int = 0
-    importance_sample: dict = field(default_factory=dict)  # rows for ml_explain's importances (importance_sample)
+    importance_sample: dict = field(default_factory=dict)  # hold-out rows for ml_explain's importances
     baseline: list[float] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)  # hold-out scores and labels (a sample) for curves drawn later
@@ -77,7 +77,7 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     Rows with the same ``groups`` id (copies, one user's rows) stay on one side of the hold-out split.
 
     ``beside(holdout_rows)``, when given, runs on a second thread while the estimator fits (work that needs the
-    data and the split but not the model; a fit leaves a core idle part of the time); its result is
+    data and the split but not the model: few fits keep both cores busy throughout); its result is
     ``FitResult.beside``."""
     params = dict(params or {})
     progress = progress or (lambda msg: None)
