@@ -161,7 +161,8 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
                   options, extra_meta=None) -> dict:
     """Snapshot, compare with the active version on the same hold-out (``fit.holdout_rows``), store (active or
     not, by ``policy``) in one transaction, and return ml_train's row."""
-    profiles, (active, reason) = fit.beside or beside_fit(ctx, model, task, label, table, featurizer, y)(fit.holdout_rows)
+    beside = fit.beside or beside_fit(ctx, model, task, label, table, featurizer, y)(fit.holdout_rows)
+    profiles, (active, reason) = beside
     snapshot = training_snapshot(table, profiles, fit)
     activate, decision = drift.deploy_decision(policy, task, fit.metrics, active and active[1], active and active[0], reason)
     notes = notes + [decision]
