@@ -6,8 +6,9 @@
 For each ``algorithm:rows`` a table of that many rows (as in predict_throughput.py) is trained on with
 ``FROM ml_train('m', 'train', label := 'churned', algorithm := ...)``, a retraining of a model that already has
 an active version (the default deploy := 'if_better', so the active version is scored on the new hold-out too):
-reading the relation, featurising, the hold-out split, the fit, evaluation, importances, the training
-snapshot, the comparison with the active version, serialisation and the store write.
+reading the relation, featurising, the hold-out split, the fit, evaluation, the hold-out rows kept for the
+importances (which the first ``ml_explain`` computes, so they are not timed here), the training snapshot, the
+comparison with the active version, serialisation and the store write.
 
 The reference is ``clone(est).fit(X_train, y_train)``: the very estimator ml_train stored (same class, same
 parameters: early stopping, validation fraction, class weights, seed), unfitted, on the same training rows (the

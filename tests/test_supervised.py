@@ -1,8 +1,11 @@
 """Supervised models from SQL on real DuckDB files: training, prediction, evaluation, explanation, registry."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 import warehouse_ml as wml
@@ -128,6 +131,124 @@ def test_evaluate_and_explain(con, churn_table):
     rows = con.execute("SELECT ml_explain_row('churn', u, k := 2) FROM uf u LIMIT 4").fetchall()
     assert all(len(r[0]) == 2 and {"feature", "contribution"} == set(r[0][0]) for r in rows)
     assert all(abs(r[0][0]["contribution"]) >= abs(r[0][1]["contribution"]) for r in rows)
+
+
+def _tiers(con):
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.normal(size=800), rng.normal(size=800)
+    tier = np.where(x1 > 0.5, "high", np.where(x1 < -0.5, "low", "mid"))
+    df = pd.DataFrame({"x1": x1, "x2": x2, "seg": rng.choice(["a", "b", "c"], 800), "tier": tier,
+                       "spend": 3 * x1 - 2 * x2 + rng.normal(0, 0.5, 800)})
+    con.execute("CREATE TABLE r AS SELECT * FROM df")
+    return "r"
+
+
+@pytest.mark.parametrize("model,label,algorithm", [("churn", "churned", "gbm"), ("tier", "tier", "random_forest"),
+                                                   ("spend", "spend", "linear")])
+def test_importances_are_computed_on_first_explain_and_kept(db_path, model, label, algorithm):
+    """Training keeps hold-out rows, not importances; the first ml_explain computes them (the values an eager
+    computation on the same hold-out gives), stores them in the version's meta without touching the model, and
+    every later call and session reads them back."""
+    from warehouse_ml.functions.supervised import labelled_rows
+    from warehouse_ml.tasks import supervised as sv
+    from warehouse_ml.tasks.features import Featurizer, split_groups
+
+    con = wml.connect(db_path)
+    table = "uf" if model == "churn" else _tiers(con)
+    if model == "churn":
+        df = churn_frame()
+        con.execute("CREATE TABLE uf AS SELECT * FROM df")
+    other = "tier" if model == "spend" else "spend"
+    exclude = "[]" if model == "churn" else f"['{other}']"
+    con.execute(f"FROM ml_train('{model}', '{table}', label := '{label}', algorithm := '{algorithm}', "
+                f"exclude := {exclude})").fetchall()
+    stored = "SELECT meta->'importance', (meta->>'importance_sample') IS NOT NULL, artifact FROM wml.model_versions"
+    importance, has_sample, artifact = con.execute(stored).fetchall()[0]
+    assert importance is None and has_sample
+    before = scores(con, model, table) if model == "churn" else None
+
+    sm = wml.binding.registry.runtime_for(con).store.load(model)
+    rows, y, _, _ = labelled_rows(con.sql(f"FROM {table}").to_arrow_table(), label, table)
+    featurizer = Featurizer.from_json(sm.features)
+    X = featurizer.transform(rows)
+    _, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, sm.task, 0.2, split_groups(rows)[0])
+    eager = sv.global_importance(sm.obj, sv.importance_sample(sm.obj, X[holdout], y[holdout], sm.task), sm.task,
+                                 featurizer.categorical_mask, featurizer.names,
+                                 predict=sv.predict_fn(sm.obj, sm.task, sm.features))
+
+    first = con.execute(f"FROM ml_explain('{model}')").fetchall()
+    assert first == [(r["feature"], r["importance"], r["direction"]) for r in eager]
+    assert {f for f, _, _ in first} == set(featurizer.names) and any(v > 0 for _, v, _ in first)
+    importance, has_sample, after = con.execute(stored).fetchall()[0]
+    assert [(r["feature"], r["importance"], r["direction"]) for r in json.loads(importance)] == first
+    assert not has_sample and after == artifact  # the sample gave way to the importances; the model is as stored
+    assert wml.binding.registry.runtime_for(con).store.load(model) is sm  # still the cached, fitted object
+    assert con.execute("SELECT version, is_active FROM ml_models()").fetchall() == [(1, True)]
+    if before is not None:
+        assert np.array_equal(scores(con, model, table), before)
+    con.close()
+    con = wml.connect(db_path)
+    assert con.execute(f"FROM ml_explain('{model}')").fetchall() == first
+    con.close()
+    con = wml.connect(db_path, read_only=True)
+    assert con.execute(f"FROM ml_explain('{model}')").fetchall() == first
+    con.close()
+
+
+def test_importances_of_a_read_only_database_are_computed_and_not_stored(db_path):
+    con = wml.connect(db_path)
+    df = churn_frame()
+    con.execute("CREATE TABLE uf AS SELECT * FROM df")
+    con.execute("FROM train_churn('uf', algorithm := 'gbm')").fetchall()
+    con.close()
+    con = wml.connect(db_path, read_only=True)
+    first = con.execute("FROM ml_explain('churn')").fetchall()
+    assert len(first) == 5 and con.execute("FROM ml_explain('churn')").fetchall() == first
+    con.close()
+    con = wml.connect(db_path)
+    assert con.execute("SELECT (meta->'importance') IS NULL FROM wml.model_versions").fetchall() == [(True,)]
+    assert con.execute("FROM ml_explain('churn')").fetchall() == first
+    con.close()
+
+
+def test_holdout_split_is_scikit_learns(con):
+    """The hold-out split draws the rows train_test_split(stratify=...) draws, with the same generator."""
+    from sklearn.model_selection import train_test_split
+
+    from warehouse_ml.tasks.estimators import SEED
+    from warehouse_ml.tasks.supervised import shuffle_split
+
+    rng = np.random.default_rng(3)
+    for y in [rng.integers(0, 2, 5000), rng.integers(0, 5, 1001), np.array(["a", "b", "c"] * 7 + ["d", "d"]),
+              rng.random(300) < 0.07, None]:
+        n = 777 if y is None else len(y)
+        for n_test in (1 if y is None else len(np.unique(y)), n // 5, n // 2):
+            want = train_test_split(np.arange(n), test_size=n_test, random_state=SEED, stratify=y)
+            got = shuffle_split(y, n, n_test)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_binary_metrics_are_scikit_learns():
+    """Accuracy, precision, recall and F1 come from the counts, with scikit-learn's values to the last bit."""
+    from sklearn import metrics as skm
+
+    from warehouse_ml.tasks import supervised as sv
+
+    class Fitted:
+        classes_ = np.array(["no", "yes"])
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(2, 2000))
+        y = np.where(rng.random(n) < rng.random(), "yes", "no")
+        p = rng.random(n) * (0 if trial % 9 == 0 else 1)  # some trials predict no positive at all
+        got = sv.evaluate(Fitted(), None, y, "classification", scores=p)
+        pred = np.where(p > 1 - p, "yes", "no")
+        want = {"accuracy": skm.accuracy_score(y, pred),
+                "precision": skm.precision_score(y, pred, pos_label="yes", zero_division=0),
+                "recall": skm.recall_score(y, pred, pos_label="yes", zero_division=0),
+                "f1": skm.f1_score(y, pred, pos_label="yes", zero_division=0)}
+        assert {k: got[k] for k in want} == {k: float(v) for k, v in want.items()}
 
 
 def test_front_door_star_spelling(con, churn_table):

@@ -262,6 +262,36 @@ class ModelStore:
         return self._write(write, f"the new version of '{model}' (trained, but not stored)",
                            cache if activate and obj is not None else None)
 
+    def complete_meta(self, sm: StoredModel, add: dict, drop: tuple[str, ...] = ()) -> None:
+        """Add to a stored version's meta what is computed on first use (ml_explain's importances), dropping
+        ``drop``: one UPDATE of that row's meta column in a transaction, so its artifact and every other column
+        stay as written, and a failed write changes nothing. ``sm`` (loaded from this store) takes the new meta,
+        and stays this store's cached model rather than being read back. A read-only database is left as it is."""
+        def write(cur) -> dict:
+            row = cur.execute("SELECT meta FROM wml.model_versions WHERE model = $1 AND version = $2",
+                              [sm.model, sm.version]).fetchone()
+            if row is None:  # dropped since it was loaded
+                return {}
+            meta = {k: v for k, v in json.loads(row[0]).items() if k not in drop} | add
+            cur.execute("UPDATE wml.model_versions SET meta = $1 WHERE model = $2 AND version = $3",
+                        [_json(meta), sm.model, sm.version])
+            return meta
+
+        def restamp(meta: dict) -> None:  # the cached copy is current again: the write changed only this meta
+            before = _generation.get(self.db_key, 0) - 1
+            if meta:
+                sm.meta = meta
+            with self._lock:
+                for key, (gen, cached) in list(self._cache.items()):
+                    if cached is sm and gen == before:
+                        self._cache[key] = (before + 1, sm)
+
+        try:
+            self._write(write, f"the explanation of '{sm.model}' version {sm.version}", restamp)
+        except duckdb.Error as e:
+            if "read-only" not in str(e).lower():
+                raise
+
     def _log(self, cur, model: str, version: int, action: str, now: datetime) -> None:
         seq = cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM wml.deployments").fetchone()[0]
         cur.execute("INSERT INTO wml.deployments VALUES ($1, $2, $3, $4, $5)", [seq, model, version, action, now])

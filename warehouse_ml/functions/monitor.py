@@ -344,10 +344,10 @@ def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label
     predict = sv.predict_fn(est, sm.task, sm.features)
     scores = predict(X[holdout]) if len(holdout) else np.array([])
     metrics = sv.evaluate(est, X[holdout], y[holdout], sm.task, scores=scores)
-    importance, baseline = sv.global_explanation(est, X[holdout], y[holdout], sm.task, featurizer.categorical_mask,
-                                                 featurizer.names, X[train], predict=predict)
     fit = sv.FitResult(est, sm.algorithm, sm.task, sm.meta.get("classes"), metrics, [], [note], len(train),
-                       len(holdout), importance, baseline, sm.params, holdout_rows=holdout, holdout_scores=scores)
+                       len(holdout), sv.importance_sample(est, X[holdout], y[holdout], sm.task),
+                       sv.baseline_row(X[train], featurizer.categorical_mask), sm.params, holdout_rows=holdout,
+                       holdout_scores=scores)
     options = {**_stored_options(sm), "test_size": test_size}
     return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, X, y, policy, n_rows,
                          started, notes + label_notes + [note], options, {"updated_from": sm.version})

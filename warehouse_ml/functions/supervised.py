@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import numpy as np
@@ -39,6 +40,7 @@ SUPERVISED_TASKS = ("classification", "regression")
 SUPERVISED_OPTIONS = ("label", "task", "algorithm", "exclude", "test_size", "params", "personal", "deploy", "shortcut")
 BINARY_SHORTCUTS = ("train_churn", "train_conversion", "train_ctr")  # macros whose label must be yes/no
 PREDICTION_PROFILE_ROWS = 20_000  # hold-out rows scored for the snapshot of the prediction distribution
+IMPORTANCE_SAMPLE = "importance_sample"  # meta: the hold-out rows ml_explain's importances come from, until computed
 
 
 DEPLOY = Option("deploy", StrOptions(drift.DEPLOY_POLICIES, "policy"), "if_better",
@@ -111,16 +113,18 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
-    featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
-    personal.explain(featurizer)
-    X = featurizer.transform(table, model)
+    with ThreadPoolExecutor(1) as pool:  # the row groups are found while the features are made (Arrow and NumPy
+        grouping = pool.submit(split_groups, table)  # release the GIL: the two share both cores)
+        personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
+        featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
+        personal.explain(featurizer)
+        X = featurizer.transform(table, model)
+        groups, group_notes = grouping.result()
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
-    test_size = options["test_size"]
-    groups, group_notes = split_groups(table)
     fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
-                            test_size=test_size, params=options["params"], features=featurizer.features,
-                            progress=lambda m: log.info("%s: %s", model, m), groups=groups)
+                            test_size=options["test_size"], params=options["params"], features=featurizer.features,
+                            progress=lambda m: log.info("%s: %s", model, m), groups=groups,
+                            beside=beside_fit(ctx, model, task, label, table, featurizer, y))
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
              + fit.notes)
     return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, policy, n_rows, started,
@@ -157,9 +161,9 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
                   options, extra_meta=None) -> dict:
     """Snapshot, compare with the active version on the same hold-out (``fit.holdout_rows``), store (active or
     not, by ``policy``) in one transaction, and return ml_train's row."""
-    holdout = fit.holdout_rows
-    snapshot = training_snapshot(table, featurizer, fit)
-    active, reason = active_on_holdout(ctx, model, task, label, table.take(pa.array(holdout)), y[holdout])
+    beside = fit.beside or beside_fit(ctx, model, task, label, table, featurizer, y)(fit.holdout_rows)
+    profiles, (active, reason) = beside
+    snapshot = training_snapshot(table, profiles, fit)
     activate, decision = drift.deploy_decision(policy, task, fit.metrics, active and active[1], active and active[0], reason)
     notes = notes + [decision]
     log.info("%s: fitted and evaluated after %.2fs; storing", model, time.perf_counter() - started)
@@ -168,7 +172,7 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
     for warning in sv.size_notes(fit.algorithm, len(blob)):
         log.warning("%s: %s", model, warning)
         notes.append(warning)
-    meta = {"excluded": featurizer.excluded, "classes": fit.classes, "importance": fit.importance,
+    meta = {"excluded": featurizer.excluded, "classes": fit.classes, IMPORTANCE_SAMPLE: fit.importance_sample,
             "baseline": fit.baseline, "candidates": fit.candidates, "notes": notes, "label_type": str(label_type),
             "profile": snapshot, "train_options": options, "holdout": fit.holdout,
             "linear_form": linear_form(fit.estimator, featurizer.features), **(extra_meta or {})}
@@ -180,35 +184,53 @@ def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X
                      fit.candidates, notes)
 
 
-def training_snapshot(table: pa.Table, featurizer: Featurizer, fit) -> dict:
-    """Summary statistics of every feature (training rows) and of the predictions (the hold-out rows' scores,
-    computed once by the fit), kept with the version so ml_drift can tell whether new data still looks like it.
-    No row and no identifier is kept."""
+def beside_fit(ctx, model: str, task: str, label: str, table: pa.Table, featurizer: Featurizer, y: np.ndarray):
+    """A function of the hold-out rows giving what ``store_version`` needs of the data but not of the new model:
+    the training snapshot's feature profiles and the active version on the new hold-out (``active_on_holdout``).
+    ``fit_supervised`` runs it while the estimator fits. The active version is read from the store here, on the
+    calling thread."""
+    try:
+        active = ctx.store.active_version(model), ctx.store.load(model)
+    except ModelNotFound:
+        active = None
+
+    def work(holdout: np.ndarray):
+        return (feature_profiles(table, featurizer),
+                active_on_holdout(active, task, label, table.take(pa.array(holdout)), y[holdout]))
+    return work
+
+
+def feature_profiles(table: pa.Table, featurizer: Featurizer) -> list[dict]:
+    """Summary statistics of every feature over (a seeded sample of) the training table, for the snapshot."""
     sample = drift.sample_rows(table.num_rows)
     rows = table if sample is None else table.take(pa.array(sample))
-    features = [drift.profile_column(f, col) for f, col in zip(featurizer.features, featurizer.columns_of(rows))]
+    return [drift.profile_column(f, col) for f, col in zip(featurizer.features, featurizer.columns_of(rows))]
+
+
+def training_snapshot(table: pa.Table, profiles: list[dict], fit) -> dict:
+    """Summary statistics of every feature (``feature_profiles``) and of the predictions (the hold-out rows'
+    scores, computed once by the fit), kept with the version so ml_drift can tell whether new data still looks
+    like it. No row and no identifier is kept."""
     scores = fit.holdout_scores
     if len(scores) > PREDICTION_PROFILE_ROWS:
         scores = scores[np.random.default_rng(drift.SEED).choice(len(scores), PREDICTION_PROFILE_ROWS, replace=False)]
-    return {"features": features, "prediction": drift.numeric_profile("prediction", scores),
+    return {"features": profiles, "prediction": drift.numeric_profile("prediction", scores),
             "n_rows": int(table.num_rows), "n_holdout": int(len(fit.holdout_rows))}
 
 
-def active_on_holdout(ctx, model: str, task: str, label: str, rows: pa.Table, y: np.ndarray):
-    """((version, metrics), None) for the active version scored on the new hold-out, or (None, reason) when
-    it cannot be (no active version: (None, None))."""
-    try:
-        version = ctx.store.active_version(model)
-    except ModelNotFound:
+def active_on_holdout(active: tuple[int, StoredModel] | None, task: str, label: str, rows: pa.Table, y: np.ndarray):
+    """((version, metrics), None) for the ``active`` version (its number and stored model) scored on the new
+    hold-out, or (None, reason) when it cannot be (no active version: (None, None))."""
+    if active is None:
         return None, None
-    sm = ctx.store.load(model)
+    version, sm = active
     if sm.task != task or sm.label != label:
         return (version, {}), f"it is a {sm.task} model of label '{sm.label}'"
     if len(y) == 0:
         return (version, {}), "the hold-out is empty"
     try:
         featurizer, scorer = _prepared(sm)
-        return (version, sv.evaluate(sm.obj, featurizer.transform(rows, model), y, task, scorer)), None
+        return (version, sv.evaluate(sm.obj, featurizer.transform(rows, sm.model), y, task, scorer)), None
     except (InvalidArgument, ValueError, TypeError) as e:
         return (version, {}), str(e).split(". ")[0]
 
@@ -482,8 +504,25 @@ def ml_evaluate(ctx, model, relation):
               args=[Arg("model")], returns="STRUCT(feature VARCHAR, importance DOUBLE, direction VARCHAR)")
 def ml_explain(ctx, model):
     validate_model_name(model)
-    sm = _supervised(ctx, model)
-    return sm.meta.get("importance", [])
+    return importances(ctx, _supervised(ctx, model))
+
+
+def importances(ctx, sm: StoredModel) -> list[dict]:
+    """The version's permutation importances, computed on the first call from the hold-out rows training kept
+    (``IMPORTANCE_SAMPLE``) and stored in its meta in place of them, so training does not pay for them and later
+    calls and sessions read them back (a read-only database or session keeps them with the loaded model only)."""
+    if "importance" in sm.meta:
+        return sm.meta["importance"]
+    if "importance" not in sm.derived:
+        sample = sm.meta.get(IMPORTANCE_SAMPLE)
+        if not sample:
+            return []  # a version stored without either
+        featurizer, scorer = _prepared(sm)
+        sm.derived["importance"] = sv.global_importance(sm.obj, sample, sm.task, featurizer.categorical_mask,
+                                                        featurizer.names, predict=scorer)
+        if not ctx.runtime.read_only:
+            ctx.store.complete_meta(sm, {"importance": sm.derived["importance"]}, drop=(IMPORTANCE_SAMPLE,))
+    return sm.derived["importance"]
 
 
 def _shortcut(model: str, label: str, what: str) -> None:

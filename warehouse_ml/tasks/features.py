@@ -62,7 +62,7 @@ class Featurizer:
                 lo_hi = pc.min_max(col).as_py()  # cheaper than counting distinct floats; IDs are never floats
                 distinct = 1 if lo_hi["min"] == lo_hi["max"] else non_null
             else:
-                distinct = pc.count_distinct(col).as_py()
+                distinct = distinct_count(col)
             if distinct <= 1:
                 self.excluded.append({"name": name, "reason": "constant: a single distinct value"})
                 continue
@@ -130,6 +130,14 @@ class Featurizer:
         for j, (f, col) in enumerate(zip(self.features, cols)):
             X[:, j] = encode_column(col, f)
         return X
+
+
+def distinct_count(col: pa.ChunkedArray) -> int:
+    """The number of distinct non-NULL values: integers through pandas' hash table (a third of the time of
+    Arrow's count_distinct on half a million keys), anything else through Arrow."""
+    if pa.types.is_integer(col.type):
+        return len(pd.unique(pc.drop_null(col).to_numpy()))
+    return pc.count_distinct(col).as_py()
 
 
 def encode_column(col: pa.Array, spec: dict) -> np.ndarray:

@@ -2,19 +2,22 @@
 
 ``fit_supervised`` takes the numeric matrix a ``Featurizer`` made, the label, and the algorithm name, and
 returns a fitted scikit-learn estimator with hold-out metrics, cross-validated candidates (for ``auto``),
-global importances and baselines for per-row explanations. Nothing here knows about DuckDB, so the same
-kernels run on another engine.
+the hold-out rows that global importances are computed from on first use, and baselines for per-row
+explanations. Nothing here knows about DuckDB, so the same kernels run on another engine.
 """
 from __future__ import annotations
 
+import base64
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn import metrics as skm
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.utils.extmath import _approximate_mode
 
 from ..errors import InvalidArgument, TrainingFailed
 from ..progress import steps
@@ -48,12 +51,13 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     n_train: int = 0
     n_test: int = 0
-    importance: list[dict] = field(default_factory=list)
+    importance_sample: dict = field(default_factory=dict)  # hold-out rows for ml_explain's importances
     baseline: list[float] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)  # hold-out scores and labels (a sample) for curves drawn later
     holdout_rows: np.ndarray | None = None  # positions of the hold-out rows in X, in the order they were scored
     holdout_scores: np.ndarray | None = None  # ``score`` of each hold-out row: scored once, used by every summary
+    beside: object = None  # what fit_supervised's ``beside`` returned
 
 
 def infer_task(y: np.ndarray, is_text: bool) -> str:
@@ -68,9 +72,13 @@ def infer_task(y: np.ndarray, is_text: bool) -> str:
 
 def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, categorical: np.ndarray,
                    test_size: float = 0.2, params: dict | None = None, features: list[dict] | None = None,
-                   progress=None, groups: np.ndarray | None = None) -> FitResult:
+                   progress=None, groups: np.ndarray | None = None, beside=None) -> FitResult:
     """Split, choose (for auto), fit, evaluate and explain. ``y`` holds class labels or numbers, no NULLs.
-    Rows with the same ``groups`` id (copies, one user's rows) stay on one side of the hold-out split."""
+    Rows with the same ``groups`` id (copies, one user's rows) stay on one side of the hold-out split.
+
+    ``beside(holdout_rows)``, when given, runs on a second thread while the estimator fits (work that needs the
+    data and the split but not the model: few fits keep both cores busy throughout); its result is
+    ``FitResult.beside``."""
     params = dict(params or {})
     progress = progress or (lambda msg: None)
     notes: list[str] = []
@@ -134,25 +142,28 @@ def fit_supervised(X: np.ndarray, y: np.ndarray, *, task: str, algorithm: str, c
     if calibrate:  # the model refitted on every row, its scores mapped by a sigmoid fitted out of fold
         est = CalibratedClassifierCV(est, method="sigmoid", cv=3, ensemble=False)
     t0 = time.perf_counter()
-    est.fit(X_tr, y_tr)
+    with ThreadPoolExecutor(1) as pool:
+        baseline = pool.submit(baseline_row, X_tr, categorical)
+        side = pool.submit(beside, test) if beside else None
+        est.fit(X_tr, y_tr)
     if calibrate and est.calibrated_classifiers_[0].calibrators[0].a_ >= 0:
         # sklearn's sigmoid is 1 / (1 + exp(a * score + b)): only a < 0 keeps the model's ranking (and its AUC)
         est = est.calibrated_classifiers_[0].estimator
         notes.append("calibration dropped: the fitted sigmoid was not increasing and would have reordered rows")
     notes.append(f"fit took {time.perf_counter() - t0:.2f}s")
     notes.extend(getattr(est, "notes_", []))  # e.g. the MLP's epochs, device and fallbacks
-    progress(f"evaluating on {len(y_te):,} hold-out rows and explaining")
+    progress(f"evaluating on {len(y_te):,} hold-out rows")
     predict = predict_fn(est, task, features) if features else (lambda X: score(est, X, task))
     scores = predict(X_te) if len(y_te) else np.array([])  # once: metrics, curves and the drift snapshot share them
     metrics = evaluate(est, X_te, y_te, task, scores=scores)
-    importance, baseline = global_explanation(est, X_te, y_te, task, categorical, [f["name"] for f in features or []], X_tr,
-                                              predict=predict)
+    sample = importance_sample(est, X_te, y_te, task)
     holdout = holdout_sample(est, y_te, task, scores) if test_size > 0 else {}
     used = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in params.items()}
     if class_weight:
         used["class_weight"] = class_weight
     return FitResult(est, algorithm, task, None if classes is None else classes.tolist(), metrics, candidates, notes,
-                     len(y_tr), len(y_te), importance, baseline, used, holdout, test, scores)
+                     len(y_tr), len(y_te), sample, baseline.result(), used, holdout, test, scores,
+                     side and side.result())
 
 
 def bounded_size_params(algorithm: str, n_train: int, params: dict, notes: list[str]) -> dict:
@@ -190,13 +201,35 @@ def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, gro
 
 def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: float, *arrays):
     """Split ``units`` (rows, or groups labelled by ``y``); returns the split of ``arrays`` (default: units)."""
-    n_classes = len(np.unique(y)) if task == "classification" else 1
-    strat = y if task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2 else None
+    counts = np.unique(y, return_counts=True)[1] if task == "classification" else np.array([len(y)])
+    n_classes = len(counts)
+    strat = y if task == "classification" and counts.min() >= 2 else None
     n_test = min(max(int(round(len(y) * test_size)), n_classes), len(y) - n_classes)
     if n_test < 1:
         raise TrainingFailed(f"only {len(y)} distinct rows or groups to split between training and hold-out; "
                              "add data or pass test_size := 0")
-    return train_test_split(*(arrays or (units,)), test_size=n_test, random_state=SEED, stratify=strat)
+    train, test = shuffle_split(strat, len(y), n_test)
+    return [part for a in (arrays or (units,)) for part in (a[train], a[test])]
+
+
+def shuffle_split(stratify: np.ndarray | None, n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, test) positions ``train_test_split(range(n), test_size=n_test, random_state=SEED,
+    stratify=stratify)`` picks, drawn the same way from the same generator, so the same rows: scikit-learn's
+    stratified split gathers half a million positions through a Python list (0.1 s), this does not."""
+    rng = np.random.RandomState(SEED)
+    if stratify is None:
+        order = rng.permutation(n)
+        return order[n_test:], order[:n_test]
+    _, inverse, counts = np.unique(stratify, return_inverse=True, return_counts=True)
+    by_class = np.split(np.argsort(inverse.ravel(), kind="stable"), np.cumsum(counts)[:-1])
+    n_train = _approximate_mode(counts, n - n_test, rng)  # rows of each class for training, then for the hold-out
+    n_held = _approximate_mode(counts - n_train, n_test, rng)
+    train, test = [], []
+    for rows, k, t in zip(by_class, n_train, n_held):
+        rows = rows.take(rng.permutation(len(rows)))
+        train.append(rows[:k])
+        test.append(rows[k:k + t])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 CV_FOLDS = 5
@@ -348,13 +381,11 @@ def evaluate(est, X, y, task: str, predict=None, scores: np.ndarray | None = Non
     else:
         proba = est.predict_proba(X)
     pred = classes[np.argmax(proba, axis=1)]
-    out = {"accuracy": skm.accuracy_score(y, pred)}
+    out = {"accuracy": np.count_nonzero(y == pred) / len(y)}  # = skm.accuracy_score, without its checks of y
     present = np.unique(y)
     if len(classes) == 2:
         pos = classes[1]
-        out.update(precision=skm.precision_score(y, pred, pos_label=pos, zero_division=0),
-                   recall=skm.recall_score(y, pred, pos_label=pos, zero_division=0),
-                   f1=skm.f1_score(y, pred, pos_label=pos, zero_division=0))
+        out.update(binary_counts_metrics(y == pos, pred == pos))
         if len(present) == 2:
             out["roc_auc"] = skm.roc_auc_score(y == pos, proba[:, 1])
             out["pr_auc"] = skm.average_precision_score(y == pos, proba[:, 1])
@@ -368,6 +399,15 @@ def evaluate(est, X, y, task: str, predict=None, scores: np.ndarray | None = Non
             out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
     out["log_loss"] = skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)
     return {k: float(v) for k, v in out.items()}
+
+
+def binary_counts_metrics(positive: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 of the positive class, as scikit-learn's ``precision_score``, ``recall_score`` and
+    ``f1_score`` (zero_division=0) compute them from the counts (the same float operations, so the same values),
+    without their three passes of label checks over the hold-out."""
+    tp, n_predicted, n_positive = (np.count_nonzero(v) for v in (positive & predicted, predicted, positive))
+    return {"precision": tp / n_predicted if n_predicted else 0.0, "recall": tp / n_positive if n_positive else 0.0,
+            "f1": 2.0 * tp / (float(n_positive) + float(n_predicted)) if n_positive + n_predicted else 0.0}
 
 
 def calibration_bins(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -427,15 +467,9 @@ def predict_labels(est, X: np.ndarray, task: str) -> np.ndarray:
     return est.classes_[np.argmax(proba, axis=1)]
 
 
-def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, predict=None, max_rows: int = 1000,
-                       repeats: int = 2, seed: int = SEED):
-    """Permutation importance on the hold-out (per original column), a direction per numeric feature, and the
-    baseline row (medians / most frequent codes) that ``row_contributions`` compares against.
-
-    ``predict`` maps a matrix to scores (the lean scorer when there is one); the loss is RMSE for regression,
-    log loss of the positive class for binary labels and 1 - accuracy for several classes."""
-    rng = np.random.default_rng(seed)
-    predict = predict or (lambda X: score(est, X, task))
+def baseline_row(X_tr: np.ndarray, categorical: np.ndarray) -> list[float]:
+    """The row ``row_contributions`` compares against: each numeric feature's median and each categorical
+    feature's most frequent code, over the training rows (NaN for a column without values)."""
     baseline = []
     for j in range(X_tr.shape[1]):
         col = X_tr[:, j]
@@ -445,9 +479,44 @@ def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, predict=
             baseline.append(float(vals[counts.argmax()]) if len(vals) else float("nan"))
         else:
             baseline.append(float(np.median(col)) if len(col) else float("nan"))
+    return baseline
+
+
+def importance_sample(est, X_te: np.ndarray, y_te: np.ndarray, task: str, max_rows: int = 1000,
+                      seed: int = SEED) -> dict:
+    """The (seeded sample of) hold-out rows ``global_importance`` permutes, kept with the model so that the
+    importances are computed on first use (``ml_explain``) rather than by every training: the matrix, and the
+    target (a class's position in ``est.classes_``, -1 for a class it never saw; the value for regression),
+    as base64 of little-endian float64 (JSON holds it; loading it runs no code)."""
     if len(y_te) > max_rows:
-        idx = rng.choice(len(y_te), max_rows, replace=False)
+        idx = np.random.default_rng(seed).choice(len(y_te), max_rows, replace=False)
         X_te, y_te = X_te[idx], y_te[idx]
+    target = y_te
+    if task == "classification":
+        match = y_te[:, None] == np.asarray(est.classes_)[None, :]
+        target = np.where(match.any(axis=1), match.argmax(axis=1), -1)
+    return {"rows": len(y_te), "x": _b64(X_te), "target": _b64(target)}
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unb64(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)
+
+
+def global_importance(est, sample: dict, task: str, categorical: np.ndarray, names: list[str], predict=None,
+                      repeats: int = 2, seed: int = SEED) -> list[dict]:
+    """Permutation importance on the hold-out rows of ``importance_sample`` (per original column), and a
+    direction per numeric feature.
+
+    ``predict`` maps a matrix to scores (the lean scorer when there is one); the loss is RMSE for regression,
+    log loss of the positive class for binary labels and 1 - accuracy for several classes."""
+    rng = np.random.default_rng(seed)
+    predict = predict or (lambda X: score(est, X, task))
+    n = sample["rows"]
+    X_te, target = _unb64(sample["x"]).reshape(n, -1), _unb64(sample["target"])
     # Every perturbed copy of the hold-out sample is scored in one call (one pass over the trees, not 3d).
     d = X_te.shape[1]
     variants = [X_te]
@@ -461,17 +530,16 @@ def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, predict=
             Xs[:, j] = X_te[:, j] + np.nanstd(X_te[:, j])
         variants.append(Xs)
     stacked = np.vstack(variants)
-    n = len(y_te)
     if task == "classification" and len(est.classes_) > 2:
-        labels = predict_labels(est, stacked, task).reshape(len(variants), n)
-        losses = (labels != y_te[None, :]).mean(axis=1)
-        scores = score(est, stacked, task).reshape(len(variants), n)
+        proba = est.predict_proba(stacked)
+        losses = (proba.argmax(axis=1).reshape(len(variants), n) != target[None, :]).mean(axis=1)
+        scores = proba.max(axis=1).reshape(len(variants), n)
     else:
         scores = predict(stacked).reshape(len(variants), n)
         if task == "regression":
-            losses = np.sqrt(np.mean((scores - y_te[None, :]) ** 2, axis=1))
+            losses = np.sqrt(np.mean((scores - target[None, :]) ** 2, axis=1))
         else:
-            positive = (y_te == est.classes_[1])[None, :]
+            positive = (target == 1)[None, :]
             p = np.clip(scores, 1e-15, 1 - 1e-15)
             losses = -np.mean(np.where(positive, np.log(p), np.log(1 - p)), axis=1)  # log loss per variant
     out = []
@@ -484,7 +552,7 @@ def global_explanation(est, X_te, y_te, task, categorical, names, X_tr, predict=
         out.append({"feature": names[j] if j < len(names) else f"x{j}",
                     "importance": float(np.mean(losses[first:first + repeats]) - losses[0]), "direction": direction})
     out.sort(key=lambda r: -r["importance"])
-    return out, baseline
+    return out
 
 
 def row_contributions(est, X: np.ndarray, baseline: np.ndarray, task: str) -> np.ndarray:
