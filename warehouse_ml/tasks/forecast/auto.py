@@ -55,7 +55,7 @@ GBM_ROWS = 20_000  # ...holding at least this many periods before the earliest o
 # seasonal ARIMA (two statsmodels fits per series, ~0.1-1 s each) is a candidate on monthly and quarterly panels
 # of at most this many periods (each series' fit window), where it pays (measured: README); not on daily data
 # (no gain measured, Gaussian fits misread closing days) nor weekly (a 52-period season makes each fit ~50x dearer)
-ARIMA_PERIODS = 5_000
+ARIMA_PERIODS = 50_000
 
 
 def _fourier_curve(yearly, T: int) -> np.ndarray:
