@@ -10,15 +10,16 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   and the seasonal level (the last season's mean times seasonal indices of the whole history: seasonal
   naive's recency without copying one season's noise into the next, which the seasonal median does for daily
   data); on monthly and quarterly panels small enough to afford statsmodels fits per series
-  (``ARIMA_PERIODS`` periods in all: tens of series, never the thousands of a demand panel) seasonal ARIMA
-  (1,0,1)(0,1,1)m with or without drift by AICc (``ARIMA``: its parameters fitted once, its states refiltered
-  at the later origins like ETS's); on intermittent series Croston/TSB instead of Theta, ARIMA and the naive forecasts. Where a weekly (or monthly,
-  quarterly) season is not significant, ETS's AICc and Theta's autocorrelation test drop it, so seasonality is
-  detected rather than assumed; the yearly pattern of daily and weekly data is a Fourier term kept only where
-  an F test finds it (``YearlyAdjust``). The global gradient-boosted model (``gbm``, ``GBMOrigins``) is a
-  candidate too when drivers are given (prices, promotions, holidays, events), or when the panel is large
-  enough to learn from (``GBM_SERIES`` series holding ``GBM_ROWS`` periods before the earliest origin); it is
-  trained once, on the data before the earliest origin.
+  (``ARIMA_PERIODS`` periods in all: tens or a few hundred series, never the thousands of a demand panel)
+  seasonal ARIMA (1,0,1)(0,1,1)m with or without drift by AICc (``ARIMA``: its parameters fitted once, its
+  states refiltered at the later origins like ETS's); on intermittent series Croston/TSB instead of Theta,
+  ARIMA and the naive forecasts. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc
+  and Theta's autocorrelation test drop it, so seasonality is detected rather than assumed; the yearly pattern
+  of daily and weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
+  gradient-boosted model (``gbm``, ``GBMOrigins``) is a candidate too when drivers are given (prices,
+  promotions, holidays, events), or when the panel is large enough to learn from (``GBM_SERIES`` series
+  holding ``GBM_ROWS`` periods before the earliest origin); it is trained once, on the data before the earliest
+  origin.
 * **Rolling origins**: ``origins`` (4) cut points spaced by half the horizon, the last one ``h`` before the end.
   Smoothing parameters are searched once, on the data before the earliest origin; at the later origins and
   for the final forecast the states are brought up to date with the same parameters (``refilter``), so the

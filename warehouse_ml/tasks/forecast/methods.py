@@ -301,9 +301,10 @@ class ARIMA(Method):
     """Seasonal ARIMA per series with statsmodels: (1,0,1)(0,1,1)m with or without drift (the lower AICc) where
     two seasons fit, else (1,1,1).
 
-    This is a loop of per-series maximum-likelihood fits (about 0.3-1 s each on one core, BLAS held to one
-    thread): use it for tens or hundreds of series, not thousands. A series whose fit fails falls back to ETS
-    (said in ``method``) by the caller.
+    This is a loop of per-series maximum-likelihood fits (two per seasonal series, about 0.2-1 s each on one
+    core, BLAS held to one thread): use it for tens or hundreds of series, not thousands. A series whose fit
+    fails falls back to ETS (said in ``method``) by the caller. ``refilter`` keeps the parameters and filters
+    the states over new data (``auto``'s rolling origins).
     """
 
     name = "arima"
