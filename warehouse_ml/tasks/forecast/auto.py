@@ -9,13 +9,17 @@ them, and choosing by a scale-free error on several origins is far less noisy th
   holiday in the last week), on monthly, quarterly and weekly data seasonal naive with drift (steady growth)
   and the seasonal level (the last season's mean times seasonal indices of the whole history: seasonal
   naive's recency without copying one season's noise into the next, which the seasonal median does for daily
-  data); on intermittent series Croston/TSB instead of Theta and the naive forecasts. Where a weekly (or monthly,
-  quarterly) season is not significant, ETS's AICc and Theta's autocorrelation test drop it, so seasonality is
-  detected rather than assumed; the yearly pattern of daily and weekly data is a Fourier term kept only where
-  an F test finds it (``YearlyAdjust``). The global gradient-boosted model (``gbm``, ``GBMOrigins``) is a
-  candidate too when drivers are given (prices, promotions, holidays, events), or when the panel is large
-  enough to learn from (``GBM_SERIES`` series holding ``GBM_ROWS`` periods before the earliest origin); it is
-  trained once, on the data before the earliest origin.
+  data); on monthly and quarterly panels small enough to afford statsmodels fits per series
+  (``ARIMA_PERIODS`` periods in all: tens or a few hundred series, never the thousands of a demand panel)
+  seasonal ARIMA (1,0,1)(0,1,1)m with or without drift by AICc (``ARIMA``: its parameters fitted once, its
+  states refiltered at the later origins like ETS's); on intermittent series Croston/TSB instead of Theta,
+  ARIMA and the naive forecasts. Where a weekly (or monthly, quarterly) season is not significant, ETS's AICc
+  and Theta's autocorrelation test drop it, so seasonality is detected rather than assumed; the yearly pattern
+  of daily and weekly data is a Fourier term kept only where an F test finds it (``YearlyAdjust``). The global
+  gradient-boosted model (``gbm``, ``GBMOrigins``) is a candidate too when drivers are given (prices,
+  promotions, holidays, events), or when the panel is large enough to learn from (``GBM_SERIES`` series
+  holding ``GBM_ROWS`` periods before the earliest origin); it is trained once, on the data before the earliest
+  origin.
 * **Rolling origins**: ``origins`` (4) cut points spaced by half the horizon, the last one ``h`` before the end.
   Smoothing parameters are searched once, on the data before the earliest origin; at the later origins and
   for the final forecast the states are brought up to date with the same parameters (``refilter``), so the
@@ -40,7 +44,7 @@ import numpy as np
 
 from .ets import ETS
 from .gbm import Drivers, GBMOrigins
-from .methods import Croston, Naive, SeasonalDrift, SeasonalLevel, SeasonalMedian, SeasonalNaive, Theta
+from .methods import ARIMA, Croston, Naive, SeasonalDrift, SeasonalLevel, SeasonalMedian, SeasonalNaive, Theta
 from .panel import PanelForecast, Provenance, _check_panel, _gather, is_intermittent, mase_scale
 from .registry import Method, register
 from .seasonality import _SubYearly
@@ -49,6 +53,10 @@ from .xreg import SharedEffects, XregOrigins
 LOG_PREFIX = "log_"
 GBM_SERIES = 30  # without drivers, the global model is a candidate on panels of at least this many series...
 GBM_ROWS = 20_000  # ...holding at least this many periods before the earliest origin
+# seasonal ARIMA (two statsmodels fits per series, ~0.1-1 s each) is a candidate on monthly and quarterly panels
+# of at most this many periods (each series' fit window), where it pays (measured: README); not on daily data
+# (no gain measured, Gaussian fits misread closing days) nor weekly (a 52-period season makes each fit ~50x dearer)
+ARIMA_PERIODS = 50_000
 
 
 def _fourier_curve(yearly, T: int) -> np.ndarray:
@@ -161,6 +169,9 @@ class AutoForecaster(Method):
                       ("seasonal_drift", SeasonalDrift(m), None, False, ~inter & (self.freq != "daily") & (m > 1)),
                       ("seasonal_level", SeasonalLevel(m), None, False, ~inter & (self.freq != "daily") & (m > 1)),
                       (LOG_PREFIX + "ets", ETS(m, **ets), None, True, np.all((Y > 0) | ~M, axis=1))]
+            periods = int(np.minimum(lens, self.fit_window).sum())
+            if self.freq in ("monthly", "quarterly") and periods <= ARIMA_PERIODS:
+                specs.append(("arima", ARIMA(m), curve, False, ~inter))
             if gbm is not None:
                 specs.append(("gbm", gbm, None, False, every))
             if gbm is not None and gbm.drivers is not None:  # the drivers' multipliers times ETS or Theta of the rest
@@ -218,6 +229,7 @@ class AutoForecaster(Method):
                 for c, cand in enumerate(cands):
                     mean, sd, _ = cand.forecast(cut, h)
                     err[o, :, c], sds[o, :, c] = np.maximum(mean, 0) - actual, sd
+            allowed = allowed & np.all(np.isfinite(err), axis=(0, 3))  # a fit that failed on a series: out there
             members = self._select(err, scales, allowed, names)
         else:  # ETS and Theta (Croston for intermittent series): a fixed, robust pair
             second = np.full(N, names.index("ets"))
@@ -231,6 +243,9 @@ class AutoForecaster(Method):
             if cand.fitted and not np.all(cuts[0] >= 0.75 * lens):
                 cand.fitted = False
             finals.append(cand.forecast(lens, h))
+        ets = names.index("ets")
+        failed = ~np.isfinite(np.stack([f[0] for f in finals], axis=1)).all(axis=2)  # (N, C): use ETS there
+        members = np.where(failed[np.arange(N)[:, None], members], ets, members)
         w = np.full((N, 2), 0.5)
         rows = np.arange(N)[:, None]
         mean = np.einsum("nk,nkh->nh", w, np.stack([f[0] for f in finals], axis=1)[rows, members])
@@ -243,7 +258,7 @@ class AutoForecaster(Method):
                          dtype=object)
         if not backtest:
             label = np.array([p.replacing("auto", "short for backtest") for p in label], dtype=object)
-        return mean, sd, label, finals[names.index("ets")][2]
+        return mean, sd, label, finals[ets][2]
 
     def _select(self, err: np.ndarray, scales: np.ndarray, allowed: np.ndarray, names: list[str]) -> np.ndarray:
         """Members ``(N, 2)`` of each series' forecast (equal weights; a repeated index is a single method).
