@@ -43,6 +43,7 @@ from warehouse_ml.binding.registry import runtime_for
 from warehouse_ml.tasks.features import Featurizer
 
 TRAIN_ROWS = 200_000
+SETTLE_S = 0.3
 
 
 def make_table(con, rows: int, train_rows: int = TRAIN_ROWS) -> None:
@@ -66,6 +67,7 @@ def interleaved(paths: dict, repeat: int) -> dict:
     times, results = {k: [] for k in paths}, {}
     for _ in range(repeat):
         for name, fn in paths.items():
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             results[name] = fn()
             times[name].append(time.perf_counter() - t0)

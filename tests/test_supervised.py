@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import duckdb
 import numpy as np
@@ -220,12 +221,35 @@ def test_holdout_split_is_scikit_learns(con):
 
     rng = np.random.default_rng(3)
     for y in [rng.integers(0, 2, 5000), rng.integers(0, 5, 1001), np.array(["a", "b", "c"] * 7 + ["d", "d"]),
-              rng.random(300) < 0.07, None]:
+              rng.random(300) < 0.07, rng.integers(0, 20, 2000), None]:  # 20 classes: the sorted path
         n = 777 if y is None else len(y)
         for n_test in (1 if y is None else len(np.unique(y)), n // 5, n // 2):
             want = train_test_split(np.arange(n), test_size=n_test, random_state=SEED, stratify=y)
             got = shuffle_split(y, n, n_test)
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_median_imputer_is_scikit_learns():
+    """The linear pipelines' imputer learns SimpleImputer's medians and missing indicators, to the last bit:
+    odd and even counts of present values, ties, an all-missing column, keep_empty_features."""
+    from sklearn.impute import SimpleImputer
+
+    from warehouse_ml.tasks.estimators import MedianImputer
+
+    rng = np.random.default_rng(11)
+    for n in (2, 7, 8, 1000, 1001, 20_000):
+        X = rng.normal(size=(n, 5))
+        X[:, 1] = np.round(X[:, 1])  # ties
+        X[rng.random((n, 5)) < 0.1] = np.nan
+        X[:, 4] = np.nan
+        X[0, 3] = np.nan
+        for keep in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Skipping features without any observed values"
+                want = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=keep).fit(X)
+                got = MedianImputer(strategy="median", add_indicator=True, keep_empty_features=keep).fit(X)
+                assert np.array_equal(got.statistics_, want.statistics_, equal_nan=True)
+                assert np.array_equal(got.transform(X), want.transform(X), equal_nan=True)
 
 
 def test_binary_metrics_are_scikit_learns():

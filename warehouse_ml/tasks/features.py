@@ -211,24 +211,25 @@ def split_groups(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
     n = table.num_rows
     if n == 0:
         return None, []
-    row_hash = np.zeros(n, np.uint64)
-    for name in table.column_names:  # FNV-1a over 64-bit words: equal rows, equal hashes
-        row_hash ^= _value_bits(table.column(name))
-        row_hash *= np.uint64(0x100000001B3)
-    copies = pd.factorize(row_hash)[0]  # hash-based, linear time
+    keys = {name: _codes(col) for name, col in zip(table.column_names, table.columns)
+            if roles.ENTITY.match(name) and (pa.types.is_integer(col.type) or pa.types.is_string(col.type)
+                                              or pa.types.is_large_string(col.type))}
+    if any(table.column(name).null_count == 0 and int(key.max()) + 1 == n for name, key in keys.items()):
+        copies = np.arange(n)  # a key no two rows share: no row can be a copy of another, nothing to hash
+    else:
+        row_hash = np.zeros(n, np.uint64)
+        for name in table.column_names:  # FNV-1a over 64-bit words: equal rows, equal hashes
+            row_hash ^= _value_bits(table.column(name))
+            row_hash *= np.uint64(0x100000001B3)
+        copies = pd.factorize(row_hash)[0]  # hash-based, linear time
     counts = np.bincount(copies)
     notes = []
     if len(counts) < n:
         notes.append(f"{n - len(counts)} exact duplicate rows (copies of {int((counts > 1).sum())} distinct rows): "
                      "copies are kept on one side of the hold-out split")
-    for name in table.column_names:
-        col = table.column(name)
-        if not roles.ENTITY.match(name) or not (pa.types.is_integer(col.type) or pa.types.is_string(col.type)
-                                              or pa.types.is_large_string(col.type)):
-            continue
-        key = _codes(col)
+    for name, key in keys.items():
         distinct = int(key.max()) + 1
-        if 1 < distinct < n - col.null_count:
+        if 1 < distinct < n - table.column(name).null_count:
             notes.append(f"rows sharing a {name} ({distinct} distinct) are kept on one side of the hold-out split")
             return np.where(key >= 0, key, distinct + copies), notes  # rows without a key group as copies
     return (copies if notes else None), notes
