@@ -13,7 +13,8 @@ comparison with the active version, serialisation and the store write.
 The reference is ``clone(est).fit(X_train, y_train)``: the very estimator ml_train stored (same class, same
 parameters: early stopping, validation fraction, class weights, seed), unfitted, on the same training rows (the
 same hold-out split) as a ready NumPy matrix, in the same process and with the same threads. Both run in the
-same rounds, interleaved, ``--repeat`` times. Other jobs on a shared machine change a fit's time from one
+same rounds, interleaved, ``--repeat`` times, each going first in every other round (whichever runs second
+pays for the pages the first left behind). Other jobs on a shared machine change a fit's time from one
 round to the next (an OpenMP fit waits for its slowest thread), so two figures are printed:
 
 * ``ratio``: median ml_train time over median reference fit time;
