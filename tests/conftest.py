@@ -4,12 +4,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import warehouse_ml as wml
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -54,3 +57,24 @@ def run_without_tensorflow(body: str, cwd=None) -> subprocess.CompletedProcess:
     who has not installed it (no mock of anything the user runs)."""
     script = "import sys\nsys.modules['tensorflow'] = None\n" + textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def errors_without_tensorflow(setup: str, queries: list[str], cwd) -> tuple[list[str], list[str]]:
+    """In a fresh interpreter without TensorFlow: ``setup`` (Python that makes ``con``, a warehouse-ml connection,
+    and may print), then each query. Returns the printed lines and each query's error (``error: ...``, or ``no
+    error``); checks that nothing imported TensorFlow on the way."""
+    out = run_without_tensorflow("\n".join([
+        f"sys.path.insert(0, {str(REPO)!r})",
+        "import warehouse_ml as wml",
+        textwrap.dedent(setup),
+        f"for q in {list(queries)!r}:",
+        "    try:",
+        "        con.execute(q).fetchall()",
+        "        print('no error')",
+        "    except Exception as e:",
+        "        print('error:', e)",
+        "assert 'tensorflow' not in [m for m in sys.modules if sys.modules[m] is not None]",
+    ]), cwd=cwd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    return lines, [line.removeprefix("error: ") for line in lines if line.startswith(("error:", "no error"))]

@@ -3,8 +3,6 @@ order carries the signal, the NumPy forward pass against Keras, SQL on a DuckDB 
 score without TensorFlow) and bad input that changes nothing."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,11 +10,10 @@ import pytest
 import warehouse_ml as wml
 from warehouse_ml.tasks import sequence as sq
 
-from .conftest import run_without_tensorflow
+from .conftest import REPO, run_without_tensorflow
 
 pytest.importorskip("tensorflow")
 
-REPO = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2024-01-01")
 TYPES = {"view": 1, "cart": 2, "purchase": 3}
 SMALL = ("params := {event: 'event_type', horizon_days: 7, epochs: 6, batch_size: 64, max_len: 16, units: 16, "
