@@ -43,7 +43,7 @@ from warehouse_ml.binding.registry import runtime_for
 from warehouse_ml.tasks.features import Featurizer
 
 TRAIN_ROWS = 200_000
-SETTLE_S = 0.3
+SETTLE_S = 0.3  # pause before each timed call: right after NumPy's reference a DuckDB query ran 25% slower
 
 
 def make_table(con, rows: int, train_rows: int = TRAIN_ROWS) -> None:

@@ -13,8 +13,8 @@ comparison with the active version, serialisation and the store write.
 The reference is ``clone(est).fit(X_train, y_train)``: the very estimator ml_train stored (same class, same
 parameters: early stopping, validation fraction, class weights, seed), unfitted, on the same training rows (the
 same hold-out split) as a ready NumPy matrix, in the same process and with the same threads. Both run in the
-same rounds, interleaved, ``--repeat`` times, each going first in every other round (whichever runs second
-pays for the pages the first left behind). Other jobs on a shared machine change a fit's time from one
+same rounds, interleaved, ``--repeat`` times, each going first in every other round (ml_train run right after a
+reference fit took about 1 s longer; which pages its arrays get is the likely cause). Other jobs on a shared machine change a fit's time from one
 round to the next (an OpenMP fit waits for its slowest thread), so two figures are printed:
 
 * ``ratio``: median ml_train time over median reference fit time;
@@ -79,8 +79,8 @@ def main() -> None:
             fits.append(time.perf_counter() - t0)
             fit_cpu.append(time.process_time() - c0)
 
-        for round_ in range(args.repeat):  # each goes first in every other round: what one leaves behind (the
-            if round_ % 2 == 0:            # allocator's pages, huge pages or not) slows whichever runs next
+        for round_ in range(args.repeat):  # each goes first in every other round (see the docstring)
+            if round_ % 2 == 0:
                 reference_fit()
             calls.append(train(con, sql))
             if round_ % 2 == 1:

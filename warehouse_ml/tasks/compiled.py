@@ -190,7 +190,8 @@ def _num(v: float) -> str:
 
 def _finite(x: str) -> str:
     """SQL true when ``x`` is a finite DOUBLE, NULL when it is NULL: DuckDB sorts NaN above every number and +-inf
-    lie beyond the largest double. The same answer as ``isfinite(x)``, about 5% faster over ten columns."""
+    lie beyond the largest double. The same answer as ``isfinite(x)``, but DuckDB folds this comparison to true from
+    the column's statistics when its stored min and max are finite and it holds no NULL (5% faster over ten columns)."""
     return f"abs({x}) <= 1.7976931348623157e308"
 
 
