@@ -253,7 +253,9 @@ def test_median_imputer_is_scikit_learns():
 
 
 def test_binary_metrics_are_scikit_learns():
-    """Accuracy, precision, recall and F1 come from the counts, with scikit-learn's values to the last bit."""
+    """Accuracy, precision, recall and F1 come from the counts, ROC AUC, average precision, Brier score and log loss
+    from one sort of the scores, all with scikit-learn's values to the last bit: on ties, scores rounded to a
+    few values, scores of exactly 0 and 1, one class absent."""
     from sklearn import metrics as skm
 
     from warehouse_ml.tasks import supervised as sv
@@ -266,12 +268,25 @@ def test_binary_metrics_are_scikit_learns():
         n = int(rng.integers(2, 2000))
         y = np.where(rng.random(n) < rng.random(), "yes", "no")
         p = rng.random(n) * (0 if trial % 9 == 0 else 1)  # some trials predict no positive at all
+        if trial % 3 == 1:
+            p = np.round(p, 1)  # many ties
+        if trial % 5 == 2:
+            p[: n // 3] = 0.0
+            p[n // 3: n // 2] = 1.0
+        if trial % 13 == 3:
+            y[:] = "no"
         got = sv.evaluate(Fitted(), None, y, "classification", scores=p)
         pred = np.where(p > 1 - p, "yes", "no")
+        positive = y == "yes"
         want = {"accuracy": skm.accuracy_score(y, pred),
                 "precision": skm.precision_score(y, pred, pos_label="yes", zero_division=0),
                 "recall": skm.recall_score(y, pred, pos_label="yes", zero_division=0),
-                "f1": skm.f1_score(y, pred, pos_label="yes", zero_division=0)}
+                "f1": skm.f1_score(y, pred, pos_label="yes", zero_division=0),
+                "brier": skm.brier_score_loss(positive, p),
+                "log_loss": skm.log_loss(y, np.clip(np.column_stack([1 - p, p]), 1e-15, 1), labels=["no", "yes"])}
+        if 0 < positive.sum() < n:
+            want.update(roc_auc=skm.roc_auc_score(positive, p), pr_auc=skm.average_precision_score(positive, p))
+        assert set(got) == set(want) | {"ece"}
         assert {k: got[k] for k in want} == {k: float(v) for k, v in want.items()}
 
 

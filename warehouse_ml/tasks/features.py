@@ -59,8 +59,10 @@ class Featurizer:
             if non_null == 0:
                 self.excluded.append({"name": name, "reason": "all values are NULL"})
                 continue
-            if pa.types.is_floating(t) or pa.types.is_decimal(t):
-                lo_hi = pc.min_max(col).as_py()  # cheaper than counting distinct floats; IDs are never floats
+            if pa.types.is_floating(t):  # min == max is cheaper than counting distinct floats; IDs are never floats
+                distinct = 1 if _float_constant(col) else non_null
+            elif pa.types.is_decimal(t):
+                lo_hi = pc.min_max(col).as_py()
                 distinct = 1 if lo_hi["min"] == lo_hi["max"] else non_null
             else:
                 distinct = distinct_count(col)
@@ -182,13 +184,29 @@ def parse_numbers(col: pa.Array) -> pa.Array:
     return pc.cast(pc.if_else(ok, digits, pa.scalar(None, text.type)), pa.float64())
 
 
+def _float_constant(col: pa.ChunkedArray) -> bool:
+    """Whether the present values of a floating column (at least one) are all equal, NaN aside as Arrow's
+    min_max leaves it: NumPy's fmin and fmax skip NaN, and NULL reads as NaN (an eighth of min_max's time)."""
+    chunks = [c.to_numpy(zero_copy_only=False) for c in col.chunks if len(c) > c.null_count]
+    lo = np.fmin.reduce([np.fmin.reduce(c) for c in chunks])
+    hi = np.fmax.reduce([np.fmax.reduce(c) for c in chunks])
+    return bool(lo == hi)
+
+
+def _all_finite(col: pa.ChunkedArray) -> bool:
+    """True when no present value is NaN or infinite: one NumPy pass per chunk (NULL reads as NaN there, so the
+    NULLs are counted out), a third of the time of Arrow's is_nan, is_inf, or and sum."""
+    return all(np.count_nonzero(~np.isfinite(chunk.to_numpy(zero_copy_only=False))) == chunk.null_count
+               for chunk in col.chunks)
+
+
 def nonfinite_as_null(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
     """The numeric policy at the door of training: NaN, inf and -inf in floating columns become NULL (a missing
     value, imputed or left out like any NULL). Returns the table and the count replaced per column."""
     counts = {}
     for i, name in enumerate(table.column_names):
         col = table.column(i)
-        if not pa.types.is_floating(col.type):
+        if not pa.types.is_floating(col.type) or _all_finite(col):
             continue
         bad = pc.or_(pc.is_nan(col), pc.is_inf(col))
         k = pc.sum(bad).as_py() or 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.integrate import trapezoid
 from sklearn import metrics as skm
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -202,9 +203,9 @@ def split_holdout(X: np.ndarray, y: np.ndarray, task: str, test_size: float, gro
 
 def _stratified_split(units: np.ndarray, y: np.ndarray, task: str, test_size: float, *arrays):
     """Split ``units`` (rows, or groups labelled by ``y``); returns the split of ``arrays`` (default: units)."""
-    counts = class_counts(y)[2] if task == "classification" else np.array([len(y)])
+    _, codes, counts = class_counts(y) if task == "classification" else (None, None, np.array([len(y)]))
     n_classes = len(counts)
-    strat = y if task == "classification" and counts.min() >= 2 else None
+    strat = (codes, counts) if task == "classification" and counts.min() >= 2 else None
     n_test = min(max(int(round(len(y) * test_size)), n_classes), len(y) - n_classes)
     if n_test < 1:
         raise TrainingFailed(f"only {len(y)} distinct rows or groups to split between training and hold-out; "
@@ -221,15 +222,16 @@ def class_counts(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(classes), codes, np.bincount(codes, minlength=len(classes))
 
 
-def shuffle_split(stratify: np.ndarray | None, n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+def shuffle_split(stratify: np.ndarray | tuple | None, n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
     """The (train, test) positions ``train_test_split(range(n), test_size=n_test, random_state=SEED,
     stratify=stratify)`` picks, drawn the same way from the same generator, so the same rows: scikit-learn's
-    stratified split gathers half a million positions through a Python list (0.1 s), this does not."""
+    stratified split gathers half a million positions through a Python list (0.1 s), this does not.
+    ``stratify`` is the labels, or the (row codes, class counts) of ``class_counts`` when already known."""
     rng = np.random.RandomState(SEED)
     if stratify is None:
         order = rng.permutation(n)
         return order[n_test:], order[:n_test]
-    _, inverse, counts = class_counts(stratify)
+    inverse, counts = stratify if isinstance(stratify, tuple) else class_counts(stratify)[1:]
     if len(counts) <= 16:  # each class's rows in order: a pass per class beats a stable sort of every row
         by_class = [np.flatnonzero(inverse == c) for c in range(len(counts))]
     else:
@@ -394,21 +396,17 @@ def evaluate(est, X, y, task: str, predict=None, scores: np.ndarray | None = Non
         proba = est.predict_proba(X)
     pred = classes[np.argmax(proba, axis=1)]
     out = {"accuracy": np.count_nonzero(y == pred) / len(y)}  # = skm.accuracy_score, without its checks of y
-    present = np.unique(y)
     if len(classes) == 2:
-        pos = classes[1]
-        out.update(binary_counts_metrics(y == pos, pred == pos))
-        if len(present) == 2:
-            out["roc_auc"] = skm.roc_auc_score(y == pos, proba[:, 1])
-            out["pr_auc"] = skm.average_precision_score(y == pos, proba[:, 1])
-        out["brier"] = skm.brier_score_loss(y == pos, proba[:, 1])
-        out["ece"] = expected_calibration_error(y == pos, proba[:, 1])
-    else:
-        out.update(precision=skm.precision_score(y, pred, average="macro", zero_division=0),
-                   recall=skm.recall_score(y, pred, average="macro", zero_division=0),
-                   f1=skm.f1_score(y, pred, average="macro", zero_division=0))
-        if len(present) == len(classes):
-            out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+        positive = y == classes[1]
+        out.update(binary_counts_metrics(positive, pred == classes[1]))
+        out.update(binary_score_metrics(positive, proba))
+        out["ece"] = expected_calibration_error(positive, proba[:, 1])
+        return {k: float(v) for k, v in out.items()}
+    out.update(precision=skm.precision_score(y, pred, average="macro", zero_division=0),
+               recall=skm.recall_score(y, pred, average="macro", zero_division=0),
+               f1=skm.f1_score(y, pred, average="macro", zero_division=0))
+    if len(np.unique(y)) == len(classes):
+        out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
     out["log_loss"] = skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)
     return {k: float(v) for k, v in out.items()}
 
@@ -420,6 +418,42 @@ def binary_counts_metrics(positive: np.ndarray, predicted: np.ndarray) -> dict[s
     tp, n_predicted, n_positive = (np.count_nonzero(v) for v in (positive & predicted, predicted, positive))
     return {"precision": tp / n_predicted if n_predicted else 0.0, "recall": tp / n_positive if n_positive else 0.0,
             "f1": 2.0 * tp / (float(n_positive) + float(n_predicted)) if n_positive + n_predicted else 0.0}
+
+
+def binary_score_metrics(positive: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """ROC AUC and average precision (when both classes are present), Brier score and log loss of two-class
+    probabilities ``proba`` (columns: negative, positive), as scikit-learn's ``roc_auc_score``,
+    ``average_precision_score``, ``brier_score_loss`` and ``log_loss`` (with our clip at 1e-15) compute them: the
+    same float operations on the same arrays, so the same values (a test pins them), from one sort of the scores
+    where scikit-learn sorts twice and checks the labels six times (0.3 s of 0.35 on 400k hold-out rows)."""
+    p = proba[:, 1]
+    if not np.isfinite(proba).all():  # scikit-learn's own error names the problem
+        return {"roc_auc": skm.roc_auc_score(positive, p), "log_loss": skm.log_loss(positive, proba)}
+    t = positive.astype(np.float64)
+    out = {}
+    n_positive = np.count_nonzero(positive)
+    if 0 < n_positive < len(t):
+        # confusion_matrix_at_thresholds: counts at each distinct score, highest first
+        order = np.argsort(-p, kind="stable")
+        ranked = p[order]
+        last = np.concatenate([np.flatnonzero(np.diff(ranked)), [len(p) - 1]])
+        tps = np.cumsum(t[order], dtype=np.float64)[last]
+        fps = 1 + last.astype(np.float64) - tps
+        # roc_curve (drop_intermediate) and auc
+        keep = np.concatenate([[True], np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), [True]]) if len(fps) > 2 else slice(None)
+        roc_tps, roc_fps = np.concatenate([[0.0], tps[keep]]), np.concatenate([[0.0], fps[keep]])
+        out["roc_auc"] = trapezoid(roc_tps / roc_tps[-1], roc_fps / roc_fps[-1])
+        # precision_recall_curve and the step integral of average_precision_score
+        precision = np.concatenate([np.flip(tps / (tps + fps)), [1.0]])
+        recall = np.concatenate([np.flip(tps / tps[-1]), [0.0]])
+        out["pr_auc"] = max(0.0, -np.sum(np.diff(recall) * precision[:-1]))
+    truth = np.stack((1 - t, t), axis=1)
+    out["brier"] = np.average(np.sum((truth - np.stack((1 - p, p), axis=1)) ** 2, axis=1)) * 0.5
+    eps = np.finfo(np.float64).eps
+    clipped = np.clip(np.clip(proba, 1e-15, 1), eps, 1 - eps)
+    with np.errstate(divide="ignore", invalid="ignore"):  # scikit-learn's xlogy: NumPy's log, 0 where truth is 0
+        out["log_loss"] = np.average(-np.sum(np.where(truth == 0.0, 0.0, truth * np.log(clipped)), axis=1))
+    return out
 
 
 def calibration_bins(positive: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -484,13 +518,14 @@ def baseline_row(X_tr: np.ndarray, categorical: np.ndarray) -> list[float]:
     feature's most frequent code, over the training rows (NaN for a column without values)."""
     baseline = []
     for j in range(X_tr.shape[1]):
-        col = X_tr[:, j]
+        col = np.ascontiguousarray(X_tr[:, j])
         col = col[~np.isnan(col)]
-        if categorical[j]:
-            vals, counts = np.unique(col, return_counts=True)
-            baseline.append(float(vals[counts.argmax()]) if len(vals) else float("nan"))
+        if not len(col):
+            baseline.append(float("nan"))
+        elif categorical[j]:  # codes 0, 1, ...: the first most frequent, as np.unique's counts would pick it
+            baseline.append(float(np.bincount(col.astype(np.intp)).argmax()))
         else:
-            baseline.append(float(np.median(col)) if len(col) else float("nan"))
+            baseline.append(float(np.median(col)))
     return baseline
 
 
