@@ -121,24 +121,37 @@ class LinearScorer:
 
 def linear_sql(form: dict, row: str) -> str:
     """The affine form as a DuckDB SQL expression over the struct ``row`` (e.g. ``u`` in ``FROM uf u``), in the
-    folded arithmetic LinearScorer uses (each number's mean moved into the constant), all in DOUBLE."""
+    folded arithmetic LinearScorer uses (each number's mean moved into the constant), all in DOUBLE.
+
+    The numeric policy: NULL, NaN, +-inf and text that is not a number are all missing, and score the imputed
+    median plus the missing indicator, as LinearScorer does. A row is first summed plainly; only when that sum is
+    not finite (some number in the row is missing: NULL, NaN and inf all carry through a sum) is the row summed
+    again with each number tested. Testing each number of every row cost a quarter of the expression's time, even
+    where DuckDB's statistics fold the tests to true (a CASE pays per row for a constant condition); both sums
+    take their terms in the same order, so a row gets the same bits either way. For the logistic link every
+    number is negated here, which gives exp(-z) without a negation per row (IEEE negation is exact)."""
+    sign = -1.0 if form["link"] == "logistic" else 1.0
     offset = form["intercept"]
-    parts = []
+    plain, tested = [], []
     for t in form["numeric"]:
-        # The numeric policy: NULL, NaN, +-inf and text that is not a number are all missing (the test is NULL
-        # or false), so they score the imputed median plus the missing indicator, as LinearScorer does.
         x = f"TRY_CAST({row}.{_ident(t['name'])} AS DOUBLE)"
         slope = t["weight"] / t["scale"]
         offset -= slope * t["mean"]
         missing = slope * t["median"] + t["missing_weight"]
-        parts.append(f"CASE WHEN {_finite(x)} THEN {_num(slope)} * {x} ELSE {_num(missing)} END")
+        plain.append(f"{_num(sign * slope)} * {x}")
+        tested.append(f"CASE WHEN isfinite({x}) THEN {_num(sign * slope)} * {x} ELSE {_num(sign * missing)} END")
+    parts = [_num(sign * offset)]
+    if plain:
+        z = " + ".join(parts + plain)
+        parts = [f"CASE WHEN isfinite({z}) THEN {z} ELSE {' + '.join(parts + tested)} END"]
     for t in form["categorical"]:
         x = f"CAST({row}.{_ident(t['name'])} AS VARCHAR)"
-        whens = " ".join(f"WHEN {_str(c)} THEN {_num(v)}" for c, v in t["weights"].items())
+        whens = " ".join(f"WHEN {_str(c)} THEN {_num(sign * v)}" for c, v in t["weights"].items())
         if whens or t["missing_weight"]:
-            parts.append(f"CASE {x} {whens} ELSE {_num(t['missing_weight'])} END" if whens else _num(t["missing_weight"]))
-    z = " + ".join([_num(offset)] + parts)
-    return f"(1.0e0 / (1.0e0 + exp(-({z}))))" if form["link"] == "logistic" else f"({z})"
+            parts.append(f"CASE {x} {whens} ELSE {_num(sign * t['missing_weight'])} END" if whens
+                         else _num(sign * t["missing_weight"]))
+    z = " + ".join(parts)
+    return f"(1.0e0 / (1.0e0 + exp({z})))" if form["link"] == "logistic" else f"({z})"
 
 
 def inline_branch(model: str, form: dict) -> str:
@@ -186,13 +199,6 @@ def _num(v: float) -> str:
         raise ValueError("non-finite weight cannot be compiled to SQL")
     text = repr(float(v))
     return text if "e" in text else text + "e0"
-
-
-def _finite(x: str) -> str:
-    """SQL true when ``x`` is a finite DOUBLE, NULL when it is NULL: DuckDB sorts NaN above every number and +-inf
-    lie beyond the largest double. The same answer as ``isfinite(x)``, but DuckDB folds this comparison to true from
-    the column's statistics when its stored min and max are finite and it holds no NULL (5% faster over ten columns)."""
-    return f"abs({x}) <= 1.7976931348623157e308"
 
 
 def _str(s: str) -> str:
