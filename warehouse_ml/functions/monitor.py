@@ -339,7 +339,7 @@ def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label
     table, y, label_type, label_notes = labelled_rows(table, label, relation)
     featurizer = Featurizer.from_json(sm.features, sm.meta.get("excluded"))
     X = featurizer.transform(table, sm.model)
-    train, holdout, _, _ = sv.split_holdout(np.arange(len(y)), y, sm.task, test_size)
+    train, holdout = sv.holdout_positions(y, sm.task, test_size)
     est, note = drift.update_estimator(sm.algorithm, sm.obj, X[train], y[train], opts.get("trees"), opts.get("epochs"))
     predict = sv.predict_fn(est, sm.task, sm.features)
     scores = predict(X[holdout]) if len(holdout) else np.array([])

@@ -113,22 +113,33 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    with ThreadPoolExecutor(1) as pool:  # the row groups are found while the features are made (Arrow and NumPy
-        grouping = pool.submit(split_groups, table)  # release the GIL: the two share both cores)
-        personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
-        featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
+    with ThreadPoolExecutor(1) as pool:  # the row groups and the hold-out split are found while the features are
+        holdout = pool.submit(_groups_and_split, table, y, task, options["test_size"])  # made (Arrow and NumPy
+        personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))  # release
+        featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded,  # the GIL: the two
+                                    hashed=personal.hashed)  # share both cores)
         personal.explain(featurizer)
         X = featurizer.transform(table, model)
-        groups, group_notes = grouping.result()
+        groups, group_notes, split = holdout.result()
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
     fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
                             test_size=options["test_size"], params=options["params"], features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m), groups=groups,
-                            beside=beside_fit(ctx, model, task, label, table, featurizer, y))
+                            beside=beside_fit(ctx, model, task, label, table, featurizer, y), split=split)
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
              + fit.notes)
     return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, policy, n_rows, started,
                          notes, options, extra_meta)
+
+
+def _groups_and_split(table: pa.Table, y: np.ndarray, task: str, test_size: float):
+    """``split_groups`` of the rows, and the hold-out split ``fit_supervised`` would draw with those groups (None
+    where the split fails: fit_supervised then draws it itself, after its own checks, and says why)."""
+    groups, notes = split_groups(table)
+    try:
+        return groups, notes, sv.holdout_positions(y, task, test_size, groups)
+    except Exception:  # noqa: BLE001 - reported by fit_supervised, whose checks come first
+        return groups, notes, None
 
 
 def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table, np.ndarray, pa.DataType, list[str]]:
