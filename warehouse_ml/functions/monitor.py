@@ -349,7 +349,7 @@ def _update_in_place(ctx, sm: StoredModel, relation: str, table: pa.Table, label
                        sv.baseline_row(X[train], featurizer.categorical_mask), sm.params, holdout_rows=holdout,
                        holdout_scores=scores)
     options = {**_stored_options(sm), "test_size": test_size}
-    return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, X, y, policy, n_rows,
+    return store_version(ctx, sm.model, sm.task, label, label_type, featurizer, fit, table, y, policy, n_rows,
                          started, notes + label_notes + [note], options, {"updated_from": sm.version})
 
 

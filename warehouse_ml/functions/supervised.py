@@ -128,7 +128,7 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
                             beside=beside_fit(ctx, model, task, label, table, featurizer, y), split=split)
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
              + fit.notes)
-    return store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, policy, n_rows, started,
+    return store_version(ctx, model, task, label, label_type, featurizer, fit, table, y, policy, n_rows, started,
                          notes, options, extra_meta)
 
 
@@ -168,7 +168,7 @@ def labelled_rows(table: pa.Table, label: str, relation: str) -> tuple[pa.Table,
     return table, _label_array(y_col), label_type, notes
 
 
-def store_version(ctx, model, task, label, label_type, featurizer, fit, table, X, y, policy, n_rows, started, notes,
+def store_version(ctx, model, task, label, label_type, featurizer, fit, table, y, policy, n_rows, started, notes,
                   options, extra_meta=None) -> dict:
     """Snapshot, compare with the active version on the same hold-out (``fit.holdout_rows``), store (active or
     not, by ``policy``) in one transaction, and return ml_train's row."""
