@@ -2,6 +2,10 @@
 
     python benchmarks/predict_throughput.py                       # 1 million rows, every algorithm, median of 3
     python benchmarks/predict_throughput.py --rows 10000000 --algorithms logistic,gbm --repeat 5
+    python benchmarks/predict_throughput.py --rows 2000000 --algorithms logistic --table floats   # issue 14's setup
+
+``--table mixed`` (the default) has ten features: eight numbers, one of them NULL in 5% of rows, a text channel and
+a tenure; ``--table floats`` has ten float features and no NULLs (the setup issue 14 measured on).
 
 For each algorithm a model is trained through ``ml_train`` on the first ``--train-rows`` rows, then every row
 is scored (timings interleaved round by round, so load from other jobs falls on all alike; the median of
@@ -46,9 +50,17 @@ TRAIN_ROWS = 200_000
 SETTLE_S = 0.3  # pause before each timed call: right after NumPy's reference a DuckDB query ran 25% slower
 
 
-def make_table(con, rows: int, train_rows: int = TRAIN_ROWS) -> None:
-    """Ten features (eight numeric, one with NULLs, one categorical) and a churn label with real signal."""
+def make_table(con, rows: int, train_rows: int = TRAIN_ROWS, kind: str = "mixed") -> None:
+    """Tables ``t`` (every row) and ``train`` (the first ``train_rows``): ten features and a churn label with real
+    signal; ``mixed``: nine numeric (one with NULLs) and one categorical, ``floats``: ten floats, no NULLs."""
     con.execute("SELECT setseed(0.42)")
+    if kind == "floats":
+        features = ", ".join(f"random() * {k + 1} - 0.5 AS x{k}" for k in range(10))
+        con.execute(f"""CREATE OR REPLACE TABLE t AS SELECT user_id, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9,
+                         (x0 - x1 + 0.3 * x2 + random() - 0.5 > 0)::INT AS churned
+                         FROM (SELECT range AS user_id, {features} FROM range({rows}))""")
+        con.execute(f"CREATE OR REPLACE TABLE train AS FROM t WHERE user_id < {train_rows}")
+        return
     con.execute(f"""
         CREATE OR REPLACE TABLE t AS
         SELECT range AS user_id, f0, f1, f2, f3, f4, f5, f6,
@@ -103,12 +115,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--train-rows", type=int, default=TRAIN_ROWS)
+    ap.add_argument("--table", choices=("mixed", "floats"), default="mixed", help="see the docstring")
     ap.add_argument("--algorithms", default="logistic,gbm,random_forest,decision_tree,mlp")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (shared machines are noisy)")
     args = ap.parse_args()
     con = wml.connect(os.path.join(tempfile.mkdtemp(), "bench.duckdb"))
     print(f"building {args.rows:,} rows ...", flush=True)
-    make_table(con, args.rows, args.train_rows)
+    make_table(con, args.rows, args.train_rows, args.table)
     register_empty_udf(con)
     table = con.sql("FROM t").to_arrow_table()
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
@@ -136,7 +149,7 @@ def main() -> None:
         print(f"{algorithm}: plain SQL {rate['sql'] / rate['bare']:.2f}x and front door {rate['door'] / rate['bare']:.2f}x"
               f" the bare estimator", flush=True)
 
-    print(f"\nrows={args.rows:,}  threads={threads}  median of {args.repeat} interleaved rounds  "
+    print(f"\nrows={args.rows:,}  table={args.table}  threads={threads}  median of {args.repeat} interleaved rounds  "
           f"load average {os.getloadavg()[0]:.1f}  (ratios: against the bare estimator)")
     print(f"{'model':<14} {'bare rows/s':>12} {'pipeline rows/s':>15} {'plain SQL rows/s':>17} {'ratio':>6}"
           f" {'front door rows/s':>18} {'ratio':>6} {'UDF rows/s':>12} {'ratio':>6} {'empty UDF rows/s':>17} {'ratio':>6}")
