@@ -14,7 +14,9 @@ The reference is ``clone(est).fit(X_train, y_train)``: the very estimator ml_tra
 parameters: early stopping, validation fraction, class weights, seed), unfitted, on the same training rows (the
 same hold-out split) as a ready NumPy matrix, in the same process and with the same threads. Both run in the
 same rounds, interleaved, ``--repeat`` times, each going first in every other round (ml_train run right after a
-reference fit took about 1 s longer; which pages its arrays get is the likely cause). Other jobs on a shared machine change a fit's time from one
+reference fit took about 1 s longer). ``--pause S`` idles S seconds before every timed call: on this project's VMs
+memory freed and left idle for a few seconds is slow to use again, and a call after a pause is slower on both sides
+(a 3 s pause took the reference fit of a 2M-row logistic regression from 2.1 to 2.9 s). Other jobs on a shared machine change a fit's time from one
 round to the next (an OpenMP fit waits for its slowest thread), so two figures are printed:
 
 * ``ratio``: median ml_train time over median reference fit time;
@@ -56,6 +58,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algorithms", default="gbm:500000,random_forest:100000", help="algorithm:training rows, ...")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="seconds idle before each timed call (on this VM, memory left idle a few seconds is slower "
+                         "to use again, and both sides slow down; 0 measures them back to back)")
     args = ap.parse_args()
     con = wml.connect(os.path.join(tempfile.mkdtemp(), "train.duckdb"))
     con.execute("CREATE OR REPLACE TABLE warm AS SELECT range % 2 AS y, random() AS x FROM range(200)")
@@ -74,6 +79,7 @@ def main() -> None:
         X_tr, _, y_tr, _ = sv.split_holdout(X, y, "classification", 0.2, split_groups(table)[0])
         calls, fits, fit_cpu = [], [], []
         def reference_fit():
+            time.sleep(args.pause)
             t0, c0 = time.perf_counter(), time.process_time()
             clone(est).fit(X_tr, y_tr)
             fits.append(time.perf_counter() - t0)
@@ -82,6 +88,7 @@ def main() -> None:
         for round_ in range(args.repeat):  # each goes first in every other round (see the docstring)
             if round_ % 2 == 0:
                 reference_fit()
+            time.sleep(args.pause)
             calls.append(train(con, sql))
             if round_ % 2 == 1:
                 reference_fit()
@@ -93,7 +100,7 @@ def main() -> None:
               f"{', '.join(f'{a:.1f}/{b:.1f}' for a, b, _ in calls)}), reference fit {t_fit:.2f}s "
               f"(rounds: {', '.join(f'{f:.1f}' for f in fits)}), {t_train / t_fit:.2f}x, own-fit {own:.2f}x, "
               f"CPU {cpu:.2f}x", flush=True)
-    print(f"\nmedian of {args.repeat} interleaved rounds  load average {os.getloadavg()[0]:.1f}")
+    print(f"\nmedian of {args.repeat} interleaved rounds  pause {args.pause:g} s  load average {os.getloadavg()[0]:.1f}")
     print(f"{'model':<14} {'rows':>10} {'ml_train s':>10} {'fit s':>7} {'ratio':>6} {'own-fit ratio':>13} {'CPU ratio':>9}")
     for algorithm, rows, t_train, t_fit, own, cpu in results:
         print(f"{algorithm:<14} {rows:>10,} {t_train:>10.2f} {t_fit:>7.2f} {t_train / t_fit:>6.2f} {own:>13.2f} {cpu:>9.2f}")
