@@ -122,7 +122,9 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
         X = featurizer.transform(table, model)
         groups, group_notes, split = holdout.result()
     log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
-    fit = sv.fit_supervised(X, y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
+    only = [X]  # fit_supervised gets the only reference, and frees the matrix once the rows are gathered
+    del X
+    fit = sv.fit_supervised(only.pop(), y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
                             test_size=options["test_size"], params=options["params"], features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m), groups=groups,
                             beside=beside_fit(ctx, model, task, label, table, featurizer, y), split=split)
