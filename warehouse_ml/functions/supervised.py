@@ -113,19 +113,18 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
     elif task == "regression" and (is_text or pa.types.is_boolean(label_type)):
         raise InvalidArgument("task", f"regression needs a numeric label, and '{label}' is {label_type}",
                               "Use task := 'classification'")
-    with ThreadPoolExecutor(1) as pool:  # the row groups and the hold-out split are found while the features are
-        holdout = pool.submit(_groups_and_split, table, y, task, options["test_size"])  # made (Arrow and NumPy
-        personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))  # release
-        featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded,  # the GIL: the two
-                                    hashed=personal.hashed)  # share both cores)
+    # The row groups and the hold-out split are found on a second thread while the features are made (Arrow and
+    # NumPy release the GIL, so the two share both cores).
+    with ThreadPoolExecutor(1) as pool:
+        holdout = pool.submit(_groups_and_split, table, y, task, options["test_size"])
+        personal = personal_plan(table, label, options["exclude"], options.get("personal", "exclude"))
+        featurizer = Featurizer.fit(table, label, list(options["exclude"]) + personal.excluded, hashed=personal.hashed)
         personal.explain(featurizer)
-        X = featurizer.transform(table, model)
+        matrix = [featurizer.transform(table, model)]  # in a list, so that fit_supervised gets its only reference
         groups, group_notes, split = holdout.result()
-    log.info("training %s on %s rows x %s features", model, len(y), X.shape[1])
-    only = [X]  # fit_supervised gets the only reference, and frees the matrix once the rows are gathered
-    del X
-    fit = sv.fit_supervised(only.pop(), y, task=task, algorithm=options["algorithm"], categorical=featurizer.categorical_mask,
-                            test_size=options["test_size"], params=options["params"], features=featurizer.features,
+    log.info("training %s on %s rows x %s features", model, len(y), matrix[0].shape[1])
+    fit = sv.fit_supervised(matrix.pop(), y, task=task, algorithm=options["algorithm"],
+                            categorical=featurizer.categorical_mask, test_size=options["test_size"], params=options["params"], features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m), groups=groups,
                             beside=beside_fit(ctx, model, task, label, table, featurizer, y), split=split)
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
