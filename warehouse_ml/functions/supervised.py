@@ -124,7 +124,8 @@ def train_table(ctx, model: str, relation: str, table: pa.Table, label: str, tas
         groups, group_notes, split = holdout.result()
     log.info("training %s on %s rows x %s features", model, len(y), matrix[0].shape[1])
     fit = sv.fit_supervised(matrix.pop(), y, task=task, algorithm=options["algorithm"],
-                            categorical=featurizer.categorical_mask, test_size=options["test_size"], params=options["params"], features=featurizer.features,
+                            categorical=featurizer.categorical_mask, test_size=options["test_size"],
+                            params=options["params"], features=featurizer.features,
                             progress=lambda m: log.info("%s: %s", model, m), groups=groups,
                             beside=beside_fit(ctx, model, task, label, table, featurizer, y), split=split)
     notes = (list(notes) + label_notes + group_notes + [f"excluded {e['name']}: {e['reason']}" for e in featurizer.excluded]
