@@ -61,6 +61,18 @@ def test_looks_like_id(name, arrow_type, distinct, non_null, id_like):
     assert roles.looks_like_id(name, arrow_type, distinct, non_null) is id_like
 
 
+@pytest.mark.parametrize("name", ["customer_id", "row", "id", "order_no", "visits", "n_orders", "idle_days",
+                                  "valid", "key", "keys_pressed", "seq", "sequence_len"])
+def test_an_integer_is_id_like_only_by_a_name_id_by_name_allows(name):
+    """Featurizer.fit counts an integer column's distinct values only where ``id_by_name`` says its name allows an
+    ID: for every other name, no count (not even all-distinct, at any size) may make it ID-like."""
+    if not roles.id_by_name(name):
+        for distinct, non_null in [(10, 10), (19, 19), (1000, 1000), (999, 1000), (600, 1000)]:
+            assert not roles.looks_like_id(name, pa.int64(), distinct, non_null)
+    else:
+        assert roles.looks_like_id(name, pa.int64(), 1000, 1000)
+
+
 def test_roles_module_is_pure():
     """Kernels and a second engine use the roles without DuckDB."""
     import ast

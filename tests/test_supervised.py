@@ -252,6 +252,30 @@ def test_median_imputer_is_scikit_learns():
                 assert np.array_equal(got.transform(X), want.transform(X), equal_nan=True)
 
 
+def test_integer_columns_are_counted_and_kept_as_by_hashing():
+    """Featurizer.fit skips hashing where the answer is known: a strictly increasing key is all distinct, and an
+    integer not named like a key is only checked for being constant. Every shape gives the count pandas' hash
+    table gives, and the same features and exclusions."""
+    import pyarrow as pa
+
+    from warehouse_ml.tasks.features import Featurizer, distinct_count
+
+    rng = np.random.default_rng(5)
+    shapes = {"increasing": np.arange(1000) * 3, "decreasing": np.arange(1000)[::-1], "one repeat": np.r_[0:500, 499:999],
+              "random": rng.integers(0, 300, 1000), "int64 extremes": np.array([-2**63, 2**63 - 1] * 500)}
+    for label, values in shapes.items():
+        for nulls in (False, True):
+            arr = pa.array(values, mask=(np.arange(1000) % 7 == 0) if nulls else None)
+            col = pa.chunked_array([arr[:400], arr[400:]])  # a chunk boundary inside the increasing run
+            assert distinct_count(col) == len(pd.unique(arr.drop_null().to_numpy())), (label, nulls)
+    table = pa.table({"order_no": np.arange(500), "n_orders": np.arange(500), "visits": np.full(500, 3),
+                      "sparse": pa.array([None] * 499 + [9], pa.int64()), "churned": np.arange(500) % 2})
+    f = Featurizer.fit(table, "churned")
+    assert [x["name"] for x in f.features] == ["n_orders"]
+    assert {e["name"]: e["reason"].split(":")[0] for e in f.excluded} == {
+        "order_no": "ID-like", "visits": "constant", "sparse": "constant"}
+
+
 def test_binary_metrics_are_scikit_learns():
     """Accuracy, precision, recall and F1 come from the counts, ROC AUC, average precision, Brier score and log loss
     from one sort of the scores, all with scikit-learn's values to the last bit: on ties, scores rounded to a

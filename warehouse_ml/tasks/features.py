@@ -62,6 +62,8 @@ class Featurizer:
                 continue
             if pa.types.is_floating(t):  # min == max is cheaper than counting distinct floats; IDs are never floats
                 distinct = 1 if _float_constant(col) else non_null
+            elif pa.types.is_integer(t) and not roles.id_by_name(name):  # a count: only its name could make it an ID
+                distinct = 1 if _int_constant(col) else non_null
             elif pa.types.is_decimal(t):
                 lo_hi = pc.min_max(col).as_py()
                 distinct = 1 if lo_hi["min"] == lo_hi["max"] else non_null
@@ -158,9 +160,13 @@ class Featurizer:
 
 def distinct_count(col: pa.ChunkedArray) -> int:
     """The number of distinct non-NULL values: integers through pandas' hash table (a third of the time of
-    Arrow's count_distinct on half a million keys), anything else through Arrow."""
+    Arrow's count_distinct on half a million keys), or without hashing when they strictly increase (a key as
+    tables are usually written: 3 ms where hashing 2M keys took 100), anything else through Arrow."""
     if pa.types.is_integer(col.type):
-        return len(pd.unique(pc.drop_null(col).to_numpy()))
+        values = pc.drop_null(col).to_numpy()
+        if len(values) < 2 or bool(np.all(values[1:] > values[:-1])):
+            return len(values)
+        return len(pd.unique(values))
     return pc.count_distinct(col).as_py()
 
 
@@ -206,6 +212,13 @@ def _float_constant(col: pa.ChunkedArray) -> bool:
     lo = np.fmin.reduce([np.fmin.reduce(c) for c in chunks])
     hi = np.fmax.reduce([np.fmax.reduce(c) for c in chunks])
     return bool(lo == hi)
+
+
+def _int_constant(col: pa.ChunkedArray) -> bool:
+    """Whether the present values of an integer column (at least one) are all equal: NumPy's min and max of the
+    non-NULL values, exact for any 64-bit value."""
+    values = pc.drop_null(col).to_numpy()
+    return bool(values.min() == values.max())
 
 
 def _all_finite(col: pa.ChunkedArray) -> bool:

@@ -67,6 +67,12 @@ def is_date_type(sql_type: str) -> bool:
     return bool(_DATE_TYPE.match(sql_type))
 
 
+def id_by_name(name: str) -> bool:
+    """Whether an integer column named ``name`` can look like an ID (``looks_like_id``) at all: only a key's or
+    a running number's name makes distinct integers an identifier, so other integers need no distinct count."""
+    return bool(ID.search(name) or SEQUENCE.search(name))
+
+
 def looks_like_id(name: str, t: pa.DataType, distinct: int, non_null: int) -> bool:
     """A column is ID-like when nearly every value is distinct and it is named like a key, or is free text."""
     ratio = distinct / max(non_null, 1)
