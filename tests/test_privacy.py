@@ -211,6 +211,21 @@ def _people(con, n=600, seed=0):
     return df
 
 
+def test_hashed_personal_features_score_alike_on_every_path(con):
+    """A linear model over a personal text column kept as salted digests: plain SQL (the store's macro) and the
+    front door, which inline other linear models as SQL, score it through the UDF, which hashes the row's values
+    first, so every path gives the UDF's scores; ml_export_sql says why it has no SQL for it."""
+    _people(con)
+    con.sql("FROM ml_train('churn', 'people', label := 'churned', algorithm := 'logistic', personal := 'hash')").fetchall()
+    assert "full_name" in {f for (f,) in con.sql("SELECT unnest(features) FROM ml_models()").fetchall()}
+    udf = con.sql("SELECT wml_predict('churn', p) FROM people p ORDER BY user_id").fetchall()
+    assert len({round(p, 6) for (p,) in udf}) > 50
+    assert con.sql("SELECT ml_predict('churn', p) FROM people p ORDER BY user_id").fetchall() == udf
+    assert wml.sql(con, "SELECT predict_churn(*) FROM people ORDER BY user_id").fetchall() == udf
+    with pytest.raises(duckdb.Error, match="salted digests"):
+        con.sql("FROM ml_export_sql('churn')").fetchall()
+
+
 def _stored_bytes(con) -> bytes:
     """Every byte of the model store, with zipped artifacts (skops, npz) also decompressed."""
     import io

@@ -329,8 +329,8 @@ class ModelStore:
         from .tasks.compiled import inline_branch, inline_macro_body
 
         events = cur.execute("SELECT model, version, action FROM wml.deployments ORDER BY seq").fetchall()
-        forms = {(m, v): f for m, v, f in cur.execute(
-            "SELECT model, version, json_extract(meta, '$.linear_form') FROM wml.model_versions").fetchall()}
+        forms = {(m, v): None if _hashes_features(features) else f for m, v, f, features in cur.execute(
+            "SELECT model, version, json_extract(meta, '$.linear_form'), features FROM wml.model_versions").fetchall()}
         branches = []
         for model in sorted({m for m, _ in forms}):
             stack = _replay([(v, a) for m, v, a in events if m == model], {v for m, v in forms if m == model})
@@ -526,6 +526,15 @@ class ModelStore:
             return []  # no store yet (e.g. a read-only database that never trained a model)
         finally:
             cur.close()
+
+
+def _hashes_features(features: str | None) -> bool:
+    """Whether a version's features (JSON) include a personal text column kept as salted digests: its inlined
+    SQL would compare them with raw values, so it scores through the UDF (which hashes first)."""
+    try:
+        return any(isinstance(f, dict) and "hash_salt" in f for f in json.loads(features or "[]"))
+    except (TypeError, ValueError):
+        return True  # unreadable: the UDF path, whose loader says what is wrong
 
 
 def _replay(events, existing: set[int]) -> list[int]:

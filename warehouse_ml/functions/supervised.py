@@ -374,7 +374,9 @@ def linear_sql_for(sm: StoredModel, row: str) -> str | None:
     if "linear_form" not in sm.derived:
         sm.derived["linear_form"] = linear_form(sm.obj, sm.features)
     form = sm.derived["linear_form"]
-    return None if form is None else linear_sql(form, row)
+    if form is None or any("hash_salt" in f for f in sm.features):
+        return None  # a personal feature's categories are digests: the UDF hashes the row's values first
+    return linear_sql(form, row)
 
 
 @sql_function("ml_export_sql", "A linear model as a plain SQL macro definition: scoring with no Python, by any "
@@ -383,6 +385,10 @@ def ml_export_sql(ctx, model):
     validate_model_name(model)
     sm = ctx.store.load(model)
     expr = linear_sql_for(sm, "row")
+    if expr is None and any("hash_salt" in f for f in sm.features):
+        raise InvalidArgument("model", f"model '{model}' keeps personal text features as salted digests "
+                              "(personal := 'hash'), which plain SQL cannot compute as Python does",
+                              f"Score with ml_predict('{model}', t), or retrain with personal := 'exclude'")
     if expr is None:
         raise InvalidArgument("model", f"model '{model}' is {sm.algorithm}; only linear models (logistic, linear) "
                               "compile exactly to SQL", f"Train one with algorithm := 'logistic', or score with ml_predict('{model}', t)")

@@ -59,7 +59,7 @@ def linear_form(est, features: list[dict]) -> dict | None:
                 cats = features[j]["categories"]
                 categorical.append({"name": features[j]["name"], "index": int(j),
                                     "weights": {cats[int(c)]: v for c, v in weights.items() if c >= 0},
-                                    "missing_weight": weights.get(-1.0, 0.0)})
+                                    "missing_weight": weights.get(-1.0, 0.0), "hashed": "hash_salt" in features[j]})
                 pos += len(codes)
         elif name != "remainder":
             return None
@@ -134,6 +134,9 @@ def linear_sql(form: dict, row: str, tested_only: bool = False) -> str:
     ``tested_only`` gives the second sum alone, for every row: the same bits in less text, which is what the
     store's macro needs: DuckDB binds every model's branch of it on every query (a 10-feature model's branch took
     12-13 ms to bind in the full form and 7-8 ms in this one, while its scan of 2M rows was at most 17% slower)."""
+    if any(t.get("hashed") for t in form["categorical"]):
+        raise ValueError("a personal text feature's categories are salted digests (personal := 'hash'), which SQL "
+                         "would compare with the raw values")
     sign = -1.0 if form["link"] == "logistic" else 1.0
     offset = form["intercept"]
     plain, tested = [], []
