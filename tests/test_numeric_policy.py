@@ -60,6 +60,32 @@ def test_a_text_column_holding_numbers_scores_the_same_on_every_path(linear):
     assert plain[6] == pytest.approx(plain[2])  # unparsable text is missing, as TRY_CAST reads it
 
 
+def test_a_decision_tree_scores_nan_inf_null_and_text_alike_on_every_path(con):
+    """A decision tree: the UDF, ml_export_sql's macro, and the front door, which writes the tree as SQL when the
+    query reads a table of at least TREE_SQL_MIN_ROWS rows and calls the UDF below that."""
+    from warehouse_ml.frontdoor import TREE_SQL_MIN_ROWS, rewrite
+
+    rows = TREE_SQL_MIN_ROWS + 20_000
+    con.execute(f"""CREATE TABLE big AS SELECT range AS row_id, CASE WHEN range % 11 = 0 THEN NULL
+                    ELSE (range % 7)::DOUBLE + random() END AS x, CASE WHEN range % 10 = 0 THEN 'nan'::DOUBLE
+                    ELSE random() END AS z, CASE WHEN range % 3 = 0 THEN 'paid' ELSE 'email' END AS channel,
+                    ((range % 2 + (range % 7 > 3)::INT > 0) <> (random() < 0.1))::INT AS y FROM range({rows})""")
+    con.execute("CREATE TABLE t AS FROM big WHERE row_id < 5000")
+    con.execute("FROM ml_train('m', 't', label := 'y', algorithm := 'decision_tree')").fetchall()
+    con.execute(ODD_ROWS)
+    con.execute("CREATE TABLE odd_text AS SELECT row_id, CAST(x AS VARCHAR) AS x, z, channel FROM odd "
+                "UNION ALL SELECT 7, 'not a number', 0.5, 'paid' UNION ALL SELECT 8, '1e300', 0.5, 'social'")
+    con.execute(con.execute("SELECT macro_sql FROM ml_export_sql('m')").fetchone()[0])
+    for table in ("odd", "odd_text", "big"):
+        plain = con.execute(f"SELECT wml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()
+        assert con.execute(f"SELECT predict_m_sql(s) FROM {table} s ORDER BY row_id").fetchall() == plain
+        door = f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id"
+        assert ("ml_predict(" in rewrite(door, con)) == (table != "big")  # the tree's SQL only for a big table
+        assert wml.sql(con, door).fetchall() == plain
+    odd = [p for (p,) in con.execute("SELECT wml_predict('m', s) FROM odd s ORDER BY row_id").fetchall()]
+    assert odd[1] == odd[2] == odd[3]  # NaN, NULL and inf: x is missing
+
+
 @pytest.mark.parametrize("algorithm", ["logistic", "auto", "random_forest"])
 def test_training_on_a_feature_with_inf_treats_it_as_missing_and_says_so(con, algorithm):
     con.execute("""CREATE TABLE ti AS SELECT range AS row_id,

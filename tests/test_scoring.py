@@ -111,3 +111,62 @@ def test_packed_trees_decide_like_scikit_learn_at_thresholds_and_on_missing_valu
     want = est.predict(big) if kind == "regression" else est.predict_proba(big)
     want = want if kind == "regression" else (want[:, 1] if kind == "binary" else want.max(axis=1))
     np.testing.assert_allclose(SkTreeForest(est)(big), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_a_decision_tree_as_sql_decides_like_the_packed_tree_everywhere(kind):
+    """tree_sql (the front door's and ml_export_sql's decision tree) against SkTreeForest: rows on each split's
+    bound as a DOUBLE and one step either side, on the float32 threshold and one float32 step either side; NaN,
+    +-inf and NULL sent the way each split learnt; numbers beyond float32's range; a category unseen, rare or
+    NULL. Every row's score must be the same number."""
+    import duckdb
+    import pyarrow as pa
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    from warehouse_ml.tasks.compiled import _float32_le_bound, tree_sql
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    X = rng.normal(size=(n, 3)) * [1.0, 100.0, 1e-3]
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing values in training: splits learn where they go
+    channel = rng.choice(["organic", "paid", "email", "social", None], n, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    y = (np.nan_to_num(X[:, 0]) + (channel == "paid") - np.isnan(X[:, 1]) + rng.normal(size=n) > 0.2).astype(int)
+    if kind == "multiclass":
+        y = y + (np.nan_to_num(X[:, 2]) > 0)
+    train = pa.table({"x0": X[:, 0], "x1": X[:, 1], "x2": X[:, 2], "channel": channel})
+    featurizer = Featurizer.fit(train, None)
+    est = (DecisionTreeRegressor if kind == "regression" else DecisionTreeClassifier)(
+        max_depth=8, min_samples_leaf=3, random_state=0).fit(featurizer.transform(train), y)
+    tree = est.tree_
+    assert tree.missing_go_to_left[tree.children_left >= 0].any() and not tree.missing_go_to_left[tree.children_left >= 0].all()
+
+    rows = {name: list(train.column(name).to_pylist()[:50]) for name in train.column_names}
+    numeric = [j for j, f in enumerate(featurizer.features) if f["kind"] == "numeric"]
+    for f, thr in zip(tree.feature[tree.children_left >= 0], tree.threshold[tree.children_left >= 0]):
+        if f not in numeric or not np.isfinite(thr):
+            continue
+        bound, t32 = _float32_le_bound(float(thr)), np.float32(thr)
+        for v in (bound, np.nextafter(bound, np.inf), np.nextafter(bound, -np.inf), float(t32),
+                  float(np.nextafter(t32, np.float32(np.inf))), float(np.nextafter(t32, np.float32(-np.inf)))):
+            for name in rows:
+                rows[name].append(float(v) if name == featurizer.features[f]["name"] else rows[name][len(rows[name]) % 50])
+    odd = [np.nan, np.inf, -np.inf, None, 1e300, -1e300, 3.5e38, -3.5e38]
+    for v in odd:
+        for name in ("x0", "x1", "x2"):
+            for other in rows:
+                rows[other].append(v if other == name else rows[other][len(rows[other]) % 50])
+    for c in ("unseen", None, "social"):
+        for name in rows:
+            rows[name].append(c if name == "channel" else rows[name][len(rows[name]) % 50])
+    table = pa.table({"row_id": np.arange(len(rows["x0"])), **{k: pa.array(v, train.column(k).type) for k, v in rows.items()}})
+
+    sql = tree_sql(est, featurizer.features, "t")
+    con = duckdb.connect()
+    con.register("scored", table)
+    got = np.array([r[0] for r in con.execute(f"SELECT {sql} FROM scored t ORDER BY row_id").fetchall()])
+    want = SkTreeForest(est)(featurizer.transform(table))
+    assert len(got) > 300 and np.array_equal(got, want)
+    finite = np.isfinite(featurizer.transform(table)).all(axis=1) & (np.abs(featurizer.transform(table)) < 3e38).all(axis=1)
+    proba = est.predict(featurizer.transform(table)[finite]) if kind == "regression" else est.predict_proba(
+        featurizer.transform(table)[finite])
+    assert np.array_equal(got[finite], proba if kind == "regression" else (proba[:, 1] if kind == "binary" else proba.max(axis=1)))

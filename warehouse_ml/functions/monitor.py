@@ -31,7 +31,7 @@ from ..tasks.features import Featurizer
 from .base import TRAIN_ROW
 from .forecast import forecast_demand
 from .forecast_series import Roles, infer_roles
-from .supervised import (DEPLOY, SUPERVISED_TASKS, _label_array, _prepared, labelled_rows, linear_sql_for,
+from .supervised import (DEPLOY, SUPERVISED_TASKS, _label_array, _prepared, labelled_rows, model_sql_for,
                          store_version, train_table)
 
 log = logging.getLogger("warehouse_ml")
@@ -108,7 +108,7 @@ def count_bins(ctx, rel, sm: StoredModel, profile: dict, label: str | None) -> t
             inner.append(f"CAST(r.{quote_ident(c)} AS VARCHAR) AS f{j}")
             outer.append(f"histogram(f{j})")
     pred_profile = profile["prediction"]
-    in_sql = linear_sql_for(sm, "r") if label is None else None
+    in_sql = model_sql_for(sm, "r") if label is None else None
     if in_sql is not None:
         inner.append(f"{in_sql} AS prediction")
         outer.append(f"histogram({_numeric_bin_sql('prediction', pred_profile['edges'])})")

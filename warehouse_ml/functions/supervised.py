@@ -27,7 +27,7 @@ from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_na
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.batches import BatchEncoder
-from ..tasks.compiled import linear_form, linear_sql
+from ..tasks.compiled import MAX_SQL_TREE_NODES, linear_form, linear_sql, tree_sql
 from ..tasks.estimators import ALGORITHMS
 from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
 from ..tasks.roles import looks_like_id
@@ -367,31 +367,35 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
     return pa.array(np.asarray(scorer(X), dtype=np.float64))  # (naming the Arrow type costs more than this)
 
 
-def linear_sql_for(sm: StoredModel, row: str) -> str | None:
-    """The active version as a plain SQL expression over ``row`` when it is a linear model, else None."""
+def model_sql_for(sm: StoredModel, row: str, trees: bool = True) -> str | None:
+    """The active version as a plain SQL expression over ``row`` when it is a linear model or (``trees``) a
+    decision tree small enough to score faster in SQL (``tree_sql``), else None."""
     if sm.task not in SUPERVISED_TASKS:
         return None
+    if any("hash_salt" in f for f in sm.features):
+        return None  # a personal feature's categories are digests: the UDF hashes the row's values first
     if "linear_form" not in sm.derived:
         sm.derived["linear_form"] = linear_form(sm.obj, sm.features)
     form = sm.derived["linear_form"]
-    if form is None or any("hash_salt" in f for f in sm.features):
-        return None  # a personal feature's categories are digests: the UDF hashes the row's values first
+    if form is None:
+        return tree_sql(sm.obj, sm.features, row) if trees else None
     return linear_sql(form, row)
 
 
-@sql_function("ml_export_sql", "A linear model as a plain SQL macro definition: scoring with no Python, by any "
-              "DuckDB client.", args=[Arg("model")], returns="STRUCT(model VARCHAR, version INTEGER, macro_sql VARCHAR)")
+@sql_function("ml_export_sql", "A linear model or a decision tree as a plain SQL macro definition: scoring with "
+              "no Python, by any DuckDB client.", args=[Arg("model")], returns="STRUCT(model VARCHAR, version INTEGER, macro_sql VARCHAR)")
 def ml_export_sql(ctx, model):
     validate_model_name(model)
     sm = ctx.store.load(model)
-    expr = linear_sql_for(sm, "row")
+    expr = model_sql_for(sm, "row")
     if expr is None and any("hash_salt" in f for f in sm.features):
         raise InvalidArgument("model", f"model '{model}' keeps personal text features as salted digests "
                               "(personal := 'hash'), which plain SQL cannot compute as Python does",
                               f"Score with ml_predict('{model}', t), or retrain with personal := 'exclude'")
     if expr is None:
-        raise InvalidArgument("model", f"model '{model}' is {sm.algorithm}; only linear models (logistic, linear) "
-                              "compile exactly to SQL", f"Train one with algorithm := 'logistic', or score with ml_predict('{model}', t)")
+        raise InvalidArgument("model", f"model '{model}' is {sm.algorithm}; only linear models (logistic, linear) and "
+                              f"decision trees of at most {MAX_SQL_TREE_NODES:,} nodes compile exactly to SQL",
+                              f"Train one with algorithm := 'logistic' or 'decision_tree', or score with ml_predict('{model}', t)")
     name = "predict_" + "".join(ch if ch.isalnum() else "_" for ch in model) + "_sql"
     return [{"model": model, "version": sm.version, "macro_sql": f"CREATE OR REPLACE MACRO {name}(row) AS {expr};"}]
 

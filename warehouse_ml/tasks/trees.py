@@ -124,8 +124,10 @@ class PackedForest:
         self.value = np.ascontiguousarray(value, dtype=np.float64)
 
     def raw(self, X: np.ndarray, start: np.ndarray | float = 0.0) -> np.ndarray:
-        """``start`` plus every tree's leaf value, per row (rows × outputs); X as float32 for narrow nodes."""
-        X = np.asarray(X, dtype=np.float32 if self.thresholds.dtype == np.float32 else np.float64)
+        """``start`` plus every tree's leaf value, per row (rows × outputs); X as float32 for narrow nodes (a number
+        beyond float32's range becomes its infinity, as in scikit-learn's own cast)."""
+        with np.errstate(over="ignore"):
+            X = np.asarray(X, dtype=np.float32 if self.thresholds.dtype == np.float32 else np.float64)
         out = np.empty((X.shape[0], self.value.shape[1]))
         out[:] = start
         _over_cores(self._walk, X, out)
@@ -199,9 +201,7 @@ class SkTreeForest:
         self.classifier = isinstance(est, (DecisionTreeClassifier, RandomForestClassifier))
         self.n_classes = len(est.classes_) if self.classifier else 1
         trees = _trees(est)
-        # the scores kept per leaf: a binary classifier's class-1 fraction, every class's for more, a regressor's value
-        keep = slice(1, 2) if self.n_classes == 2 else slice(0, self.n_classes)
-        value = np.concatenate([_leaf_values(t, self.classifier)[:, keep] for t in trees])
+        value = np.concatenate([_kept_values(t, self.classifier, self.n_classes) for t in trees])
         self.forest = PackedForest([{"leaf": t.children_left < 0, "feature": t.feature, "left": t.children_left,
                                      "right": t.children_right, "nan_right": ~np.asarray(t.missing_go_to_left, dtype=bool),
                                      "threshold": t.threshold, "depth": t.max_depth} for t in trees], value)
@@ -217,6 +217,19 @@ class SkTreeForest:
 def _trees(est) -> list:
     """The fitted ``tree_`` of a decision tree, or of each member of a forest."""
     return [m.tree_ for m in (est.estimators_ if hasattr(est, "estimators_") else [est])]
+
+
+def _kept_values(tree, classifier: bool, n_classes: int) -> np.ndarray:
+    """The scores kept per node: a binary classifier's class-1 fraction, every class's for more, a regressor's
+    value."""
+    return _leaf_values(tree, classifier)[:, slice(1, 2) if n_classes == 2 else slice(0, n_classes)]
+
+
+def leaf_scores(est) -> np.ndarray:
+    """Per node of a single decision tree, the score ``SkTreeForest`` gives a row ending there (for more than two
+    classes, the largest class fraction)."""
+    classifier = isinstance(est, DecisionTreeClassifier)
+    return _kept_values(est.tree_, classifier, len(est.classes_) if classifier else 1).max(axis=1)
 
 
 def _leaf_values(tree, classifier: bool) -> np.ndarray:
