@@ -48,6 +48,32 @@ def test_the_shortcut_macro_inlines_too(linear):
     assert _scores(linear, "predict_churn(s)") == pytest.approx(_scores(linear, "wml_predict('churn', s)"), abs=1e-12)
 
 
+def test_a_shortcut_binds_its_own_model_alone(linear):
+    """predict_churn calls the churn model's own macro, so what DuckDB binds for it does not grow with the other
+    linear models in the store (every branch of wml.predict_inline is bound on every query)."""
+    for k in range(3):
+        linear.execute(f"FROM ml_train('other{k}', 't', label := 'y', algorithm := 'logistic')").fetchall()
+    assert "'other2'" in _macro(linear, "predict_inline")
+    assert _macro(linear, "predict_inline_churn") == "wml_predict('churn', \"row\")"  # no churn model yet
+    with pytest.raises(duckdb.Error, match="no model named 'churn'"):
+        linear.execute("SELECT predict_churn(s) FROM t s").fetchall()
+    linear.execute("FROM train_churn('t', label := 'y', algorithm := 'logistic')").fetchall()
+    own = _macro(linear, "predict_inline_churn")
+    assert "'churn'" in own and "other" not in own and "'m'" not in own
+    assert "wml_predict" not in _plan(linear, "predict_churn(s)")
+    for table in ("t", "odd"):
+        assert _scores(linear, "predict_churn(s)", table) == pytest.approx(
+            _scores(linear, "wml_predict('churn', s)", table), abs=1e-12)
+    linear.execute("FROM train_churn('t', label := 'y', algorithm := 'gbm', deploy := 'always')").fetchall()
+    assert _macro(linear, "predict_inline_churn") == "wml_predict('churn', \"row\")"
+    assert _scores(linear, "predict_churn(s)") == pytest.approx(_scores(linear, "wml_predict('churn', s)"), abs=1e-12)
+
+
+def _macro(con, name: str) -> str:
+    return con.execute("SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'wml' AND "
+                       "function_name = $1", [name]).fetchone()[0]
+
+
 def test_a_model_that_is_not_linear_scores_through_the_udf(linear):
     linear.execute("FROM ml_train('g', 't', label := 'y', algorithm := 'gbm')").fetchall()
     assert "wml_predict" in _plan(linear, "ml_predict('g', s)")
@@ -80,19 +106,25 @@ def test_deploy_rollback_and_drop_on_another_connection_are_seen_at_once(linear,
         other.close()
 
 
-def test_a_macro_the_store_did_not_write_is_never_used(linear, db_path):
-    expected = _scores(linear, "wml_predict('m', s)")
-    linear.execute("""CREATE OR REPLACE MACRO wml.predict_inline(model, "row") AS 42.0""")  # another program's
+@pytest.mark.parametrize("macro", ["predict_inline", "predict_inline_churn"])
+def test_a_macro_the_store_did_not_write_is_never_used(linear, db_path, macro):
+    linear.execute("FROM train_churn('t', label := 'y', algorithm := 'logistic')").fetchall()
+    calls = ("ml_predict('m', s)", "predict_churn(s)")
+    expected = [_scores(linear, "wml_predict('m', s)"), _scores(linear, "wml_predict('churn', s)")]
+    params = '"row"' if macro.endswith("churn") else 'model, "row"'
+    linear.execute(f"CREATE OR REPLACE MACRO wml.{macro}({params}) AS 42.0")  # another program's
     linear.close()
     reader = wml.connect(db_path, read_only=True)  # cannot repair it: scores through the UDF
     try:
-        assert _scores(reader, "ml_predict('m', s)") == pytest.approx(expected, abs=1e-12)
-        assert "wml_predict" in _plan(reader, "ml_predict('m', s)")
+        for call, want in zip(calls, expected):
+            assert _scores(reader, call) == pytest.approx(want, abs=1e-12)
+            assert "wml_predict" in _plan(reader, call)
     finally:
         reader.close()
-    writer = wml.connect(db_path)  # writable: install writes the store's own macro again
+    writer = wml.connect(db_path)  # writable: install writes the store's own macros again
     try:
-        assert _scores(writer, "ml_predict('m', s)") == pytest.approx(expected, abs=1e-12)
-        assert "wml_predict" not in _plan(writer, "ml_predict('m', s)")
+        for call, want in zip(calls, expected):
+            assert _scores(writer, call) == pytest.approx(want, abs=1e-12)
+            assert "wml_predict" not in _plan(writer, call)
     finally:
         writer.close()

@@ -9,8 +9,10 @@ Tables
 Views
   ``wml.predict_inline(model, row)`` a macro the store rewrites in the same transaction as every change of
                           an active version: the active linear models inlined as SQL (no Python per batch), the
-                          UDF for every other model. ``ml_predict`` and ``predict_<model>`` route through it, so
-                          plain DuckDB (dbt, any client) scores a linear model at DuckDB's own speed.
+                          UDF for every other model. ``ml_predict`` routes through it, so plain DuckDB (dbt, any
+                          client) scores a linear model at DuckDB's own speed.
+  ``wml.predict_inline_<model>(row)`` the same for one model alone (``DEDICATED_MODELS``), which its shortcut
+                          ``predict_<model>`` calls, so its cost does not grow with the models in the store.
 
 Artifacts are stored in formats whose loading executes no code from the table: ``skops`` (scikit-learn
 objects, loaded only when every type in them is on an allowlist) and ``npz`` (NumPy arrays, loaded with
@@ -96,7 +98,11 @@ SCHEMA_SQL = [
         scale DOUBLE)""",
 ]
 STORE_TABLES = ("model_versions", "deployments", "monitoring", "forecasts")
-INLINE_MACRO = "predict_inline"  # in schema wml
+INLINE_MACRO = "predict_inline"  # in schema wml: every active linear model, chosen by name
+#: models with a scoring macro of their own, ``wml.predict_inline_<model>(row)``, which their ``predict_<model>``
+#: shortcut calls: DuckDB binds every branch of ``wml.predict_inline`` on every query (about 0.6 ms a 3-feature
+#: linear model, 7-8 ms a 10-feature one), so a shortcut through it would pay for every model in the store
+DEDICATED_MODELS = ("churn", "conversion", "ctr")
 # Attempts of a store write that lost a race to a writer outside this process's lock (DuckDB's optimistic
 # transactions report a conflict at INSERT or COMMIT); each retry allocates its numbers afresh.
 WRITE_ATTEMPTS = 5
@@ -323,60 +329,77 @@ class ModelStore:
 
         self._write(write, f"the {action} of '{model}' version {version}")
 
-    # -- the inline scoring macro --------------------------------------------------------------------------
-    def _inline_body(self, cur) -> str:
-        """The scoring macro's body for the active versions as ``cur`` sees them (inside a write: its own)."""
+    # -- the inline scoring macros -------------------------------------------------------------------------
+    def _inline_macros(self, cur) -> dict[str, tuple[str, str]]:
+        """name -> (parameters, body) of each scoring macro for the active versions as ``cur`` sees them (inside a
+        write: its own): ``wml.predict_inline`` and one per ``DEDICATED_MODELS`` name."""
         from .tasks.compiled import inline_branch, inline_macro_body
 
         events = cur.execute("SELECT model, version, action FROM wml.deployments ORDER BY seq").fetchall()
         forms = {(m, v): None if _hashes_features(features) else f for m, v, f, features in cur.execute(
             "SELECT model, version, json_extract(meta, '$.linear_form'), features FROM wml.model_versions").fetchall()}
-        branches = []
+        active = {}
         for model in sorted({m for m, _ in forms}):
             stack = _replay([(v, a) for m, v, a in events if m == model], {v for m, v in forms if m == model})
-            form = forms.get((model, stack[-1])) if stack else None
-            if form is None:
-                continue
-            try:
-                branches.append(inline_branch(model, json.loads(form)))
-            except (TypeError, ValueError, KeyError, AttributeError):
-                continue  # a form this version cannot render: the model scores through the UDF
-        return inline_macro_body(branches)
+            if stack and forms.get((model, stack[-1])) is not None:
+                active[model] = forms[(model, stack[-1])]
+
+        def branches(models, model_ref: str = "model") -> list[str]:
+            out = []
+            for model in models:
+                try:
+                    out.append(inline_branch(model, json.loads(active[model]), model_ref))
+                except (TypeError, ValueError, KeyError, AttributeError):
+                    continue  # a form this version cannot render: the model scores through the UDF
+            return out
+
+        macros = {INLINE_MACRO: ('model, "row"', inline_macro_body(branches(active)))}
+        for model in DEDICATED_MODELS:
+            ref = "'" + model.replace("'", "''") + "'"
+            macros[f"{INLINE_MACRO}_{model}"] = ('"row"', inline_macro_body(branches([model] if model in active else [], ref), ref))
+        return macros
 
     def _refresh_inline(self, cur) -> None:
-        cur.execute(f'CREATE OR REPLACE MACRO wml.{INLINE_MACRO}(model, "row") AS {self._inline_body(cur)}')
+        for name, (params, body) in self._inline_macros(cur).items():
+            cur.execute(f"CREATE OR REPLACE MACRO wml.{name}({params}) AS {body}")
 
     def prepare_inline_scoring(self) -> bool:
-        """Make ``wml.predict_inline`` current when it is not (a store written by an earlier release) and the file
-        is writable; True when ``ml_predict`` may route through it."""
+        """Make the scoring macros current when they are not (a store written by an earlier release) and the file
+        is writable; True when ``ml_predict`` and the shortcuts may route through them."""
         if self.inline_scoring_ready():
             return True
         try:
-            self._write(self._refresh_inline, "the inline scoring macro")
+            self._write(self._refresh_inline, "the inline scoring macros")
         except duckdb.Error:
             return False  # read-only, or no store: score through the UDF
         return self.inline_scoring_ready()
 
     @staticmethod
     def _inline_macro(cur) -> str | None:
-        """The stored macro's definition as DuckDB renders it, or None when there is none."""
+        """The stored ``wml.predict_inline``'s definition as DuckDB renders it, or None when there is none."""
         row = cur.execute("SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'wml' AND "
                           "function_name = $1 AND database_name = current_database()", [INLINE_MACRO]).fetchone()
         return row[0] if row else None
 
     def inline_scoring_ready(self) -> bool:
-        """Whether ``wml.predict_inline`` is exactly what the store would write now, so routing ``ml_predict``
-        through it runs no SQL that came from the file (a read-only copy, or one another program wrote)."""
+        """Whether every scoring macro in the file is exactly what the store would write now, so routing
+        ``ml_predict`` and the shortcuts through them runs no SQL that came from the file (a read-only copy, or
+        one another program wrote): each is rendered as a TEMP macro and DuckDB's renderings are compared."""
         cur = self.con.cursor()
         try:
-            stored = self._inline_macro(cur)
-            if stored is None:
-                return False
-            cur.execute(f'CREATE OR REPLACE TEMP MACRO wml_predict_inline_check(model, "row") AS {self._inline_body(cur)}')
-            row = cur.execute("SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'main' AND "
-                              "database_name = 'temp' AND function_name = 'wml_predict_inline_check'").fetchone()
-            cur.execute("DROP MACRO IF EXISTS temp.wml_predict_inline_check")
-            return row is not None and row[0] == stored
+            stored = dict(cur.execute(
+                "SELECT function_name, macro_definition FROM duckdb_functions() WHERE schema_name = 'wml' AND "
+                "database_name = current_database() AND function_name LIKE $1", [INLINE_MACRO + "%"]).fetchall())
+            for name, (params, body) in self._inline_macros(cur).items():
+                if name not in stored:
+                    return False
+                cur.execute(f"CREATE OR REPLACE TEMP MACRO wml_predict_inline_check({params}) AS {body}")
+                row = cur.execute("SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'main' AND "
+                                  "database_name = 'temp' AND function_name = 'wml_predict_inline_check'").fetchone()
+                cur.execute("DROP MACRO IF EXISTS temp.wml_predict_inline_check")
+                if row is None or row[0] != stored[name]:
+                    return False
+            return True
         except duckdb.Error:
             return False
         finally:

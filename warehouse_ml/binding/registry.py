@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -238,16 +239,23 @@ def install_macros(con) -> None:
 
 
 # ml_predict and predict_<model> call this UDF; routed, they call the store's macro wml.predict_inline, which
-# inlines the active linear models as SQL and calls the same UDF for every other model.
+# inlines the active linear models as SQL and calls the same UDF for every other model (a shortcut for one of the
+# store's DEDICATED_MODELS calls that model's own macro, wml.predict_inline_<model>).
 PREDICT_CALL = "wml_predict("
+_SHORTCUT_CALL = re.compile(r"""wml_predict\('(\w+)', "row"\)""")
 
 
 def route_scoring_through_store(con) -> None:
-    """Re-create the TEMP macros that call ``wml_predict`` to call ``wml.predict_inline`` instead (the same
+    """Re-create the TEMP macros that call ``wml_predict`` to call the store's scoring macros instead (the same
     answers; for a linear model, no Python at all)."""
+    from ..store import DEDICATED_MODELS, INLINE_MACRO
+
+    def own_macro(call: re.Match) -> str:
+        return f'wml.{INLINE_MACRO}_{call[1]}("row")' if call[1] in DEDICATED_MODELS else call[0]
+
     for stmt in macro_statements():
         if PREDICT_CALL in stmt:
-            con.execute(stmt.replace(PREDICT_CALL, "wml.predict_inline("))
+            con.execute(_SHORTCUT_CALL.sub(own_macro, stmt).replace(PREDICT_CALL, f"wml.{INLINE_MACRO}("))
 
 
 _RUNTIMES: dict[int, Runtime] = {}

@@ -225,7 +225,7 @@ def _float32_le_bound(threshold: float) -> float:
     return mid if int(np.array(f).view(np.uint32)) % 2 == 0 else float(np.nextafter(mid, -np.inf))
 
 
-def inline_branch(model: str, form: dict) -> str:
+def inline_branch(model: str, form: dict, model_ref: str = "model") -> str:
     """One ``WHEN ... THEN ...`` of the store's scoring macro (``wml.predict_inline(model, row)``): the affine
     form over any row struct, taken only when the row has every feature the model uses.
 
@@ -234,16 +234,18 @@ def inline_branch(model: str, form: dict) -> str:
     the branches of other models when ``model`` is a constant. The field check reads ``typeof(row)``, a constant
     DuckDB folds while binding: a row missing a feature falls through to the UDF, which names the missing field,
     as it does without the macro. Every name and number is re-quoted here (``form`` is read back from the store,
-    so nothing in it is pasted as SQL)."""
+    so nothing in it is pasted as SQL). ``model_ref`` is what names the model in the macro: its parameter, or in a
+    model's own macro the name as a literal."""
     fields = [(str(t["name"]), "DOUBLE") for t in form["numeric"]] + [(str(t["name"]), "VARCHAR") for t in form["categorical"]]
     row = "TRY_CAST(\"row\" AS STRUCT(" + ", ".join(f"{_ident(n)} {typ}" for n, typ in fields) + "))"
     guard = " AND ".join(f"regexp_matches(typeof(\"row\"), {_str(_top_field_pattern(n))}, 'i')" for n, _ in fields)
-    return f"WHEN model = {_str(model)}{' AND ' + guard if guard else ''} THEN {linear_sql(form, row, tested_only=True)}"
+    return f"WHEN {model_ref} = {_str(model)}{' AND ' + guard if guard else ''} THEN {linear_sql(form, row, tested_only=True)}"
 
 
-def inline_macro_body(branches: list[str]) -> str:
+def inline_macro_body(branches: list[str], model_ref: str = "model") -> str:
     """The scoring macro's body: the inlined models' branches, and the UDF for every other model and row."""
-    return " ".join(["CASE", *branches, 'ELSE wml_predict(model, "row") END']) if branches else 'wml_predict(model, "row")'
+    udf = f'wml_predict({model_ref}, "row")'
+    return " ".join(["CASE", *branches, f"ELSE {udf} END"]) if branches else udf
 
 
 def _top_field_pattern(name: str) -> str:
