@@ -1,7 +1,8 @@
 """One numeric policy on every path: NaN, inf and -inf are missing values, like NULL (README: Numbers).
 
-Each test pins the same rows through the plain UDF, the front door (which inlines linear models as SQL) and the
-SQL exported by ml_export_sql, or through the task's SQL function, and checks the note that says what happened."""
+Each test pins the same rows through the plain UDF, the front door (which inlines linear models as SQL when a
+query reads a big enough table) and the SQL exported by ml_export_sql, or through the task's SQL function, and
+checks the note that says what happened."""
 from __future__ import annotations
 
 import math
@@ -33,8 +34,13 @@ def _three_paths(con, table: str) -> tuple[list, list, list]:
     plain = [r[0] for r in con.execute(f"SELECT wml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
     routed = [r[0] for r in con.execute(f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
     assert routed == pytest.approx(plain, abs=1e-12)
-    front = [r[0] for r in wml.sql(con, f"SELECT ml_predict('m', s) FROM {table} s ORDER BY row_id").fetchall()]
-    assert "ml_predict(" not in wml.frontdoor.rewrite(f"SELECT ml_predict('m', s) FROM {table} s", con)  # inlined
+    # the front door writes the model as SQL for a query over a big enough table: the rows again, many times
+    con.execute(f"""CREATE OR REPLACE TABLE {table}_big AS FROM {table} UNION ALL SELECT * EXCLUDE (range)
+                    REPLACE (row_id + 100 * (range + 1) AS row_id) FROM {table} CROSS JOIN range(4000)""")
+    door = f"SELECT ml_predict('m', s) FROM {table}_big s WHERE row_id < 100 ORDER BY row_id"
+    front = [r[0] for r in wml.sql(con, door).fetchall()]
+    assert "ml_predict(" not in wml.frontdoor.rewrite(door, con)  # inlined
+    assert "ml_predict(" in wml.frontdoor.rewrite(f"SELECT ml_predict('m', s) FROM {table} s", con)  # too few rows
     con.execute(con.execute("SELECT macro_sql FROM ml_export_sql('m')").fetchone()[0])
     exported = [r[0] for r in con.execute(f"SELECT predict_m_sql(s) FROM {table} s ORDER BY row_id").fetchall()]
     return plain, front, exported
@@ -62,10 +68,10 @@ def test_a_text_column_holding_numbers_scores_the_same_on_every_path(linear):
 
 def test_a_decision_tree_scores_nan_inf_null_and_text_alike_on_every_path(con):
     """A decision tree: the UDF, ml_export_sql's macro, and the front door, which writes the tree as SQL when the
-    query reads a table of at least TREE_SQL_MIN_ROWS rows and calls the UDF below that."""
-    from warehouse_ml.frontdoor import TREE_SQL_MIN_ROWS, rewrite
+    query reads a table of at least SQL_MIN_ROWS['tree'] rows and calls the UDF below that."""
+    from warehouse_ml.frontdoor import SQL_MIN_ROWS, rewrite
 
-    rows = TREE_SQL_MIN_ROWS + 20_000
+    rows = SQL_MIN_ROWS["tree"] + 20_000
     con.execute(f"""CREATE TABLE big AS SELECT range AS row_id, CASE WHEN range % 11 = 0 THEN NULL
                     ELSE (range % 7)::DOUBLE + random() END AS x, CASE WHEN range % 10 = 0 THEN 'nan'::DOUBLE
                     ELSE random() END AS z, CASE WHEN range % 3 = 0 THEN 'paid' ELSE 'email' END AS channel,

@@ -4,8 +4,9 @@ DuckDB binds ``f(*)`` as ``f()``, so ``SELECT predict_churn(*) FROM users`` woul
 ``predict_*(*)``, ``ml_predict(m, *)``, ``ml_predict_label(m, *)`` and ``ml_explain_row(m, *)`` is rewritten to
 pass the row as a struct (``predict_churn(users)``), the native spelling.
 
-When the active version of a model is linear or a small decision tree, ``predict_m(t)`` / ``ml_predict('m', t)``
-is also replaced by the model's exact SQL expression, so DuckDB scores it in parallel without calling Python. Statements
+When the active version of a model is linear or a small decision tree and the query reads a table big enough to
+win back the time DuckDB takes to bind it (``SQL_MIN_ROWS``), ``predict_m(t)`` / ``ml_predict('m', t)`` is also
+replaced by the model's exact SQL expression, so DuckDB scores it in parallel without calling Python. Statements
 that need neither run exactly as written.
 """
 from __future__ import annotations
@@ -23,8 +24,11 @@ from .binding import registry
 from .binding.inputs import drop_scratch_copies, make_inputs_readable, mentions_relation_macro
 from .errors import InvalidArgument
 
-#: the fewest rows a query must read for the front door to score a decision tree as SQL (``_reads_many_rows``)
-TREE_SQL_MIN_ROWS = 100_000
+#: the fewest rows a query must read for the front door to write a model as SQL (``_reads_many_rows``): DuckDB takes
+#: about 3.5 ms to bind a 10-feature linear model's expression and 20 ms a 511-node tree's, which the SQL wins back
+#: from about 20,000 rows (linear: 4.8 ms against the UDF's 4.4 ms; at 1,000 rows 4.0 against 1.4) and 100,000
+#: rows (a tree: 2M rows in 0.25 s against 0.6 s; 10 rows in 20 ms against 1 ms)
+SQL_MIN_ROWS = {"linear": 20_000, "tree": 100_000}
 _PREDICT = re.compile(r"(predict_\w+|ml_predict)\s*\(", re.IGNORECASE)
 _EXTENSIONS: list = []  # (matches(statement_text) -> bool, run(con, statement_text, params)) from integrations
 
@@ -117,8 +121,7 @@ def _model_compiler(con):
     apply."""
     from .binding.registry import runtime_for
     from .errors import WmlError
-    from .functions.supervised import model_sql_for
-    from .tasks.compiled import sql_tree
+    from .functions.supervised import model_sql_for, model_sql_kind
 
     runtime = runtime_for(con) if con is not None else None
     if runtime is None:
@@ -138,21 +141,22 @@ def _model_compiler(con):
             sm = runtime.store.load(model)
         except WmlError:
             return None  # unknown model: leave the call, whose UDF raises the usual clear error
+        kind = model_sql_kind(sm)
+        if kind is None or not _reads_many_rows(con, call, SQL_MIN_ROWS[kind]):
+            return None
         row_sql = row.sql(dialect="duckdb")
-        trees = sql_tree(sm.obj) and _reads_many_rows(con, call)
-        key = ("model_sql", row_sql, trees)
+        key = ("model_sql", row_sql)
         if key not in sm.derived:
-            sm.derived[key] = model_sql_for(sm, row_sql, trees=trees)
+            sm.derived[key] = model_sql_for(sm, row_sql)
         return sm.derived[key]
 
     return compile_call
 
 
-def _reads_many_rows(con, call: exp.Anonymous) -> bool:
-    """Whether the call's SELECT reads a single table of the catalog holding at least ``TREE_SQL_MIN_ROWS`` rows
-    (DuckDB's estimate), so that a decision tree's SQL saves more than DuckDB takes to bind it (about 20 ms for
-    511 nodes, where the UDF costs 0.2 us a row more: 2M rows in 0.25 s against 0.6 s, 10 rows in 20 ms against
-    1 ms). A join, a subquery, a CTE or a view: unknown, so the UDF."""
+def _reads_many_rows(con, call: exp.Anonymous, min_rows: int) -> bool:
+    """Whether the call's SELECT reads a single table of the catalog holding at least ``min_rows`` rows (DuckDB's
+    estimate), so that the model's SQL saves more than DuckDB takes to bind it (``SQL_MIN_ROWS``). A join, a
+    subquery, a CTE or a view: unknown, so the UDF."""
     select = call.find_ancestor(exp.Select)
     src = select and (select.args.get("from_") or select.args.get("from"))
     table = src and src.this
@@ -163,7 +167,7 @@ def _reads_many_rows(con, call: exp.Anonymous) -> bool:
     rows = con.execute("SELECT max(estimated_size) FROM duckdb_tables() WHERE lower(table_name) = lower($1) "
                        "AND ($2 IS NULL OR lower(schema_name) = lower($2)) AND ($3 IS NULL OR lower(database_name) = "
                        "lower($3))", [table.name, table.db or None, table.catalog or None]).fetchone()[0]
-    return rows is not None and rows >= TREE_SQL_MIN_ROWS
+    return rows is not None and rows >= min_rows
 
 
 def _inline(stmt: exp.Expression, compiler) -> dict[str, str]:

@@ -27,7 +27,7 @@ from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_na
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.batches import BatchEncoder
-from ..tasks.compiled import MAX_SQL_TREE_NODES, linear_form, linear_sql, tree_sql
+from ..tasks.compiled import MAX_SQL_TREE_NODES, linear_form, linear_sql, sql_tree, tree_sql
 from ..tasks.estimators import ALGORITHMS
 from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
 from ..tasks.roles import looks_like_id
@@ -367,19 +367,24 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
     return pa.array(np.asarray(scorer(X), dtype=np.float64))  # (naming the Arrow type costs more than this)
 
 
-def model_sql_for(sm: StoredModel, row: str, trees: bool = True) -> str | None:
-    """The active version as a plain SQL expression over ``row`` when it is a linear model or (``trees``) a
-    decision tree small enough to score faster in SQL (``tree_sql``), else None."""
-    if sm.task not in SUPERVISED_TASKS:
-        return None
-    if any("hash_salt" in f for f in sm.features):
+def model_sql_kind(sm: StoredModel) -> str | None:
+    """``'linear'`` or ``'tree'`` when ``model_sql_for`` writes the active version as SQL, else None."""
+    if sm.task not in SUPERVISED_TASKS or any("hash_salt" in f for f in sm.features):
         return None  # a personal feature's categories are digests: the UDF hashes the row's values first
     if "linear_form" not in sm.derived:
         sm.derived["linear_form"] = linear_form(sm.obj, sm.features)
-    form = sm.derived["linear_form"]
-    if form is None:
-        return tree_sql(sm.obj, sm.features, row) if trees else None
-    return linear_sql(form, row)
+    if sm.derived["linear_form"] is not None:
+        return "linear"
+    return "tree" if sql_tree(sm.obj) else None
+
+
+def model_sql_for(sm: StoredModel, row: str) -> str | None:
+    """The active version as a plain SQL expression over ``row`` when it is a linear model or a decision tree
+    small enough to score faster in SQL (``tree_sql``), else None."""
+    kind = model_sql_kind(sm)
+    if kind == "linear":
+        return linear_sql(sm.derived["linear_form"], row)
+    return tree_sql(sm.obj, sm.features, row) if kind == "tree" else None
 
 
 @sql_function("ml_export_sql", "A linear model or a decision tree as a plain SQL macro definition: scoring with "
