@@ -156,7 +156,7 @@ def _model_compiler(con):
 def _reads_many_rows(con, call: exp.Anonymous, min_rows: int) -> bool:
     """Whether the call's SELECT reads a single table of the catalog holding at least ``min_rows`` rows (DuckDB's
     estimate), so that the model's SQL saves more than DuckDB takes to bind it (``SQL_MIN_ROWS``). A join, a
-    subquery, a CTE or a view: unknown, so the UDF."""
+    subquery, a CTE, a view or a TEMP table (which the second cursor asked does not see): unknown, so the UDF."""
     select = call.find_ancestor(exp.Select)
     src = select and (select.args.get("from_") or select.args.get("from"))
     table = src and src.this
@@ -164,9 +164,13 @@ def _reads_many_rows(con, call: exp.Anonymous, min_rows: int) -> bool:
         return False
     if any(cte.alias.lower() == table.name.lower() for cte in call.root().find_all(exp.CTE)):
         return False
-    rows = con.execute("SELECT max(estimated_size) FROM duckdb_tables() WHERE lower(table_name) = lower($1) "
-                       "AND ($2 IS NULL OR lower(schema_name) = lower($2)) AND ($3 IS NULL OR lower(database_name) = "
-                       "lower($3))", [table.name, table.db or None, table.catalog or None]).fetchone()[0]
+    cur = con.cursor()  # the caller's connection may hold a result still being read (the shell's previous statement)
+    try:
+        rows = cur.execute("SELECT max(estimated_size) FROM duckdb_tables() WHERE lower(table_name) = lower($1) "
+                           "AND ($2 IS NULL OR lower(schema_name) = lower($2)) AND ($3 IS NULL OR lower(database_name) "
+                           "= lower($3))", [table.name, table.db or None, table.catalog or None]).fetchone()[0]
+    finally:
+        cur.close()
     return rows is not None and rows >= min_rows
 
 
