@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 import uuid
 import warnings
 
@@ -29,6 +30,10 @@ from .errors import InvalidArgument
 #: from about 20,000 rows (linear: 4.8 ms against the UDF's 4.4 ms; at 1,000 rows 4.0 against 1.4) and 100,000
 #: rows (a tree: 2M rows in 0.25 s against 0.6 s; 10 rows in 20 ms against 1 ms)
 SQL_MIN_ROWS = {"linear": 20_000, "tree": 100_000}
+#: a table's estimated size is asked again after this many seconds (asking costs about 1 ms, a twentieth of scoring
+#: 1M rows; a stale answer only picks the slower of two paths to the same scores)
+SIZE_TTL_S = 10.0
+_SIZES: dict[tuple, tuple[float, int | None]] = {}  # (database key, catalog, schema, table) -> (asked at, rows)
 _PREDICT = re.compile(r"(predict_\w+|ml_predict)\s*\(", re.IGNORECASE)
 _EXTENSIONS: list = []  # (matches(statement_text) -> bool, run(con, statement_text, params)) from integrations
 
@@ -142,7 +147,7 @@ def _model_compiler(con):
         except WmlError:
             return None  # unknown model: leave the call, whose UDF raises the usual clear error
         kind = model_sql_kind(sm)
-        if kind is None or _too_few_rows(con, call, SQL_MIN_ROWS[kind]):
+        if kind is None or _too_few_rows(con, runtime.store.db_key, call, SQL_MIN_ROWS[kind]):
             return None
         row_sql = row.sql(dialect="duckdb")
         key = ("model_sql", row_sql)
@@ -153,7 +158,7 @@ def _model_compiler(con):
     return compile_call
 
 
-def _too_few_rows(con, call: exp.Anonymous, min_rows: int) -> bool:
+def _too_few_rows(con, db_key: str, call: exp.Anonymous, min_rows: int) -> bool:
     """Whether the call's SELECT reads a single table of the catalog that DuckDB estimates below ``min_rows`` rows,
     where the UDF answers sooner than DuckDB binds the model's SQL (``SQL_MIN_ROWS``). Anything whose size is not
     known so (a join, a subquery, a CTE, a view, a TEMP table, which the second cursor asked does not see) gets the
@@ -165,13 +170,17 @@ def _too_few_rows(con, call: exp.Anonymous, min_rows: int) -> bool:
         return False
     if any(cte.alias.lower() == table.name.lower() for cte in call.root().find_all(exp.CTE)):
         return False
-    cur = con.cursor()  # the caller's connection may hold a result still being read (the shell's previous statement)
-    try:
-        rows = cur.execute("SELECT max(estimated_size) FROM duckdb_tables() WHERE lower(table_name) = lower($1) "
-                           "AND ($2 IS NULL OR lower(schema_name) = lower($2)) AND ($3 IS NULL OR lower(database_name) "
-                           "= lower($3))", [table.name, table.db or None, table.catalog or None]).fetchone()[0]
-    finally:
-        cur.close()
+    key = (db_key, (table.catalog or "").lower(), (table.db or "").lower(), table.name.lower())
+    asked, rows = _SIZES.get(key, (-SIZE_TTL_S, None))
+    if time.monotonic() - asked >= SIZE_TTL_S:
+        cur = con.cursor()  # the caller's connection may hold a result still being read (the shell's last statement)
+        try:
+            rows = cur.execute("SELECT max(estimated_size) FROM duckdb_tables() WHERE lower(table_name) = $1 AND "
+                               "($2 = '' OR lower(schema_name) = $2) AND ($3 = '' OR lower(database_name) = $3)",
+                               [key[3], key[2], key[1]]).fetchone()[0]
+        finally:
+            cur.close()
+        _SIZES[key] = (time.monotonic(), rows)
     return rows is not None and rows < min_rows
 
 
