@@ -6,7 +6,7 @@ pass the row as a struct (``predict_churn(users)``), the native spelling.
 
 When the active version of a model is linear or a small decision tree, ``predict_m(t)`` / ``ml_predict('m', t)``
 is also replaced by the model's exact SQL expression, so DuckDB scores it in parallel without calling Python,
-unless the query reads a table too small to win back the time DuckDB takes to bind it (``SQL_MIN_ROWS``). Statements
+when the query reads enough rows to win back the time DuckDB takes to bind it (``SQL_MIN_ROWS``, ``_table_rows``). Statements
 that need neither run exactly as written.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .binding import registry
 from .binding.inputs import drop_scratch_copies, make_inputs_readable, mentions_relation_macro
 from .errors import InvalidArgument
 
-#: the fewest rows a table must hold for the front door to write a model as SQL (``_too_few_rows``): DuckDB takes
+#: the fewest rows a table must hold for the front door to write a model as SQL (``_table_rows``): DuckDB takes
 #: about 3.5 ms to bind a 10-feature linear model's expression and 20 ms a 511-node tree's, which the SQL wins back
 #: from about 20,000 rows (linear: 4.8 ms against the UDF's 4.4 ms; at 1,000 rows 4.0 against 1.4) and 100,000
 #: rows (a tree: 2M rows in 0.25 s against 0.6 s; 10 rows in 20 ms against 1 ms)
@@ -147,8 +147,11 @@ def _model_compiler(con):
         except WmlError:
             return None  # unknown model: leave the call, whose UDF raises the usual clear error
         kind = model_sql_kind(sm)
-        if kind is None or _too_few_rows(con, runtime.store.db_key, call, SQL_MIN_ROWS[kind]):
+        if kind is None:
             return None
+        rows = _table_rows(con, runtime.store.db_key, call)
+        if (kind == "tree" and rows is None) or (rows is not None and rows < SQL_MIN_ROWS[kind]):
+            return None  # too few rows to win back the bind; a tree (20 ms to bind) needs its size known
         row_sql = row.sql(dialect="duckdb")
         key = ("model_sql", row_sql)
         if key not in sm.derived:
@@ -158,18 +161,19 @@ def _model_compiler(con):
     return compile_call
 
 
-def _too_few_rows(con, db_key: str, call: exp.Anonymous, min_rows: int) -> bool:
-    """Whether the call's SELECT reads a single table of the catalog that DuckDB estimates below ``min_rows`` rows,
-    where the UDF answers sooner than DuckDB binds the model's SQL (``SQL_MIN_ROWS``). Anything whose size is not
-    known so (a join, a subquery, a CTE, a view, a TEMP table, which the second cursor asked does not see) gets the
-    SQL: on a few rows it costs a few milliseconds more, on millions it is several times faster."""
+def _table_rows(con, db_key: str, call: exp.Anonymous) -> int | None:
+    """DuckDB's estimate of the rows in the one table of the catalog the call's SELECT reads, or None when that is
+    not known so: a join, a subquery, a CTE, a view, a TEMP table (which the second cursor asked does not see).
+    The front door writes a linear model as SQL unless the table is known to be small (on a few rows the SQL costs
+    a few milliseconds more, on millions it is several times faster), and a decision tree only when the table is
+    known to be big (its SQL takes 20 ms to bind)."""
     select = call.find_ancestor(exp.Select)
     src = select and (select.args.get("from_") or select.args.get("from"))
     table = src and src.this
     if not isinstance(table, exp.Table) or select.args.get("joins") or not table.name:
-        return False
+        return None
     if any(cte.alias.lower() == table.name.lower() for cte in call.root().find_all(exp.CTE)):
-        return False
+        return None
     key = (db_key, (table.catalog or "").lower(), (table.db or "").lower(), table.name.lower())
     asked, rows = _SIZES.get(key, (-SIZE_TTL_S, None))
     if time.monotonic() - asked >= SIZE_TTL_S:
@@ -181,7 +185,7 @@ def _too_few_rows(con, db_key: str, call: exp.Anonymous, min_rows: int) -> bool:
         finally:
             cur.close()
         _SIZES[key] = (time.monotonic(), rows)
-    return rows is not None and rows < min_rows
+    return rows
 
 
 def _inline(stmt: exp.Expression, compiler) -> dict[str, str]:
