@@ -333,30 +333,29 @@ class ModelStore:
     def _inline_macros(self, cur) -> dict[str, tuple[str, str]]:
         """name -> (parameters, body) of each scoring macro for the active versions as ``cur`` sees them (inside a
         write: its own): ``wml.predict_inline`` and one per ``DEDICATED_MODELS`` name."""
-        from .tasks.compiled import inline_branch, inline_macro_body
+        from .tasks.compiled import inline_branch, inline_macro_body, model_macro_body
 
         events = cur.execute("SELECT model, version, action FROM wml.deployments ORDER BY seq").fetchall()
-        forms = {(m, v): None if _hashes_features(features) else f for m, v, f, features in cur.execute(
+        versions = {(m, v): (f, features) for m, v, f, features in cur.execute(
             "SELECT model, version, json_extract(meta, '$.linear_form'), features FROM wml.model_versions").fetchall()}
-        active = {}
-        for model in sorted({m for m, _ in forms}):
-            stack = _replay([(v, a) for m, v, a in events if m == model], {v for m, v in forms if m == model})
-            if stack and forms.get((model, stack[-1])) is not None:
-                active[model] = forms[(model, stack[-1])]
+        forms = {}  # model -> its active version's linear form, for the models the macros inline
+        for model in sorted({m for m, _ in versions}):
+            stack = _replay([(v, a) for m, v, a in events if m == model], {v for m, v in versions if m == model})
+            form, features = versions[(model, stack[-1])] if stack else (None, None)
+            if form is not None and not _hashes_features(features):
+                forms[model] = form
 
-        def branches(models, model_ref: str = "model") -> list[str]:
-            out = []
-            for model in models:
-                try:
-                    out.append(inline_branch(model, json.loads(active[model]), model_ref))
-                except (TypeError, ValueError, KeyError, AttributeError):
-                    continue  # a form this version cannot render: the model scores through the UDF
-            return out
+        def rendered(render, model: str) -> str | None:
+            try:
+                return render(model, json.loads(forms[model]))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                return None  # a form this version cannot render: the model scores through the UDF
 
-        macros = {INLINE_MACRO: ('model, "row"', inline_macro_body(branches(active)))}
+        branches = [b for b in (rendered(inline_branch, m) for m in forms) if b is not None]
+        macros = {INLINE_MACRO: ('model, "row"', inline_macro_body(branches))}
         for model in DEDICATED_MODELS:
-            ref = "'" + model.replace("'", "''") + "'"
-            macros[f"{INLINE_MACRO}_{model}"] = ('"row"', inline_macro_body(branches([model] if model in active else [], ref), ref))
+            body = rendered(model_macro_body, model) if model in forms else None
+            macros[f"{INLINE_MACRO}_{model}"] = ('"row"', body or model_macro_body(model, None))
         return macros
 
     def _refresh_inline(self, cur) -> None:
@@ -552,12 +551,14 @@ class ModelStore:
 
 
 def _hashes_features(features: str | None) -> bool:
-    """Whether a version's features (JSON) include a personal text column kept as salted digests: its inlined
-    SQL would compare them with raw values, so it scores through the UDF (which hashes first)."""
+    """``compiled.hashes_categories`` of a version's features as stored (JSON); unreadable ones too, so that the
+    model scores through the UDF, whose loader says what is wrong."""
+    from .tasks.compiled import hashes_categories
+
     try:
-        return any(isinstance(f, dict) and "hash_salt" in f for f in json.loads(features or "[]"))
+        return hashes_categories(json.loads(features or "[]"))
     except (TypeError, ValueError):
-        return True  # unreadable: the UDF path, whose loader says what is wrong
+        return True
 
 
 def _replay(events, existing: set[int]) -> list[int]:

@@ -27,7 +27,7 @@ from ..store import StoredModel, dumps_estimator, dumps_keras, validate_model_na
 from ..tasks import drift
 from ..tasks import supervised as sv
 from ..tasks.batches import BatchEncoder
-from ..tasks.compiled import MAX_SQL_TREE_NODES, linear_form, linear_sql, sql_tree, tree_sql
+from ..tasks.compiled import MAX_SQL_TREE_NODES, hashes_categories, linear_form, linear_sql, sql_tree, tree_sql
 from ..tasks.estimators import ALGORITHMS
 from ..tasks.features import Featurizer, nonfinite_as_null, split_groups
 from ..tasks.roles import looks_like_id
@@ -369,8 +369,8 @@ def predict_values(ctx, model: str, rows: pa.StructArray, output: str) -> pa.Arr
 
 def model_sql_kind(sm: StoredModel) -> str | None:
     """``'linear'`` or ``'tree'`` when ``model_sql_for`` writes the active version as SQL, else None."""
-    if sm.task not in SUPERVISED_TASKS or any("hash_salt" in f for f in sm.features):
-        return None  # a personal feature's categories are digests: the UDF hashes the row's values first
+    if sm.task not in SUPERVISED_TASKS or hashes_categories(sm.features):
+        return None
     if "linear_form" not in sm.derived:
         sm.derived["linear_form"] = linear_form(sm.obj, sm.features)
     if sm.derived["linear_form"] is not None:
@@ -393,7 +393,7 @@ def ml_export_sql(ctx, model):
     validate_model_name(model)
     sm = ctx.store.load(model)
     expr = model_sql_for(sm, "row")
-    if expr is None and any("hash_salt" in f for f in sm.features):
+    if expr is None and hashes_categories(sm.features):
         raise InvalidArgument("model", f"model '{model}' keeps personal text features as salted digests "
                               "(personal := 'hash'), which plain SQL cannot compute as Python does",
                               f"Score with ml_predict('{model}', t), or retrain with personal := 'exclude'")

@@ -66,7 +66,7 @@ def linear_form(est, features: list[dict]) -> dict | None:
                 cats = features[j]["categories"]
                 categorical.append({"name": features[j]["name"], "index": int(j),
                                     "weights": {cats[int(c)]: v for c, v in weights.items() if c >= 0},
-                                    "missing_weight": weights.get(-1.0, 0.0), "hashed": "hash_salt" in features[j]})
+                                    "missing_weight": weights.get(-1.0, 0.0)})
                 pos += len(codes)
         elif name != "remainder":
             return None
@@ -141,9 +141,6 @@ def linear_sql(form: dict, row: str, tested_only: bool = False) -> str:
     ``tested_only`` gives the second sum alone, for every row: the same bits in less text, which is what the
     store's macro needs: DuckDB binds every model's branch of it on every query (a 10-feature model's branch took
     12-13 ms to bind in the full form and 7-8 ms in this one, while its scan of 2M rows was at most 17% slower)."""
-    if any(t.get("hashed") for t in form["categorical"]):
-        raise ValueError("a personal text feature's categories are salted digests (personal := 'hash'), which SQL "
-                         "would compare with the raw values")
     sign = -1.0 if form["link"] == "logistic" else 1.0
     offset = form["intercept"]
     plain, tested = [], []
@@ -172,14 +169,15 @@ def linear_sql(form: dict, row: str, tested_only: bool = False) -> str:
 
 def tree_sql(est, features: list[dict], row: str) -> str | None:
     """A single fitted decision tree as nested ``CASE`` over the struct ``row``, scoring what ``trees.tree_scorer``
-    scores, to the bit; None for any other model, a tree over ``MAX_SQL_TREE_NODES`` nodes or a hashed feature.
+    scores, to the bit; None for any other model or a tree over ``MAX_SQL_TREE_NODES`` nodes. (Like ``linear_sql``
+    it compares a category's raw text: a model over hashed categories is not written as SQL, ``hashes_categories``.)
 
     Each split decides as scikit-learn's does: a number compared as float32 with the float32 threshold (written
     as the equivalent bound on the DOUBLE, so no cast can overflow), a category's code against the threshold
     (written as a list of the categories that go one way); a missing value (NULL, NaN, +-inf, unparsable text, an
     unseen or rare category) follows the node's ``missing_go_to_left``. Numbers beyond float32's range go where
     float32's infinities go. One ``BETWEEN`` or ``IN`` per node sends every missing value the right way."""
-    if not sql_tree(est) or any("hash_salt" in f for f in features):
+    if not sql_tree(est):
         return None
     tree, leaf = est.tree_, leaf_scores(est)
 
@@ -200,6 +198,12 @@ def tree_sql(est, features: list[dict], row: str) -> str | None:
         return f"CASE WHEN {test} THEN {node(taken)} ELSE {node(other)} END" if test else node(other)
 
     return f"({node(0)})"
+
+
+def hashes_categories(features: list[dict]) -> bool:
+    """Whether a model keeps a personal text feature as salted digests (``personal := 'hash'``): its SQL would
+    compare them with the row's raw values, so it scores through the UDF, which hashes them first."""
+    return any(isinstance(f, dict) and "hash_salt" in f for f in features)
 
 
 def sql_tree(est) -> bool:
@@ -246,6 +250,13 @@ def inline_macro_body(branches: list[str], model_ref: str = "model") -> str:
     """The scoring macro's body: the inlined models' branches, and the UDF for every other model and row."""
     udf = f'wml_predict({model_ref}, "row")'
     return " ".join(["CASE", *branches, f"ELSE {udf} END"]) if branches else udf
+
+
+def model_macro_body(model: str, form: dict | None) -> str:
+    """The body of a model's own scoring macro (``wml.predict_inline_<model>(row)``): its branch alone when it has
+    a linear ``form``, with the model named by a literal, and the UDF otherwise."""
+    ref = _str(model)
+    return inline_macro_body([inline_branch(model, form, ref)] if form is not None else [], ref)
 
 
 def _top_field_pattern(name: str) -> str:
