@@ -314,6 +314,46 @@ def test_binary_metrics_are_scikit_learns():
         assert {k: got[k] for k in want} == {k: float(v) for k, v in want.items()}
 
 
+def test_baseline_row_is_numpys_median_and_most_frequent_code():
+    """The explanation baseline: each number column's np.median of its present values, to the bit (odd and even
+    counts, ties, huge and tiny magnitudes), each category's first most frequent code, NaN for an empty column."""
+    from warehouse_ml.tasks import supervised as sv
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(1, 400))
+        X = rng.standard_normal((n, 4)) * 10.0 ** rng.integers(-300, 300, size=4)
+        X[:, 1] = rng.integers(-3, 4, n) * 10.0 ** rng.integers(-300, 300)  # many ties
+        X[:, 2] = rng.integers(0, 5, n)
+        X[rng.random((n, 4)) < rng.random() * 0.5] = np.nan
+        if trial % 7 == 0:
+            X[:, 3] = np.nan
+        got = sv.baseline_row(np.asarray(X, order="C"), np.array([False, False, True, False]))
+        for j in (0, 1, 3):
+            present = X[~np.isnan(X[:, j]), j]
+            assert (np.isnan(got[j]) if not len(present) else got[j] == np.median(present)), (trial, j)
+        codes = X[~np.isnan(X[:, 2]), 2].astype(int)
+        assert np.isnan(got[2]) if not len(codes) else got[2] == np.bincount(codes).argmax()
+
+
+def test_row_groups_of_a_key_column_with_and_without_hashing():
+    """A key column's codes are pd.factorize's (first appearance order), whether it strictly increases (read
+    without hashing) or not, NULLs -1; a unique increasing key leaves every row its own group."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from warehouse_ml.tasks.features import _codes, split_groups
+
+    for values in ([3, 5, 9, 10], [3, 5, 5, 10], [10, 3, 5, 9], [7], [], [1, None, 4]):
+        want = pd.factorize(pd.array(values, dtype="Int64"), use_na_sentinel=True)[0]
+        assert _codes(pa.chunked_array([pa.array(values, pa.int64())])).tolist() == list(want), values
+    table = pa.table({"user_id": np.arange(5, 15), "x": np.ones(10)})
+    assert split_groups(table) == (None, [])  # ten identical x: still distinct rows, by their key
+    shared = pa.table({"user_id": [1, 2, 2, 3, 4, 5], "x": np.arange(6.0)})
+    groups, notes = split_groups(shared)
+    assert groups.tolist() == [0, 1, 1, 2, 3, 4] and "user_id" in notes[0]
+
+
 def test_front_door_star_spelling(con, churn_table):
     con.execute("FROM train_churn('uf', algorithm := 'logistic')").fetchall()
     via_star = wml.sql(con, "SELECT user_id, predict_churn(*) AS p FROM uf ORDER BY user_id").fetchall()

@@ -444,7 +444,7 @@ def binary_score_metrics(positive: np.ndarray, proba: np.ndarray) -> dict[str, f
     n_positive = np.count_nonzero(positive)
     if 0 < n_positive < len(t):
         # confusion_matrix_at_thresholds: counts at each distinct score, highest first
-        order = np.argsort(-p, kind="stable")
+        order = np.argsort(-p)  # the counts at each distinct score do not depend on the order within ties
         ranked = p[order]
         last = np.concatenate([np.flatnonzero(np.diff(ranked)), [len(p) - 1]])
         tps = np.cumsum(t[order], dtype=np.float64)[last]
@@ -527,16 +527,27 @@ def baseline_row(X_tr: np.ndarray, categorical: np.ndarray) -> list[float]:
     """The row ``row_contributions`` compares against: each numeric feature's median and each categorical
     feature's most frequent code, over the training rows (NaN for a column without values)."""
     baseline = []
+    buffer = np.empty(X_tr.shape[0])  # one buffer for every column: memory touched once, not once per column
     for j in range(X_tr.shape[1]):
-        col = np.ascontiguousarray(X_tr[:, j])
-        col = col[~np.isnan(col)]
+        np.copyto(buffer, X_tr[:, j])
+        missing = np.isnan(buffer)
+        col = buffer[~missing] if missing.any() else buffer
         if not len(col):
             baseline.append(float("nan"))
         elif categorical[j]:  # codes 0, 1, ...: the first most frequent, as np.unique's counts would pick it
             baseline.append(float(np.bincount(col.astype(np.intp)).argmax()))
         else:
-            baseline.append(float(np.median(col)))
+            baseline.append(middle_value(col))
     return baseline
+
+
+def middle_value(values: np.ndarray) -> float:
+    """``np.median`` of finite values (the same float), reordering ``values`` in place: one partition at the
+    middle, where np.median's three kth took 23 ms of 1.6M values against 4."""
+    half = len(values) // 2
+    values.partition(half)
+    upper = values[half]
+    return float(upper) if len(values) % 2 else float(np.mean(np.array([values[:half].max(), upper])))
 
 
 def importance_sample(est, X_te: np.ndarray, y_te: np.ndarray, task: str, max_rows: int = 1000,
