@@ -24,7 +24,9 @@ against two references on the same rows held as a NumPy matrix, both cores, meas
 * the stored pipeline's ``predict_proba`` on the featurised matrix (our preprocessing included).
 
 Also timed, as the ceiling of any Python UDF over a whole row: ``SELECT avg(empty_udf(t)) FROM t t``, an Arrow
-UDF that returns zeros without reading its input (what DuckDB spends handing the row struct to Python).
+UDF that returns zeros without reading its input (what DuckDB spends handing the row struct to Python); and as the
+ceiling of any Python UDF at all, the same over one DOUBLE column (``empty_udf_number``: DuckDB's cost per call of
+2,048 rows, whatever the function does).
 
 Every path's mean score must equal the bare estimator's (1e-9; the float32 MLP 1e-5), or the run fails.
 Training cost is measured by ``train_overhead.py``.
@@ -109,9 +111,12 @@ def bare_reference(est, X: np.ndarray):
 
 
 def register_empty_udf(con) -> None:
-    """``empty_udf(row)``: zeros for a batch of ``t``'s rows, reading nothing (the hand-off's own cost)."""
+    """``empty_udf(row)``: zeros for a batch of ``t``'s rows, reading nothing (the hand-off's own cost), and
+    ``empty_udf_number(x)``: the same for one DOUBLE column."""
     row_type = con.execute("SELECT typeof(t) FROM t t LIMIT 1").fetchall()[0][0]
     con.create_function("empty_udf", lambda rows: pa.array(np.zeros(len(rows))), [duckdb.sqltype(row_type)],
+                        duckdb.sqltype("DOUBLE"), type="arrow", null_handling="special")
+    con.create_function("empty_udf_number", lambda x: pa.array(np.zeros(len(x))), [duckdb.sqltype("DOUBLE")],
                         duckdb.sqltype("DOUBLE"), type="arrow", null_handling="special")
 
 
@@ -129,6 +134,7 @@ def main() -> None:
     register_empty_udf(con)
     table = con.sql("FROM t").to_arrow_table()
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    number = next(f'"{f.name}"' for f in table.schema if pa.types.is_float64(f.type))  # the first DOUBLE feature
     results = []
     for algorithm in args.algorithms.split(","):
         m = f"bench_{algorithm}"
@@ -143,6 +149,7 @@ def main() -> None:
             "door": lambda: wml.sql(con, f"SELECT avg(ml_predict('{m}', *)) FROM t").fetchone()[0],
             "udf": lambda: con.execute(f"SELECT avg(wml_predict('{m}', t)) FROM t t").fetchone()[0],
             "empty": lambda: con.execute("SELECT avg(empty_udf(t)) FROM t t").fetchone()[0],
+            "empty number": lambda: con.execute(f"SELECT avg(empty_udf_number({number})) FROM t").fetchone()[0],
         }, args.repeat)
         ref = timed["bare"][1]
         tolerance = 1e-5 if algorithm == "mlp" else 1e-9
@@ -156,11 +163,13 @@ def main() -> None:
     print(f"\nrows={args.rows:,}  table={args.table}  threads={threads}  median of {args.repeat} interleaved rounds  "
           f"load average {os.getloadavg()[0]:.1f}  (ratios: against the bare estimator)")
     print(f"{'model':<14} {'bare rows/s':>12} {'pipeline rows/s':>15} {'plain SQL rows/s':>17} {'ratio':>6}"
-          f" {'front door rows/s':>18} {'ratio':>6} {'UDF rows/s':>12} {'ratio':>6} {'empty UDF rows/s':>17} {'ratio':>6}")
+          f" {'front door rows/s':>18} {'ratio':>6} {'UDF rows/s':>12} {'ratio':>6} {'empty UDF rows/s':>17} {'ratio':>6}"
+          f" {'empty UDF of a number':>21} {'ratio':>6}")
     for algorithm, r in results:
         print(f"{algorithm:<14} {r['bare']:>12,.0f} {r['pipeline']:>15,.0f} {r['sql']:>17,.0f} {r['sql'] / r['bare']:>6.2f}"
               f" {r['door']:>18,.0f} {r['door'] / r['bare']:>6.2f} {r['udf']:>12,.0f} {r['udf'] / r['bare']:>6.2f}"
-              f" {r['empty']:>17,.0f} {r['empty'] / r['bare']:>6.2f}")
+              f" {r['empty']:>17,.0f} {r['empty'] / r['bare']:>6.2f}"
+              f" {r['empty number']:>21,.0f} {r['empty number'] / r['bare']:>6.2f}")
 
 
 if __name__ == "__main__":
